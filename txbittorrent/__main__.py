@@ -1,0 +1,5 @@
+import sys
+
+from txbittorrent.cli import main
+
+sys.exit(main())
