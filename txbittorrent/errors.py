@@ -83,3 +83,8 @@ class RemoteProtocolError(TxBitTorrentError):
 
 class BitfieldError(TxBitTorrentError, ValueError):
     """A bitfield of the wrong length, or with spare bits set (BEP 3)."""
+
+
+class MissingDataError(StorageError):
+    """Bytes asked for that are not on disk (the file is missing or too short).
+    Not a failure of the disk: the hash checker counts such a piece as absent."""
