@@ -54,6 +54,20 @@ class Limits:
     max_int_digits: int = 64
     """Longest integer literal, in digits (64 covers any 64-bit value amply)."""
 
+    def __post_init__(self) -> None:
+        # The decoder recurses twice per level, and int() refuses more than
+        # 4300 digits by default: keep both well inside what Python allows.
+        if not 1 <= self.max_depth <= MAX_DEPTH_CAP:
+            raise ValueError(f"max_depth must be between 1 and {MAX_DEPTH_CAP}")
+        if not 1 <= self.max_int_digits <= MAX_INT_DIGITS_CAP:
+            raise ValueError(f"max_int_digits must be between 1 and {MAX_INT_DIGITS_CAP}")
+        if self.max_items < 1:
+            raise ValueError("max_items must be positive")
+
+
+MAX_DEPTH_CAP = 256
+MAX_INT_DIGITS_CAP = 4000
+
 
 DEFAULT_LIMITS = Limits()
 
@@ -106,9 +120,11 @@ class _Decoder:
         body = data[pos + 1 : e]
         digits = body[1:] if body[:1] == b"-" else body
         if not digits or not _DIGITS.issuperset(digits):
-            raise self.fail(f"invalid integer {body!r}", pos)
+            raise self.fail(f"invalid integer {body[:40]!r}", pos)
+        if len(digits) > self.limits.max_int_digits:
+            raise self.fail("integer too long", pos)
         if digits[0] == 0x30 and (len(digits) > 1 or body[:1] == b"-"):
-            raise self.fail(f"non-canonical integer {body!r}", pos)
+            raise self.fail(f"non-canonical integer {body[:40]!r}", pos)
         return int(body), e + 1
 
     def string(self, pos: int) -> tuple[bytes, int]:
@@ -160,11 +176,12 @@ class _Decoder:
             if not 0x30 <= c <= 0x39:
                 raise self.fail("dictionary key is not a string", p)
             self.count(p)
+            key_at = p
             key, p = self.string(p)
             if key in out:
-                raise self.fail(f"duplicate dictionary key {key[:40]!r}", p)
+                raise self.fail(f"duplicate dictionary key {key[:40]!r}", key_at)
             if self.require_sorted and previous is not None and key < previous:
-                raise self.fail(f"dictionary key {key[:40]!r} out of order", p)
+                raise self.fail(f"dictionary key {key[:40]!r} out of order", key_at)
             previous = key
             start = p
             out[key], p = self.value(p, depth + 1)
@@ -230,10 +247,32 @@ def decode_spans(
     return value, spans
 
 
+MAX_ENCODE_DEPTH = 1000
+
+
+def _check_encodable(value: Any) -> None:
+    """Refuse what bencoding cannot say (booleans anywhere, floats, None) and
+    nesting deep enough to hurt the native encoder."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, bool):
+            raise BencodeError("booleans have no bencoding")
+        if isinstance(item, (int, bytes, bytearray, memoryview, str)):
+            continue
+        if depth >= MAX_ENCODE_DEPTH:
+            raise BencodeError(f"nested deeper than {MAX_ENCODE_DEPTH}")
+        if isinstance(item, (list, tuple)):
+            stack.extend((v, depth + 1) for v in item)
+        elif isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        else:
+            raise BencodeError(f"cannot encode {type(item).__name__}")
+
+
 def encode(value: Any) -> bytes:
     """Encode ints, bytes (and str as UTF-8), lists/tuples and dicts canonically."""
-    if isinstance(value, bool):
-        raise BencodeError("booleans have no bencoding")
+    _check_encodable(value)
     try:
         return bytes(bencode2.bencode(value))
     except (TypeError, ValueError) as e:

@@ -53,6 +53,8 @@ class Layout:
         self.total_length = offset
         self.piece_count = (offset + piece_length - 1) // piece_length
         self.pad = tuple(pad) if pad is not None else (False,) * len(self._lengths)
+        if len(self.pad) != len(self._lengths):
+            raise ValueError("one pad flag per file is needed")
 
     @classmethod
     def from_metainfo(cls, metainfo: Metainfo) -> Layout:
@@ -66,10 +68,16 @@ class Layout:
     def file_count(self) -> int:
         return len(self._lengths)
 
+    def _check_file(self, file_index: int) -> None:
+        if not 0 <= file_index < len(self._lengths):
+            raise IndexError(f"file index {file_index} out of range")
+
     def file_length(self, file_index: int) -> int:
+        self._check_file(file_index)
         return self._lengths[file_index]
 
     def file_offset(self, file_index: int) -> int:
+        self._check_file(file_index)
         return self._starts[file_index]
 
     def piece_size(self, index: int) -> int:
@@ -104,6 +112,7 @@ class Layout:
 
     def pieces_of_file(self, file_index: int) -> range:
         """The pieces that hold at least one byte of the file (empty for an empty file)."""
+        self._check_file(file_index)
         length = self._lengths[file_index]
         if length == 0:
             return range(0)

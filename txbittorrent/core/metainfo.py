@@ -29,10 +29,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from txbittorrent.core.bencoding import decode_spans
+from txbittorrent.core.bencoding import decode_prefix, decode_spans
 from txbittorrent.errors import BencodeError, MetainfoError, UnsupportedTorrentError
 
-__all__ = ["MetainfoLimits", "FileEntry", "Metainfo", "parse", "sanitize_path"]
+__all__ = ["MetainfoLimits", "FileEntry", "Metainfo", "parse", "parse_info", "sanitize_path"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,8 @@ class MetainfoLimits:
     max_piece_length: int = 256 * 1024 * 1024
     max_files: int = 1_000_000
     max_path_depth: int = 64
+    """Components of a file's path on disk, counting a multi-file torrent's
+    own directory (its name)."""
     max_component_length: int = 255
     """In bytes of UTF-8, as most file systems count."""
 
@@ -114,7 +116,7 @@ class Metainfo:
 # -- paths ---------------------------------------------------------------------
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
-_CONTROL = re.compile(r"[\x01-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x01-\x1f\x7f-\x9f]")
 
 
 def _component(raw: Any, field_name: str, limits: MetainfoLimits) -> tuple[str | None, bool]:
@@ -358,7 +360,7 @@ def _files(
     return files, True
 
 
-def parse(raw: bytes, limits: MetainfoLimits = DEFAULT_LIMITS) -> Metainfo:
+def parse(raw: bytes | bytearray | memoryview, limits: MetainfoLimits = DEFAULT_LIMITS) -> Metainfo:
     """Parse the bytes of a .torrent file."""
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise TypeError("metainfo must be bytes")
@@ -438,6 +440,23 @@ def parse(raw: bytes, limits: MetainfoLimits = DEFAULT_LIMITS) -> Metainfo:
     )
 
 
-def parse_info(info_bytes: bytes, limits: MetainfoLimits = DEFAULT_LIMITS) -> Metainfo:
-    """Parse a bare ``info`` dictionary (as fetched by BEP 9 from peers)."""
-    return parse(b"d4:info" + bytes(info_bytes) + b"e", limits)
+def parse_info(
+    info_bytes: bytes | bytearray | memoryview, limits: MetainfoLimits = DEFAULT_LIMITS
+) -> Metainfo:
+    """Parse a bare ``info`` dictionary (as fetched by BEP 9 from peers).
+
+    The bytes must be exactly one dictionary: the info hash is theirs."""
+    raw = bytes(info_bytes)
+    if len(raw) > limits.max_torrent_size:
+        raise MetainfoError(
+            "info", f"{len(raw)} bytes exceed the limit of {limits.max_torrent_size}"
+        )
+    try:
+        _, end = decode_prefix(raw)
+    except BencodeError as e:
+        raise MetainfoError("info", str(e)) from None
+    if not raw or raw[0] != 0x64:
+        raise MetainfoError("info", "not a dictionary")
+    if end != len(raw):
+        raise MetainfoError("info", f"{len(raw) - end} trailing bytes after the dictionary")
+    return parse(b"d4:info" + raw + b"e", limits)
