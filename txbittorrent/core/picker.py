@@ -1,0 +1,607 @@
+"""Which blocks to request next, and from whom.
+
+Theory of operation
+-------------------
+``PiecePicker`` owns the download side of one torrent's pieces: our have set,
+each piece's priority and availability (how many connected peers have it),
+streaming deadlines, and for each piece in progress the state of every block:
+*free*, *requested* (by which peers, since when) or *received*, plus the peers
+that sent its blocks.  It knows nothing of sockets, disks or clocks: the swarm
+reports what peers announce and what arrives, passes ``now`` in, and sends the
+requests and cancels that ``pick`` and ``block_received`` return.
+
+Each piece is in one place: *had* (never picked again), *in progress* (it has
+per-block state), a *candidate* (not had, not in progress, priority > 0; kept
+in the availability buckets below) or *idle* (priority 0).  Invariants: a
+block is requested exactly when it has requesters, and each (peer, block) in
+flight is also in that peer's request set; ``_open`` holds exactly the pieces
+in progress with a free block; no block before a piece's cursor is free.
+
+``pick`` fills a peer's pipeline in this order:
+
+1. pieces with a deadline, earliest first, whatever their rarity;
+2. pieces in progress with free blocks: the one this peer was last given (so
+   a peer tends to fetch whole pieces), then the most complete;
+3. new pieces: one the peer suggested (BEP 6) if it is of the top priority,
+   else by priority, then rarest, then at random.  While we have fewer than
+   ``RANDOM_FIRST_PIECES`` pieces the pick is uniformly random within the top
+   priority, so we get whole pieces to trade soon instead of every newcomer
+   queueing on the same rare, slow pieces (BitTorrent's "random first piece");
+4. endgame, once no wanted block is free anywhere: blocks already requested
+   from others, at most ``endgame_requesters`` peers per block; the first copy
+   to arrive names the peers to CANCEL.
+
+A choking peer is only asked for its allowed-fast pieces (BEP 6).  Pieces of
+priority 0 are never picked, even with a deadline.
+
+Complexity
+----------
+Candidates sit in buckets, per priority level a list indexed by availability
+of lists of pieces, with each piece's slot in its bucket: adding, removing or
+moving a piece one availability step (a HAVE) is O(1).  Peers that have
+everything are counted apart (they add the same to every piece), so a seed
+coming or going is O(1).
+
+``pick`` is amortised O(1) per block while a piece is in progress: the peer's
+current piece is a dict lookup, its next free block a ``bytearray.find`` from
+the cursor.  Starting a new piece is O(L * A + s): L priority levels, A the
+highest availability among partial peers (empty buckets are skipped), s the
+pieces looked at, from a random point in each bucket (the tie-break), until
+one the peer has; for a seed s = 1.  For a peer with under an eighth as many
+pieces as there are candidates, and for random-first picks, we walk the peer's
+own pieces instead.  Deadlines are O(deadline pieces) per call; finding
+another started piece O(started pieces with free blocks), once per piece;
+endgame and ``timed_out`` O(blocks in flight); ``peer_gone`` O(its pieces
+and requests); priorities O(pieces).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Hashable, Iterable
+from typing import Generic, Protocol, TypeVar
+
+from txbittorrent.core.bitfield import Bitfield
+from txbittorrent.core.layout import BLOCK_SIZE, Layout
+from txbittorrent.errors import LocalProtocolError
+
+__all__ = ["PiecePicker", "RandomSource", "Request", "RANDOM_FIRST_PIECES", "ENDGAME_REQUESTERS"]
+
+RANDOM_FIRST_PIECES = 4
+"""Below this many pieces of our own, new pieces are picked at random, not rarest first."""
+
+ENDGAME_REQUESTERS = 2
+"""In endgame, the most peers asked at once for the same block."""
+
+K = TypeVar("K", bound=Hashable)
+
+Request = tuple[int, int, int]
+"""``(piece_index, begin, length)`` of one block."""
+
+_Out = list[Request]
+_Allowed = Collection[int] | None
+_FREE, _REQUESTED, _RECEIVED = 0, 1, 2
+_STATE_CHARS = ".r#"
+_PRIORITY_STEP = 1 << 32  # sort key of a new piece: availability - priority * _PRIORITY_STEP
+_SMALL_PEER = 8  # walk a peer's own pieces when it has < 1/_SMALL_PEER of the candidates
+
+
+class RandomSource(Protocol):
+    """The part of ``random.Random`` the picker uses (inject a seeded one in tests)."""
+
+    def randrange(self, start: int, /) -> int: ...
+
+
+class _Piece(Generic[K]):
+    """One piece in progress: the state of each block and who asked for it."""
+
+    __slots__ = ("index", "state", "requests", "free", "received", "cursor", "contributors")
+
+    def __init__(self, index: int, blocks: int) -> None:
+        self.index = index
+        self.state = bytearray(blocks)  # _FREE, _REQUESTED or _RECEIVED per block
+        self.requests: dict[int, dict[K, float]] = {}  # block -> {peer: requested at}
+        self.free = blocks
+        self.received = 0
+        self.cursor = 0  # no block before this one is free
+        self.contributors: set[K] = set()
+
+
+class PiecePicker(Generic[K]):
+    """Rarest-first block selection with priorities, deadlines and endgame.
+
+    ``K`` is whatever the swarm uses to name a peer connection (hashable)."""
+
+    def __init__(
+        self,
+        piece_length: int,
+        total_length: int,
+        rng: RandomSource,
+        have: Bitfield | None = None,
+        block_size: int = BLOCK_SIZE,
+        endgame_requesters: int = ENDGAME_REQUESTERS,
+        random_first: int = RANDOM_FIRST_PIECES,
+    ) -> None:
+        if piece_length <= 0 or block_size <= 0 or total_length < 0:
+            raise ValueError("piece_length and block_size must be positive")
+        self.piece_length = piece_length
+        self.total_length = total_length
+        self.block_size = block_size
+        self.piece_count = n = (total_length + piece_length - 1) // piece_length
+        if have is not None and have.piece_count != n:
+            raise ValueError(f"have has {have.piece_count} pieces, expected {n}")
+        self._rng = rng
+        self._endgame_requesters = endgame_requesters
+        self._random_first = random_first
+        self._blocks_per_piece = (piece_length + block_size - 1) // block_size
+        self._have = have.copy() if have is not None else Bitfield(n)
+        self._avail = [0] * n  # peers with the piece, seeds left out
+        self._seeds: set[K] = set()
+        self._peers: dict[K, Bitfield] = {}  # what each partial peer has
+        self._priority = [1] * n
+        self._levels: dict[int, list[list[int]]] = {}  # priority -> availability -> pieces
+        self._level_count: dict[int, int] = {}
+        self._levels_desc: list[int] = []
+        self._slot = [-1] * n  # position in its bucket; -1 when not a candidate
+        self._candidates = 0
+        self._wanted_left = 0
+        self._progress: dict[int, _Piece[K]] = {}
+        self._open: dict[int, None] = {}  # an ordered set
+        self._peer_requests: dict[K, set[int]] = {}  # piece * blocks_per_piece + block
+        self._peer_piece: dict[K, int] = {}  # the piece each peer was last given
+        self._deadlines: dict[int, float] = {}
+        self._deadline_order: list[int] | None = []
+        self._rebuild()
+
+    @classmethod
+    def from_layout(
+        cls, layout: Layout, rng: RandomSource, have: Bitfield | None = None
+    ) -> PiecePicker[K]:
+        return cls(layout.piece_length, layout.total_length, rng, have)
+
+    def piece_size(self, index: int) -> int:
+        return min(self.piece_length, self.total_length - index * self.piece_length)
+
+    def _block_count(self, index: int) -> int:
+        return (self.piece_size(index) + self.block_size - 1) // self.block_size
+
+    def _block_length(self, index: int, block: int) -> int:
+        return min(self.block_size, self.piece_size(index) - block * self.block_size)
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < self.piece_count:
+            raise IndexError(f"piece index {index} out of range")
+
+    # -- candidate buckets -------------------------------------------------
+
+    def _rebuild(self) -> None:
+        """Recompute the buckets and counters from have, priorities and progress."""
+        self._levels, self._level_count, self._levels_desc = {}, {}, []
+        self._slot = [-1] * self.piece_count
+        self._candidates = self._wanted_left = 0
+        for index in range(self.piece_count):
+            if index not in self._have and self._priority[index] > 0:
+                self._wanted_left += 1
+                if index not in self._progress:
+                    self._add_candidate(index)
+
+    def _add_candidate(self, index: int) -> None:
+        priority = self._priority[index]
+        level = self._levels.get(priority)
+        if level is None:
+            level = self._levels[priority] = []
+            self._level_count[priority] = 0
+            self._levels_desc = sorted(self._levels, reverse=True)
+        avail = self._avail[index]
+        while len(level) <= avail:
+            level.append([])
+        self._slot[index] = len(level[avail])
+        level[avail].append(index)
+        self._level_count[priority] += 1
+        self._candidates += 1
+
+    def _remove_candidate(self, index: int) -> None:
+        priority = self._priority[index]
+        bucket = self._levels[priority][self._avail[index]]
+        slot = self._slot[index]
+        last = bucket.pop()
+        if last != index:
+            bucket[slot] = last
+            self._slot[last] = slot
+        self._slot[index] = -1
+        self._level_count[priority] -= 1
+        self._candidates -= 1
+
+    def _change_avail(self, index: int, delta: int) -> None:
+        if self._slot[index] < 0:
+            self._avail[index] += delta
+            return
+        self._remove_candidate(index)
+        self._avail[index] += delta
+        self._add_candidate(index)
+
+    # -- what peers have -------------------------------------------------
+
+    def peer_bitfield(self, peer: K, bitfield: Bitfield) -> None:
+        """A peer's BITFIELD (or, empty, HAVE NONE).  Replaces what we knew of it."""
+        if bitfield.piece_count != self.piece_count:
+            raise ValueError("bitfield of the wrong size")
+        self._forget_pieces(peer)
+        if bitfield.complete:
+            self._seeds.add(peer)
+        else:
+            self._peers[peer] = bitfield.copy()
+            for index in bitfield:
+                self._change_avail(index, 1)
+
+    def peer_have_all(self, peer: K) -> None:
+        """HAVE ALL (BEP 6): the peer is a seed."""
+        self._forget_pieces(peer)
+        self._seeds.add(peer)
+
+    def peer_have(self, peer: K, index: int) -> None:
+        """A HAVE message."""
+        self._check_index(index)
+        if peer in self._seeds:
+            return
+        pieces = self._peers.get(peer)
+        if pieces is None:
+            pieces = self._peers[peer] = Bitfield(self.piece_count)
+        if index not in pieces:
+            pieces.add(index)
+            self._change_avail(index, 1)
+
+    def _forget_pieces(self, peer: K) -> None:
+        self._seeds.discard(peer)
+        for index in self._peers.pop(peer, ()):
+            self._change_avail(index, -1)
+
+    def peer_gone(self, peer: K) -> None:
+        """The connection closed: forget its pieces and free the blocks it owed us."""
+        self._forget_pieces(peer)
+        self._peer_piece.pop(peer, None)
+        for number in self._peer_requests.pop(peer, ()):
+            index, block = divmod(number, self._blocks_per_piece)
+            self._release(peer, self._progress[index], block)
+
+    def availability(self, index: int) -> int:
+        """How many connected peers have piece ``index``."""
+        return self._avail[index] + len(self._seeds)
+
+    # -- priorities and deadlines ----------------------------------------
+
+    def set_piece_priorities(self, priorities: Iterable[int]) -> None:
+        """One priority per piece: 0 = skip, higher = sooner (the default is 1)."""
+        new = list(priorities)
+        if len(new) != self.piece_count or any(p < 0 for p in new):
+            raise ValueError(f"need {self.piece_count} priorities, none negative")
+        self._priority = new
+        self._rebuild()
+
+    def set_piece_priority(self, index: int, priority: int) -> None:
+        self._check_index(index)
+        if priority < 0:
+            raise ValueError("priority must not be negative")
+        old = self._priority[index]
+        if index in self._have or old == priority:
+            self._priority[index] = priority
+            return
+        if self._slot[index] >= 0:
+            self._remove_candidate(index)
+        self._wanted_left += (priority > 0) - (old > 0)
+        self._priority[index] = priority
+        if priority > 0 and index not in self._progress:
+            self._add_candidate(index)
+
+    def set_deadline(self, index: int, deadline: float) -> None:
+        """Fetch piece ``index`` before anything else, earliest deadline first."""
+        self._check_index(index)
+        if index not in self._have:
+            self._deadlines[index] = deadline
+            self._deadline_order = None
+
+    def clear_deadline(self, index: int) -> None:
+        if self._deadlines.pop(index, None) is not None:
+            self._deadline_order = None
+
+    # -- picking ---------------------------------------------------------
+
+    def pick(
+        self,
+        peer: K,
+        peer_has: Bitfield,
+        count: int,
+        now: float,
+        allowed_fast: Collection[int] | None = None,
+        peer_choking: bool = False,
+        suggested: Collection[int] = (),
+    ) -> list[Request]:
+        """Up to ``count`` blocks to request from ``peer``, each now marked requested."""
+        out: _Out = []
+        if peer_choking and not allowed_fast:
+            return out
+        allowed = allowed_fast if peer_choking else None
+        need, priority = count, self._priority
+        if need > 0 and self._deadlines:
+            need = self._pick_deadlines(peer, peer_has, allowed, need, now, out)
+        current = self._peer_piece.get(peer, -1)
+        if need > 0 and current in self._open and priority[current] and current in peer_has:
+            if allowed is None or current in allowed:
+                need = self._take(self._progress[current], peer, need, now, out)
+        while need > 0 and self._open:
+            best: _Piece[K] | None = None
+            for index in self._open:
+                piece = self._progress[index]
+                if (best is None or piece.free < best.free) and priority[index]:
+                    if index in peer_has and (allowed is None or index in allowed):
+                        best = piece
+            if best is None:
+                break
+            self._peer_piece[peer] = best.index
+            need = self._take(best, peer, need, now, out)
+        while need > 0 and self._candidates:
+            index = self._choose_new(peer_has, allowed, suggested)
+            if index < 0:
+                break
+            need = self._take(self._start(index, peer), peer, need, now, out)
+        if need > 0 and self.is_endgame:
+            self._pick_endgame(peer, peer_has, allowed, need, now, out)
+        return out
+
+    def _pick_deadlines(
+        self, peer: K, peer_has: Bitfield, allowed: _Allowed, need: int, now: float, out: _Out
+    ) -> int:
+        if self._deadline_order is None:
+            self._deadline_order = sorted(self._deadlines, key=lambda i: (self._deadlines[i], i))
+        for index in self._deadline_order:
+            if index in self._have or not self._priority[index] or index not in peer_has:
+                continue
+            if allowed is not None and index not in allowed:
+                continue
+            piece = self._progress.get(index) or self._start(index, peer)
+            if piece.free:
+                need = self._take(piece, peer, need, now, out)
+                if not need:
+                    break
+        return need
+
+    def _choose_new(self, peer_has: Bitfield, allowed: _Allowed, suggested: Collection[int]) -> int:
+        """The candidate piece to start next for a peer having ``peer_has``, or -1."""
+        slot, priority = self._slot, self._priority
+        top = next((p for p in self._levels_desc if self._level_count[p]), 0)
+        for index in suggested:
+            if 0 <= index < self.piece_count and slot[index] >= 0 and index in peer_has:
+                if priority[index] == top and (allowed is None or index in allowed):
+                    return index
+        random_first = self._have.count < self._random_first
+        source: Iterable[int]
+        if allowed is not None:
+            source = [i for i in allowed if 0 <= i < self.piece_count and i in peer_has]
+        elif random_first or peer_has.count * _SMALL_PEER < self._candidates:
+            source = peer_has
+        else:
+            return self._scan_buckets(peer_has)
+        # One pass over the peer's pieces, keeping every candidate with the best key.
+        avail, rarity = self._avail, 0 if random_first else 1
+        best_key, ties = 0, list[int]()
+        for index in source:
+            if slot[index] >= 0:
+                key = avail[index] * rarity - priority[index] * _PRIORITY_STEP
+                if not ties or key < best_key:
+                    best_key, ties = key, [index]
+                elif key == best_key:
+                    ties.append(index)
+        return ties[self._rng.randrange(len(ties))] if ties else -1
+
+    def _scan_buckets(self, peer_has: Bitfield) -> int:
+        """By priority then rarity, the first piece the peer has, from a random
+        point in each bucket."""
+        for priority in self._levels_desc:
+            if not self._level_count[priority]:
+                continue
+            for bucket in self._levels[priority]:
+                size = len(bucket)
+                if size:
+                    start = self._rng.randrange(size)
+                    for k in range(start, start + size):
+                        if bucket[k % size] in peer_has:
+                            return bucket[k % size]
+        return -1
+
+    def _start(self, index: int, peer: K) -> _Piece[K]:
+        """Put piece ``index`` in progress, as ``peer``'s current piece."""
+        if self._slot[index] >= 0:
+            self._remove_candidate(index)
+        piece: _Piece[K] = _Piece(index, self._block_count(index))
+        self._progress[index] = piece
+        self._open[index] = None
+        self._peer_piece[peer] = index
+        return piece
+
+    def _take(self, piece: _Piece[K], peer: K, need: int, now: float, out: _Out) -> int:
+        """Request up to ``need`` free blocks of ``piece`` from ``peer``; the new need."""
+        index, state, size = piece.index, piece.state, self.block_size
+        requests = self._peer_requests.get(peer)
+        if requests is None:
+            requests = self._peer_requests[peer] = set()
+        base = index * self._blocks_per_piece
+        block = piece.cursor
+        while need and piece.free:
+            block = state.find(_FREE, block)
+            state[block] = _REQUESTED
+            piece.free -= 1
+            piece.requests[block] = {peer: now}
+            requests.add(base + block)
+            out.append((index, block * size, self._block_length(index, block)))
+            need -= 1
+            block += 1
+        piece.cursor = block
+        if not piece.free:
+            self._open.pop(index, None)
+        return need
+
+    @property
+    def is_endgame(self) -> bool:
+        """True when every missing wanted block is requested and some are in flight."""
+        priority = self._priority
+        if self._candidates or any(priority[index] for index in self._open):
+            return False
+        return any(p.requests and priority[i] for i, p in self._progress.items())
+
+    def _pick_endgame(
+        self, peer: K, peer_has: Bitfield, allowed: _Allowed, need: int, now: float, out: _Out
+    ) -> None:
+        mine = self._peer_requests.setdefault(peer, set())
+        for index, piece in self._progress.items():
+            ok = index in peer_has and (allowed is None or index in allowed)
+            if not ok or not self._priority[index]:
+                continue
+            base = index * self._blocks_per_piece
+            for block, requesters in piece.requests.items():
+                if peer in requesters or len(requesters) >= self._endgame_requesters:
+                    continue
+                requesters[peer] = now
+                mine.add(base + block)
+                out.append((index, block * self.block_size, self._block_length(index, block)))
+                need -= 1
+                if not need:
+                    return
+
+    # -- what became of requests -----------------------------------------
+
+    def _locate(self, index: int, begin: int) -> tuple[_Piece[K] | None, int]:
+        piece = self._progress.get(index)
+        block, rest = divmod(begin, self.block_size)
+        if piece is None or rest or not 0 <= block < len(piece.state):
+            return None, -1
+        return piece, block
+
+    def wants_block(self, index: int, begin: int) -> bool:
+        """Whether a block arriving now is needed (store it) or not (drop it)."""
+        piece, block = self._locate(index, begin)
+        return piece is not None and piece.state[block] != _RECEIVED
+
+    def block_received(self, peer: K, index: int, begin: int) -> list[K]:
+        """A block arrived from ``peer``: the other peers to send CANCEL for it.
+
+        A block not wanted (a second copy, a piece not in progress) changes
+        nothing and returns ``[]``; ask ``wants_block`` before storing one."""
+        piece, block = self._locate(index, begin)
+        if piece is None or piece.state[block] == _RECEIVED:
+            return []
+        number = index * self._blocks_per_piece + block
+        requesters = piece.requests.pop(block, {})
+        for other in requesters:
+            self._peer_requests[other].discard(number)
+        if piece.state[block] == _FREE:  # its request had timed out
+            piece.free -= 1
+            if not piece.free:
+                self._open.pop(index, None)
+        piece.state[block] = _RECEIVED
+        piece.received += 1
+        piece.contributors.add(peer)
+        return [other for other in requesters if other != peer]
+
+    def request_failed(self, peer: K, index: int, begin: int) -> None:
+        """A REJECT, a choke that dropped the request, or our CANCEL: free the block."""
+        piece, block = self._locate(index, begin)
+        if piece is not None and peer in piece.requests.get(block, ()):
+            self._peer_requests[peer].discard(index * self._blocks_per_piece + block)
+            self._release(peer, piece, block)
+
+    def _release(self, peer: K, piece: _Piece[K], block: int) -> None:
+        """Drop ``peer``'s request for ``block``; with no requester left it is free."""
+        requesters = piece.requests.get(block)
+        if requesters is None or requesters.pop(peer, None) is None or requesters:
+            return
+        del piece.requests[block]
+        piece.state[block] = _FREE
+        piece.free += 1
+        piece.cursor = min(piece.cursor, block)
+        self._open[piece.index] = None
+
+    def timed_out(self, now: float, timeout: float) -> list[tuple[K, int, int, int]]:
+        """Requests made ``timeout`` or more ago, as ``(peer, index, begin, length)``.
+
+        They are released (the block is free unless another peer has it too),
+        so the swarm can ask again elsewhere and mark the peers snubbed.  A
+        late copy still counts if it arrives first."""
+        expired: list[tuple[K, int, int, int]] = []
+        for index, piece in self._progress.items():
+            for block, requesters in piece.requests.items():
+                for peer, since in requesters.items():
+                    if now - since >= timeout:
+                        length = self._block_length(index, block)
+                        expired.append((peer, index, block * self.block_size, length))
+        for peer, index, begin, _ in expired:
+            self.request_failed(peer, index, begin)
+        return expired
+
+    # -- whole pieces ----------------------------------------------------
+
+    def piece_complete(self, index: int) -> bool:
+        """All blocks of piece ``index`` received: ready to hash."""
+        piece = self._progress.get(index)
+        return piece is not None and piece.received == len(piece.state)
+
+    def _drop_progress(self, index: int) -> _Piece[K] | None:
+        piece = self._progress.pop(index, None)
+        if piece is not None:
+            self._open.pop(index, None)
+            base = index * self._blocks_per_piece
+            for block, requesters in piece.requests.items():
+                for peer in requesters:
+                    self._peer_requests[peer].discard(base + block)
+        return piece
+
+    def piece_passed(self, index: int) -> None:
+        """The piece hashed correctly (or was found on disk): we have it."""
+        self._check_index(index)
+        if index in self._have:
+            return
+        self._drop_progress(index)
+        if self._slot[index] >= 0:
+            self._remove_candidate(index)
+        if self._priority[index] > 0:
+            self._wanted_left -= 1
+        self._have.add(index)
+        self.clear_deadline(index)
+
+    def piece_failed(self, index: int) -> set[K]:
+        """The piece failed its hash: start it afresh.  The peers that sent its blocks."""
+        self._check_index(index)
+        if index in self._have:
+            raise LocalProtocolError(f"piece {index} failed after it passed")
+        piece = self._drop_progress(index)
+        if self._priority[index] > 0 and self._slot[index] < 0:
+            self._add_candidate(index)
+        return piece.contributors if piece is not None else set()
+
+    # -- introspection ---------------------------------------------------
+
+    @property
+    def have(self) -> Bitfield:
+        """Our pieces (a copy)."""
+        return self._have.copy()
+
+    def in_progress(self) -> list[int]:
+        """The pieces with per-block state, in index order."""
+        return sorted(self._progress)
+
+    def block_states(self, index: int) -> str:
+        """One character per block: ``.`` free, ``r`` requested, ``#`` received."""
+        piece = self._progress.get(index)
+        if piece is None:
+            return ("#" if index in self._have else ".") * self._block_count(index)
+        return "".join(_STATE_CHARS[s] for s in piece.state)
+
+    def requests_of(self, peer: K) -> list[Request]:
+        """The blocks in flight from ``peer``, in order."""
+        out: _Out = []
+        for number in sorted(self._peer_requests.get(peer, ())):
+            index, block = divmod(number, self._blocks_per_piece)
+            out.append((index, block * self.block_size, self._block_length(index, block)))
+        return out
+
+    def wanted_left(self) -> int:
+        """Pieces of priority > 0 we do not have yet."""
+        return self._wanted_left
