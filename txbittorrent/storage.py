@@ -1,0 +1,619 @@
+"""A torrent's bytes on disk: blocking, thread-safe, no Twisted.
+
+Theory of operation
+-------------------
+``FileStorage`` maps (piece index, offset, length) onto the torrent's files
+through ``Layout.spans`` and moves bytes with positioned I/O (``os.pread`` and
+``os.pwrite`` on raw descriptors, so threads never race on a file position).
+It owns the files under ``basedir``, a bounded LRU cache of open descriptors
+and the part-file index; it knows nothing of peers, hashes or the reactor
+(``store.Store`` runs it in a thread pool).
+
+Invariants and decisions:
+
+* The constructor touches no file.  Files and directories are created on the
+  first write into them, sparsely: nothing is preallocated and no zeros are
+  written, so a byte never written reads as ``MissingDataError`` when it lies
+  past the end of a file.  A file longer than the torrent says is left alone.
+* Zero-length files (not pad, priority > 0) are created by
+  ``create_empty_files()``, which ``write`` calls once, on the first write of
+  this object; raising an empty file's priority after that creates it too.
+* Pad files (BEP 47) are never created: their spans read as zeros and writes
+  into them are dropped.
+* Safety: torrent paths are sanitised by ``core.metainfo``, but a symlink
+  already on disk could still lead outside ``basedir``.  Every open walks the
+  path one component at a time from a descriptor of ``basedir`` with
+  ``O_NOFOLLOW`` (``basedir`` itself may be a symlink: the user chose it).  A
+  symlink anywhere below ``basedir`` raises ``UnsafePathError``; a final path
+  that is not a regular file (directory, FIFO, device) raises ``StorageError``
+  and is never opened.
+* Skipped files (priority 0) are not created.  Bytes of theirs that arrive
+  (a piece shared with a wanted file must still be downloaded and hashed) go
+  to the part file ``basedir/.<info_hash_hex>.parts``.  Each piece that needs
+  it gets one slot of ``piece_length`` bytes, appended the first time one of
+  its bytes lands there; a byte sits at its piece offset inside the slot.
+  ``piece_cache()`` is ``{piece_index: slot_offset}`` and can be passed back.
+* A file at priority 0 that already exists on disk keeps being used for its
+  reads and writes: downloaded data is never moved or deleted.  Only a skipped
+  file that is absent routes to the part file.  Raising a file from 0 copies
+  its slot bytes into the real file; slots that no longer hold skipped bytes
+  are dropped from the index, and an empty index deletes the part file.
+* A file removed under an open descriptor is noticed (``st_nlink == 0``):
+  the handle is dropped and the call raises (``MissingDataError`` for a read,
+  ``StorageError`` for a write) rather than writing into a deleted inode.  A
+  retry recreates the file; the caller should recheck its pieces.  A file
+  renamed under us is not noticed.
+* Concurrency: ``_lock`` guards the handle cache, the part-file index and the
+  routing; reads and writes do their I/O outside it, holding a reference on
+  the handle so eviction closes a descriptor only once its last user is done
+  (so the cache may exceed ``max_open_files`` by the number of I/O calls in
+  flight).  ``set_priorities`` and ``close`` wait for in-flight I/O and
+  exclude new I/O while they run (``_Gate``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+from txbittorrent.core.layout import Layout, Span
+from txbittorrent.core.metainfo import Metainfo
+from txbittorrent.errors import MissingDataError, StorageError, UnsafePathError
+
+__all__ = ["FileStorage"]
+
+_PART = -1
+"""The part file's key in the handle cache (files use their index)."""
+
+_COPY_CHUNK = 1 << 20
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_FILE_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+_REASONS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EIO: "input/output error",
+    errno.EFBIG: "file too large",
+}
+
+_READ_ONLY_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ETXTBSY)
+
+
+def _reason(action: str, err: OSError) -> str:
+    text = _REASONS.get(err.errno or 0) or err.strerror or str(err)
+    return f"{action} failed: {text}"
+
+
+class _Handle:
+    __slots__ = ("key", "fd", "writable", "dirty", "users", "retired", "where")
+
+    def __init__(self, key: int, fd: int, writable: bool, where: str) -> None:
+        self.key = key
+        self.fd = fd
+        self.writable = writable
+        self.where = where
+        self.dirty = False
+        self.users = 0
+        self.retired = False
+
+
+class _Gate:
+    """Any number of shared holders at once, or one exclusive holder.  A
+    waiting exclusive holder keeps new shared ones out, so it cannot starve."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._exclusive and not self._waiting)
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            self._cond.wait_for(lambda: not self._exclusive and not self._shared)
+            self._waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+class FileStorage:
+    """The files of one torrent under ``basedir``, plus its part file."""
+
+    def __init__(
+        self,
+        metainfo: Metainfo,
+        basedir: str,
+        priorities: Sequence[int] | None = None,
+        piece_cache: Mapping[int, int] | None = None,
+        max_open_files: int = 32,
+    ) -> None:
+        if max_open_files < 1:
+            raise ValueError("max_open_files must be at least 1")
+        self.metainfo = metainfo
+        self.layout = Layout.from_metainfo(metainfo)
+        self._basedir = os.path.abspath(basedir)
+        self._paths = tuple(f.path for f in metainfo.files)
+        for path in self._paths:  # core.metainfo sanitises; check again, cheaply
+            if not path or any(p in ("", ".", "..") or "/" in p or "\0" in p for p in path):
+                raise UnsafePathError("unsafe path in the torrent", "/".join(path))
+        self._pad = self.layout.pad
+        self._part_name = "." + metainfo.info_hash_hex + ".parts"
+        self.priorities = self._checked(priorities) if priorities is not None else (
+            (1,) * self.layout.file_count
+        )
+        self._slots = self._checked_cache(piece_cache or {})
+        self._part_end = max(self._slots.values(), default=-metainfo.piece_length) + (
+            metainfo.piece_length
+        )
+        self.max_open_files = max_open_files
+        self._lock = threading.RLock()
+        self._gate = _Gate()
+        self._handles: OrderedDict[int, _Handle] = OrderedDict()
+        self._unsynced: set[int] = set()
+        self._route: dict[int, bool] = {}
+        self._empties_due = False
+        # Hooks for tests that inject disk failures.
+        self._pread = os.pread
+        self._pwrite = os.pwrite
+        self._fsync = os.fsync
+
+    # -- validation ------------------------------------------------------------
+
+    def _checked(self, priorities: Sequence[int]) -> tuple[int, ...]:
+        out = tuple(priorities)
+        if len(out) != self.layout.file_count:
+            raise ValueError(f"{len(out)} priorities for {self.layout.file_count} files")
+        if any(not isinstance(p, int) or p < 0 for p in out):
+            raise ValueError("priorities must be non-negative integers")
+        return out
+
+    def _checked_cache(self, cache: Mapping[int, int]) -> dict[int, int]:
+        out = dict(cache)
+        length = self.metainfo.piece_length
+        for index, slot in out.items():
+            if not 0 <= index < self.layout.piece_count:
+                raise ValueError(f"piece_cache names piece {index}, which does not exist")
+            if slot < 0 or slot % length:
+                raise ValueError(f"piece_cache slot {slot} is not a multiple of {length}")
+        if len(set(out.values())) != len(out):
+            raise ValueError("piece_cache gives two pieces the same slot")
+        return out
+
+    # -- paths -----------------------------------------------------------------
+
+    def file_path(self, file_index: int) -> str:
+        return os.path.join(self._basedir, *self._paths[file_index])
+
+    def part_path(self) -> str:
+        return os.path.join(self._basedir, self._part_name)
+
+    def _components(self, key: int) -> tuple[str, ...]:
+        return (self._part_name,) if key == _PART else self._paths[key]
+
+    def _where(self, key: int) -> str:
+        return self.part_path() if key == _PART else self.file_path(key)
+
+    def _open_parent(self, path: tuple[str, ...], create: bool) -> int:
+        """A descriptor of the directory holding ``path``, reached without
+        following any symlink below ``basedir``; missing directories are made
+        when ``create``, else ``MissingDataError``."""
+        try:
+            dfd = os.open(self._basedir, _DIR_FLAGS)
+        except FileNotFoundError:
+            if not create:
+                raise MissingDataError("the download directory is missing", self._basedir) from None
+            try:
+                os.makedirs(self._basedir, exist_ok=True)
+                dfd = os.open(self._basedir, _DIR_FLAGS)
+            except OSError as e:
+                reason = _reason("creating the download directory", e)
+                raise StorageError(reason, self._basedir) from e
+        except OSError as e:
+            raise StorageError(_reason("opening the download directory", e), self._basedir) from e
+        where = self._basedir
+        try:
+            for name in path[:-1]:
+                where = os.path.join(where, name)
+                fd = self._open_dir(dfd, name, where, create)
+                os.close(dfd)
+                dfd = fd
+        except BaseException:
+            os.close(dfd)
+            raise
+        return dfd
+
+    def _open_dir(self, dfd: int, name: str, where: str, create: bool) -> int:
+        for _ in range(2):
+            try:
+                return os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=dfd)
+            except FileNotFoundError:
+                if not create:
+                    raise MissingDataError("directory is missing", where) from None
+                try:
+                    os.mkdir(name, 0o777, dir_fd=dfd)
+                except FileExistsError:
+                    pass  # made meanwhile by another thread or process: open it
+                except OSError as e:
+                    raise StorageError(_reason("creating a directory", e), where) from e
+            except OSError as e:
+                self._refuse_odd(dfd, name, where, want_dir=True)
+                raise StorageError(_reason("opening a directory", e), where) from e
+        raise StorageError("directory vanished while being created", where)
+
+    def _refuse_odd(self, dfd: int, name: str, where: str, want_dir: bool) -> os.stat_result | None:
+        """lstat ``name`` (``None`` if absent); raise for a symlink, or for
+        something other than a directory (``want_dir``) or a regular file."""
+        try:
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise StorageError(_reason("examining the path", e), where) from e
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafePathError("is a symbolic link; refusing to follow it", where)
+        if want_dir and not stat.S_ISDIR(st.st_mode):
+            raise StorageError("is not a directory", where)
+        if not want_dir and not stat.S_ISREG(st.st_mode):
+            raise StorageError("exists but is not a regular file", where)
+        return st
+
+    def _open(self, key: int, write: bool) -> tuple[int, bool]:
+        """Open a file safely: (fd, writable).  Read mode never creates."""
+        path = self._components(key)
+        where = self._where(key)
+        dfd = self._open_parent(path, create=write)
+        try:
+            name = path[-1]
+            if self._refuse_odd(dfd, name, where, want_dir=False) is None and not write:
+                raise MissingDataError("file is missing", where)
+            writable = True
+            try:
+                flags = os.O_RDWR | (os.O_CREAT if write else 0)
+                fd = os.open(name, _FILE_FLAGS | flags, 0o666, dir_fd=dfd)
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise UnsafePathError("is a symbolic link; refusing to follow it", where) from e
+                if write or e.errno not in _READ_ONLY_ERRNOS:
+                    if isinstance(e, FileNotFoundError) and not write:
+                        raise MissingDataError("file is missing", where) from e
+                    raise StorageError(_reason("opening the file", e), where) from e
+                try:
+                    fd = os.open(name, _FILE_FLAGS | os.O_RDONLY, dir_fd=dfd)
+                except OSError as e2:
+                    raise StorageError(_reason("opening the file", e2), where) from e2
+                writable = False
+        finally:
+            os.close(dfd)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise StorageError("exists but is not a regular file", where)
+            os.set_blocking(fd, True)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, writable
+
+    def _lstat(self, key: int) -> os.stat_result | None:
+        """A regular file's lstat, ``None`` if it (or a directory above) is missing."""
+        path = self._components(key)
+        try:
+            dfd = self._open_parent(path, create=False)
+        except MissingDataError:
+            return None
+        try:
+            return self._refuse_odd(dfd, path[-1], self._where(key), want_dir=False)
+        finally:
+            os.close(dfd)
+
+    def file_stats(self) -> list[tuple[int, int] | None]:
+        """(size, st_mtime_ns) of each file; ``None`` for a missing or pad file."""
+        with self._gate.shared():
+            stats = [
+                None if self._pad[f] else self._lstat(f) for f in range(self.layout.file_count)
+            ]
+        return [None if st is None else (st.st_size, st.st_mtime_ns) for st in stats]
+
+    def part_stat(self) -> tuple[int, int] | None:
+        with self._gate.shared():
+            st = self._lstat(_PART)
+        return None if st is None else (st.st_size, st.st_mtime_ns)
+
+    # -- the handle cache --------------------------------------------------------
+
+    def _acquire(self, key: int, write: bool) -> _Handle:
+        with self._lock:
+            old = self._handles.get(key)
+            if old is not None and (old.writable or not write):
+                self._handles.move_to_end(key)
+                old.users += 1
+                return old
+            fd, writable = self._open(key, write)
+            if old is not None:
+                self._retire(key)
+            handle = _Handle(key, fd, writable, self._where(key))
+            handle.users = 1
+            self._handles[key] = handle
+            while len(self._handles) > self.max_open_files:
+                idle = [k for k, h in self._handles.items() if h.users == 0]
+                self._retire(idle[0] if idle else next(iter(self._handles)))
+            return handle
+
+    def _release(self, handle: _Handle) -> None:
+        with self._lock:
+            handle.users -= 1
+            if handle.retired and handle.users == 0:
+                self._close_handle(handle)
+
+    def _retire(self, key: int) -> None:
+        handle = self._handles.pop(key)
+        handle.retired = True
+        if handle.users == 0:
+            self._close_handle(handle)
+
+    def _close_handle(self, handle: _Handle) -> None:
+        if handle.dirty:
+            self._unsynced.add(handle.key)
+        try:
+            os.close(handle.fd)
+        except OSError:
+            pass  # nothing to do about it here; sync() is where write errors surface
+
+    def _check_linked(self, handle: _Handle, write: bool) -> None:
+        if os.fstat(handle.fd).st_nlink:
+            return
+        with self._lock:
+            if self._handles.get(handle.key) is handle:
+                self._retire(handle.key)
+        if write:
+            raise StorageError("the file was removed while open", handle.where)
+        raise MissingDataError("the file was removed while open", handle.where)
+
+    # -- I/O ---------------------------------------------------------------------
+
+    def _write_at(self, key: int, data: memoryview, position: int) -> None:
+        handle = self._acquire(key, write=True)
+        try:
+            self._check_linked(handle, write=True)
+            handle.dirty = True
+            while data:
+                try:
+                    n = self._pwrite(handle.fd, data, position)
+                except OSError as e:
+                    raise StorageError(_reason("writing", e), handle.where) from e
+                if n <= 0:
+                    raise StorageError("writing made no progress (0 bytes written)", handle.where)
+                data = data[n:]
+                position += n
+        finally:
+            self._release(handle)
+
+    def _read_at(self, key: int, length: int, position: int, short_ok: bool = False) -> bytes:
+        handle = self._acquire(key, write=False)
+        try:
+            self._check_linked(handle, write=False)
+            chunks = []
+            got = 0
+            while got < length:
+                try:
+                    chunk = self._pread(handle.fd, length - got, position + got)
+                except OSError as e:
+                    raise StorageError(_reason("reading", e), handle.where) from e
+                if not chunk:
+                    if short_ok:
+                        break
+                    raise MissingDataError(
+                        f"file ends before byte {position + length}", handle.where
+                    )
+                chunks.append(chunk)
+                got += len(chunk)
+            return b"".join(chunks)
+        finally:
+            self._release(handle)
+
+    def _on_disk(self, f: int) -> bool:
+        if f in self._handles:
+            return True
+        try:
+            return self._lstat(f) is not None
+        except StorageError:
+            return True  # something odd is there: the I/O will report it
+
+    def _in_part(self, f: int) -> bool:
+        """Whether file ``f``'s bytes live in the part file (call with _lock)."""
+        if self.priorities[f] > 0 or self._pad[f]:
+            return False
+        routed = self._route.get(f)
+        if routed is None:
+            routed = self._route[f] = not self._on_disk(f)
+        return routed
+
+    def _place(self, index: int, span: Span, allocate: bool) -> tuple[int, int]:
+        """(handle key, byte position) for a span's bytes."""
+        with self._lock:
+            if not self._in_part(span.file_index):
+                return span.file_index, span.file_offset
+            slot = self._slots.get(index)
+            if slot is None:
+                if not allocate:
+                    raise MissingDataError(f"piece {index} has no slot", self.part_path())
+                slot = self._slots[index] = self._part_end
+                self._part_end += self.metainfo.piece_length
+            return _PART, slot + span.piece_offset
+
+    def read(self, index: int, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset`` of piece ``index``."""
+        spans = self.layout.spans(index, offset, length)
+        out = bytearray(length)
+        with self._gate.shared():
+            for span in spans:
+                if self._pad[span.file_index]:
+                    continue
+                key, position = self._place(index, span, allocate=False)
+                start = span.piece_offset - offset
+                out[start : start + span.length] = self._read_at(key, span.length, position)
+        return bytes(out)
+
+    def read_piece(self, index: int) -> bytes:
+        return self.read(index, 0, self.layout.piece_size(index))
+
+    def write(self, index: int, offset: int, data: bytes | bytearray | memoryview) -> None:
+        """Store ``data`` at ``offset`` of piece ``index``."""
+        view = memoryview(data).cast("B")
+        spans = self.layout.spans(index, offset, len(view))
+        with self._gate.shared():
+            with self._lock:
+                if not self._empties_due:
+                    self._create_empty_files()
+            for span in spans:
+                if self._pad[span.file_index]:
+                    continue
+                key, position = self._place(index, span, allocate=True)
+                start = span.piece_offset - offset
+                self._write_at(key, view[start : start + span.length], position)
+
+    def create_empty_files(self) -> None:
+        """Create every zero-length file that is wanted (not pad, priority > 0)."""
+        with self._gate.shared(), self._lock:
+            self._create_empty_files()
+
+    def _create_empty_files(self) -> None:
+        for f in range(self.layout.file_count):
+            self._create_if_empty(f)
+        self._empties_due = True
+
+    def _create_if_empty(self, f: int) -> None:
+        if self.layout.file_length(f) or self._pad[f] or self.priorities[f] <= 0:
+            return
+        if f not in self._handles:
+            os.close(self._open(f, write=True)[0])
+
+    # -- priorities and the part file --------------------------------------------
+
+    def piece_cache(self) -> dict[int, int]:
+        """The part-file index, {piece_index: slot offset}; pass it back as ``piece_cache=``."""
+        with self._lock:
+            return dict(self._slots)
+
+    def set_priorities(self, priorities: Sequence[int]) -> None:
+        """Change file priorities, moving part-file bytes of files raised from 0."""
+        new = self._checked(priorities)
+        with self._gate.exclusive(), self._lock:
+            raised = [f for f in range(len(new)) if self.priorities[f] == 0 < new[f]]
+            for f in raised:
+                if self._in_part(f):
+                    self._copy_out_of_part(f)
+            self.priorities = new
+            self._route.clear()
+            if self._empties_due:
+                for f in raised:
+                    self._create_if_empty(f)
+            self._drop_unused_slots()
+
+    def _copy_out_of_part(self, f: int) -> None:
+        for index in self.layout.pieces_of_file(f):
+            slot = self._slots.get(index)
+            if slot is None:
+                continue
+            for span in self.layout.spans(index):
+                if span.file_index != f:
+                    continue
+                for start in range(0, span.length, _COPY_CHUNK):
+                    size = min(_COPY_CHUNK, span.length - start)
+                    try:
+                        data = self._read_at(_PART, size, slot + span.piece_offset + start, True)
+                    except MissingDataError:
+                        return  # no part file (removed by hand): nothing to copy
+                    if data:
+                        self._write_at(f, memoryview(data), span.file_offset + start)
+                    if len(data) < size:
+                        break
+
+    def _drop_unused_slots(self) -> None:
+        for index in list(self._slots):
+            if not any(self._in_part(s.file_index) for s in self.layout.spans(index)):
+                del self._slots[index]
+        if self._slots:
+            return
+        self._part_end = 0
+        if _PART in self._handles:
+            self._retire(_PART)
+        self._unsynced.discard(_PART)
+        try:
+            dfd = self._open_parent((self._part_name,), create=False)
+        except MissingDataError:
+            return
+        try:
+            os.unlink(self._part_name, dir_fd=dfd)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise StorageError(_reason("removing the part file", e), self.part_path()) from e
+        finally:
+            os.close(dfd)
+
+    # -- durability ----------------------------------------------------------------
+
+    def sync(self) -> None:
+        """fsync every file written since the last sync (open or evicted since)."""
+        with self._gate.shared():
+            with self._lock:
+                handles = [h for h in self._handles.values() if h.dirty]
+                for handle in handles:
+                    handle.dirty = False
+                    handle.users += 1
+                closed = sorted(self._unsynced - {h.key for h in handles})
+                self._unsynced.clear()
+            try:
+                for handle in handles:
+                    self._fsync_handle(handle)
+                for key in closed:
+                    try:
+                        handle = self._acquire(key, write=False)
+                    except MissingDataError:
+                        continue
+                    try:
+                        self._fsync_handle(handle)
+                    finally:
+                        self._release(handle)
+            finally:
+                for handle in handles:
+                    self._release(handle)
+
+    def _fsync_handle(self, handle: _Handle) -> None:
+        try:
+            self._fsync(handle.fd)
+        except OSError as e:
+            raise StorageError(_reason("fsync", e), handle.where) from e
+
+    def close(self) -> None:
+        """Close every descriptor; later calls reopen files as needed."""
+        with self._gate.exclusive(), self._lock:
+            for key in list(self._handles):
+                self._retire(key)
