@@ -207,10 +207,10 @@ class CollectFilesTests(SynchronousTestCase):
     def test_names_the_reader_would_rename(self) -> None:
         """Names our metainfo sanitiser would rename or reject are refused."""
         cases = {
-            unicodedata.normalize("NFD", "\u00e9t\u00e9"): "NFC",
             "tab\there": "control",
             "back\\slash": "separator",
             "C:drive": "drive",
+            "_____padding_file_1": "pad file",
         }
         for bad, why in cases.items():
             root = make_tree(self.mktemp(), {"ok": b"1", f"sub/{bad}": b"2"})
@@ -228,12 +228,16 @@ class CollectFilesTests(SynchronousTestCase):
         path = os.path.join(root, "tab\tname")
         self.assertRaises(TorrentCreationError, collect_files, path)
 
-    def test_pad_directory_refused(self) -> None:
-        """A top-level '.pad' directory would be read as BEP 47 padding: refused."""
+    def test_pad_directory_is_data(self) -> None:
+        """A '.pad' directory is ordinary data (pad files are marked by attr 'p')."""
         root = make_tree(self.mktemp(), {".pad/123": b"1", "f": b"2"})
-        self.assertIn(".pad", str(self.assertRaises(TorrentCreationError, collect_files, root)))
-        nested = make_tree(self.mktemp(), {"sub/.pad/123": b"1"})
-        self.assertEqual(len(collect_files(nested)), 1)
+        self.assertEqual(len(collect_files(root)), 2)
+
+    def test_nfd_names_kept(self) -> None:
+        """Names in NFD are carried as they are (readers do not normalise)."""
+        name = unicodedata.normalize("NFD", "\u00e9t\u00e9")
+        root = make_tree(self.mktemp(), {name: b"1"})
+        self.assertEqual(collect_files(root)[0].path[-1], name)
 
     def test_too_deep(self) -> None:
         """Paths deeper than the metainfo limit are refused."""

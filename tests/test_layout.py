@@ -58,7 +58,7 @@ class ShapeTests(SynchronousTestCase):
         """from_metainfo takes lengths, piece length and pad flags from a torrent."""
         files = [
             {b"length": 10, b"path": [b"a"]},
-            {b"length": 6, b"path": [b".pad", b"6"]},
+            {b"length": 6, b"path": [b".pad", b"6"], b"attr": b"p"},
             {b"length": 20, b"path": [b"b"]},
         ]
         info = {

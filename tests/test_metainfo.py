@@ -188,15 +188,18 @@ class MultiFileTests(SynchronousTestCase):
         m = _multi(_file(5, "a"), _file(11, "padding", "x", attr=b"p"), _file(5, "b"))
         self.assertEqual([f.pad for f in m.files], [False, True, False])
 
-    def test_legacy_pad_path(self) -> None:
-        """A file under '.pad/' is a pad file even without attr."""
-        m = _multi(_file(5, "a"), _file(11, ".pad", "11"), _file(5, "b"))
+    def test_legacy_pad_name(self) -> None:
+        """BitComet's '_____padding_file_' names are pad files even without attr."""
+        m = _multi(_file(5, "a"), _file(11, "_____padding_file_0_x____"), _file(5, "b"))
         self.assertEqual([f.pad for f in m.files], [False, True, False])
 
-    def test_pad_dir_alone_is_not_pad(self) -> None:
-        """A file named '.pad' (not inside it) is an ordinary file."""
-        m = _multi(_file(5, ".pad"))
-        self.assertFalse(m.files[0].pad)
+    def test_pad_dir_without_attr_is_not_pad(self) -> None:
+        """Files under a '.pad' directory without attr 'p' are ordinary files
+        (a user's own directory of that name stays data)."""
+        m = _multi(_file(5, ".pad"), _file(5, ".pad2", "x"), _file(11, ".padx", "11"))
+        self.assertEqual([f.pad for f in m.files], [False, False, False])
+        m = _multi(_file(5, "a"), _file(11, ".pad", "11"))
+        self.assertEqual([f.pad for f in m.files], [False, False])
 
     def test_private(self) -> None:
         """private=1 marks the torrent private; 0 or absent does not."""
@@ -483,7 +486,7 @@ class RejectionTests(SynchronousTestCase):
         self.assertRejected(_torrent(info), "info.name")
         for name in [1, [b"a"]]:
             self.assertRejected(_torrent(_info(extra={b"name": name})), "info.name")
-        for name in [b"", b".", b"..", b"a/b", b"C:", b"\x00"]:
+        for name in [b"", b".", b"..", b"a/b", b"C:\\x", b"\x00"]:
             self.assertRejected(_torrent(_info(name=name)), "info.name")
 
     def test_not_bytes(self) -> None:
@@ -597,9 +600,12 @@ class PathTests(SynchronousTestCase):
         self.assertPathRejected("/")
 
     def test_drive_letter(self) -> None:
-        """A drive letter is refused."""
-        self.assertPathRejected("C:")
-        self.assertPathRejected("c:evil")
+        """A drive-letter prefix loses its colon (a rename); with a backslash it is refused."""
+        m = _multi(_file(5, "C:"), _file(5, "c:evil"), _file(5, "A: story.txt"))
+        self.assertEqual(
+            _paths(m), [("root", "C_"), ("root", "c_evil"), ("root", "A_ story.txt")]
+        )
+        self.assertEqual([f.renamed for f in m.files], [True, True, True])
         self.assertPathRejected("C:\\Windows")
 
     def test_nul(self) -> None:
@@ -628,16 +634,12 @@ class PathTests(SynchronousTestCase):
         self.assertEqual(m.files[0].path, ("root", "caf\ufffd"))
         self.assertTrue(m.files[0].renamed)
 
-    def test_nfc(self) -> None:
-        """Paths are NFC-normalised (a rename when that changes them)."""
-        m = _multi(_file(5, b"e\xcc\x81"), _file(5, b"\xc3\xa9x"))
-        self.assertEqual(_paths(m), [("root", "\u00e9"), ("root", "\u00e9x")])
-        self.assertEqual([f.renamed for f in m.files], [True, False])
-
-    def test_nfc_collision(self) -> None:
-        """Two spellings of one name collide after NFC and the second is renamed."""
-        m = _multi(_file(5, b"\xc3\xa9.txt"), _file(5, b"e\xcc\x81.txt"))
-        self.assertEqual(_paths(m), [("root", "\u00e9.txt"), ("root", "\u00e9.1.txt")])
+    def test_unicode_not_normalised(self) -> None:
+        """Names keep their Unicode spelling (NFD stays NFD, no rename), so two
+        spellings of one name are two files, as on POSIX file systems."""
+        m = _multi(_file(5, b"e\xcc\x81.txt"), _file(5, b"\xc3\xa9.txt"))
+        self.assertEqual(_paths(m), [("root", "e\u0301.txt"), ("root", "\u00e9.txt")])
+        self.assertEqual([f.renamed for f in m.files], [False, False])
 
     def test_name_sanitised(self) -> None:
         """The torrent's name is sanitised too, and a rename marks every file."""
@@ -710,9 +712,9 @@ class PathTests(SynchronousTestCase):
         """Pad files never collide with each other or with real files."""
         m = _multi(
             _file(1, "a"),
-            _file(15, ".pad", "15"),
+            _file(15, ".pad", "15", attr=b"p"),
             _file(1, "b"),
-            _file(15, ".pad", "15"),
+            _file(15, ".pad", "15", attr=b"p"),
             _file(1, "c"),
             _file(15, "a", attr=b"p"),
             _file(1, "a", "x", attr=b"p"),

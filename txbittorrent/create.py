@@ -33,9 +33,8 @@ Decisions
   the same tree gives the same torrent on every machine.
 * Names come from ``os.fsdecode`` and must be valid UTF-8.  A name that our
   own reader (``txbittorrent.core.metainfo.sanitize_path``) would rename or
-  reject (not NFC, control characters, ``\\``, a drive-like ``X:`` prefix,
-  over-long, a top-level ``.pad`` directory that BEP 47 readers take for
-  padding) is refused before any hashing, naming the file: the torrent must
+  reject (control characters, ``\\``, a drive-like ``X:`` prefix, over-long,
+  a BitComet pad-file name) is refused before any hashing, naming the file: the torrent must
   load everywhere under the names it was made from.
 * ``creation_date`` is written only when given, so the output is a pure
   function of the inputs; the command line passes the current time.
@@ -49,7 +48,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -139,12 +137,14 @@ def _check_name(name: str, where: str, limits: MetainfoLimits) -> None:
             _display(where), f"name {name!r} cannot go in a torrent: {e.reason}"
         ) from None
     if renamed:
-        if unicodedata.normalize("NFC", name) != name:
-            why = "is not in Unicode normal form NFC"
-        else:
-            why = "holds control characters"
         raise TorrentCreationError(
-            _display(where), f"name {name!r} {why}; readers would rename it"
+            _display(where),
+            f"name {name!r} holds control characters or a drive-like prefix; "
+            "readers would rename it",
+        )
+    if name.startswith("_____padding_file_"):
+        raise TorrentCreationError(
+            _display(where), f"name {name!r} would be read as a BitComet pad file"
         )
 
 
@@ -152,10 +152,6 @@ def _check_path(path: tuple[str, ...], where: str, limits: MetainfoLimits) -> No
     if len(path) > limits.max_path_depth:
         raise TorrentCreationError(
             _display(where), f"nested deeper than {limits.max_path_depth} levels"
-        )
-    if len(path) > 2 and path[1] == ".pad":
-        raise TorrentCreationError(
-            _display(where), "files under a top-level '.pad' directory would be read as padding"
         )
 
 

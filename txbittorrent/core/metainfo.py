@@ -15,7 +15,7 @@ Decisions
   ``announce`` as a single tier.  Malformed tracker, url-list and comment
   entries are skipped: they are advisory and the torrent is usable without them.
 * File paths go through ``sanitize_path`` (see its docstring for the policy per
-  case); pad files (BEP 47 ``attr`` "p", or a legacy ``.pad/`` path) are never
+  case); pad files (BEP 47 ``attr`` "p", or a legacy BitComet ``_____padding_file_`` name) are never
   created on disk and take no part in name checks.
 * Limits (``MetainfoLimits``) bound the file size, the piece count, the piece
   length, the file count, the path depth and each path component's length.
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,9 +130,6 @@ def _component(raw: Any, field_name: str, limits: MetainfoLimits) -> tuple[str |
     except UnicodeDecodeError:
         text = raw.decode("utf-8", "replace")
         renamed = True
-    normalized = unicodedata.normalize("NFC", text)
-    renamed = renamed or normalized != text
-    text = normalized
     if text in ("", "."):
         return None, True
     if text == "..":
@@ -141,7 +137,8 @@ def _component(raw: Any, field_name: str, limits: MetainfoLimits) -> tuple[str |
     if "/" in text or "\\" in text:
         raise MetainfoError(field_name, f"path component {text!r} contains a path separator")
     if _DRIVE.match(text):
-        raise MetainfoError(field_name, f"path component {text!r} looks like a drive letter")
+        text = text[0] + "_" + text[2:]
+        renamed = True
     if _CONTROL.search(text):
         text = _CONTROL.sub("_", text)
         renamed = True
@@ -160,9 +157,13 @@ def sanitize_path(
 
     Policy, per case:
 
-    * ``..``, a component holding ``/`` or ``\\`` (so also an absolute path),
-      a drive letter (``C:``) or a NUL byte: the torrent is rejected
-      (``MetainfoError``): no honest torrent needs them.
+    * ``..``, a component holding ``/`` or ``\\`` (so also an absolute path)
+      or a NUL byte: the torrent is rejected (``MetainfoError``): no honest
+      torrent needs them.
+    * a component that starts like a drive letter (``C:``): its colon becomes
+      ``_`` (a safe rename; harmless on POSIX, dangerous on Windows).
+    * Unicode is not normalised: names are kept as the torrent spells them, so
+      data another client wrote (NFD or NFC) is found on disk.
     * empty and ``.`` components: dropped (a safe rename); if nothing is left
       the torrent is rejected.
     * other control characters: replaced by ``_`` (a safe rename).
@@ -283,7 +284,13 @@ def _attrs(entry: dict[bytes, Any]) -> bytes:
 
 
 def _is_legacy_pad(raw_path: Any) -> bool:
-    return isinstance(raw_path, list) and len(raw_path) >= 2 and raw_path[0] == b".pad"
+    """BitComet's pad files from before BEP 47 carry no attr, only this name."""
+    return (
+        isinstance(raw_path, list)
+        and bool(raw_path)
+        and isinstance(raw_path[-1], bytes)
+        and raw_path[-1].startswith(b"_____padding_file_")
+    )
 
 
 def _name(info: dict[bytes, Any], limits: MetainfoLimits) -> tuple[str, bool]:
