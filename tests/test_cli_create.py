@@ -202,3 +202,24 @@ class CreateCommandTests(SynchronousTestCase):
         """When stderr is not a terminal, nothing is drawn."""
         self.assertEqual(self.main(self.data, "-o", self.out), 0)
         self.assertEqual(self.stderr.getvalue(), "")
+
+
+class OutputInsideSourceTests(SynchronousTestCase):
+    """Writing the .torrent into the directory being shared."""
+
+    def test_force_rerun_excludes_old_torrent(self) -> None:
+        """A second --force run inside the shared directory leaves the old .torrent out."""
+        root = os.path.abspath(self.mktemp())
+        os.makedirs(root)
+        with open(os.path.join(root, "data.bin"), "wb") as f:
+            f.write(b"x" * 40000)
+        out = os.path.join(root, "self.torrent")
+        parser = argparse.ArgumentParser()
+        create_command.add_parser(parser.add_subparsers())
+        for extra in ([], ["--force"]):
+            args = parser.parse_args(["create", root, "-o", out, "--no-date"] + extra)
+            self.patch(sys, "stdout", io.StringIO())
+            self.assertEqual(args.run(args), 0)
+        with open(out, "rb") as f:
+            m = parse(f.read())
+        self.assertEqual([f.path[-1] for f in m.files], ["data.bin"])

@@ -162,9 +162,12 @@ def collect_files(
     path: str | os.PathLike[str],
     on_skip: SkipCallback | None = None,
     limits: MetainfoLimits = DEFAULT_LIMITS,
+    exclude: Iterable[str] = (),
 ) -> list[SourceFile]:
     """The files of a torrent of ``path`` (a file or a directory), in order.
 
+    Files whose absolute path is in ``exclude`` (say, the .torrent being
+    written into the shared directory) are left out silently.
     Symbolic links inside a directory are skipped, each reported as
     ``on_skip(path, reason)``.  A missing ``path`` raises ``OSError``; a bad
     name, a special file, or no data at all raises ``TorrentCreationError``."""
@@ -186,6 +189,7 @@ def collect_files(
     if not stat.S_ISDIR(st.st_mode):
         raise TorrentCreationError(_display(given), "is not a regular file or a directory")
 
+    excluded = {os.path.abspath(p) for p in exclude}
     files: list[SourceFile] = []
     stack: list[tuple[str, tuple[str, ...]]] = [(abspath, (name,))]
     while stack:
@@ -193,6 +197,8 @@ def collect_files(
         with os.scandir(directory) as entries:
             for entry in entries:
                 components = prefix + (entry.name,)
+                if entry.path in excluded:
+                    continue
                 if entry.is_symlink():
                     if on_skip is not None:
                         on_skip(entry.path, "symbolic link, not followed")
@@ -405,12 +411,13 @@ def create_torrent(
     workers: int | None = None,
     on_skip: SkipCallback | None = None,
     limits: MetainfoLimits = DEFAULT_LIMITS,
+    exclude: Iterable[str] = (),
 ) -> bytes:
     """The bencoded v1 .torrent of the file or directory at ``path``.
 
     ``trackers`` holds URLs (a tier each) or lists of URLs (one tier each).
     ``url_list`` holds BEP 19 web seeds.  ``progress``, ``workers``: see
-    ``hash_pieces``; ``on_skip``: see ``collect_files``.  Everything is
+    ``hash_pieces``; ``on_skip``, ``exclude``: see ``collect_files``.  Everything is
     checked before the first byte is hashed."""
     tiers = _tiers(trackers)
     web_seeds = [_url(u, "url-list") for u in url_list]
@@ -421,7 +428,7 @@ def create_torrent(
     if creation_date is not None and not isinstance(creation_date, int):
         raise TypeError("creation_date must be an int (seconds since the epoch) or None")
 
-    files = collect_files(path, on_skip, limits)
+    files = collect_files(path, on_skip, limits, exclude)
     total = sum(f.size for f in files)
     if piece_length is None:
         piece_length = auto_piece_length(total)

@@ -122,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
             url_list=args.web_seed,
             progress=progress,
             on_skip=_warn,
+            exclude=[os.path.abspath(out)],
         )
     except BaseException:
         if bar is not None and bar.enabled:
