@@ -1,0 +1,90 @@
+"""The seams between the engine's Twisted parts.
+
+Three parts meet here, each written and tested on its own:
+
+* the peer protocol adapter (``peerprotocol.PeerProtocol``), one per TCP
+  connection: it owns the transport, feeds a ``core.peer.PeerSession`` and
+  writes its bytes;
+* the swarm (``swarm.Swarm``), one per torrent: the policy (what to request,
+  whom to unchoke, what to serve, whom to ban);
+* the session (``session.Session``): the listening sockets, outgoing
+  connection attempts under global limits, and the global rate limits; it
+  routes an incoming connection to a swarm by the info hash in the handshake.
+
+The adapter sees a swarm only as a ``PeerHost``; the swarm sees a connection
+only as a ``PeerLink`` and asks for new ones through a ``Dialer``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from txbittorrent.core.peer import PeerSession
+
+Address = tuple[str, int]
+"""(host, port); host is an IPv4 or IPv6 literal (no brackets)."""
+
+
+class PeerLink(Protocol):
+    """One live connection to a peer, as the swarm sees it."""
+
+    address: Address
+    outgoing: bool
+    session: PeerSession
+    """The connection's sans-I/O state (``am_choking``, ``peer_have``, ...)."""
+
+    def send(self, data: bytes) -> None:
+        """Write bytes a ``PeerSession`` method returned."""
+
+    def send_block(self, header: bytes, block: bytes | memoryview) -> None:
+        """Write a PIECE message: the header from ``session.send_piece_header``
+        and the block, without concatenating them.  May be delayed by the
+        upload rate limits; never reordered with other messages."""
+
+    def close(self, reason: str | None = None) -> None:
+        """Drop the connection; ``PeerHost.peer_lost`` follows."""
+
+    @property
+    def pending_write_bytes(self) -> int:
+        """Bytes accepted by ``send``/``send_block`` not yet handed to the
+        kernel (a peer that does not read its socket makes this grow)."""
+
+
+class PeerHost(Protocol):
+    """What a connection needs of the torrent it belongs to (a ``Swarm``)."""
+
+    info_hash: bytes
+    peer_id: bytes
+    upload_throttle: Any
+    """A ``throttle.Throttle`` for this torrent's upload limit (may be unlimited)."""
+    download_throttle: Any
+
+    def accepting(self) -> bool:
+        """Whether new connections are welcome (False once stopped)."""
+
+    def new_peer_session(self, outgoing: bool) -> PeerSession:
+        """A fresh ``PeerSession`` configured for this torrent."""
+
+    def peer_connected(self, link: PeerLink) -> bool:
+        """The peer's handshake has arrived (``link.session.peer_id`` is known).
+        Return False to refuse it (a duplicate, ourselves, banned, over a limit):
+        the adapter then closes the connection without calling ``peer_lost``."""
+
+    def peer_event(self, link: PeerLink, event: object) -> None:
+        """One event from ``PeerSession.receive_data``, in order."""
+
+    def peer_lost(self, link: PeerLink, reason: str) -> None:
+        """A connection accepted by ``peer_connected`` is gone."""
+
+    def connect_failed(self, address: Address, reason: str) -> None:
+        """An outgoing attempt made for this host through a ``Dialer`` failed
+        before the handshake (refused, timed out, wrong info hash...)."""
+
+
+class Dialer(Protocol):
+    """Makes outgoing connections under the global limits (the ``Session``)."""
+
+    def connect(self, host: PeerHost, address: Address) -> bool:
+        """Start connecting to ``address`` for ``host``.  False when a limit
+        (total, half-open) stops it now; the host may try again later."""
