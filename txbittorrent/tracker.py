@@ -1,0 +1,280 @@
+"""A small BitTorrent tracker: HTTP (BEP 3/7/23/48) and UDP (BEP 15) over one registry.
+
+Theory of operation
+-------------------
+The rules live in ``core.trackerstate``: ``TrackerState`` (the swarms),
+``announce_from_query`` and the HTTP reply encoders, and
+``UDPTrackerResponder`` (BEP 15).  This module only adapts them to Twisted:
+
+* ``HTTPTrackerResource`` is a ``twisted.web`` resource answering
+  ``announce`` and ``scrape`` below the point where it is mounted (at the
+  root of a ``Site``: ``/announce`` and ``/scrape``);
+* ``UDPTrackerProtocol`` is a ``DatagramProtocol`` that feeds each datagram
+  to a responder and writes the reply back to the sender;
+* ``start_tracker`` listens with both on one registry and returns a
+  ``RunningTracker`` whose ``stop()`` closes everything it opened.
+
+Decisions
+---------
+* The peer's address in the registry is the request's source address
+  (``request.getClientAddress().host`` for HTTP, the datagram's sender for
+  UDP).  A client's ``ip`` parameter (or the UDP IP address field) replaces
+  it only with ``trust_ip=True``, meant for a tracker behind a proxy or on a
+  private network.  Peers that all run on 127.0.0.1 need no trust: they
+  differ by the port they announce, which is what the registry records.
+* Refusals (a bad request, an unregistered torrent) are ``200 OK`` with a
+  ``failure reason``, as BitTorrent clients expect; an unknown path is a 404.
+* Every clock read goes through the injected ``clock``; the periodic sweep
+  of idle peers is a ``LoopingCall`` on it, started by ``start_tracker``.
+* ``RunningTracker.stop()`` stops listening, aborts open HTTP connections
+  and fires once they are all gone, so tests end with a clean reactor.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Collection
+from typing import Any, Protocol
+
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred, fail, gatherResults, maybeDeferred, succeed
+from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+
+from txbittorrent.core.announce import encode_failure
+from txbittorrent.core.trackerstate import (
+    DEFAULT_INTERVAL,
+    RequestRefused,
+    TrackerState,
+    UDPTrackerResponder,
+    announce_from_query,
+    encode_http_announce,
+    encode_http_scrape,
+    parse_query,
+    scrape_hashes_from_query,
+)
+
+__all__ = ["HTTPTrackerResource", "UDPTrackerProtocol", "RunningTracker", "start_tracker"]
+
+_log = Logger()
+
+
+class Clock(Protocol):
+    """What the tracker needs of a reactor to read the time."""
+
+    def seconds(self) -> float: ...
+
+
+def _client_host(request: Request) -> str:
+    address = request.getClientAddress()  # type: ignore[no-untyped-call]
+    if not isinstance(address, (IPv4Address, IPv6Address)):
+        raise RequestRefused("request from a non-IP address")
+    return address.host
+
+
+class HTTPTrackerResource(Resource):
+    """``announce`` and ``scrape`` for a ``TrackerState``; mount it anywhere in a Site."""
+
+    isLeaf = True
+
+    def __init__(self, state: TrackerState, clock: Clock, *, trust_ip: bool = False):
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.state = state
+        self._clock = clock
+        self.trust_ip = trust_ip
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", b"text/plain")  # type: ignore[no-untyped-call]
+        request.setHeader(b"cache-control", b"no-cache")  # type: ignore[no-untyped-call]
+        if request.postpath == [b"announce"]:
+            render = self._announce
+        elif request.postpath == [b"scrape"]:
+            render = self._scrape
+        else:
+            request.setResponseCode(404)
+            return b"not found\n"
+        query = request.uri.partition(b"?")[2].partition(b"#")[0]
+        try:
+            return render(request, query)
+        except RequestRefused as e:
+            return encode_failure(e.reason)
+
+    def _announce(self, request: Request, query: bytes) -> bytes:
+        try:
+            announce = announce_from_query(
+                parse_query(query), _client_host(request), trust_ip=self.trust_ip
+            )
+        except RequestRefused:
+            raise
+        except ValueError:  # the source address is no IP address we can record
+            raise RequestRefused("unusable source address") from None
+        result = self.state.announce(announce, self._clock.seconds())
+        return encode_http_announce(announce, result)
+
+    def _scrape(self, request: Request, query: bytes) -> bytes:
+        hashes = scrape_hashes_from_query(parse_query(query))
+        return encode_http_scrape(self.state.scrape(hashes, self._clock.seconds()))
+
+
+class UDPTrackerProtocol(DatagramProtocol):
+    """BEP 15 for a ``TrackerState``; connection ids come from ``secret`` (16+ bytes)."""
+
+    def __init__(
+        self, state: TrackerState, secret: bytes, clock: Clock, *, trust_ip: bool = False
+    ) -> None:
+        self.responder = UDPTrackerResponder(state, secret, trust_ip=trust_ip)
+        self._clock = clock
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        host, port = addr[0], addr[1]
+        try:
+            reply = self.responder.datagram_received(datagram, host, port, self._clock.seconds())
+        except ValueError:  # a source address we cannot make sense of
+            return
+        transport: Any = self.transport
+        if reply is not None and transport is not None:
+            try:
+                transport.write(reply, addr)
+            except OSError as e:
+                _log.info("UDP tracker: reply to {addr} failed: {e}", addr=addr, e=e)
+
+
+class _ConnectionTracker(WrappingFactory):
+    """Remembers the open connections of a factory, to close them at stop."""
+
+    def __init__(self, wrapped: Any) -> None:
+        super().__init__(wrapped)  # type: ignore[no-untyped-call]
+        self._waiting: list[Deferred[None]] = []
+
+    def unregisterProtocol(self, p: ProtocolWrapper) -> None:
+        super().unregisterProtocol(p)  # type: ignore[no-untyped-call]
+        if not self.protocols:
+            waiting, self._waiting = self._waiting, []
+            for d in waiting:
+                d.callback(None)
+
+    def close_all(self) -> Deferred[None]:
+        """Abort every open connection; fire when the last one is gone."""
+        if not self.protocols:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._waiting.append(d)
+        for protocol in list(self.protocols):
+            protocol.transport.abortConnection()
+        return d
+
+
+def _url_host(interface: str) -> str:
+    if interface in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if interface == "::":
+        return "[::1]"
+    return f"[{interface}]" if ":" in interface else interface
+
+
+class RunningTracker:
+    """A tracker listening on HTTP and UDP; built by ``start_tracker``."""
+
+    def __init__(
+        self,
+        state: TrackerState,
+        http_port: Any,
+        udp_port: Any,
+        connections: _ConnectionTracker,
+        sweep: LoopingCall,
+        interface: str,
+    ) -> None:
+        self.state = state
+        self.http_port = http_port
+        self.udp_port = udp_port
+        self._connections = connections
+        self._sweep = sweep
+        host = _url_host(interface)
+        self.announce_url = f"http://{host}:{http_port.getHost().port}/announce"
+        self.scrape_url = f"http://{host}:{http_port.getHost().port}/scrape"
+        self.udp_url = f"udp://{host}:{udp_port.getHost().port}/announce"
+        self._stopping = False
+        self._stopped = False
+        self._waiting: list[Deferred[None]] = []
+
+    def stop(self) -> Deferred[None]:
+        """Stop listening and close open connections; fire when all is closed."""
+        if self._stopped:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._waiting.append(d)
+        if not self._stopping:
+            self._stopping = True
+            if self._sweep.running:
+                self._sweep.stop()
+            gatherResults(
+                [
+                    maybeDeferred(self.http_port.stopListening),
+                    maybeDeferred(self.udp_port.stopListening),
+                    self._connections.close_all(),
+                ],
+                consumeErrors=True,
+            ).addErrback(lambda f: _log.failure("stopping the tracker", f)).addCallback(
+                self._closed
+            )
+        return d
+
+    def _closed(self, _: object) -> None:
+        self._stopped = True
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(None)
+
+
+def start_tracker(
+    reactor: Any,
+    interface: str = "127.0.0.1",
+    http_port: int = 0,
+    udp_port: int = 0,
+    *,
+    interval: int = DEFAULT_INTERVAL,
+    min_interval: int | None = None,
+    allowed: Collection[bytes] | None = None,
+    trust_ip: bool = False,
+    rng: random.Random | None = None,
+    secret: bytes | None = None,
+) -> Deferred[RunningTracker]:
+    """Listen on ``interface`` (port 0: any free port) for HTTP and UDP tracker requests.
+
+    ``reactor`` provides ``IReactorTCP``, ``IReactorUDP`` and ``IReactorTime``.
+    ``secret`` (16+ bytes) keys the UDP connection ids; by default it is
+    random.  ``rng`` chooses the peers returned (default: a new
+    ``random.Random``)."""
+    state = TrackerState(
+        rng or random.Random(), interval=interval, min_interval=min_interval, allowed=allowed
+    )
+    resource = HTTPTrackerResource(state, reactor, trust_ip=trust_ip)
+    site = Site(resource)  # type: ignore[no-untyped-call]
+    site.displayTracebacks = False
+    connections = _ConnectionTracker(site)
+    udp = UDPTrackerProtocol(state, secret or os.urandom(32), reactor, trust_ip=trust_ip)
+    try:
+        tcp_listener = reactor.listenTCP(http_port, connections, interface=interface)
+    except Exception as e:
+        return fail(e)
+    try:
+        udp_listener = reactor.listenUDP(udp_port, udp, interface=interface)
+    except Exception as e:
+        return Deferred.fromCoroutine(_close_and_raise(tcp_listener, e))
+    sweep = LoopingCall(lambda: state.expire(reactor.seconds()))
+    sweep.clock = reactor
+    sweep.start(interval, now=False)
+    return succeed(
+        RunningTracker(state, tcp_listener, udp_listener, connections, sweep, interface)
+    )
+
+
+async def _close_and_raise(listener: Any, error: Exception) -> RunningTracker:
+    """Stop ``listener`` (the HTTP port), then fail with ``error``."""
+    await maybeDeferred(listener.stopListening)
+    raise error
