@@ -1,0 +1,1136 @@
+"""Tests for txbittorrent.swarm: the peer manager of one torrent.
+
+Each connection is a ``FakeLink``: the swarm's ``PeerSession`` on one side and
+a real ``PeerSession`` acting as the remote peer on the other, so every byte
+the swarm sends is decoded by the remote (its events are kept in
+``link.events``) and everything the remote says is real wire bytes fed to the
+swarm's session.  The store is a real ``FileStorage`` in a temporary
+directory behind a ``Store`` whose thread pool runs each job at once (or, with
+``ManualPool``, when the test says), time is a ``Clock`` and chance a seeded
+``Random``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from collections.abc import Iterable
+from typing import Any, Callable, TypeVar
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.test_store import FakeReactor, ManualPool
+from txbittorrent.core.bencoding import encode
+from txbittorrent.core.bitfield import Bitfield
+from txbittorrent.core.events import (
+    BlockReceived,
+    ExtensionHandshake,
+    HandshakeReceived,
+    PeerBitfield,
+    PeerChoked,
+    PeerEvent,
+    PeerHave,
+    PeerInterested,
+    PeerNotInterested,
+    PeerUnchoked,
+    Reply,
+    RequestCancelled,
+)
+from txbittorrent.core.layout import Layout
+from txbittorrent.core.metainfo import Metainfo, parse
+from txbittorrent.core.peer import PeerSession
+from txbittorrent.core.wire import encode_reject, encode_request, make_reserved
+from txbittorrent.errors import MissingDataError
+from txbittorrent.interfaces import Address
+from txbittorrent.peerstate import PeerInfo
+from txbittorrent.storage import FileStorage
+from txbittorrent.store import Store
+from txbittorrent.swarm import CLIENT_VERSION, Swarm, SwarmConfig, SwarmObserver
+
+K16 = 16 * 1024
+PIECE = 32 * 1024
+OUR_ID = b"-TX0100-ourselves000"
+E = TypeVar("E")
+
+
+def make_torrent(data: bytes, piece_length: int = PIECE) -> Metainfo:
+    """A two-file torrent of ``data`` with real piece hashes."""
+    pieces = b"".join(
+        hashlib.sha1(data[i : i + piece_length]).digest()
+        for i in range(0, len(data), piece_length)
+    )
+    split = len(data) // 3
+    files = [
+        {b"length": split, b"path": [b"a.bin"]},
+        {b"length": len(data) - split, b"path": [b"b.bin"]},
+    ]
+    info = {b"name": b"t", b"piece length": piece_length, b"pieces": pieces, b"files": files}
+    return parse(encode({b"info": info}))
+
+
+def peer_id(n: int) -> bytes:
+    return b"-LT2010-remote%06d" % n
+
+
+class SyncPool:
+    """A thread pool that runs every job at once, in the calling thread."""
+
+    def callInThreadWithCallback(
+        self, on_result: Callable[[bool, object], None], f: Callable[..., object],
+        *args: Any, **kwargs: Any,
+    ) -> None:
+        try:
+            result = f(*args, **kwargs)
+        except BaseException:
+            on_result(False, Failure())
+        else:
+            on_result(True, result)
+
+
+class FakeDialer:
+    """Records connection attempts; ``allow`` says whether they start."""
+
+    def __init__(self) -> None:
+        self.calls: list[Address] = []
+        self.allow = True
+
+    def connect(self, host: object, address: Address) -> bool:
+        self.calls.append(address)
+        return self.allow
+
+
+class Recorder(SwarmObserver):
+    """Keeps what the swarm reports."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[Any, ...]] = []
+
+    def peer_connected(self, info: PeerInfo) -> None:
+        self.seen.append(("connected", info.address))
+
+    def peer_lost(self, info: PeerInfo, reason: str) -> None:
+        self.seen.append(("lost", info.address, reason))
+
+    def piece_verified(self, index: int, passed: bool) -> None:
+        self.seen.append(("verified", index, passed))
+
+    def peer_banned(self, address: Address, peer_id: bytes | None, reason: str) -> None:
+        self.seen.append(("banned", address, reason))
+
+    def disk_error(self, index: int, failure: Failure) -> None:
+        self.seen.append(("disk_error", index, failure.type))
+
+
+class FakeLink:
+    """A PeerLink whose far end is a real PeerSession (``remote``)."""
+
+    def __init__(
+        self, swarm: Swarm, layout: Layout, address: Address, outgoing: bool, remote_id: bytes,
+        fast: bool = True, extended: bool = True, reqq: int | None = None,
+    ) -> None:
+        self.swarm = swarm
+        self.address = address
+        self.outgoing = outgoing
+        self.session = swarm.new_peer_session(outgoing)
+        handshake: dict[str | bytes, Any] = {"v": "Remote 1.0", "p": 6881}
+        if reqq is not None:
+            handshake["reqq"] = reqq
+        self.remote = PeerSession(
+            swarm.info_hash, remote_id, layout.piece_count, not outgoing,
+            piece_length_of=layout.piece_size, reserved=make_reserved(fast=fast, extended=extended),
+            extension_handshake=handshake,
+        )
+        self.events: list[PeerEvent] = []
+        self.wire = bytearray()
+        self.decode = True
+        self.sends = 0
+        self.blocks_sent = 0
+        self.closed: str | None = None
+        self.sync_close = True
+        """False: ``close`` only records, and ``lost()`` reports it later, as
+        the real adapter does from ``connectionLost``."""
+        self.pending_write_bytes = 0
+        self.reading = True
+        self._held: list[bytes] = []
+
+    # -- PeerLink ---------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        assert data, "empty writes are pointless"
+        self.sends += 1
+        self._out(data)
+
+    def send_block(self, header: bytes, block: bytes | memoryview) -> None:
+        self.blocks_sent += 1
+        self._out(header + bytes(block))
+
+    def close(self, reason: str | None = None) -> None:
+        if self.closed is None:
+            self.closed = reason or "closed"
+            if self.sync_close:
+                self.swarm.peer_lost(self, self.closed)
+
+    def lost(self) -> None:
+        self.swarm.peer_lost(self, self.closed or "connection lost")
+
+    def _out(self, data: bytes) -> None:
+        assert self.closed is None, "written to after close"
+        self.wire += data
+        if not self.reading:
+            self.pending_write_bytes += len(data)
+            self._held.append(data)
+        elif self.decode:
+            self.events.extend(self.remote.receive_data(data))
+
+    # -- the test's side ----------------------------------------------------------------
+
+    def handshake(self) -> bool:
+        self.remote.receive_data(self.session.send_handshake())
+        events = self.session.receive_data(self.remote.send_handshake())
+        accepted = self.swarm.peer_connected(self)
+        if accepted:
+            self._dispatch([e for e in events if not isinstance(e, HandshakeReceived)])
+        return accepted
+
+    def deliver(self, data: bytes) -> None:
+        """Bytes from the remote to the swarm."""
+        self._dispatch(self.session.receive_data(data))
+
+    def _dispatch(self, events: list[PeerEvent]) -> None:
+        """As peerprotocol does: a Reply is written by the link, the rest goes
+        to the swarm in order."""
+        for event in events:
+            if isinstance(event, Reply):
+                self.send(event.data)
+            else:
+                self.swarm.peer_event(self, event)
+
+    def drain(self) -> None:
+        """The remote reads everything held back."""
+        held, self._held = self._held, []
+        self.pending_write_bytes = 0
+        self.reading = True
+        for data in held:
+            self.events.extend(self.remote.receive_data(data))
+
+    def of(self, kind: type[E]) -> list[E]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def has(self, pieces: Bitfield) -> None:
+        self.deliver(self.remote.send_bitfield(pieces) + self.remote.send_extension_handshake())
+
+    def unchoke_us(self) -> None:
+        self.deliver(self.remote.unchoke())
+
+    def want(self) -> None:
+        self.deliver(self.remote.interested())
+
+    def serve(self, data: bytes, count: int | None = None, corrupt: Iterable[int] = ()) -> int:
+        """Answer the swarm's requests in order (zeros for pieces in ``corrupt``)."""
+        bad = set(corrupt)
+        served = 0
+        pending = self.remote.pending_peer_requests
+        while pending and (count is None or served < count):
+            index, begin, length = next(iter(pending))
+            start = index * PIECE + begin
+            block = bytes(length) if index in bad else data[start : start + length]
+            self.deliver(self.remote.send_piece_header(index, begin, length) + block)
+            served += 1
+        return served
+
+    @property
+    def asked(self) -> list[tuple[int, int, int]]:
+        """The swarm's requests the remote has not answered."""
+        return list(self.remote.pending_peer_requests)
+
+
+class Harness:
+    """A swarm over a real store, a clock, a seeded rng and fake links."""
+
+    def __init__(
+        self, test: SynchronousTestCase, pieces: int = 5, have: Iterable[int] = (),
+        config: SwarmConfig | None = None, pool: Any = None, last: int = 20000,
+    ) -> None:
+        self.data = random.Random(5).randbytes(PIECE * (pieces - 1) + last)
+        self.meta = make_torrent(self.data)
+        self.layout = Layout.from_metainfo(self.meta)
+        base = test.mktemp()
+        os.makedirs(base)
+        self.storage = FileStorage(self.meta, base)
+        test.addCleanup(self.storage.close)
+        self.reads: list[int] = []
+        read_piece = self.storage.read_piece
+
+        def counting_read(index: int) -> bytes:
+            self.reads.append(index)
+            return read_piece(index)
+
+        self.storage.read_piece = counting_read  # type: ignore[method-assign]
+        self.pool = pool if pool is not None else SyncPool()
+        self.store = Store(self.storage, FakeReactor(), self.pool)  # type: ignore[arg-type]
+        self.store.start()
+        self.have = Bitfield(self.layout.piece_count)
+        for index in have:
+            self.storage.write(index, 0, self.piece(index))
+            self.have.add(index)
+        self.clock = Clock()
+        self.dialer = FakeDialer()
+        self.passed: list[int] = []
+        self.failed: list[int] = []
+        self.observer = Recorder()
+        self.swarm = Swarm(
+            self.meta, self.layout, self.store, self.have, OUR_ID, self.dialer, self.clock,
+            random.Random(1), [1] * self.layout.piece_count, config=config,
+            on_piece_passed=self._passed, on_piece_failed=self.failed.append,
+            observer=self.observer,
+        )
+        self.links: list[FakeLink] = []
+        self._count = 0
+        test.addCleanup(self._cleanup)
+
+    def _passed(self, index: int) -> None:
+        self.passed.append(index)
+        self.have.add(index)
+
+    def _cleanup(self) -> None:
+        if self.swarm.running:
+            self.swarm.stop()
+
+    def piece(self, index: int) -> bytes:
+        return self.data[index * PIECE : index * PIECE + self.layout.piece_size(index)]
+
+    def link(
+        self, host: str | None = None, outgoing: bool = True, remote_id: bytes | None = None,
+        **options: Any,
+    ) -> FakeLink:
+        """A new link (not yet handshaken)."""
+        self._count += 1
+        address = (host or f"10.0.0.{self._count}", 6881)
+        link = FakeLink(self.swarm, self.layout, address, outgoing,
+                        remote_id or peer_id(self._count), **options)
+        self.links.append(link)
+        return link
+
+    def connect(self, **options: Any) -> FakeLink:
+        link = self.link(**options)
+        assert link.handshake(), "connection refused"
+        return link
+
+    def seed(self, **options: Any) -> FakeLink:
+        """A connected remote with every piece, unchoking us."""
+        link = self.connect(**options)
+        link.has(Bitfield.full(self.layout.piece_count))
+        link.unchoke_us()
+        return link
+
+    def on_disk(self, index: int) -> bytes:
+        """The bytes of a piece as they are on disk now (missing bytes as zeros)."""
+        out = bytearray()
+        for span in self.layout.spans(index):
+            path = self.storage.file_path(span.file_index)
+            chunk = b""
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    f.seek(span.file_offset)
+                    chunk = f.read(span.length)
+            out += chunk.ljust(span.length, b"\0")
+        return bytes(out)
+
+
+def small(**changes: Any) -> SwarmConfig:
+    """A config with small queues, so that tests see several rounds."""
+    values: dict[str, Any] = {"min_queue_depth": 4, "max_queue_depth": 8}
+    values.update(changes)
+    return SwarmConfig(**values)
+
+
+# -- connections ------------------------------------------------------------------------
+
+
+class AcceptanceTests(SynchronousTestCase):
+    """peer_connected: who is let in, and what they are told first."""
+
+    def setUp(self) -> None:
+        self.h = Harness(self, have=[0, 2], config=small(max_connections=2))
+        self.h.swarm.start()
+
+    def test_refuses_ourselves(self) -> None:
+        """A connection whose peer id is ours is refused, and its address forgotten."""
+        self.h.swarm.add_peers([("10.9.9.9", 6881)])
+        link = self.h.link(host="10.9.9.9")
+        link.remote.receive_data(link.session.send_handshake())
+        link.session.peer_id = OUR_ID  # a real session refuses this itself
+        self.assertFalse(self.h.swarm.peer_connected(link))
+        self.assertNotIn(("10.9.9.9", 6881), self.h.swarm._book)
+
+    def test_refuses_duplicate(self) -> None:
+        """A second connection with a connected peer's id is refused."""
+        self.h.connect(remote_id=peer_id(99))
+        self.assertFalse(self.h.link(remote_id=peer_id(99)).handshake())
+
+    def test_refuses_banned(self) -> None:
+        """A banned host, or a banned peer id from another host, is refused."""
+        self.h.swarm._book.ban("10.0.0.50", peer_id(50))
+        self.assertFalse(self.h.link(host="10.0.0.50").handshake())
+        self.assertFalse(self.h.link(host="10.0.0.51", remote_id=peer_id(50)).handshake())
+        self.assertTrue(self.h.link(host="10.0.0.52").handshake())
+
+    def test_refuses_over_limit(self) -> None:
+        """Past max_connections, new peers are refused and accepting() is false."""
+        self.h.connect()
+        self.assertTrue(self.h.swarm.accepting())
+        self.h.connect()
+        self.assertFalse(self.h.swarm.accepting())
+        self.assertFalse(self.h.link().handshake())
+
+    def test_refuses_when_stopped(self) -> None:
+        """A stopped swarm accepts nobody."""
+        self.h.swarm.stop()
+        self.assertFalse(self.h.swarm.accepting())
+        self.assertFalse(self.h.link().handshake())
+
+    def test_sends_bitfield_and_extension_handshake(self) -> None:
+        """The peer gets our pieces and our BEP 10 handshake (v, reqq, yourip)."""
+        link = self.h.connect()
+        (bitfield,) = link.of(PeerBitfield)
+        self.assertEqual(bitfield.have.to_string(), "10100")
+        (ext,) = link.of(ExtensionHandshake)
+        self.assertEqual(ext.payload[b"v"], CLIENT_VERSION.encode())
+        self.assertEqual(ext.payload[b"yourip"], bytes([10, 0, 0, 1]))
+        self.assertEqual(link.remote.peer_reqq, SwarmConfig().max_peer_requests)
+        self.assertEqual(link.sends, 1)
+
+    def test_listen_port_in_handshake(self) -> None:
+        """With a listen port known, our extension handshake carries it as p."""
+        self.h.swarm.listen_port = 51413
+        link = self.h.connect()
+        (ext,) = link.of(ExtensionHandshake)
+        self.assertEqual(ext.payload[b"p"], 51413)
+
+    def test_incoming_listen_port_recorded(self) -> None:
+        """An incoming peer's p marks its listen address connected, so it is not dialled."""
+        link = self.h.connect(outgoing=False)
+        link.has(Bitfield(5))
+        self.h.dialer.calls.clear()
+        self.h.swarm.add_peers([(link.address[0], 6881)])
+        self.assertEqual(self.h.dialer.calls, [])
+
+    def test_peer_info(self) -> None:
+        """peers() reports address, client, progress and flags."""
+        link = self.h.connect(outgoing=False)
+        link.has(Bitfield.from_indexes([1, 3], 5))
+        link.unchoke_us()
+        (info,) = self.h.swarm.peers()
+        self.assertEqual(info.address, link.address)
+        self.assertEqual(info.client, "Remote 1.0")
+        self.assertEqual(info.progress, 0.4)
+        self.assertEqual(info.flags, "DI")
+        self.assertTrue(info.am_interested)
+        self.assertFalse(info.peer_choking)
+
+
+class ConnectionTests(SynchronousTestCase):
+    """The connection top-up: dialling known peers, backoff and bans."""
+
+    def setUp(self) -> None:
+        self.h = Harness(self, config=small(max_connections=3, connect_interval=5.0,
+                                            reconnect_backoff=(10.0, 60.0)))
+
+    def test_dials_on_start_and_add(self) -> None:
+        """Known peers are dialled at start, and new ones when added, up to the limit."""
+        self.h.swarm.add_peers([("10.1.0.1", 1), ("10.1.0.2", 2)])
+        self.assertEqual(self.h.dialer.calls, [])  # not before start()
+        self.h.swarm.start()
+        self.assertEqual(self.h.dialer.calls, [("10.1.0.1", 1), ("10.1.0.2", 2)])
+        self.h.swarm.add_peers([("10.1.0.3", 3), ("10.1.0.4", 4)])
+        self.assertEqual(self.h.dialer.calls[2:], [("10.1.0.3", 3)])
+
+    def test_backoff_after_failure(self) -> None:
+        """A failed address is retried after the backoff, then forgotten."""
+        self.h.swarm.start()
+        self.h.swarm.add_peers([("10.1.0.1", 1)])
+        self.h.swarm.connect_failed(("10.1.0.1", 1), "refused")
+        self.h.dialer.calls.clear()
+        self.h.clock.advance(5)
+        self.assertEqual(self.h.dialer.calls, [])
+        self.h.clock.advance(5)
+        self.assertEqual(self.h.dialer.calls, [("10.1.0.1", 1)])
+        self.h.swarm.connect_failed(("10.1.0.1", 1), "refused")
+        self.h.clock.advance(60)
+        self.assertEqual(len(self.h.dialer.calls), 2)
+        self.h.swarm.connect_failed(("10.1.0.1", 1), "refused")
+        self.h.clock.advance(1000)
+        self.assertEqual(len(self.h.dialer.calls), 2)
+
+    def test_dialer_refusal_stops_round(self) -> None:
+        """When the dialer is at its limit, the round stops and is retried later."""
+        self.h.dialer.allow = False
+        self.h.swarm.add_peers([("10.1.0.1", 1), ("10.1.0.2", 2)])
+        self.h.swarm.start()
+        self.assertEqual(self.h.dialer.calls, [("10.1.0.1", 1)])
+        self.h.dialer.allow = True
+        self.h.clock.advance(5)
+        self.assertEqual(self.h.dialer.calls[1:], [("10.1.0.1", 1), ("10.1.0.2", 2)])
+
+    def test_banned_not_dialled(self) -> None:
+        """Addresses of banned hosts are neither added nor dialled."""
+        self.h.swarm._book.ban("10.1.0.1", None)
+        self.h.swarm.add_peers([("10.1.0.1", 1)])
+        self.h.swarm.start()
+        self.assertEqual(self.h.dialer.calls, [])
+
+    def test_connected_not_redialled(self) -> None:
+        """A connected address is not dialled; once closed, only after backoff[0]."""
+        self.h.swarm.start()
+        self.h.swarm.add_peers([("10.0.0.1", 6881)])
+        link = self.h.connect()
+        self.h.dialer.calls.clear()
+        self.h.clock.advance(20)
+        self.assertEqual(self.h.dialer.calls, [])
+        link.close("gone")
+        self.h.clock.advance(5)
+        self.assertEqual(self.h.dialer.calls, [])
+        self.h.clock.advance(5)
+        self.assertEqual(self.h.dialer.calls, [("10.0.0.1", 6881)])
+
+
+# -- downloading ------------------------------------------------------------------------
+
+
+class InterestTests(SynchronousTestCase):
+    """We are interested exactly in peers that have pieces we want."""
+
+    def setUp(self) -> None:
+        self.h = Harness(self, have=[0])
+        self.h.swarm.start()
+
+    def test_interested_in_wanted_pieces(self) -> None:
+        """A bitfield with a piece we lack makes us interested."""
+        link = self.h.connect()
+        link.has(Bitfield.from_indexes([0, 3], 5))
+        self.assertEqual(len(link.of(PeerInterested)), 1)
+
+    def test_not_interested_until_have(self) -> None:
+        """A peer with only what we have is not interesting until a HAVE."""
+        link = self.h.connect()
+        link.has(Bitfield.from_indexes([0], 5))
+        self.assertEqual(link.of(PeerInterested), [])
+        link.deliver(link.remote.send_have(4))
+        self.assertEqual(len(link.of(PeerInterested)), 1)
+
+    def test_priority_zero(self) -> None:
+        """Pieces of priority 0 do not count; raising them makes us interested."""
+        self.h.swarm.set_piece_priorities([1, 1, 1, 1, 0])
+        link = self.h.connect()
+        link.has(Bitfield.from_indexes([4], 5))
+        self.assertEqual(link.of(PeerInterested), [])
+        self.h.swarm.set_piece_priorities([1] * 5)
+        self.assertEqual(len(link.of(PeerInterested)), 1)
+
+    def test_not_interested_once_done(self) -> None:
+        """Once we have what a peer has, we tell it we are not interested."""
+        partial = self.h.connect()
+        partial.has(Bitfield.from_indexes([1], 5))
+        seed = self.h.seed()
+        seed.serve(self.h.data)
+        self.assertEqual(sorted(self.h.passed), [1, 2, 3, 4])
+        self.assertEqual(len(partial.of(PeerNotInterested)), 1)
+        self.assertEqual(len(seed.of(PeerNotInterested)), 1)
+        # The partial peer hears of the pieces it lacks; the seed of none.
+        self.assertEqual(sorted(e.piece_index for e in partial.of(PeerHave)), [2, 3, 4])
+        self.assertEqual(seed.of(PeerHave), [])
+
+
+class DownloadTests(SynchronousTestCase):
+    """Requests, blocks, verified writes."""
+
+    def test_full_download(self) -> None:
+        """A download from one seed, through real wire bytes, is on disk byte for byte."""
+        h = Harness(self, pieces=7)
+        h.swarm.start()
+        seed = h.seed()
+        seed.serve(h.data)
+        self.assertEqual(sorted(h.passed), list(range(7)))
+        self.assertTrue(h.have.complete)
+        for path, start, end in (("a.bin", 0, len(h.data) // 3),
+                                 ("b.bin", len(h.data) // 3, len(h.data))):
+            with open(os.path.join(h.storage._basedir, "t", path), "rb") as f:
+                self.assertEqual(f.read(), h.data[start:end])
+        self.assertEqual(h.swarm.downloaded, len(h.data))
+        self.assertEqual(h.reads, [])  # verified from memory, never read back
+        self.assertEqual(h.swarm._downloader.buffers.used, 0)
+
+    def test_pipeline_depth_and_batched_refill(self) -> None:
+        """Requests go out depth at a time, refilled a quarter at a time, one write each."""
+        h = Harness(self, pieces=20, config=small(min_queue_depth=8, max_queue_depth=8))
+        h.swarm.start()
+        seed = h.connect()
+        seed.has(Bitfield.full(20))
+        before = seed.sends
+        seed.unchoke_us()
+        self.assertEqual(len(seed.asked), 8)
+        self.assertEqual(seed.sends, before + 1)
+        before = seed.sends
+        seed.serve(h.data, count=1)
+        self.assertEqual((len(seed.asked), seed.sends), (7, before))
+        seed.serve(h.data, count=1)
+        self.assertEqual((len(seed.asked), seed.sends), (8, before + 1))
+
+    def test_depth_follows_rate(self) -> None:
+        """A fast peer's pipeline deepens with its rate, up to max_queue_depth."""
+        h = Harness(self, pieces=40, config=small(min_queue_depth=4, max_queue_depth=12))
+        h.swarm.start()
+        seed = h.seed()
+        self.assertEqual(len(seed.asked), 4)
+        seed.serve(h.data, count=8)  # 128 KiB in a second: 16 blocks in 2 s
+        self.assertEqual(len(seed.asked), 4)
+        h.clock.advance(1)
+        self.assertEqual(len(seed.asked), 12)
+
+    def test_depth_capped_by_reqq(self) -> None:
+        """No more requests outstanding than the peer's reqq."""
+        h = Harness(self, pieces=20, config=small(min_queue_depth=8))
+        h.swarm.start()
+        seed = h.seed(reqq=3)
+        self.assertEqual(len(seed.asked), 3)
+
+    def test_endgame_cancels_duplicates(self) -> None:
+        """In endgame a block asked of two peers is cancelled at the slower one."""
+        h = Harness(self, pieces=2, config=small())
+        h.swarm.start()
+        first = h.seed()
+        self.assertEqual(len(first.asked), 4)
+        second = h.seed()  # nothing is free: endgame duplicates
+        self.assertEqual(len(second.asked), 4)
+        first.serve(h.data)
+        self.assertEqual(sorted(h.passed), [0, 1])
+        self.assertEqual(second.asked, [])
+        self.assertEqual(len(second.of(RequestCancelled)), 4)
+
+    def test_reject_frees_block(self) -> None:
+        """A REJECTed block is asked of another peer."""
+        h = Harness(self, pieces=2, config=small(min_queue_depth=1, max_queue_depth=1))
+        h.swarm.start()
+        first = h.seed()
+        (key,) = first.asked
+        first.deliver(first.remote.reject(*key))
+        self.assertEqual(first.asked, [])
+        second = h.seed()
+        self.assertEqual(second.asked, [key])
+
+    def test_nonfast_choke_frees_blocks(self) -> None:
+        """A choke from a peer without the fast extension returns its blocks."""
+        h = Harness(self, pieces=6, config=small())
+        h.swarm.start()
+        first = h.seed(fast=False)
+        asked = first.asked
+        first.deliver(first.remote.choke())
+        second = h.seed()
+        self.assertEqual(second.asked, asked)
+
+    def test_timeout_rerequests_and_snubs(self) -> None:
+        """A request timed out is cancelled, asked elsewhere, and its peer snubbed."""
+        h = Harness(self, pieces=2, config=small(block_timeout=30.0))
+        h.swarm.start()
+        slow = h.seed()
+        asked = slow.asked
+        self.assertEqual(len(asked), 4)
+        h.clock.advance(32)
+        self.assertEqual(len(slow.of(RequestCancelled)), 4)
+        self.assertEqual(len(slow.asked), 1)  # snubbed: one request at a time
+        info = {i.address: i for i in h.swarm.peers()}[slow.address]
+        self.assertTrue(info.snubbed)
+        self.assertIn("S", info.flags)
+        fast = h.seed()  # the three free blocks, and the snubbed peer's one in endgame
+        self.assertEqual(sorted(fast.asked), sorted(asked))
+        fast.serve(h.data)
+        self.assertEqual(sorted(h.passed), [0, 1])
+
+    def test_snubbed_without_timeout(self) -> None:
+        """A peer that sends nothing for snub_timeout is snubbed; a block unsnubs it."""
+        h = Harness(self, pieces=2, config=small(snub_timeout=10.0, block_timeout=100.0))
+        h.swarm.start()
+        slow = h.seed()
+        h.clock.advance(12)
+        self.assertTrue(h.swarm.peers()[0].snubbed)
+        slow.serve(h.data, count=1)
+        self.assertFalse(h.swarm.peers()[0].snubbed)
+
+    def test_memory_budget(self) -> None:
+        """Past max_buffer_bytes no new piece is started; finishing one frees room."""
+        h = Harness(self, pieces=10, config=small(min_queue_depth=8, max_buffer_bytes=PIECE))
+        h.swarm.start()
+        seed = h.seed()
+        self.assertEqual(len(seed.asked), 2)  # the two blocks of one piece
+        self.assertEqual(len({key[0] for key in seed.asked}), 1)
+        seed.serve(h.data, count=2)
+        self.assertEqual(len(h.passed), 1)
+        self.assertEqual(len(seed.asked), 2)
+        self.assertEqual(len({key[0] for key in seed.asked}), 1)
+        self.assertLessEqual(h.swarm._downloader.buffers.used, PIECE)
+        seed.serve(h.data)
+        self.assertEqual(len(h.passed), 10)
+
+    def test_unrequested_late_block_dropped(self) -> None:
+        """A block arriving after we cancelled it is dropped without harm."""
+        h = Harness(self, pieces=2, config=small())
+        h.swarm.start()
+        first = h.seed()
+        second = h.seed()
+        # second's duplicate requests are cancelled when first's copies arrive,
+        # but second answers one anyway: the session drops it silently.
+        key = second.asked[0]
+        first.serve(h.data)
+        index, begin, length = key
+        second.remote._pending[key] = None  # as if the CANCEL had not arrived yet
+        start = index * PIECE + begin
+        second.deliver(second.remote.send_piece_header(*key) + h.data[start : start + length])
+        self.assertIsNone(second.closed)
+        self.assertEqual(sorted(h.passed), [0, 1])
+
+
+class HashFailureTests(SynchronousTestCase):
+    """Pieces that fail their hash: never written, and their senders banned."""
+
+    def test_sole_contributor_banned_at_once(self) -> None:
+        """A peer that sent every block of a bad piece is banned and disconnected."""
+        h = Harness(self, config=small())
+        h.swarm.start()
+        bad = h.seed()
+        bad.serve(h.data, corrupt=[2])
+        self.assertIn(2, h.failed)
+        self.assertEqual(bad.closed[:7], "banned:")
+        self.assertTrue(h.swarm.is_banned(bad.address[0]))
+        self.assertTrue(h.swarm.is_banned("10.99.0.1", bad.remote.our_peer_id))
+        self.assertIn(("banned", bad.address,
+                       "sent every block of piece 2, which failed its hash check"),
+                      h.observer.seen)
+        self.assertNotIn(2, h.have)
+        self.assertEqual(h.on_disk(2), bytes(h.layout.piece_size(2)))
+        # It may not come back.
+        self.assertFalse(h.link(host=bad.address[0]).handshake())
+
+    def test_failed_piece_fetched_again(self) -> None:
+        """After a failure the piece is fetched again from an honest peer."""
+        h = Harness(self, config=small())
+        h.swarm.start()
+        bad = h.seed()
+        bad.serve(h.data, corrupt=[2])
+        good = h.seed()
+        good.serve(h.data)
+        self.assertTrue(h.have.complete)
+        self.assertEqual(h.on_disk(2), h.piece(2))
+
+    def test_shared_blame_bans_at_threshold(self) -> None:
+        """Two peers sharing bad pieces are each charged; banned at ban_threshold."""
+        config = small(min_queue_depth=1, max_queue_depth=1, ban_threshold=2)
+        h = Harness(self, pieces=6, config=config)
+        h.swarm.start()
+        a, b = h.seed(), h.seed()
+        everything = range(6)
+        # One block each: a gets the first block of a piece, b the second.
+        a.serve(h.data, count=1, corrupt=everything)
+        b.serve(h.data, count=1, corrupt=everything)
+        self.assertEqual(len(h.failed), 1)
+        self.assertIsNone(a.closed)
+        self.assertIsNone(b.closed)
+        a.serve(h.data, count=1, corrupt=everything)
+        b.serve(h.data, count=1, corrupt=everything)
+        self.assertEqual(len(h.failed), 2)
+        self.assertIsNotNone(a.closed)
+        self.assertIsNotNone(b.closed)
+        self.assertEqual(h.passed, [])
+        for index in h.failed:
+            self.assertEqual(h.on_disk(index), bytes(h.layout.piece_size(index)))
+
+
+# -- uploading ---------------------------------------------------------------------------
+
+
+class UploadTests(SynchronousTestCase):
+    """Serving requests from the piece cache, in order, under backpressure."""
+
+    def setUp(self) -> None:
+        self.h = Harness(self, have=range(5), config=small(max_send_buffer=64 * 1024))
+        self.h.swarm.start()
+
+    def leecher(self, **options: Any) -> FakeLink:
+        link = self.h.connect(**options)
+        link.has(Bitfield(5))
+        link.want()
+        return link
+
+    def request(self, link: FakeLink, *keys: tuple[int, int, int]) -> None:
+        link.deliver(b"".join(link.remote.request(*key) for key in keys))
+
+    def test_served_from_cache_one_read_per_piece(self) -> None:
+        """Blocks come from one whole-piece read each, and arrive intact."""
+        link = self.leecher()
+        self.assertEqual(len(link.of(PeerUnchoked)), 1)  # a free slot: unchoked at once
+        keys = [(0, 0, K16), (0, K16, K16), (1, 0, K16), (1, K16, K16), (0, 0, 100)]
+        self.request(link, *keys)
+        self.assertEqual(self.h.reads, [0, 1])
+        blocks = link.of(BlockReceived)
+        self.assertEqual([(b.piece_index, b.begin, len(b.block)) for b in blocks], keys)
+        for b in blocks:
+            start = b.piece_index * PIECE + b.begin
+            self.assertEqual(b.block, self.h.data[start : start + len(b.block)])
+        self.assertEqual(self.h.swarm.uploaded, 4 * K16 + 100)
+        self.assertEqual(self.h.swarm.peers()[0].uploaded, 4 * K16 + 100)
+
+    def test_one_read_for_many_peers(self) -> None:
+        """Two peers asking for the same piece while it is read cost one read."""
+        pool = ManualPool()
+        h = Harness(self, have=range(5), pool=pool)
+        h.swarm.start()
+        links = []
+        for _ in range(2):
+            link = h.connect()
+            link.has(Bitfield(5))
+            link.want()
+            link.deliver(link.remote.request(3, 0, K16))
+            links.append(link)
+        self.assertEqual(len(pool.queue), 1)
+        pool.run_one()
+        self.assertEqual(h.reads, [3])
+        self.assertEqual([len(link.of(BlockReceived)) for link in links], [1, 1])
+
+    def test_cancelled_not_served(self) -> None:
+        """A request cancelled while its piece is read is not sent."""
+        pool = ManualPool()
+        h = Harness(self, have=range(5), pool=pool)
+        h.swarm.start()
+        link = h.connect()
+        link.has(Bitfield(5))
+        link.want()
+        self.request(link, (1, 0, K16), (1, K16, K16))
+        link.deliver(link.remote.cancel(1, 0, K16))
+        pool.run_one()
+        self.assertEqual([(b.piece_index, b.begin) for b in link.of(BlockReceived)], [(1, K16)])
+
+    def test_choked_requests_ignored(self) -> None:
+        """Requests from a peer we choke are not served (REJECTed if it is fast)."""
+        h = Harness(self, have=range(5), config=small(unchoke_slots=0))
+        h.swarm.start()
+        plain = h.connect(fast=False)
+        plain.decode = False
+        fast = h.connect()
+        fast.decode = False
+        for link in (plain, fast):
+            link.deliver(link.remote.send_bitfield(Bitfield(5)) + link.remote.interested())
+            sent = len(link.wire)
+            link.deliver(encode_request(0, 0, K16))
+            if link is plain:
+                self.assertEqual(len(link.wire), sent)
+            else:
+                self.assertEqual(bytes(link.wire[sent:]), encode_reject(0, 0, K16))
+        self.assertEqual(h.reads, [])
+        self.assertEqual(h.swarm.uploaded, 0)
+
+    def test_missing_piece(self) -> None:
+        """A request for a piece we lack is REJECTed (fast) or closes the link."""
+        h = Harness(self, have=[0])
+        h.swarm.start()
+        fast = h.connect()
+        fast.has(Bitfield(5))
+        fast.want()
+        fast.decode = False
+        sent = len(fast.wire)
+        fast.deliver(encode_request(3, 0, K16))
+        self.assertEqual(bytes(fast.wire[sent:]), encode_reject(3, 0, K16))
+        plain = h.connect(fast=False)
+        plain.has(Bitfield(5))
+        plain.want()
+        plain.deliver(encode_request(3, 0, K16))
+        self.assertEqual(plain.closed, "requested piece 3, which we do not have")
+        self.assertEqual(h.reads, [])
+
+    def test_backpressure(self) -> None:
+        """Nothing is sent past max_send_buffer; the stall retry resumes once it drains."""
+        link = self.leecher()
+        link.pending_write_bytes = 10 * 1024 * 1024
+        self.request(link, (0, 0, K16), (0, K16, K16))
+        self.assertEqual(link.of(BlockReceived), [])
+        self.h.clock.advance(0.02)
+        self.assertEqual(link.of(BlockReceived), [])
+        link.pending_write_bytes = 0
+        self.h.clock.advance(0.02)
+        self.assertEqual(len(link.of(BlockReceived)), 2)
+        retry = self.h.swarm._uploader._retry
+        self.assertIsNone(retry)
+
+    def test_drain_notification(self) -> None:
+        """peer_writable serves a stalled peer at once."""
+        link = self.leecher()
+        link.pending_write_bytes = 10 * 1024 * 1024
+        self.request(link, (0, 0, K16))
+        link.pending_write_bytes = 0
+        self.h.swarm.peer_writable(link)
+        self.assertEqual(len(link.of(BlockReceived)), 1)
+
+    def test_peer_that_never_reads(self) -> None:
+        """A peer that reads nothing is sent about max_send_buffer, then nothing more."""
+        link = self.leecher()
+        link.reading = False
+        keys = [(i, begin, K16) for i in range(4) for begin in (0, K16)]
+        self.request(link, *keys)
+        self.assertEqual(link.blocks_sent, 4)  # 64 KiB
+        for _ in range(30):
+            self.h.clock.advance(1)
+        self.assertEqual(link.blocks_sent, 4)
+        link.drain()
+        self.h.clock.advance(1)
+        self.assertEqual(link.blocks_sent, 8)
+        self.assertEqual(len(link.of(BlockReceived)), 8)
+
+    def test_stop_while_stalled(self) -> None:
+        """stop() cancels the stall retry timer too."""
+        link = self.leecher()
+        link.reading = False
+        self.request(link, *[(i, 0, K16) for i in range(5)])
+        self.assertIsNotNone(self.h.swarm._uploader._retry)
+        self.h.swarm.stop()
+        self.assertEqual(self.h.clock.getDelayedCalls(), [])
+
+    def test_fresh_piece_served_without_read(self) -> None:
+        """A piece we just downloaded is served from memory."""
+        h = Harness(self)
+        h.swarm.start()
+        seed = h.seed()
+        seed.serve(h.data)
+        link = h.connect()
+        link.has(Bitfield(5))
+        link.want()
+        link.deliver(link.remote.request(4, 0, K16))
+        self.assertEqual(len(link.of(BlockReceived)), 1)
+        self.assertEqual(h.reads, [])
+
+    def test_read_failure(self) -> None:
+        """A piece that cannot be read is REJECTed and reported."""
+        h = Harness(self, have=[0])
+        h.have.add(1)  # claimed, but not on disk
+        h.swarm.start()
+        link = h.connect()
+        link.has(Bitfield(5))
+        link.want()
+        link.deliver(link.remote.request(1, 0, K16))
+        self.assertEqual(link.of(BlockReceived), [])
+        self.assertEqual(list(link.remote.outstanding_requests), [])
+        self.assertIn(("disk_error", 1, MissingDataError), h.observer.seen)
+
+
+# -- choking ------------------------------------------------------------------------------
+
+
+class ChokeTests(SynchronousTestCase):
+    """The rechoke: tit-for-tat and the optimistic unchoke."""
+
+    def setUp(self) -> None:
+        config = small(min_queue_depth=16, block_timeout=1000.0, snub_timeout=1000.0)
+        self.h = Harness(self, pieces=60, have=[0], config=config)
+        self.h.swarm.start()
+        self.links = []
+        for _ in range(6):
+            link = self.h.connect()
+            link.has(Bitfield.from_indexes(range(1, 60), 60))
+            link.want()
+            link.unchoke_us()
+            self.links.append(link)
+
+    def unchoked(self) -> set[int]:
+        return {i for i, link in enumerate(self.links) if not link.remote.peer_choking}
+
+    def optimistic(self) -> int:
+        by_address = {info.address: info.flags for info in self.h.swarm.peers()}
+        (one,) = [i for i, link in enumerate(self.links) if "O" in by_address[link.address]]
+        return one
+
+    def test_rechoke_prefers_best_uploaders(self) -> None:
+        """The rechoke unchokes the three best uploaders to us plus an optimistic one."""
+        self.assertEqual(self.unchoked(), {0, 1, 2, 3})  # free slots, at once
+        for i, link in enumerate(self.links):
+            link.serve(self.h.data, count=2 * i)
+        self.h.clock.advance(10)
+        optimistic = self.optimistic()
+        self.assertIn(optimistic, {4, 5})  # drawn among the peers we were choking
+        best = [i for i in (5, 4, 3, 2, 1, 0) if i != optimistic][:3]
+        self.assertEqual(self.unchoked(), {optimistic, *best})
+        flags = {info.address: info.flags for info in self.h.swarm.peers()}
+        for i in best:
+            self.assertEqual(flags[self.links[i].address], "DU")
+
+    def test_optimistic_rotation(self) -> None:
+        """The optimistic unchoke lasts optimistic_interval (30 s), then changes."""
+        for i, link in enumerate(self.links):
+            link.serve(self.h.data, count=2 * i)
+        self.h.clock.advance(10)
+        first = self.optimistic()
+        self.h.clock.advance(10)
+        self.assertEqual(self.optimistic(), first)
+        self.h.clock.advance(10)
+        self.assertEqual(self.optimistic(), first)
+        self.h.clock.advance(10)
+        self.assertNotEqual(self.optimistic(), first)
+        self.assertIn(self.optimistic(), self.unchoked())
+        self.assertEqual(len(self.unchoked()), 4)
+
+    def test_lost_peer_frees_slot(self) -> None:
+        """When an unchoked peer leaves, its slot goes to another at once."""
+        self.links[0].close("gone")
+        self.assertEqual(len(self.unchoked() - {0}), 4)
+
+
+class PauseTests(SynchronousTestCase):
+    """pause() keeps connections but exchanges nothing; resume() restarts."""
+
+    def setUp(self) -> None:
+        self.h = Harness(self, pieces=20, have=[0], config=small())
+        self.h.swarm.start()
+        self.seed = self.h.seed()
+        self.leecher = self.h.connect()
+        self.leecher.has(Bitfield(20))
+        self.leecher.want()
+
+    def test_pause(self) -> None:
+        """Paused: everyone choked, our requests cancelled, interest withdrawn."""
+        self.assertFalse(self.leecher.remote.peer_choking)
+        self.assertEqual(len(self.seed.asked), 4)
+        self.h.swarm.pause()
+        self.assertTrue(self.h.swarm.paused)
+        self.assertEqual(self.seed.asked, [])
+        self.assertEqual(len(self.seed.of(RequestCancelled)), 4)
+        self.assertEqual(len(self.seed.of(PeerNotInterested)), 1)
+        self.assertEqual(len(self.leecher.of(PeerChoked)), 1)
+        self.h.clock.advance(60)
+        self.assertEqual(self.seed.asked, [])
+        self.assertTrue(self.leecher.remote.peer_choking)
+        # New peers are still accepted, but not asked for anything.
+        other = self.h.seed()
+        self.assertEqual(other.asked, [])
+        self.assertEqual(other.of(PeerInterested), [])
+
+    def test_resume(self) -> None:
+        """Resumed: interest, requests and unchokes come back."""
+        self.h.swarm.pause()
+        self.h.swarm.resume()
+        self.assertFalse(self.h.swarm.paused)
+        self.assertEqual(len(self.seed.asked), 4)
+        self.assertEqual(len(self.seed.of(PeerInterested)), 2)
+        self.assertFalse(self.leecher.remote.peer_choking)
+        self.seed.serve(self.h.data)
+        self.assertTrue(self.h.have.complete)
+
+
+class LifeCycleTests(SynchronousTestCase):
+    """Construction, start and stop."""
+
+    def test_constructor_has_no_side_effects(self) -> None:
+        """Constructing a swarm schedules nothing and dials nobody."""
+        h = Harness(self)
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+        self.assertEqual(h.dialer.calls, [])
+        self.assertFalse(h.swarm.running)
+
+    def test_start_twice(self) -> None:
+        """start() may only be called once."""
+        h = Harness(self)
+        h.swarm.start()
+        self.assertRaises(Exception, h.swarm.start)
+
+    def test_stop(self) -> None:
+        """stop() cancels every timer and closes every link."""
+        h = Harness(self, have=[0], config=small())
+        h.swarm.start()
+        self.assertNotEqual(h.clock.getDelayedCalls(), [])
+        seed = h.seed()
+        leecher = h.connect()
+        fired: list[object] = []
+        h.swarm.stop().addCallback(fired.append)
+        self.assertEqual(fired, [None])
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+        self.assertEqual(seed.closed, "the torrent is stopping")
+        self.assertEqual(leecher.closed, "the torrent is stopping")
+        self.assertEqual(h.swarm.peers(), [])
+
+    def test_stop_waits_for_disk(self) -> None:
+        """stop() fires only once the hash-and-write job in flight is done."""
+        pool = ManualPool()
+        h = Harness(self, pieces=2, pool=pool, config=small())
+        h.swarm.start()
+        seed = h.seed()
+        seed.serve(h.data, count=2)
+        self.assertEqual(len(pool.queue), 1)
+        fired: list[object] = []
+        d: Deferred[None] = h.swarm.stop()
+        d.addCallback(fired.append)
+        self.assertEqual(fired, [])
+        pool.run_one()
+        self.assertEqual(fired, [None])
+        self.assertEqual(h.passed, [0])
+        self.assertEqual(h.on_disk(0), h.piece(0))
+
+
+class RobustnessTests(SynchronousTestCase):
+    """Closing links, dead sessions and priorities."""
+
+    def test_closing_peer_gives_blocks_back_at_once(self) -> None:
+        """A banned peer closing slowly gives its blocks back at once and hears nothing more."""
+        h = Harness(self, pieces=8, config=small())
+        h.swarm.start()
+        bad = h.seed()
+        bad.sync_close = False
+        good = h.seed()
+        bad.serve(h.data, count=2, corrupt=range(8))  # a whole piece: banned
+        self.assertIsNotNone(bad.closed)
+        self.assertEqual(len(h.failed), 1)
+        self.assertTrue(bad.asked)  # what it still owes us is asked of good instead:
+        good.serve(h.data)  # (a write to bad would fail the FakeLink's assertion)
+        self.assertEqual(sorted(h.passed), list(range(8)))
+        bad.lost()
+        self.assertEqual(h.swarm.peers()[0].address, good.address)
+
+    def test_dead_session_left_alone(self) -> None:
+        """A peer whose session died is not written to while the adapter closes it."""
+        h = Harness(self, pieces=6, have=[0], config=small())
+        h.swarm.start()
+        broken = h.seed()
+        self.assertRaises(Exception, broken.session.receive_data, b"\0\0\0\x05\x04\xff\xff\xff\xff")
+        broken.decode = False
+        before = len(broken.wire)
+        good = h.seed()
+        good.serve(h.data)
+        h.clock.advance(30)
+        self.assertTrue(h.have.complete)
+        self.assertEqual(len(broken.wire), before)
+
+    def test_priority_zero_not_requested(self) -> None:
+        """Pieces of priority 0 are never requested."""
+        h = Harness(self, pieces=6, config=small())
+        h.swarm.set_piece_priorities([1, 0, 1, 0, 1, 0])
+        h.swarm.start()
+        seed = h.seed()
+        seed.serve(h.data)
+        self.assertEqual(sorted(h.passed), [0, 2, 4])
+        self.assertEqual(len(seed.of(PeerNotInterested)), 1)
+
+    def test_read_ahead(self) -> None:
+        """A cache miss also reads the next pieces the peer asked for."""
+        pool = ManualPool()
+        h = Harness(self, pieces=6, have=range(6), pool=pool,
+                    config=small(read_ahead_pieces=2))
+        h.swarm.start()
+        link = h.connect()
+        link.has(Bitfield(6))
+        link.want()
+        keys = [(4, 0, K16), (1, 0, K16), (4, K16, K16), (2, 0, K16), (3, 0, K16)]
+        link.deliver(b"".join(link.remote.request(*key) for key in keys))
+        self.assertEqual(len(pool.queue), 3)
+        while pool.queue:
+            pool.run_one()
+        self.assertEqual(h.reads, [4, 1, 2, 3])
+        self.assertEqual([(b.piece_index, b.begin) for b in link.of(BlockReceived)],
+                         [(4, 0), (1, 0), (4, K16), (2, 0), (3, 0)])

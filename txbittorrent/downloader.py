@@ -1,0 +1,392 @@
+"""Fetching the pieces we want: interest, requests, blocks, verification.
+
+Theory of operation
+-------------------
+``Downloader`` is the download half of a swarm.  It owns the ``PiecePicker``
+(keyed by ``PeerState``), the in-memory buffers of the pieces in progress
+(``piecebuffer``) and the hash-and-write jobs in the store's pool; the swarm
+feeds it what peers announce and send, and it writes requests, cancels,
+interest and HAVEs to the links.  What it needs of the swarm goes through a
+small ``DownloadHost``: the live peers, and what to do with a piece that
+passed or failed (the swarm tells the Torrent, bans, caches).
+
+Requests.  ``fill(peer)`` tops a pipeline up to ``peer.depth`` with one
+``pick`` and one ``link.send``; after a block it is called only once the
+pipeline has drained to ``peer.low_water`` (three quarters), so requests go
+out in batches.  The depth follows the peer's rate (``SwarmConfig.queue_depth``,
+recomputed at each fill and tick), capped by its ``reqq``; a snubbed peer
+gets ``snubbed_queue_depth``.  Once
+``max_buffer_bytes`` of buffers are allocated no new piece is started: picks
+are restricted to the pieces that have a buffer, and a block of a new piece
+that a pick returns anyway is handed back to the picker.
+
+Blocks.  A wanted block is copied into its piece's buffer; the picker names
+the other peers asked for it in endgame, which get a CANCEL.  A late copy is
+dropped (and counted as ``wasted``).  A complete piece goes to the pool in
+one job that hashes it and writes it only if it is good (``verify_and_write``).
+
+Timeouts.  ``check_requests(now)`` cancels what has been outstanding for
+``block_timeout``, marks those peers snubbed and refills every pipeline, so
+the blocks go to other peers; a peer with requests out and no block for
+``snub_timeout`` is snubbed too.  A block from a peer unsnubs it.
+
+Interest: ``peer.wanted_count`` is how many pieces we want that the peer has,
+kept up to date per HAVE and per verified piece; we are interested exactly
+while it is above zero (and we are not paused).  Counting a whole bitfield is
+a single AND of two big integers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txbittorrent.core.bitfield import Bitfield
+from txbittorrent.core.choker import SNUB_TIMEOUT, is_snubbed
+from txbittorrent.core.picker import PiecePicker, RandomSource
+from txbittorrent.piecebuffer import PieceBuffers, verify_and_write
+
+if TYPE_CHECKING:
+    from txbittorrent.core.layout import Layout
+    from txbittorrent.core.metainfo import Metainfo
+    from txbittorrent.peerstate import PeerState, RateMeter
+    from txbittorrent.store import Store
+    from txbittorrent.swarmconfig import SwarmConfig
+
+__all__ = ["Downloader", "DownloadHost"]
+
+_log = Logger()
+
+
+class DownloadHost(Protocol):
+    """What the downloader needs of its swarm."""
+
+    def live_peers(self) -> list[PeerState]:
+        """The connected peers whose session is alive."""
+
+    def piece_passed(self, index: int, data: bytearray) -> None:
+        """A piece is verified and on disk (called before any HAVE goes out)."""
+
+    def piece_failed(self, index: int, contributors: set[PeerState]) -> None:
+        """A piece failed its hash; these peers sent its blocks."""
+
+    def disk_error(self, index: int, failure: Failure) -> None:
+        """Writing a verified piece failed; it will be fetched again."""
+
+
+class Downloader:
+    """The download half of a swarm (see the module docstring)."""
+
+    def __init__(
+        self,
+        metainfo: Metainfo,
+        layout: Layout,
+        store: Store,
+        have: Bitfield,
+        rng: RandomSource,
+        priorities: Sequence[int],
+        config: SwarmConfig,
+        clock: Any,
+        meter: RateMeter,
+        host: DownloadHost,
+    ) -> None:
+        self.picker: PiecePicker[PeerState] = PiecePicker.from_layout(layout, rng, have)
+        self.picker.set_piece_priorities(priorities)
+        self.buffers = PieceBuffers(config.max_buffer_bytes)
+        self.meter = meter
+        """Payload bytes received, all peers together."""
+        self.wasted = 0
+        """Payload bytes received that were no longer needed."""
+        self.paused = False
+        self.stopped = False
+        self._metainfo = metainfo
+        self._layout = layout
+        self._store = store
+        self._have = have
+        self._priorities = list(priorities)
+        self._wanted_bits: int | None = None
+        self._config = config
+        self._clock = clock
+        self._host = host
+        self._jobs = 0
+        self._idle: list[Deferred[None]] = []
+
+    @property
+    def seeding(self) -> bool:
+        """We have every piece we want."""
+        return self.picker.wanted_left() == 0
+
+    def when_idle(self) -> Deferred[None]:
+        """Fires once no hash-and-write job is in flight."""
+        if not self._jobs:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._idle.append(d)
+        return d
+
+    # -- interest ----------------------------------------------------------------------
+
+    def _wanted(self) -> int:
+        """The pieces we want (priority > 0, not had) as one big integer in
+        BEP 3 bit order, like ``int.from_bytes(bitfield.to_bytes())``."""
+        bits = self._wanted_bits
+        if bits is None:
+            mask = bytearray((self._layout.piece_count + 7) // 8)
+            for index, priority in enumerate(self._priorities):
+                if priority > 0:
+                    mask[index >> 3] |= 0x80 >> (index & 7)
+            have = int.from_bytes(self._have.to_bytes(), "big")
+            bits = self._wanted_bits = int.from_bytes(mask, "big") & ~have
+        return bits
+
+    def count_wanted(self, pieces: Bitfield) -> int:
+        if not pieces.count:
+            return 0
+        return (int.from_bytes(pieces.to_bytes(), "big") & self._wanted()).bit_count()
+
+    def send_interest(self, peer: PeerState) -> None:
+        """Tell the peer whether we are interested, if that changed."""
+        session = peer.session
+        if peer.wanted_count > 0 and not self.paused:
+            data = session.interested()
+        else:
+            data = session.not_interested()
+        if data:
+            peer.link.send(data)
+
+    def set_priorities(self, priorities: Sequence[int]) -> None:
+        self.picker.set_piece_priorities(priorities)
+        self._priorities = list(priorities)
+        self._wanted_bits = None
+        for peer in self._host.live_peers():
+            peer.wanted_count = self.count_wanted(peer.session.peer_have)
+            self.send_interest(peer)
+            self.fill(peer)
+
+    # -- what peers have ---------------------------------------------------------------
+
+    def peer_bitfield(self, peer: PeerState, have: Bitfield) -> None:
+        if have.complete:
+            self.picker.peer_have_all(peer)
+        else:
+            self.picker.peer_bitfield(peer, have)
+        peer.wanted_count = self.count_wanted(peer.session.peer_have)
+        self.send_interest(peer)
+        self.fill(peer)
+
+    def peer_have(self, peer: PeerState, index: int) -> None:
+        self.picker.peer_have(peer, index)
+        if self._priorities[index] > 0 and index not in self._have:
+            peer.wanted_count += 1
+            if peer.wanted_count == 1:
+                self.send_interest(peer)
+            if len(peer.session.outstanding_requests) <= peer.low_water:
+                self.fill(peer)
+
+    def peer_gone(self, peer: PeerState) -> None:
+        """Free the blocks the peer owed us (others may take them)."""
+        self.picker.peer_gone(peer)
+
+    # -- requests ----------------------------------------------------------------------
+
+    def set_depth(self, peer: PeerState, depth: int) -> None:
+        reqq = peer.session.peer_reqq
+        if reqq is not None and reqq < depth:
+            depth = reqq
+        peer.depth = depth
+        peer.low_water = depth - max(1, depth // 4)
+
+    def _follow_rate(self, peer: PeerState, now: float) -> None:
+        cfg = self._config
+        if peer.snubbed:
+            self.set_depth(peer, cfg.snubbed_queue_depth)
+        else:
+            self.set_depth(peer, cfg.queue_depth(peer.down.rate(now, cfg.rate_window)))
+
+    def tick(self, peer: PeerState, now: float) -> None:
+        """The swarm's tick: follow the peer's rate, and top its pipeline up
+        if it ran low (after REJECTs, say, which refill nothing)."""
+        self._follow_rate(peer, now)
+        if len(peer.session.outstanding_requests) <= peer.low_water:
+            self.fill(peer)
+
+    def fill(self, peer: PeerState) -> None:
+        """Top up the peer's pipeline with one pick and one write."""
+        session = peer.session
+        if self.paused or self.stopped or not peer.connected or session.dead:
+            return
+        if not session.am_interested:
+            return
+        now = self._clock.seconds()
+        self._follow_rate(peer, now)
+        want = peer.depth - len(session.outstanding_requests)
+        if want <= 0:
+            return
+        choking = session.peer_choking
+        allowed: Collection[int] | None = session.peer_allowed_fast if choking else None
+        if choking and not allowed:
+            return
+        buffers = self.buffers
+        if buffers.over_budget:  # finish the pieces in progress, start none
+            started = buffers.indexes()
+            allowed = started if allowed is None else [i for i in allowed if i in started]
+            choking = True
+            if not allowed:
+                return
+        picked = self.picker.pick(
+            peer, session.peer_have, want, now,
+            allowed_fast=allowed, peer_choking=choking, suggested=peer.suggested,
+        )
+        request, piece_size = session.request, self._layout.piece_size
+        out = []
+        for index, begin, length in picked:
+            if index not in buffers:
+                if buffers.over_budget:
+                    # A new piece past the budget: give the block back; the
+                    # piece stays started and is taken up once there is room.
+                    self.picker.request_failed(peer, index, begin)
+                    continue
+                buffers.create(index, piece_size(index))
+            out.append(request(index, begin, length))
+        if out:
+            if peer.asking_since is None:
+                peer.asking_since = now
+            peer.link.send(b"".join(out))
+
+    def rejected(self, peer: PeerState, index: int, begin: int) -> None:
+        """A REJECT, or a non-fast peer's choke dropped the request.  No refill
+        here: a peer refusing a block would be asked for it again at once; the
+        next block or tick refills."""
+        self.picker.request_failed(peer, index, begin)
+        if not peer.session.outstanding_requests:
+            peer.asking_since = None
+
+    def withdraw(self, peer: PeerState) -> bytes:
+        """CANCEL every outstanding request of ours (pause); the bytes to send."""
+        session = peer.session
+        out = []
+        for index, begin, length in list(session.outstanding_requests):
+            out.append(session.cancel(index, begin, length))
+            self.picker.request_failed(peer, index, begin)
+        peer.asking_since = None
+        return b"".join(out)
+
+    def check_requests(self, now: float) -> None:
+        """Cancel and re-request what timed out; mark snubbing peers."""
+        cfg = self._config
+        cancels: dict[PeerState, list[bytes]] = {}
+        for peer, index, begin, length in self.picker.timed_out(now, cfg.block_timeout):
+            peer.snubbed = True
+            session = peer.session
+            key = (index, begin, length)
+            if peer.connected and not session.dead and key in session.outstanding_requests:
+                cancels.setdefault(peer, []).append(session.cancel(index, begin, length))
+        for peer, data in cancels.items():
+            self.set_depth(peer, cfg.snubbed_queue_depth)
+            peer.link.send(b"".join(data))
+            if not peer.session.outstanding_requests:
+                peer.asking_since = None
+        # is_snubbed uses the choker's SNUB_TIMEOUT: shift ``now`` so that
+        # the configured timeout applies instead.
+        shifted = now + SNUB_TIMEOUT - cfg.snub_timeout
+        peers = self._host.live_peers()
+        for peer in peers:
+            if not peer.snubbed and is_snubbed(shifted, peer.asking_since, peer.last_block_at):
+                peer.snubbed = True
+                self.set_depth(peer, cfg.snubbed_queue_depth)
+        if cancels:
+            for peer in peers:
+                self.fill(peer)
+
+    # -- blocks and pieces ---------------------------------------------------------------
+
+    def block(self, peer: PeerState, index: int, begin: int, block: bytes) -> None:
+        """A block we asked the peer for arrived."""
+        size = len(block)
+        peer.down.total += size
+        self.meter.total += size
+        peer.last_block_at = self._clock.seconds()
+        peer.snubbed = False
+        picker = self.picker
+        if picker.wants_block(index, begin):
+            buffer = self.buffers.get(index)
+            if buffer is None:
+                buffer = self.buffers.create(index, self._layout.piece_size(index))
+            buffer[begin : begin + size] = block
+            for other in picker.block_received(peer, index, begin):
+                self._cancel(other, index, begin, size)
+            if picker.piece_complete(index):
+                self._verify(index)
+        else:
+            self.wasted += size
+        session = peer.session
+        if len(session.outstanding_requests) <= peer.low_water:
+            if not session.outstanding_requests:
+                peer.asking_since = None
+            self.fill(peer)
+
+    def _cancel(self, peer: PeerState, index: int, begin: int, length: int) -> None:
+        session = peer.session
+        key = (index, begin, length)
+        if peer.connected and not session.dead and key in session.outstanding_requests:
+            peer.link.send(session.cancel(index, begin, length))
+
+    def _verify(self, index: int) -> None:
+        """Hash the complete piece and, if it is good, write it: one pool job."""
+        buffer = self.buffers.take(index)
+        assert buffer is not None
+        self._jobs += 1
+        expected = self._metainfo.piece_hash(index)
+        try:
+            d = self._store.call(verify_and_write, self._store.storage, index, expected, buffer)
+        except Exception:  # the store is stopped
+            d = Deferred()
+            d.errback()
+        d.addCallbacks(self._verified, self._write_failed,
+                       callbackArgs=(index, buffer), errbackArgs=(index, len(buffer)))
+        d.addBoth(self._job_done)
+
+    def _job_done(self, result: object) -> None:
+        self._jobs -= 1
+        if isinstance(result, Failure):
+            _log.failure("after verifying a piece", result)
+        if not self._jobs:
+            idle, self._idle = self._idle, []
+            for d in idle:
+                d.callback(None)
+
+    def _write_failed(self, failure: Failure, index: int, size: int) -> None:
+        self.buffers.release(size)
+        self.picker.piece_failed(index)  # fetch it again; nobody to blame
+        self._host.disk_error(index, failure)
+
+    def _verified(self, passed: bool, index: int, buffer: bytearray) -> None:
+        was_over = self.buffers.over_budget
+        self.buffers.release(len(buffer))
+        if passed:
+            self._passed(index, buffer)
+        else:
+            self._host.piece_failed(index, self.picker.piece_failed(index))
+        if was_over and not self.buffers.over_budget:
+            for peer in self._host.live_peers():
+                self.fill(peer)
+
+    def _passed(self, index: int, buffer: bytearray) -> None:
+        self.picker.piece_passed(index)
+        self._wanted_bits = None
+        self._host.piece_passed(index, buffer)
+        if self.stopped:
+            return
+        wanted = self._priorities[index] > 0
+        for peer in self._host.live_peers():
+            session = peer.session
+            if index not in session.peer_have:
+                peer.link.send(session.send_have(index))
+            elif wanted:
+                peer.wanted_count -= 1
+                if not peer.wanted_count:
+                    self.send_interest(peer)

@@ -1,0 +1,549 @@
+"""The peer manager of one torrent: whom to talk to, what to ask, what to serve.
+
+Theory of operation
+-------------------
+A ``Swarm`` is the ``PeerHost`` of ``interfaces``: the peer protocol adapter
+owns each TCP connection and its ``PeerSession`` and reports to the swarm;
+the swarm answers with policy and writes what the session methods return
+through the ``PeerLink``.  It owns no socket and no file: it dials through a
+``Dialer``, reads and writes through a ``Store``, and takes time from an
+injected clock and chance from an injected ``random.Random``.
+
+The work is split by concept; the swarm wires the parts and keeps the
+connections:
+
+* ``downloader.Downloader``: interest, requests (``core.picker``), blocks
+  into piece buffers, hash-and-write, HAVEs;
+* ``uploader.Uploader``: serving requests from ``uploadcache`` under
+  backpressure;
+* ``core.choker``: whom to unchoke, every ``rechoke_interval``, with the
+  optimistic unchoke;
+* ``addressbook.AddressBook``: whom to dial, backoff, bans.
+
+Each event from ``peer_event`` goes to one handler, found by its type in a
+table.  ``HandshakeReceived`` is ``peer_connected``'s, and ``Reply`` bytes are
+written by the adapter itself, so neither comes here.
+
+Timers, from ``start`` to ``stop``: the tick (rates, queue depths, stalled
+uploads and pipelines), the request check (timeouts, snubbing), the rechoke,
+the connection top-up, and the uploader's stall retry while a peer's link is
+backed up.  The adapter keeps the idle and
+keep-alive timers; ``SwarmConfig.keepalive_interval`` is the policy it may
+read.
+
+Invariants:
+
+* Every block in a session's ``outstanding_requests`` is one the picker has
+  as requested from that peer: requests leave both books together (block,
+  REJECT, choke, timeout, pause).
+* The Torrent's ``have`` only grows through ``on_piece_passed``, once the
+  piece's data is verified and on disk.
+* While paused every peer is choked and not interesting, and no request of
+  ours is outstanding.
+* A peer whose session died (it broke the protocol; the adapter is closing
+  it) is never written to again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from ipaddress import ip_address
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from txbittorrent import __version__
+from txbittorrent.addressbook import AddressBook, ban_key
+from txbittorrent.core.bitfield import Bitfield
+from txbittorrent.core.choker import OptimisticUnchoke, PeerStats, choke
+from txbittorrent.core.events import (
+    BlockReceived,
+    BlockRequested,
+    ExtensionHandshake,
+    PeerAllowedFast,
+    PeerBitfield,
+    PeerChoked,
+    PeerHave,
+    PeerInterested,
+    PeerUnchoked,
+    RequestRejected,
+    Suggested,
+)
+from txbittorrent.core.layout import Layout
+from txbittorrent.core.metainfo import Metainfo
+from txbittorrent.core.peer import PeerSession
+from txbittorrent.core.picker import RandomSource
+from txbittorrent.downloader import Downloader
+from txbittorrent.errors import LocalProtocolError
+from txbittorrent.peerstate import PeerInfo, PeerState, RateMeter
+from txbittorrent.store import Store
+from txbittorrent.swarmconfig import SwarmConfig, SwarmObserver
+from txbittorrent.uploadcache import UploadCache
+from txbittorrent.uploader import Uploader
+
+if TYPE_CHECKING:
+    from txbittorrent.interfaces import Address, Dialer, PeerLink
+
+__all__ = ["Swarm", "SwarmConfig", "SwarmObserver", "PeerInfo", "CLIENT_VERSION"]
+
+CLIENT_VERSION = f"txbittorrent {__version__}"
+"""Our BEP 10 ``v``."""
+
+_log = Logger()
+
+_NEW, _RUNNING, _STOPPED = "new", "running", "stopped"
+
+
+class Swarm:
+    """The ``PeerHost`` of one torrent; see the module docstring.
+
+    ``have`` is the Torrent's live set of verified pieces: the swarm reads it
+    and leaves adding to ``on_piece_passed``."""
+
+    def __init__(
+        self,
+        metainfo: Metainfo,
+        layout: Layout,
+        store: Store,
+        have: Bitfield,
+        peer_id: bytes,
+        dialer: Dialer,
+        clock: Any,
+        rng: RandomSource,
+        piece_priorities: Sequence[int],
+        *,
+        config: SwarmConfig | None = None,
+        upload_throttle: Any = None,
+        download_throttle: Any = None,
+        on_piece_passed: Callable[[int], object],
+        on_piece_failed: Callable[[int], object],
+        observer: SwarmObserver | None = None,
+    ) -> None:
+        self.config = cfg = config if config is not None else SwarmConfig()
+        self.info_hash = metainfo.info_hash
+        self.peer_id = peer_id
+        self.upload_throttle = upload_throttle
+        self.download_throttle = download_throttle
+        self.listen_port: int | None = None
+        """Our listening port, for the ``p`` of our extension handshake (set by the Torrent)."""
+        self.on_piece_passed = on_piece_passed
+        self.on_piece_failed = on_piece_failed
+        self.layout = layout
+        self._have = have
+        self._dialer = dialer
+        self._clock = clock
+        self._observer = observer if observer is not None else SwarmObserver()
+        self._keep = max(cfg.choke_rate_window, cfg.rate_window) + 2 * cfg.tick_interval
+        now = clock.seconds()
+        self._down = RateMeter(now, self._keep)
+        self._up = RateMeter(now, self._keep)
+        self._downloader = Downloader(
+            metainfo, layout, store, have, rng, piece_priorities, cfg, clock, self._down, self
+        )
+        self._cache = UploadCache(store.read_piece, cfg.upload_cache_bytes)
+        self._uploader = Uploader(self._cache, have, cfg, self._up, clock, self.disk_error)
+        self._book = AddressBook(cfg.max_candidates, cfg.reconnect_backoff, cfg.connect_timeout)
+        self._optimistic: OptimisticUnchoke[PeerState] = OptimisticUnchoke(
+            rng, interval=cfg.optimistic_interval
+        )
+        self._peers: dict[PeerLink, PeerState] = {}
+        self._by_id: dict[bytes, PeerState] = {}
+        self._loops: list[LoopingCall] = []
+        self._state = _NEW
+        self._paused = False
+        d = self._downloader
+        self._handlers: dict[type, Callable[[PeerState, Any], None]] = {
+            BlockReceived: lambda p, e: d.block(p, e.piece_index, e.begin, e.block),
+            BlockRequested: lambda p, e: self._uploader.serve(p),
+            PeerHave: lambda p, e: d.peer_have(p, e.piece_index),
+            RequestRejected: lambda p, e: d.rejected(p, e.piece_index, e.begin),
+            PeerBitfield: lambda p, e: d.peer_bitfield(p, e.have),
+            PeerChoked: self._on_choked,
+            PeerUnchoked: lambda p, e: d.fill(p),
+            PeerAllowedFast: lambda p, e: d.fill(p),
+            PeerInterested: self._on_interested,
+            Suggested: self._on_suggested,
+            ExtensionHandshake: self._on_extension_handshake,
+        }
+
+    # -- life cycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the timers (and a first connection top-up)."""
+        if self._state != _NEW:
+            raise LocalProtocolError(f"Swarm.start() called when {self._state}")
+        self._state = _RUNNING
+        cfg = self.config
+        for f, interval, now in (
+            (self._tick, cfg.tick_interval, False),
+            (self._check_requests, cfg.request_check_interval, False),
+            (self._rechoke, cfg.rechoke_interval, False),
+            (self._top_up, cfg.connect_interval, True),
+        ):
+            loop = LoopingCall(self._run_timer, f)
+            loop.clock = self._clock
+            self._loops.append(loop)
+            loop.start(interval, now=now)
+
+    def _run_timer(self, f: Callable[[], None]) -> None:
+        """Run one timer's work; an error is logged and the timer keeps going."""
+        try:
+            f()
+        except Exception:
+            _log.failure("swarm timer {name} failed", name=f.__name__)
+
+    def stop(self) -> Deferred[None]:
+        """Stop the timers, close every connection, and fire once the disk
+        work in flight (hash-and-write jobs, piece reads) is done."""
+        if self._state == _STOPPED:
+            return succeed(None)
+        self._state = _STOPPED
+        self._downloader.stopped = self._uploader.stopped = True
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        self._loops = []
+        for peer in list(self._peers.values()):
+            self._close(peer, "the torrent is stopping")
+        self._uploader.clear()
+        waits = [self._downloader.when_idle(), self._cache.when_idle()]
+        return DeferredList(waits, consumeErrors=True).addCallback(lambda _: None)
+
+    @property
+    def running(self) -> bool:
+        return self._state == _RUNNING
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        """Keep the connections but exchange no data: choke everyone, cancel
+        our requests, withdraw our interest."""
+        if self._paused:
+            return
+        self._paused = self._downloader.paused = self._uploader.paused = True
+        for peer in self.live_peers():
+            session = peer.session
+            data = session.choke() + self._downloader.withdraw(peer) + session.not_interested()
+            peer.optimistic = False
+            if data:
+                peer.link.send(data)
+        self._uploader.clear()
+
+    def resume(self) -> None:
+        """Undo ``pause``: interest and requests again, and a rechoke at once."""
+        if not self._paused:
+            return
+        self._paused = self._downloader.paused = self._uploader.paused = False
+        for peer in self.live_peers():
+            self._downloader.send_interest(peer)
+            self._downloader.fill(peer)
+        self._rechoke()
+
+    # -- for the Torrent and the application ---------------------------------------------
+
+    @property
+    def downloaded(self) -> int:
+        """Payload bytes received from peers (``wasted`` included)."""
+        return self._down.total
+
+    @property
+    def uploaded(self) -> int:
+        """Payload bytes sent to peers."""
+        return self._up.total
+
+    @property
+    def wasted(self) -> int:
+        """Payload bytes received that we no longer needed (endgame duplicates)."""
+        return self._downloader.wasted
+
+    @property
+    def download_rate(self) -> float:
+        return self._down.rate(self._clock.seconds(), self.config.rate_window)
+
+    @property
+    def upload_rate(self) -> float:
+        return self._up.rate(self._clock.seconds(), self.config.rate_window)
+
+    def is_banned(self, host: str, peer_id: bytes | None = None) -> bool:
+        """Whether ``host`` (an IP, or ``ip:port`` on loopback: see
+        ``addressbook.ban_key``) or ``peer_id`` is banned."""
+        return self._book.is_banned(host, peer_id)
+
+    def add_peers(self, addresses: Iterable[Address], source: str = "tracker") -> int:
+        """Remember candidate peers (the book is bounded); the number new.
+        While running, a connection top-up follows at once."""
+        added = self._book.add(addresses, source)
+        if added and self.running:
+            self._top_up()
+        return added
+
+    def peers(self) -> list[PeerInfo]:
+        """A snapshot of every connection."""
+        now, window = self._clock.seconds(), self.config.rate_window
+        return [peer.info(now, window) for peer in self._peers.values()]
+
+    def set_piece_priorities(self, priorities: Sequence[int]) -> None:
+        """One priority per piece (0: skip); interest and requests follow."""
+        self._downloader.set_priorities(priorities)
+
+    # -- PeerHost ------------------------------------------------------------------------
+
+    def accepting(self) -> bool:
+        return self._state == _RUNNING and len(self._peers) < self.config.max_connections
+
+    def new_peer_session(self, outgoing: bool) -> PeerSession:
+        handshake: dict[str | bytes, Any] = {
+            "m": {},
+            "v": CLIENT_VERSION,
+            "reqq": self.config.max_peer_requests,
+        }
+        if self.listen_port:
+            handshake["p"] = self.listen_port
+        return PeerSession(
+            self.info_hash,
+            self.peer_id,
+            self.layout.piece_count,
+            outgoing,
+            piece_length_of=self.layout.piece_size,
+            max_peer_requests=self.config.max_peer_requests,
+            extension_handshake=handshake,
+        )
+
+    def peer_connected(self, link: PeerLink) -> bool:
+        session = link.session
+        now = self._clock.seconds()
+        refusal = self._refusal(link, session.peer_id)
+        if refusal is not None:
+            if link.outgoing:
+                if refusal == "self":
+                    self._book.forget_own(link.address)
+                else:
+                    self._book.failed(link.address, now)
+            return False
+        peer = PeerState(link, now, self._keep, self.config.min_queue_depth)
+        self._downloader.set_depth(peer, self.config.min_queue_depth)
+        self._peers[link] = peer
+        self._by_id[peer.peer_id] = peer
+        if link.outgoing:
+            self._book.connected(link.address, "outgoing")
+        data = session.send_bitfield(self._have)
+        if session.extended:
+            try:  # BEP 10: tell the peer the address we see it at
+                session.extension_handshake[b"yourip"] = ip_address(link.address[0]).packed
+            except ValueError:
+                pass
+            data += session.send_extension_handshake()
+        if data:
+            link.send(data)
+        self._observer.peer_connected(peer.info(now, self.config.rate_window))
+        return True
+
+    def _refusal(self, link: PeerLink, peer_id: bytes | None) -> str | None:
+        if self._state != _RUNNING:
+            return "stopped"
+        if peer_id is None:
+            return "no handshake"
+        if peer_id == self.peer_id:
+            return "self"
+        if peer_id in self._by_id:
+            return "duplicate"
+        if self._book.is_banned(ban_key(link.address), peer_id):
+            return "banned"
+        if len(self._peers) >= self.config.max_connections:
+            return "full"
+        return None
+
+    def peer_event(self, link: PeerLink, event: object) -> None:
+        peer = self._peers.get(link)
+        if peer is None or self._state != _RUNNING:
+            return
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(peer, event)
+
+    def peer_lost(self, link: PeerLink, reason: str) -> None:
+        peer = self._peers.pop(link, None)
+        if peer is None:
+            return
+        peer.connected = False
+        if self._by_id.get(peer.peer_id) is peer:
+            del self._by_id[peer.peer_id]
+        self._downloader.peer_gone(peer)
+        self._uploader.forget(peer)
+        now = self._clock.seconds()
+        if peer.outgoing:
+            self._book.lost(peer.address, now)
+        if peer.listen_address is not None:
+            self._book.lost(peer.listen_address, now)
+        self._observer.peer_lost(peer.info(now, self.config.rate_window), reason)
+        if not peer.session.am_choking:
+            self._rechoke()  # its upload slot is free now
+
+    def connect_failed(self, address: Address, reason: str) -> None:
+        self._book.failed(address, self._clock.seconds())
+
+    def peer_writable(self, link: PeerLink) -> None:
+        """Optional, beyond ``PeerHost``: the link's unwritten bytes went down
+        (its transport drained); serve what the peer is waiting for now
+        rather than at the next retry."""
+        peer = self._peers.get(link)
+        if peer is not None and self.running:
+            self._uploader.serve(peer)
+
+    # -- DownloadHost ----------------------------------------------------------------------
+
+    def live_peers(self) -> list[PeerState]:
+        """The peers neither closing nor with a dead session (the adapter is
+        closing those; their ``peer_lost`` may come later)."""
+        return [p for p in self._peers.values() if p.connected and not p.session.dead]
+
+    def piece_passed(self, index: int, data: bytearray) -> None:
+        self.on_piece_passed(index)
+        if self.config.cache_downloaded:
+            self._cache.put(index, data)
+        self._observer.piece_verified(index, True)
+
+    def piece_failed(self, index: int, contributors: set[PeerState]) -> None:
+        """Charge the senders of a bad piece: a sole sender is banned at once,
+        others once their host reaches ``ban_threshold`` failed pieces."""
+        self.on_piece_failed(index)
+        self._observer.piece_verified(index, False)
+        if len(contributors) == 1:
+            (peer,) = contributors
+            self._ban(peer, f"sent every block of piece {index}, which failed its hash check")
+            return
+        threshold = self.config.ban_threshold
+        for peer in contributors:
+            if self._book.hash_failure(ban_key(peer.address)) >= threshold:
+                self._ban(peer, f"sent data for {threshold} pieces that failed their hash check")
+
+    def disk_error(self, index: int, failure: Failure) -> None:
+        self._observer.disk_error(index, failure)
+
+    def _ban(self, peer: PeerState, reason: str) -> None:
+        host = ban_key(peer.address)
+        if self._book.is_banned(host, peer.peer_id):
+            return
+        self._book.ban(host, peer.peer_id)
+        self._observer.peer_banned(peer.address, peer.peer_id, reason)
+        for other in list(self._peers.values()):
+            if ban_key(other.address) == host or other.peer_id == peer.peer_id:
+                self._close(other, f"banned: {reason}")
+
+    def _close(self, peer: PeerState, reason: str) -> None:
+        """Close a link and stop counting on the peer now, not at ``peer_lost``."""
+        peer.close(reason)
+        self._downloader.peer_gone(peer)
+        self._uploader.forget(peer)
+
+    # -- events the downloader and uploader do not take ---------------------------------
+
+    def _on_choked(self, peer: PeerState, event: PeerChoked) -> None:
+        # Not sending while choking us is no snub.  A non-fast peer's choke
+        # also dropped our requests: RequestRejected events follow.
+        peer.asking_since = None
+
+    def _on_suggested(self, peer: PeerState, event: Suggested) -> None:
+        if len(peer.suggested) >= self.config.max_suggested:
+            peer.suggested.clear()  # the older ones are likely taken by now
+        peer.suggested.add(event.piece_index)
+
+    def _on_interested(self, peer: PeerState, event: PeerInterested) -> None:
+        """A free upload slot goes to a newly interested peer at once."""
+        if self._paused or not peer.session.am_choking:
+            return
+        unchoked = sum(not p.session.am_choking for p in self._peers.values())
+        if unchoked < self.config.unchoke_slots:
+            peer.link.send(peer.session.unchoke())
+            peer.last_unchoked = self._clock.seconds()
+
+    def _on_extension_handshake(self, peer: PeerState, event: ExtensionHandshake) -> None:
+        payload = event.payload
+        v = payload.get(b"v")
+        if isinstance(v, bytes):
+            peer.client_v = v.decode("utf-8", "replace")
+        self._downloader.set_depth(peer, peer.depth)  # the peer's reqq may be known now
+        port = payload.get(b"p")
+        if not peer.outgoing and type(port) is int and 0 < port < 65536:
+            if peer.listen_address is None:  # so that we do not dial it as well
+                peer.listen_address = (peer.address[0], port)
+                self._book.connected(peer.listen_address)
+
+    # -- timers -----------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        """Rates, queue depths, idle pipelines and stalled uploads."""
+        now = self._clock.seconds()
+        self._down.sample(now)
+        self._up.sample(now)
+        for peer in self.live_peers():
+            peer.down.sample(now)
+            peer.up.sample(now)
+            self._downloader.tick(peer, now)
+        self._uploader.retry_stalled()
+
+    def _check_requests(self) -> None:
+        self._downloader.check_requests(self._clock.seconds())
+
+    def _rechoke(self) -> None:
+        """Give the upload slots to the best peers (``core.choker``)."""
+        if not self.running:
+            return
+        now = self._clock.seconds()
+        window = self.config.choke_rate_window
+        peers = self.live_peers()
+        optimistic: PeerState | None = None
+        unchoke: set[PeerState] = set()
+        if not self._paused:
+            stats = [
+                PeerStats(
+                    key=peer,
+                    peer_interested=peer.session.peer_interested,
+                    am_choking=peer.session.am_choking,
+                    download_rate=peer.down.rate(now, window),
+                    upload_rate=peer.up.rate(now, window),
+                    snubbed=peer.snubbed,
+                    is_seed=peer.session.peer_have.complete,
+                    connected_at=peer.connected_at,
+                    last_unchoked=peer.last_unchoked,
+                )
+                for peer in peers
+            ]
+            optimistic = self._optimistic.update(stats, now)
+            seeding = self._downloader.seeding
+            unchoke = choke(stats, self.config.unchoke_slots, seeding, optimistic)
+        for peer in peers:
+            session = peer.session
+            peer.optimistic = peer is optimistic and peer in unchoke
+            if peer in unchoke:
+                if session.am_choking:
+                    peer.link.send(session.unchoke())
+                    peer.last_unchoked = now
+            elif not session.am_choking:
+                peer.link.send(session.choke())
+                self._uploader.forget(peer)
+
+    def _top_up(self) -> None:
+        """Dial known peers while there is room for more connections."""
+        if not self.running or self._paused:
+            return
+        book = self._book
+        room = self.config.max_connections - len(self._peers) - book.attempts
+        if room <= 0:
+            return
+        now = self._clock.seconds()
+        for address in book.due(now):
+            if book.is_banned(ban_key(address)):
+                continue
+            book.connecting(address, now)
+            if not self._dialer.connect(self, address):
+                book.not_started(address)
+                break
+            room -= 1
+            if room <= 0:
+                break

@@ -1,0 +1,191 @@
+"""Serving the blocks peers ask us for.
+
+Theory of operation
+-------------------
+A peer's ``session.pending_peer_requests`` is its upload queue: the session
+adds a request when it arrives (and only while we unchoke the peer, or for an
+allowed-fast piece), and drops it on CANCEL or when we choke.  ``serve(peer)``
+walks that queue in order and, for each request, sends the PIECE header and a
+``memoryview`` slice of the whole piece held in the ``UploadCache``; nothing
+else remembers requests, so a cancelled or choked-away request can never be
+sent.  Requests are checked here, not when they arrive: the session applies
+every message of a read before the swarm sees the first event, so the queue
+may already hold a later request, for a piece we do not have, whose event is
+still to come.
+
+* On a cache miss the piece is read whole (one pool job, shared by every
+  peer waiting for it), together with up to ``read_ahead_pieces`` further
+  pieces the peer asked for; serving resumes when the read is done.
+* Backpressure: nothing more is sent to a peer whose link holds
+  ``max_send_buffer`` unwritten bytes.  It is ``stalled``, and served again
+  on its next request, when the adapter says the link drained
+  (``Swarm.peer_writable``, optional), or by a retry timer that runs only
+  while some peer is stalled (every ``stall_retry_interval`` seconds; the
+  ``PeerLink`` interface has no drain notification).
+* A request for a piece we lack gets a REJECT from a fast peer's session; a
+  peer without the fast extension broke BEP 3 and is disconnected.
+* While ``paused`` nothing is served (everyone is choked; a request that got
+  through as allowed-fast is REJECTed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from twisted.python.failure import Failure
+
+from txbittorrent.core.bitfield import Bitfield
+from txbittorrent.peerstate import RateMeter
+from txbittorrent.uploadcache import PieceData, UploadCache
+
+if TYPE_CHECKING:
+    from txbittorrent.peerstate import PeerState
+    from txbittorrent.swarmconfig import SwarmConfig
+
+__all__ = ["Uploader"]
+
+_READ_AHEAD_SCAN = 256
+"""How many of a peer's pending requests a read-ahead looks through at most."""
+
+
+class Uploader:
+    """Answers peers' requests (see the module docstring)."""
+
+    def __init__(
+        self,
+        cache: UploadCache,
+        have: Bitfield,
+        config: SwarmConfig,
+        meter: RateMeter,
+        clock: Any,
+        on_disk_error: Callable[[int, Failure], object],
+    ) -> None:
+        self.cache = cache
+        self.meter = meter
+        """Payload bytes handed to links, all peers together."""
+        self.paused = False
+        self.stopped = False
+        self._have = have
+        self._config = config
+        self._on_disk_error = on_disk_error
+        self._stalled: set[PeerState] = set()
+        self._clock = clock
+        self._retry: Any = None  # the DelayedCall of the stall retry
+        self._waiting: dict[int, set[PeerState]] = {}
+
+    def forget(self, peer: PeerState) -> None:
+        """The peer is gone or choked: nothing of it is stalled any more."""
+        self._stalled.discard(peer)
+
+    def clear(self) -> None:
+        """Forget every stalled peer and cancel the retry timer."""
+        self._stalled.clear()
+        retry, self._retry = self._retry, None
+        if retry is not None and retry.active():
+            retry.cancel()
+
+    def serve(self, peer: PeerState) -> None:
+        """Send the peer's pending requests, in order, while the cache has the
+        piece and the link is not backed up."""
+        session, link = peer.session, peer.link
+        pending = session.pending_peer_requests
+        if not pending or not peer.connected or session.dead or self.stopped:
+            return
+        if self.paused:
+            if session.fast:
+                link.send(b"".join([session.reject(*key) for key in list(pending)]))
+            return
+        limit = self._config.max_send_buffer
+        cache, have = self.cache, self._have
+        sent = 0
+        while pending:
+            if link.pending_write_bytes >= limit:
+                self._stalled.add(peer)
+                if self._retry is None:
+                    self._retry = self._clock.callLater(
+                        self._config.stall_retry_interval, self._retry_due
+                    )
+                break
+            index, begin, length = next(iter(pending))
+            if index not in have:
+                if not session.fast:
+                    peer.close(f"requested piece {index}, which we do not have")
+                    break
+                link.send(session.reject(index, begin, length))
+                continue
+            data = cache.get(index)
+            if data is None:
+                waiters = self._waiting.get(index)
+                if waiters is None:
+                    self._read(peer, index)
+                else:  # being read already
+                    waiters.add(peer)
+                break
+            header = session.send_piece_header(index, begin, length)
+            link.send_block(header, memoryview(data)[begin : begin + length])
+            sent += length
+        else:
+            self._stalled.discard(peer)
+        if sent:
+            peer.up.total += sent
+            self.meter.total += sent
+
+    def _retry_due(self) -> None:
+        self._retry = None
+        self.retry_stalled()
+
+    def retry_stalled(self) -> None:
+        """Serve the peers that stopped on backpressure (their links may have drained)."""
+        for peer in list(self._stalled):
+            if peer.connected:
+                self.serve(peer)
+            else:
+                self._stalled.discard(peer)
+
+    def _read(self, peer: PeerState, index: int) -> None:
+        """Read the piece, and a few more the peer asked for that are not cached."""
+        wanted = [index]
+        ahead = self._config.read_ahead_pieces
+        cache, have, waiting = self.cache, self._have, self._waiting
+        # Look a bounded way down the queue: this runs once per piece read.
+        for other, _, _ in islice(peer.session.pending_peer_requests, _READ_AHEAD_SCAN):
+            if len(wanted) > ahead:
+                break
+            if other not in wanted and other in have and other not in cache:
+                if other not in waiting:
+                    wanted.append(other)
+        for other in wanted:  # (a read may complete, and serve, at once)
+            self._fetch(peer, other)
+
+    def _fetch(self, peer: PeerState, index: int) -> None:
+        waiters = self._waiting.get(index)
+        if waiters is not None:
+            waiters.add(peer)
+            return
+        self._waiting[index] = {peer}
+        d = self.cache.fetch(index)
+        d.addCallbacks(self._read_done, self._read_failed, callbackArgs=(index,),
+                       errbackArgs=(index,))
+
+    def _read_done(self, data: PieceData, index: int) -> None:
+        for peer in self._waiting.pop(index, ()):
+            if peer.connected:
+                self.serve(peer)
+
+    def _read_failed(self, failure: Failure, index: int) -> None:
+        waiters = self._waiting.pop(index, ())
+        self._on_disk_error(index, failure)
+        if self.stopped:
+            return
+        for peer in waiters:
+            session = peer.session
+            if not peer.connected or session.dead:
+                continue
+            if not session.fast:
+                peer.close(f"could not read piece {index}")
+                continue
+            refused = [key for key in session.pending_peer_requests if key[0] == index]
+            if refused:
+                peer.link.send(b"".join(session.reject(*key) for key in refused))
