@@ -256,11 +256,20 @@ class BitfieldTests(SynchronousTestCase):
         pair.to_b(encode(KeepAlive()) + encode(Port(6881)))
         self.assertEqual(pair.to_b(encode(HaveAll())), [PeerBitfield(Bitfield.full(PIECES))])
 
-    def test_bitfield_after_have(self) -> None:
-        """A BITFIELD after a HAVE is a violation."""
+    def test_late_bitfield_replaces(self) -> None:
+        """A BITFIELD after other messages replaces the peer's set (aria2 sends
+        HAVE_NONE, ALLOWED_FAST, INTERESTED, then a BITFIELD)."""
         pair = Pair()
         pair.to_b(encode(Have(0)))
-        self.assertRaises(RemoteProtocolError, pair.to_b, encode(BitfieldMsg(b"\x80")))
+        events = pair.to_b(encode(BitfieldMsg(b"\xc0")))
+        self.assertEqual([type(e) for e in events], [PeerBitfield])
+        self.assertEqual(list(pair.b.peer_have), [0, 1])
+
+    def test_late_bitfield_still_checked(self) -> None:
+        """A late BITFIELD with spare bits set is still a violation."""
+        pair = Pair()
+        pair.to_b(encode(Have(0)))
+        self.assertRaises(RemoteProtocolError, pair.to_b, encode(BitfieldMsg(b"\xff")))
 
     def test_bitfield_twice(self) -> None:
         """A second BITFIELD (or HAVE_ALL after BITFIELD) is a violation."""

@@ -55,7 +55,9 @@ Where the rules bend for real peers:
   and at most once, but BEP 10 messages, PORT, SUGGEST, ALLOWED_FAST,
   keep-alives and unknown messages may precede it: libtorrent sends its
   extension handshake as soon as it has read our handshake, before its
-  bitfield.
+  bitfield.  A later BITFIELD (never a later HAVE_ALL or HAVE_NONE) is taken
+  as a replacement of the peer's set: aria2 1.36 sends HAVE_NONE, then
+  ALLOWED_FAST and INTERESTED, then a BITFIELD.
 * A block or REJECT for a request we cancelled is accepted silently (without
   an event) if it is among the last ``CANCELLED_MEMORY`` we cancelled: the
   CANCEL and the answer can cross.  Requests dropped by a non-fast peer's
@@ -340,7 +342,7 @@ class PeerSession:
             events.append(PeerHave(index))
 
     def _on_bitfield(self, message: wire.BitfieldMsg, events: list[PeerEvent]) -> None:
-        self._take_bitfield("BITFIELD")
+        self._bitfield_allowed = False  # a late one replaces (see the module docstring)
         try:
             have = Bitfield.from_bytes(message.data, self.piece_count)
         except BitfieldError as e:
