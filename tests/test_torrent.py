@@ -98,7 +98,8 @@ class TorrentTests(TestCase):
         before = sorted(os.listdir(self.root))
         t = Torrent(self.raw, basedir=self.root, reactor=reactor)
         self.assertEqual(sorted(os.listdir(self.root)), before)
-        self.assertFalse(t._store.running)
+        self.assertIsNone(t._store)
+        self.assertEqual(t.state, "stopped")
 
     @inlineCallbacks
     def test_hashcheck_complete(self) -> None:

@@ -97,8 +97,12 @@ class Announcer:
         numwant: int = DEFAULT_NUMWANT,
         key: int | None = None,
         stop_timeout: float = STOP_TIMEOUT,
+        on_reply: Callable[[str, AnnounceResponse], object] | None = None,
+        on_error: Callable[[str, str], object] | None = None,
     ) -> None:
         self._tiers = TrackerTiers(tiers, rng, announce_to_all=announce_to_all)
+        self._on_reply = on_reply
+        self._on_error = on_error
         self.info_hash = info_hash
         self.peer_id = peer_id
         self._port_provider = port_provider
@@ -278,6 +282,7 @@ class Announcer:
         elif event is AnnounceEvent.COMPLETED:
             self._completed_sent.add(url)
         self._schedule(self._lane(url), self._tiers.status(url).next_announce)
+        self._tell(self._on_reply, url, response)
         peers = list(response.peers) + list(response.peers6)
         if peers:
             try:
@@ -287,6 +292,14 @@ class Announcer:
         if self._running and self._event(url) is AnnounceEvent.COMPLETED:
             self._announce(url)  # completed() came while this announce was under way
 
+    def _tell(self, callback: Callable[..., object] | None, *args: Any) -> None:
+        if callback is None:
+            return
+        try:
+            callback(*args)
+        except Exception:
+            _log.failure("announcer: an observer callback raised")
+
     def _failed(self, failure: Any, url: str) -> None:
         self._in_flight.pop(url, None)
         if not self._running:
@@ -294,6 +307,7 @@ class Announcer:
         error = failure.value
         retry_in = error.retry_in if isinstance(error, TrackerFailure) else None
         reason = str(error) or type(error).__name__
+        self._tell(self._on_error, url, reason)
         walking = url in self._tiers.current()
         following = self._tiers.failed(url, self._clock.seconds(), reason, retry_in)
         if not walking:

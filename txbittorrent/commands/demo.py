@@ -1,10 +1,11 @@
-"""``txbittorrent demo``: the library at work on a fresh machine, offline.
+"""``txbittorrent demo``: the whole engine at work on a fresh machine, offline.
 
-Makes sample data in a temporary directory (a few files of random bytes in
-nested directories), creates a torrent of it, shows what the torrent holds,
-verifies the data with ``Torrent.hashcheck`` on a real reactor, then damages
-one byte and shows the check catching it.  Everything it makes is removed at
-the end (``--keep`` keeps it)."""
+Makes sample data in a temporary directory (random bytes in files of mixed
+sizes in nested directories), creates a torrent of it, starts an embedded
+tracker on 127.0.0.1, a seeder that verifies the data, and a leecher that
+downloads it over 127.0.0.1 with the real engine, showing progress; then
+compares every byte.  Everything it makes is removed at the end (``--keep``
+keeps it).  No traffic leaves the machine."""
 
 from __future__ import annotations
 
@@ -16,25 +17,40 @@ import tempfile
 import time
 from typing import Any
 
+from txbittorrent.commands._engine import Reporter, wait_for_goal
 from txbittorrent.core.metainfo import parse
 from txbittorrent.create import create_torrent
 from txbittorrent.progress import ProgressBar, format_size
 
+LOOPBACK = "127.0.0.1"
+
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("demo", help="make sample data, a torrent of it, and verify it")
-    p.add_argument("--size-mib", type=int, default=64, help="sample data size (default 64)")
+    p = sub.add_parser("demo", help="share sample data from a seeder to a leecher on 127.0.0.1")
+    p.add_argument("--size-mib", type=int, default=256, help="sample data size (default 256)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--timeout", type=float, default=600.0, help="give up after this long")
     p.set_defaults(run=run)
 
 
-def make_sample(root: str, total: int) -> None:
-    """Random bytes in files of mixed sizes under ``root/sample``."""
-    sizes = [total // 2, total // 4, total // 8, total // 16, 12345, 0]
-    sizes.append(total - sum(sizes))
-    names = ["video.bin", "music/track1.bin", "music/track2.bin", "docs/a.txt",
-             "docs/deep/b.txt", "empty.txt", "rest.bin"]
-    for name, size in zip(names, sizes):
+SAMPLE = [
+    ("video.bin", 8, 16),
+    ("music/track1.bin", 3, 16),
+    ("music/track2.bin", 2, 16),
+    ("docs/a.txt", 1, 64),
+    ("docs/deep/b.txt", 1, 1024),
+    ("empty.txt", 0, 1),
+    ("rest.bin", 1, 16),
+]
+"""(name, share of the total, divisor of that share): mixed sizes, one empty."""
+
+
+def make_sample(root: str, total: int) -> list[str]:
+    """Random bytes in files of mixed sizes under ``root/sample``; the names."""
+    weights = sum(share / div for _, share, div in SAMPLE)
+    names = []
+    for name, share, div in SAMPLE:
+        size = int(total * share / div / weights)
         path = os.path.join(root, "sample", *name.split("/"))
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as f:
@@ -43,6 +59,8 @@ def make_sample(root: str, total: int) -> None:
                 chunk = min(left, 1 << 20)
                 f.write(os.urandom(chunk))
                 left -= chunk
+        names.append(name)
+    return names
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("txbittorrent demo: --size-mib must be at least 1")
     workdir = tempfile.mkdtemp(prefix="txbittorrent-demo-")
     try:
-        return task.react(_demo, (workdir, args.size_mib * 1024 * 1024))
+        return task.react(_demo, (workdir, args.size_mib * 1024 * 1024, args.timeout))
     finally:
         if args.keep:
             print(f"kept {workdir}")
@@ -60,55 +78,102 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def _demo_steps(reactor: Any, workdir: str, total: int) -> None:
+def _same(a: str, b: str) -> bool:
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(1 << 20), fb.read(1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
+async def _steps(reactor: Any, workdir: str, total: int, timeout: float) -> None:
+    from twisted.internet.defer import Deferred
+
     from txbittorrent.torrent import Torrent
+    from txbittorrent.tracker import start_tracker
 
     out = sys.stdout
     out.write(f"1. making {format_size(total)} of sample data in {workdir}\n")
-    make_sample(workdir, total)
+    names = make_sample(workdir, total)
 
-    out.write("2. creating a torrent of it (hashing on every core)\n")
-    bar = ProgressBar(total, "   hash")
-    started = time.monotonic()
-    raw = create_torrent(
-        os.path.join(workdir, "sample"),
-        trackers=["http://127.0.0.1:6969/announce"],
-        progress=lambda done, _total: bar.update(done),
-    )
-    bar.finish()
-    elapsed = time.monotonic() - started
-    torrent_path = os.path.join(workdir, "sample.torrent")
-    with open(torrent_path, "wb") as f:
-        f.write(raw)
-    m = parse(raw)
-    out.write(f"   {m.name}: {format_size(m.total_length)} in {m.piece_count} pieces of "
-              f"{format_size(m.piece_length)}, {len(m.files)} files, "
-              f"{total / elapsed / 1e6:.0f} MB/s\n   info hash {m.info_hash_hex}\n")
+    tracker = await start_tracker(reactor, LOOPBACK, interval=60)
+    out.write(f"2. embedded tracker at {tracker.announce_url}\n")
+    cleanup: list[Any] = [tracker.stop]
+    try:
+        out.write("3. creating a torrent of the data (hashing on every core)\n")
+        bar = ProgressBar(total, "   hash")
+        raw = create_torrent(
+            os.path.join(workdir, "sample"),
+            trackers=[tracker.announce_url],
+            progress=lambda done, _t: bar.update(done),
+        )
+        bar.finish()
+        m = parse(raw)
+        out.write(f"   {m.name}: {format_size(m.total_length)} in {m.piece_count} pieces of "
+                  f"{format_size(m.piece_length)}, {len(m.files)} files\n"
+                  f"   info hash {m.info_hash_hex}\n")
 
-    out.write("3. verifying the data with Torrent.hashcheck()\n")
-    failed: list[int] = []
-    t = Torrent(torrent_path, basedir=workdir, reactor=reactor, on_hash_fail=failed.append)
-    bar = ProgressBar(total, "   check")
-    started = time.monotonic()
-    await t.hashcheck(on_progress=lambda pieces, n, done, all_bytes: bar.update(done))
-    bar.finish()
-    elapsed = time.monotonic() - started
-    out.write(f"   {t.bitfield.count}/{t.piece_count} pieces good, complete: {t.complete}, "
-              f"{total / elapsed / 1e6:.0f} MB/s\n")
+        out.write("4. the seeder verifies its copy and starts seeding\n")
+        seeder = Torrent(raw, basedir=workdir, reactor=reactor, listen_interfaces=[LOOPBACK])
+        cleanup.insert(0, seeder.stop)
+        bar = ProgressBar(m.piece_count, "   check")
+        checked = 0
 
-    victim = t.files()[0]
-    out.write(f"4. flipping one byte in the middle of {victim.path}\n")
-    with open(t.path_of(victim.index), "r+b") as f:
-        f.seek(victim.length // 2)
-        byte = f.read(1)
-        f.seek(victim.length // 2)
-        f.write(bytes([byte[0] ^ 0xFF]))
-    await t.hashcheck(t.layout.pieces_of_file(victim.index))
-    out.write(f"   pieces failing now: {failed}; complete: {t.complete}\n")
-    await t.close()
+        def one_more(_index: int) -> None:
+            nonlocal checked
+            checked += 1
+            bar.update(checked)
+
+        seeder.on_hash_pass = seeder.on_hash_fail = one_more
+        await seeder.start()
+        bar.finish()
+        out.write(f"   {seeder.bitfield.count}/{seeder.piece_count} pieces verified, "
+                  f"seeding on port {seeder.port}\n")
+
+        download_dir = os.path.join(workdir, "download")
+        os.makedirs(download_dir)
+        out.write(f"5. the leecher downloads into {download_dir} over {LOOPBACK}\n")
+        leecher = Torrent(raw, basedir=download_dir, reactor=reactor,
+                          listen_interfaces=[LOOPBACK])
+        cleanup.insert(0, leecher.stop)
+        reporter = Reporter(leecher, json_mode=False, quiet=False)
+        started = time.monotonic()
+        await leecher.start()
+        deadline = reactor.seconds() + timeout
+        await wait_for_goal(reactor, leecher, reporter,
+                            lambda: leecher.complete or reactor.seconds() > deadline,
+                            interval=0.5)
+        reporter.tick()
+        reporter.done_line()
+        elapsed = time.monotonic() - started
+        if not leecher.complete:
+            raise SystemExit(f"txbittorrent demo: not complete after {timeout:.0f} s")
+        out.write(f"   complete in {elapsed:.1f} s: "
+                  f"{format_size(leecher.downloaded / max(elapsed, 1e-9))}/s, "
+                  f"every piece verified by SHA-1 on arrival\n")
+
+        out.write("6. comparing every byte with the original\n")
+        for name in names:
+            a = os.path.join(workdir, "sample", *name.split("/"))
+            b = os.path.join(download_dir, "sample", *name.split("/"))
+            if not _same(a, b):
+                raise SystemExit(f"txbittorrent demo: {name} differs")
+        out.write(f"   all {len(names)} files identical\n")
+    finally:
+        for stop in cleanup:
+            await Deferred.fromCoroutine(_quietly(stop))
 
 
-def _demo(reactor: Any, workdir: str, total: int) -> Any:
+async def _quietly(stop: Any) -> None:
+    try:
+        await stop()
+    except Exception as e:  # pragma: no cover - best effort at shutdown
+        print(f"   (while stopping: {e})", file=sys.stderr)
+
+
+def _demo(reactor: Any, workdir: str, total: int, timeout: float) -> Any:
     from twisted.internet.defer import Deferred
 
-    return Deferred.fromCoroutine(_demo_steps(reactor, workdir, total))
+    return Deferred.fromCoroutine(_steps(reactor, workdir, total, timeout))
