@@ -97,10 +97,14 @@ class FakeDialer:
     def __init__(self) -> None:
         self.calls: list[Address] = []
         self.allow = True
+        self.own: set[Address] = set()
 
     def connect(self, host: object, address: Address) -> bool:
         self.calls.append(address)
         return self.allow
+
+    def is_own_address(self, address: Address) -> bool:
+        return address in self.own
 
 
 class Recorder(SwarmObserver):

@@ -88,3 +88,7 @@ class BitfieldError(TxBitTorrentError, ValueError):
 class MissingDataError(StorageError):
     """Bytes asked for that are not on disk (the file is missing or too short).
     Not a failure of the disk: the hash checker counts such a piece as absent."""
+
+
+class SelfConnectionError(RemoteProtocolError):
+    """The peer's handshake carries our own peer id: we reached ourselves."""

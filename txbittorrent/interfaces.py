@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 Address = tuple[str, int]
 """(host, port); host is an IPv4 or IPv6 literal (no brackets)."""
 
+SELF_CONNECTION = "self"
+"""The ``connect_failed`` reason for a connection that reached ourselves."""
+
 
 class PeerLink(Protocol):
     """One live connection to a peer, as the swarm sees it."""
@@ -79,7 +82,9 @@ class PeerHost(Protocol):
 
     def connect_failed(self, address: Address, reason: str) -> None:
         """An outgoing attempt made for this host through a ``Dialer`` failed
-        before the handshake (refused, timed out, wrong info hash...)."""
+        before the handshake (refused, timed out, wrong info hash...).
+        ``reason`` is ``SELF_CONNECTION`` when the address turned out to be
+        ourselves (never dial it again)."""
 
 
 class Dialer(Protocol):
@@ -88,3 +93,6 @@ class Dialer(Protocol):
     def connect(self, host: PeerHost, address: Address) -> bool:
         """Start connecting to ``address`` for ``host``.  False when a limit
         (total, half-open) stops it now; the host may try again later."""
+
+    def is_own_address(self, address: Address) -> bool:
+        """Whether ``address`` is one we listen on (never worth dialling)."""

@@ -95,7 +95,8 @@ from zope.interface import implementer  # type: ignore[import-untyped]
 from txbittorrent.core.events import HandshakeReceived, PeerEvent, Reply
 from txbittorrent.core.peer import PeerSession
 from txbittorrent.core.wire import parse_handshake_prefix
-from txbittorrent.errors import LocalProtocolError, RemoteProtocolError
+from txbittorrent.errors import LocalProtocolError, RemoteProtocolError, SelfConnectionError
+from txbittorrent.interfaces import SELF_CONNECTION
 from txbittorrent.interfaces import Address, PeerHost
 from txbittorrent.throttle import Throttle, longest_delay
 
@@ -262,6 +263,7 @@ class PeerProtocol(Protocol):
         self._state = _NEW
         self._closing = False
         self._close_reason: str | None = None
+        self._reached_self = False
         self._abort_at: float | None = None
         self._aborted = False
         self._producer_registered = False
@@ -406,10 +408,15 @@ class PeerProtocol(Protocol):
         try:
             events = session.receive_data(data)
         except RemoteProtocolError as e:
-            self.close(f"protocol violation: {e}")
+            self._violation(e)
             return
         if events:
             self._dispatch(events)
+
+    def _violation(self, error: RemoteProtocolError) -> None:
+        if isinstance(error, SelfConnectionError):
+            self._reached_self = True
+        self.close(f"protocol violation: {error}")
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         state = self._state
@@ -428,7 +435,7 @@ class PeerProtocol(Protocol):
             elif state == _ACCEPTED:
                 host.peer_lost(self, why)
             elif self.outgoing and state != _REFUSED:
-                host.connect_failed(self.address, why)
+                host.connect_failed(self.address, SELF_CONNECTION if self._reached_self else why)
         finally:
             # Last, so that whoever waits for the group to empty sees the host told.
             self._group.discard(self)
@@ -560,7 +567,7 @@ class PeerProtocol(Protocol):
         try:
             events = session.receive_data(buffered)
         except RemoteProtocolError as e:
-            self.close(f"protocol violation: {e}")
+            self._violation(e)
             return
         if events:
             self._dispatch(events)

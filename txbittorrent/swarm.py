@@ -57,6 +57,7 @@ from twisted.python.failure import Failure
 
 from txbittorrent import __version__
 from txbittorrent.addressbook import AddressBook, ban_key
+from txbittorrent.interfaces import SELF_CONNECTION
 from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.choker import OptimisticUnchoke, PeerStats, choke
 from txbittorrent.core.events import (
@@ -325,6 +326,11 @@ class Swarm:
                 else:
                     self._book.failed(link.address, now)
             return False
+        twin = self._by_id.get(session.peer_id) if session.peer_id is not None else None
+        if twin is not None:
+            self._close(twin, "duplicate: the connection both sides keep is another")
+            self._peers.pop(twin.link, None)
+            del self._by_id[twin.peer_id]
         peer = PeerState(link, now, self._keep, self.config.min_queue_depth)
         self._downloader.set_depth(peer, self.config.min_queue_depth)
         self._peers[link] = peer
@@ -343,6 +349,14 @@ class Swarm:
         self._observer.peer_connected(peer.info(now, self.config.rate_window))
         return True
 
+    def _replaces(self, link: PeerLink, twin: PeerState) -> bool:
+        """Two connections to one peer (both sides dialled at once): keep the
+        one opened by the side with the lower peer id, so both sides agree."""
+        if link.outgoing == twin.outgoing:
+            return False
+        lower_dials = link.outgoing if self.peer_id < twin.peer_id else not link.outgoing
+        return lower_dials
+
     def _refusal(self, link: PeerLink, peer_id: bytes | None) -> str | None:
         if self._state != _RUNNING:
             return "stopped"
@@ -350,7 +364,7 @@ class Swarm:
             return "no handshake"
         if peer_id == self.peer_id:
             return "self"
-        if peer_id in self._by_id:
+        if peer_id in self._by_id and not self._replaces(link, self._by_id[peer_id]):
             return "duplicate"
         if self._book.is_banned(ban_key(link.address), peer_id):
             return "banned"
@@ -385,6 +399,9 @@ class Swarm:
             self._rechoke()  # its upload slot is free now
 
     def connect_failed(self, address: Address, reason: str) -> None:
+        if reason == SELF_CONNECTION:
+            self._book.forget_own(address)
+            return
         self._book.failed(address, self._clock.seconds())
 
     def peer_writable(self, link: PeerLink) -> None:
@@ -539,6 +556,9 @@ class Swarm:
         now = self._clock.seconds()
         for address in book.due(now):
             if book.is_banned(ban_key(address)):
+                continue
+            if self._dialer.is_own_address(address):
+                book.forget_own(address)
                 continue
             book.connecting(address, now)
             if not self._dialer.connect(self, address):

@@ -588,6 +588,8 @@ class Torrent:
         self._run = run
         if self._start_state == "paused":
             run.swarm.pause()
+        # A torrent complete at start says so with "started" (left=0): no "completed".
+        run.completed_sent = self.complete
         if run.announcer is not None:
             run.announcer.start()
         if self.resume_path is not None:
@@ -631,7 +633,8 @@ class Torrent:
         swarm.start()
         run = _Running(reactor, session, own, swarm)
         if self.metainfo.trackers:
-            run.udp = UDPTrackerClient(reactor=reactor, rng=self._rng)
+            run.udp = UDPTrackerClient(reactor=reactor, rng=self._rng, **self._udp_interfaces())
+            run.udp.start()
             run.announcer = Announcer(
                 self.metainfo.trackers,
                 self.infohash,
@@ -648,6 +651,14 @@ class Torrent:
                 on_error=lambda url, e: self._observers.notify("tracker_error", self, url, e),
             )
         return run
+
+    def _udp_interfaces(self) -> dict[str, str]:
+        """Bind the UDP tracker client where we listen, when that is given."""
+        out: dict[str, str] = {}
+        for interface in self._listen_interfaces or ():
+            key = "interface6" if ":" in interface else "interface4"
+            out.setdefault(key, interface)
+        return out
 
     def _piece_downloaded(self, index: int) -> None:
         """The swarm verified and wrote a piece."""

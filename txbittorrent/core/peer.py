@@ -97,7 +97,13 @@ from txbittorrent.core.events import (
 from txbittorrent.core.layout import BLOCK_SIZE
 from txbittorrent.core import wire
 from txbittorrent.core.wire import encode, encode_reject
-from txbittorrent.errors import BencodeError, BitfieldError, LocalProtocolError, RemoteProtocolError
+from txbittorrent.errors import (
+    BencodeError,
+    BitfieldError,
+    LocalProtocolError,
+    RemoteProtocolError,
+    SelfConnectionError,
+)
 
 __all__ = ["PeerSession", "MAX_PEER_REQUEST_LENGTH", "CANCELLED_MEMORY", "BlockKey"]
 
@@ -285,7 +291,7 @@ class PeerSession:
 
     def _on_handshake(self, message: wire.Handshake, events: list[PeerEvent]) -> None:
         if message.peer_id == self.our_peer_id:
-            raise RemoteProtocolError("the peer's id is our own: we connected to ourselves")
+            raise SelfConnectionError("the peer's id is our own: we connected to ourselves")
         ours = self._ours
         self.peer_id = message.peer_id
         self.peer_reserved = message.reserved
