@@ -633,7 +633,10 @@ class Torrent:
         swarm.start()
         run = _Running(reactor, session, own, swarm)
         if self.metainfo.trackers:
-            run.udp = UDPTrackerClient(reactor=reactor, rng=self._rng, **self._udp_interfaces())
+            interface4, interface6 = self._udp_interfaces()
+            run.udp = UDPTrackerClient(
+                reactor=reactor, rng=self._rng, interface4=interface4, interface6=interface6
+            )
             run.udp.start()
             run.announcer = Announcer(
                 self.metainfo.trackers,
@@ -652,13 +655,12 @@ class Torrent:
             )
         return run
 
-    def _udp_interfaces(self) -> dict[str, str]:
-        """Bind the UDP tracker client where we listen, when that is given."""
-        out: dict[str, str] = {}
-        for interface in self._listen_interfaces or ():
-            key = "interface6" if ":" in interface else "interface4"
-            out.setdefault(key, interface)
-        return out
+    def _udp_interfaces(self) -> tuple[str, str]:
+        """Where the UDP tracker client binds: where we listen, when given."""
+        given = list(self._listen_interfaces or ())
+        v4 = next((i for i in given if ":" not in i), "0.0.0.0")
+        v6 = next((i for i in given if ":" in i), "::")
+        return v4, v6
 
     def _piece_downloaded(self, index: int) -> None:
         """The swarm verified and wrote a piece."""
