@@ -11,16 +11,20 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginner
+from zope.interface import implementer  # type: ignore[import-untyped]
 
 from txbittorrent.observers import TorrentObserver
 from txbittorrent.progress import format_size
 
 
 def parse_rate(text: str) -> int:
-    """'500K', '2M', '1000' (bytes per second) -> int."""
+    """'500K', '2M', '1.5MiB/s', '1000' (bytes per second) -> int."""
     units = {"K": 1024, "M": 1024**2, "G": 1024**3}
-    t = text.strip().upper().removesuffix("B").removesuffix("/S")
+    t = text.strip().upper().removesuffix("/S").removesuffix("B")
+    if t[-2:-1] in units and t.endswith("I"):
+        t = t[:-1]
     factor = 1
     if t and t[-1] in units:
         factor = units[t[-1]]
@@ -61,41 +65,120 @@ def parse_file_selection(text: str) -> set[int]:
     return out
 
 
+def parse_port(text: str) -> int:
+    """'6881' -> 6881; 0 means any free port."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range: {port}")
+    return port
+
+
+def parse_positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
 def add_engine_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", type=int, default=0, help="listening port (default: any)")
+    p.add_argument("--port", type=parse_port, default=0,
+                   help="listening port (default: any)")
     p.add_argument("--interface", action="append", default=None,
                    help="address to listen on (repeatable; default: all)")
-    p.add_argument("--max-peers", type=int, default=None, help="connections for this torrent")
+    p.add_argument("--max-peers", type=parse_positive_int, default=None,
+                   help="connections for this torrent")
     p.add_argument("--download-limit", type=parse_rate, default=None, metavar="RATE",
                    help="bytes per second, e.g. 2M")
     p.add_argument("--upload-limit", type=parse_rate, default=None, metavar="RATE")
     p.add_argument("--peer", action="append", type=parse_peer, default=[],
                    metavar="HOST:PORT", help="connect to this peer too (repeatable)")
     p.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
-    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress line or messages (errors still go to stderr)")
 
 
 def resume_path_for(directory: str, info_hash_hex: str) -> str:
     return os.path.join(directory, ".txbittorrent", f"{info_hash_hex}.resume")
 
 
+def format_address(address: tuple[str, int]) -> str:
+    """('::1', 6881) -> '[::1]:6881'; ('127.0.0.1', 6881) -> '127.0.0.1:6881'."""
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@implementer(ILogObserver)
+class OneLineLogObserver:
+    """Writes each log event of level warn or above as one line, a logged
+    failure as its message (no traceback); drops the rest."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        level = event.get("log_level")
+        if level is None or level < LogLevel.warn:
+            return
+        text = formatEvent(event)
+        failure = event.get("log_failure")
+        if failure is not None:
+            text = f"{text}: {failure.getErrorMessage()}"
+        self.stream.write(f"txbittorrent: {text}\n")
+        self.stream.flush()
+
+
+def start_logging(err: TextIO | None = None) -> None:
+    """Send the engine's log to ``err`` (default: stderr) through a
+    ``OneLineLogObserver``.
+
+    Without this, Twisted prints every logged failure (a resume save that
+    failed, a disk error) as a traceback on stderr.  Call once per process,
+    before the reactor runs."""
+    stream = err if err is not None else sys.stderr
+    observers: list[Any] = [OneLineLogObserver(stream)]  # provides ILogObserver
+    globalLogBeginner.beginLoggingTo(observers, discardBuffer=True, redirectStandardIO=False)
+
+
+PLAIN_INTERVAL = 10.0
+"""Seconds between progress lines written to a file or pipe (not a terminal)."""
+
+
 class Reporter(TorrentObserver):
-    """Draws the progress line (or writes JSON events)."""
+    """Draws the progress line (or writes JSON events).
+
+    Text mode writes to ``err``: the progress line (redrawn in place on a
+    terminal, a line every ``plain_interval`` s otherwise) and short messages;
+    ``quiet`` silences both.  JSON mode writes one object per line on ``out``, each
+    with "event" and "time"."""
 
     def __init__(self, torrent: Any, json_mode: bool, quiet: bool,
                  out: TextIO | None = None, err: TextIO | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 plain_interval: float = PLAIN_INTERVAL) -> None:
         self.torrent = torrent
         self.json_mode = json_mode
         self.quiet = quiet
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
         self.clock = clock
+        """Wall-clock time for the JSON events' "time"."""
+        self.monotonic = monotonic
+        self.plain_interval = plain_interval
+        """Seconds between progress lines when ``err`` is not a terminal."""
         self._drawn = False
+        self._finished = False
+        self._last_plain: float | None = None
 
     def event(self, kind: str, **fields: Any) -> None:
         if self.json_mode:
-            record = {"event": kind, "time": round(time.time(), 3), **fields}
+            record = {"event": kind, "time": round(self.clock(), 3), **fields}
             self.out.write(json.dumps(record) + "\n")
             self.out.flush()
 
@@ -114,30 +197,56 @@ class Reporter(TorrentObserver):
                 f"down {format_size(down)}/s  up {format_size(up)}/s  "
                 f"peers {len(t.peers())}  {eta}")
 
-    def tick(self) -> None:
+    def tick(self, final: bool = False) -> None:
+        """Report progress: a JSON event, or the progress line (redrawn on a
+        terminal; otherwise printed every ``plain_interval`` s and when ``final``)."""
+        if self._finished:
+            return
         if self.json_mode:
             t = self.torrent
-            self.event("progress", left=t.left_wanted, downloaded=t.downloaded,
+            self.event("progress", size=t.wanted_size, left=t.left_wanted,
+                       pieces=t.bitfield.count, downloaded=t.downloaded,
                        uploaded=t.uploaded, down_rate=round(t.download_rate),
                        up_rate=round(t.upload_rate), peers=len(t.peers()))
         elif not self.quiet:
-            self.err.write("\r" + self.line() + "\x1b[K" if self.err.isatty() else self.line() + "\n")
+            if self.err.isatty():
+                self.err.write("\r" + self.line() + "\x1b[K")
+                self._drawn = True
+            else:
+                now = self.monotonic()
+                last = self._last_plain
+                if not final and last is not None and now - last < self.plain_interval:
+                    return
+                self._last_plain = now
+                self.err.write(self.line() + "\n")
             self.err.flush()
-            self._drawn = True
 
     def done_line(self) -> None:
-        if self._drawn and self.err.isatty():
+        """End a progress line drawn in place, so what follows starts afresh."""
+        if self._drawn:
             self.err.write("\n")
             self.err.flush()
+            self._drawn = False
+
+    def finish(self) -> None:
+        """No more progress from now on (the torrent is stopping)."""
+        self.done_line()
+        self._finished = True
 
     def message(self, text: str) -> None:
         if self.json_mode:
             self.event("message", text=text)
-        else:
+        elif not self.quiet:
             self.done_line()
-            self._drawn = False
             self.err.write(text + "\n")
             self.err.flush()
+
+    def listening(self, port: int) -> None:
+        """Say which port peers can connect to (JSON: a "listening" event)."""
+        if self.json_mode:
+            self.event("listening", port=port)
+        else:
+            self.message(f"listening on port {port}")
 
     # observer methods
     def piece_verified(self, torrent: Any, index: int, passed: bool) -> None:
@@ -145,17 +254,18 @@ class Reporter(TorrentObserver):
             self.event("hash_failed", piece=index)
 
     def peer_connected(self, torrent: Any, peer: Any) -> None:
-        self.event("peer_connected", address=f"{peer.address[0]}:{peer.address[1]}",
+        self.event("peer_connected", address=format_address(peer.address),
                    client=getattr(peer, "client", ""))
 
     def peer_lost(self, torrent: Any, peer: Any, reason: str) -> None:
-        self.event("peer_lost", address=f"{peer.address[0]}:{peer.address[1]}", reason=reason)
+        self.event("peer_lost", address=format_address(peer.address), reason=reason)
 
     def tracker_error(self, torrent: Any, url: str, error: str) -> None:
-        self.event("tracker_error", url=url, error=error)
+        self.event("tracker_error", url=url, error=str(error))
 
     def tracker_reply(self, torrent: Any, url: str, response: Any) -> None:
-        self.event("tracker_reply", url=url, peers=len(getattr(response, "peers", ())))
+        peers = len(getattr(response, "peers", ())) + len(getattr(response, "peers6", ()))
+        self.event("tracker_reply", url=url, peers=peers)
 
     def state_changed(self, torrent: Any, old: str, new: str) -> None:
         self.event("state", old=old, new=new)
@@ -163,21 +273,36 @@ class Reporter(TorrentObserver):
     def completed(self, torrent: Any) -> None:
         self.event("completed")
 
+    def disk_error(self, torrent: Any, index: int, failure: Any) -> None:
+        # Text mode: the engine logs it (see start_logging).
+        text = failure.getErrorMessage() if hasattr(failure, "getErrorMessage") else str(failure)
+        self.event("disk_error", piece=index, error=text)
+
 
 def wait_for_goal(reactor: Any, torrent: Any, reporter: Reporter,
                   goal: Callable[[], bool], interval: float = 1.0) -> Deferred[None]:
-    """Tick the reporter every ``interval`` until ``goal()`` holds."""
+    """Tick the reporter every ``interval`` until ``goal()`` holds (fires at
+    once if it already does); the last tick is ``final``.  An exception from
+    a tick fails the wait."""
     from twisted.internet.task import LoopingCall
 
+    if goal():
+        reporter.tick(final=True)
+        return succeed(None)
     done: Deferred[None] = Deferred()
 
     def tick() -> None:
-        reporter.tick()
-        if goal() and not done.called:
+        reached = goal()
+        reporter.tick(final=reached)
+        if reached and not done.called:
             loop.stop()
             done.callback(None)
 
+    def failed(failure: Any) -> None:
+        if not done.called:
+            done.errback(failure)
+
     loop = LoopingCall(tick)
     loop.clock = reactor
-    loop.start(interval, now=False)
+    loop.start(interval, now=False).addErrback(failed)
     return done

@@ -2,7 +2,9 @@
 
 Exits 0 once every wanted piece is verified (and any seeding goal is met).
 Ctrl-C stops cleanly: trackers hear ``stopped`` and the resume record is
-saved, so the next run does not download verified pieces again."""
+saved, so the next run does not download verified pieces again; the exit
+status is then 130.  Errors met while running (a disk that cannot be written,
+a port already taken) print one line on stderr and exit 1, like bad input."""
 
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ from txbittorrent.commands._engine import (
     add_engine_options,
     parse_file_selection,
     resume_path_for,
+    start_logging,
     wait_for_goal,
 )
+from txbittorrent.errors import LocalProtocolError, TxBitTorrentError
 
 
 def add_parser(sub: Any) -> None:
@@ -25,7 +29,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("torrent", metavar="TORRENT", help="the .torrent file")
     p.add_argument("-o", "--output", default=".", help="download directory (default: .)")
     p.add_argument("--files", type=parse_file_selection, default=None, metavar="LIST",
-                   help="only these files, by index as `info` lists them: 0,2-4")
+                   help="only these files, numbered from 0 in the order `info` lists "
+                        "them: 0,2-4")
     p.add_argument("--seed", action="store_true", help="keep seeding after completing")
     p.add_argument("--seed-ratio", type=float, default=None, metavar="R",
                    help="seed until uploaded/size reaches R")
@@ -36,33 +41,130 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from twisted.internet import task
-
     metainfo = load_torrent(args.torrent)
-    os.makedirs(args.output, exist_ok=True)
-    return task.react(lambda reactor: _run(reactor, args, metainfo, seed_only=False))
+    priorities = _priorities(metainfo, args.files)
+    os.makedirs(os.path.dirname(resume_path_for(args.output, metainfo.info_hash_hex)),
+                exist_ok=True)
+    return run_engine(args, metainfo, priorities, seed_only=False)
 
 
 def _priorities(metainfo: Any, selection: set[int] | None) -> list[int] | None:
     if selection is None:
         return None
     visible = [i for i, f in enumerate(metainfo.files) if not f.pad]
-    bad = [i for i in selection if i >= len(visible)]
+    bad = sorted(i for i in selection if i >= len(visible))
     if bad:
-        from txbittorrent.errors import LocalProtocolError
-
-        raise LocalProtocolError(f"--files: no file number {bad[0]} (there are {len(visible)})")
+        raise LocalProtocolError(f"--files: no file number {bad[0]} "
+                                 f"(there are {len(visible)}, numbered from 0)")
     chosen = {visible[i] for i in selection}
     return [1 if i in chosen else 0 for i in range(len(metainfo.files))]
 
 
-def _run(reactor: Any, args: argparse.Namespace, metainfo: Any, seed_only: bool) -> Any:
+def _anticipated(failure: Any) -> BaseException | None:
+    """The error ``cli.main`` prints as one line for ``failure``, or None for a bug."""
+    from twisted.internet.error import CannotListenError
+
+    if failure.check(TxBitTorrentError, OSError):
+        return failure.value  # type: ignore[no-any-return]
+    if failure.check(CannotListenError):
+        return OSError(str(failure.value))  # not an OSError of its own
+    return None
+
+
+class _Outcome:
+    """How a run ended, for ``run_engine`` to turn into an exit status."""
+
+    def __init__(self) -> None:
+        self.finished = False
+        """``_main`` is over: its goal met (the torrent stopping), or failed."""
+        self.interrupted = False
+        """The reactor began shutting down first (Ctrl-C, SIGTERM)."""
+        self.error: BaseException | None = None
+        """An anticipated failure, re-raised for ``cli.main`` to print."""
+
+
+def run_engine(args: argparse.Namespace, metainfo: Any, priorities: list[int] | None,
+               seed_only: bool) -> int:
+    """Run the reactor until the goal is met or Ctrl-C; the exit status.
+
+    ``task.react`` would print an anticipated error as a traceback and exit;
+    here it is re-raised once the reactor has stopped, so ``cli.main`` prints
+    it as one line."""
+    from twisted.internet import task
     from twisted.internet.defer import Deferred
 
-    return Deferred.fromCoroutine(_main(reactor, args, metainfo, seed_only))
+    outcome = _Outcome()
+
+    def main(reactor: Any) -> Any:
+        d = Deferred.fromCoroutine(_main(reactor, args, metainfo, priorities, seed_only,
+                                         outcome))
+
+        def failed(failure: Any) -> Any:
+            outcome.finished = True
+            error = _anticipated(failure)
+            if error is None:
+                return failure  # a bug: react logs it with its traceback
+            outcome.error = error
+            raise SystemExit(1)
+
+        return d.addErrback(failed)
+
+    start_logging()
+    _stop_once_on_signals(_global_reactor())
+    try:
+        task.react(main)
+    except SystemExit as e:
+        code = e.code
+    else:  # pragma: no cover - react always exits
+        code = 0
+    if outcome.error is not None:
+        raise outcome.error
+    if outcome.interrupted and not outcome.finished:
+        return 130
+    return int(code or 0)
 
 
-async def _main(reactor: Any, args: argparse.Namespace, metainfo: Any, seed_only: bool) -> None:
+def _global_reactor() -> Any:
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def _stop_once_on_signals(reactor: Any) -> None:
+    """Once running, let SIGINT and SIGTERM stop the reactor only once.
+
+    Twisted's own handlers call ``reactor.stop()`` on every signal, so a
+    second Ctrl-C while the torrent is stopping logs "Can't stop reactor that
+    isn't running".  A signal that was ignored when we started (a background
+    job's SIGINT) stays ignored."""
+    import signal
+
+    stopping = False
+
+    def mark() -> None:
+        nonlocal stopping
+        stopping = True
+
+    def stop() -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            reactor.stop()
+
+    def handler(signum: int, frame: Any) -> None:
+        reactor.callFromThread(stop)
+
+    def install() -> None:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(number) not in (signal.SIG_IGN, signal.SIG_DFL, None):
+                signal.signal(number, handler)
+
+    reactor.addSystemEventTrigger("before", "shutdown", mark)
+    reactor.callWhenRunning(install)
+
+
+async def _main(reactor: Any, args: argparse.Namespace, metainfo: Any,
+                priorities: list[int] | None, seed_only: bool, outcome: _Outcome) -> None:
     from twisted.internet.task import deferLater
 
     from txbittorrent.torrent import Torrent
@@ -74,7 +176,7 @@ async def _main(reactor: Any, args: argparse.Namespace, metainfo: Any, seed_only
         port=args.port,
         reactor=reactor,
         resume_path=resume_path_for(directory, metainfo.info_hash_hex),
-        priorities=_priorities(metainfo, getattr(args, "files", None)),
+        priorities=priorities,
         listen_interfaces=args.interface,
         max_peers=args.max_peers,
         download_limit=args.download_limit,
@@ -84,19 +186,54 @@ async def _main(reactor: Any, args: argparse.Namespace, metainfo: Any, seed_only
     torrent.add_observer(reporter)
 
     def on_shutdown() -> Any:
-        if torrent.state != "stopped":
-            reporter.message("stopping: telling trackers, saving resume data")
-            return torrent.stop()
-        return None
+        if not outcome.finished:
+            outcome.interrupted = True
+            reporter.finish()
+            reporter.event("interrupted")
+        if torrent.state == "stopped":
+            # Not started yet (still checking the data: nothing verified is
+            # at risk, and the check could take minutes), or stopped already.
+            if outcome.interrupted:
+                reporter.message("interrupted")
+            return None
+        if outcome.interrupted:
+            reporter.message("interrupted: stopping (telling trackers, saving resume data)")
+
+        def stopped(_: object) -> None:
+            if outcome.interrupted:
+                reporter.event("stopped", left=torrent.left_wanted,
+                               pieces=torrent.bitfield.count,
+                               downloaded=torrent.downloaded, uploaded=torrent.uploaded)
+                reporter.message("stopped; resume data saved")
+
+        def failed(failure: Any) -> None:
+            outcome.error = _anticipated(failure) or RuntimeError(failure.getErrorMessage())
+            reporter.message(f"stopping failed: {outcome.error}")
+
+        # Queued behind a stop already under way, if any.
+        return torrent.stop().addCallbacks(stopped, failed)
 
     reactor.addSystemEventTrigger("before", "shutdown", on_shutdown)
     reporter.message(f"{metainfo.name}: checking existing data in {directory}")
-    await torrent.start()
+    try:
+        await torrent.start()
+    except Exception:
+        await _quietly(torrent.stop())
+        raise
+    if outcome.interrupted:
+        return
+    have = torrent.bitfield.count
+    if seed_only:
+        reporter.message(f"{have}/{torrent.piece_count} pieces verified")
+        if have == 0:
+            reporter.message(f"warning: no data of {metainfo.name} verified in {directory}")
+    else:
+        reporter.message(f"{have}/{torrent.piece_count} pieces verified, "
+                         f"{torrent.wanted.count} to download")
     torrent.add_peers(args.peer)
-    reporter.message(f"listening on port {torrent.port}")
+    reporter.listening(torrent.port)
     if not seed_only:
         await wait_for_goal(reactor, torrent, reporter, lambda: torrent.complete)
-        reporter.tick()
         reporter.message(f"complete: {metainfo.name} verified in {directory}")
     seed = seed_only or args.seed or args.seed_ratio is not None or args.seed_time is not None
     if seed:
@@ -110,8 +247,18 @@ async def _main(reactor: Any, args: argparse.Namespace, metainfo: Any, seed_only
                 return True
             return False
 
-        reporter.message("seeding" + ("" if ratio or seconds else " until Ctrl-C"))
+        forever = ratio is None and seconds is None
+        reporter.message("seeding" + (" until Ctrl-C" if forever else ""))
         await wait_for_goal(reactor, torrent, reporter, goal)
+    reporter.finish()
+    outcome.finished = True
     await torrent.stop()
-    reporter.done_line()
     await deferLater(reactor, 0, lambda: None)
+
+
+async def _quietly(d: Any) -> None:
+    """Wait for ``d``, ignoring its failure (the original error matters more)."""
+    try:
+        await d
+    except Exception:
+        pass
