@@ -172,3 +172,16 @@ class LifecycleTests(TestCase):
         self.assertEqual([len(tier) for tier in tiers], [1, 2])
         self.assertEqual(tiers[0][0].url, "http://127.0.0.1:1/a")
         self.assertEqual(tiers[0][0].failures, 0)
+
+    @inlineCallbacks
+    def test_each_step_its_own_deferred(self) -> Any:
+        """start(), pause() and stop() each return their own Deferred, run in order."""
+        t = self.torrent("seed")
+        order: list[str] = []
+        d1 = t.start().addCallback(lambda _: order.append(t.state))
+        d2 = t.pause().addCallback(lambda _: order.append(t.state))
+        d3 = t.stop().addCallback(lambda _: order.append(t.state))
+        self.assertIsNot(d1, d2)
+        self.assertIsNot(d2, d3)
+        yield d3
+        self.assertEqual(order, ["active", "paused", "stopped"])

@@ -32,7 +32,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
+from twisted.internet.defer import (
+    Deferred,
+    DeferredList,
+    inlineCallbacks,
+    maybeDeferred,
+    succeed,
+)
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -167,7 +173,7 @@ class Torrent:
         self._have_known = False
         self._closed = False
         self._run: _Running | None = None
-        self._transitions: Deferred[Any] | None = None
+        self._transitions: Deferred[None] = succeed(None)
         self._observers = ObserverList()
         self._complete_waiters: list[Deferred[Torrent]] = []
         self._uploaded_before = 0
@@ -527,16 +533,25 @@ class Torrent:
             self._observers.notify("state_changed", self, old, new)
 
     def _serially(self, step: Callable[[], Any]) -> Deferred[None]:
-        """Run life-cycle steps one after another, in call order."""
-        previous = self._transitions
+        """Run life-cycle steps one after another, in call order.  Each call
+        gets a Deferred of its own, and the next step begins only after the
+        callbacks on the previous step's Deferred have run."""
+        out: Deferred[None] = Deferred()
+        gate: Deferred[None] = Deferred()
+        previous, self._transitions = self._transitions, gate
 
-        def run(_: object) -> Any:
-            return step()
+        def finish(result: object) -> None:
+            if isinstance(result, Failure):
+                out.errback(result)
+            else:
+                out.callback(None)
+            gate.callback(None)
 
-        d: Deferred[Any] = succeed(None) if previous is None else previous
-        d = d.addBoth(run)
-        self._transitions = d
-        return d
+        def run(_: object) -> None:
+            maybeDeferred(step).addBoth(finish)
+
+        previous.addCallback(run)
+        return out
 
     def start(self) -> Deferred[None]:
         """Begin (or resume) sharing: verify or load resume data if the state
