@@ -138,6 +138,10 @@ class LinkConfig:
     (and its auto-tuning) alone."""
     send_buffer_size: int | None = None
     """``SO_SNDBUF`` for each connection; None leaves the kernel's choice."""
+    read_size: int = 256 * 1024
+    """Bytes asked of the socket per read (Twisted's ``bufferSize``, 64 KiB by
+    default): fewer, larger reads mean fewer trips through the session per
+    megabyte.  It is also the transport's write-buffer mark for pausing us."""
 
 
 def normalize_host(host: str) -> str:
@@ -506,6 +510,8 @@ class PeerProtocol(Protocol):
 
     def _tune_socket(self, transport: Any) -> None:
         config = self._config
+        if config.read_size and hasattr(transport, "bufferSize"):
+            transport.bufferSize = config.read_size
         if config.tcp_nodelay:
             set_no_delay = getattr(transport, "setTcpNoDelay", None)
             if set_no_delay is not None:

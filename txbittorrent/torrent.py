@@ -170,6 +170,8 @@ class Torrent:
         self._store: Store | None = None
         self._checkers: list[HashChecker] = []
         self._have = Bitfield(self.metainfo.piece_count)
+        self._piece_prio: list[int] | None = None
+        self._missing: int | None = None
         self._have_known = False
         self._closed = False
         self._run: _Running | None = None
@@ -316,7 +318,7 @@ class Torrent:
     def wanted(self) -> Bitfield:
         """Pieces not verified yet that belong to a file of priority > 0."""
         out = Bitfield(self.piece_count)
-        for index, priority in enumerate(self.layout.piece_priorities(self.priorities)):
+        for index, priority in enumerate(self._piece_priorities()):
             if priority > 0 and index not in self._have:
                 out.add(index)
         return out
@@ -324,7 +326,27 @@ class Torrent:
     @property
     def complete(self) -> bool:
         """Every wanted piece is verified."""
-        return self.wanted.count == 0
+        return self._missing_wanted() == 0
+
+    def _piece_priorities(self) -> list[int]:
+        if self._piece_prio is None:
+            self._piece_prio = self.layout.piece_priorities(self.priorities)
+        return self._piece_prio
+
+    def _missing_wanted(self) -> int:
+        """Wanted pieces not verified yet, kept up to date as pieces come and go
+        (``complete`` is asked after every piece: it must not scan them all)."""
+        if self._missing is None:
+            have = self._have
+            self._missing = sum(
+                1 for i, p in enumerate(self._piece_priorities()) if p > 0 and i not in have
+            )
+        return self._missing
+
+    def _have_changed(self) -> None:
+        """``_have`` or the priorities changed wholesale: recount lazily."""
+        self._missing = None
+        self._piece_prio = None
 
     @property
     def seed(self) -> bool:
@@ -339,7 +361,7 @@ class Torrent:
     @property
     def wanted_size(self) -> int:
         """Bytes in pieces that belong to a wanted file (the download's size)."""
-        priorities = self.layout.piece_priorities(self.priorities)
+        priorities = self._piece_priorities()
         return sum(self.layout.piece_size(i) for i, p in enumerate(priorities) if p > 0)
 
     @property
@@ -366,6 +388,7 @@ class Torrent:
         d = store.set_priorities(priorities)
 
         def applied(_: object) -> None:
+            self._have_changed()
             if self._run is not None:
                 self._run.swarm.set_piece_priorities(
                     self.layout.piece_priorities(self.priorities)
@@ -434,14 +457,20 @@ class Torrent:
         return d.addCallback(done).addBoth(forget)
 
     def _passed(self, index: int) -> None:
-        self._have.add(index)
+        if index not in self._have:
+            self._have.add(index)
+            if self._missing is not None and self._piece_priorities()[index] > 0:
+                self._missing -= 1
         if self.on_hash_pass is not None:
             self.on_hash_pass(index)
         self._observers.notify("piece_verified", self, index, True)
         self._check_complete()
 
     def _failed(self, index: int) -> None:
-        self._have.discard(index)
+        if index in self._have:
+            self._have.discard(index)
+            if self._missing is not None and self._piece_priorities()[index] > 0:
+                self._missing += 1
         if self.on_hash_fail is not None:
             self.on_hash_fail(index)
         self._observers.notify("piece_verified", self, index, False)
@@ -490,6 +519,7 @@ class Torrent:
                 self._have.discard(index)
         for index in plan.have:
             self._have.add(index)
+        self._have_changed()
         if plan.recheck:
             yield self.hashcheck(sorted(plan.recheck), on_progress)
         self._have_known = True
