@@ -123,16 +123,16 @@ def own_usage() -> dict[str, float]:
 
 
 def proc_status(pid: int | str = "self") -> dict[str, int]:
-    """Memory fields of ``/proc/<pid>/status`` in KiB: VmRSS, VmHWM (the peak
-    RSS), RssAnon, RssFile.  Empty where there is no /proc."""
+    """From ``/proc/<pid>/status``: VmRSS, VmHWM (the peak RSS), RssAnon and
+    RssFile in KiB, and Threads.  Empty where there is no /proc."""
     out: dict[str, int] = {}
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
                 key, _, value = line.partition(":")
-                if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "Threads"):
                     out[key] = int(value.split()[0])
-    except OSError:
+    except (OSError, ValueError):
         pass
     return out
 

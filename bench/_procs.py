@@ -36,18 +36,22 @@ import hashlib
 import importlib
 import json
 import os
-import platform
 import resource
 import selectors
 import signal
-import ssl
-import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+
+# Shared with bench.download; re-exported for bench.scale and bench.swarm.
+from bench._common import environment as environment
+from bench._common import median as median
+from bench._common import proc_cpu as proc_cpu
+from bench._common import proc_status as proc_status
+from bench._common import ratio as ratio
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -111,33 +115,6 @@ def sha1_file(path: str) -> str | None:
 # -- figures ----------------------------------------------------------------------------
 
 
-def environment(load_before: float) -> dict[str, Any]:
-    """What the figures depend on, with the 1-minute load average before and now."""
-    lt_version = None
-    if have_libtorrent():
-        import libtorrent
-
-        lt_version = libtorrent.__version__
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "openssl": ssl.OPENSSL_VERSION,
-        "libtorrent": lt_version,
-        "load_before": load_before,
-        "load_after": os.getloadavg()[0],
-    }
-
-
-def median(values: Iterable[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None or b == 0 else a / b
-
-
 def own_cpu() -> float:
     """CPU seconds (user + system, every thread) this process has used."""
     r = resource.getrusage(resource.RUSAGE_SELF)
@@ -147,40 +124,6 @@ def own_cpu() -> float:
 def own_peak_rss_kib() -> int:
     """``ru_maxrss``: the peak resident set of this process (KiB on Linux)."""
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-
-
-_STATUS_KEYS = ("VmRSS", "VmHWM", "RssAnon", "RssFile", "Threads")
-
-
-def proc_status(pid: int | str = "self") -> dict[str, int]:
-    """From ``/proc/<pid>/status``: VmRSS, VmHWM (peak RSS), RssAnon and
-    RssFile in KiB, and Threads.  Empty where there is no /proc."""
-    out: dict[str, int] = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key in _STATUS_KEYS:
-                    out[key] = int(value.split()[0])
-    except (OSError, ValueError):
-        pass
-    return out
-
-
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def proc_cpu(pid: int) -> float | None:
-    """CPU seconds (user + system, every thread) process ``pid`` has used,
-    from ``/proc/<pid>/stat``; None where it cannot be read."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces; the fields after it are plain.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 def kib_to_mib(value: float | None) -> float | None:
