@@ -77,9 +77,9 @@ class SwarmConfig:
     """SUGGESTs (BEP 6) remembered per peer."""
 
     # -- memory, disk and uploads
-    max_buffer_bytes: int = 64 * _MiB
+    max_buffer_bytes: int = 32 * _MiB
     """Pieces in progress held in memory; past it no new piece is started."""
-    upload_cache_bytes: int = 32 * _MiB
+    upload_cache_bytes: int = 16 * _MiB
     cache_downloaded: bool = True
     """Keep the pieces we just verified in the upload cache."""
     read_ahead_pieces: int = 2
