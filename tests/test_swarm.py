@@ -376,6 +376,26 @@ class AcceptanceTests(SynchronousTestCase):
         self.h.connect(remote_id=peer_id(99))
         self.assertFalse(self.h.link(remote_id=peer_id(99)).handshake())
 
+    def test_simultaneous_dial_lower_id_dials(self) -> None:
+        """Both sides dialled at once: the connection opened by the side with the
+        lower peer id is kept, whichever arrived first."""
+        low, high = b"-AA0000-" + b"0" * 12, b"-ZZ0000-" + b"z" * 12
+        self.assertLess(low, OUR_ID)
+        self.assertLess(OUR_ID, high)
+        # Remote id lower than ours: keep the link it opened (incoming to us).
+        ours = self.h.link(host="10.1.1.1", outgoing=True, remote_id=low)
+        self.assertTrue(ours.handshake())
+        theirs = self.h.link(host="10.1.1.1", outgoing=False, remote_id=low)
+        self.assertTrue(theirs.handshake())
+        self.assertIsNotNone(ours.closed)
+        self.assertEqual([p.address for p in self.h.swarm.peers()], [theirs.address])
+        # Remote id higher than ours: keep the link we opened, refuse theirs.
+        mine = self.h.link(host="10.2.2.2", outgoing=True, remote_id=high)
+        self.assertTrue(mine.handshake())
+        self.assertFalse(self.h.link(host="10.2.2.2", outgoing=False,
+                                     remote_id=high).handshake())
+        self.assertIsNone(mine.closed)
+
     def test_refuses_banned(self) -> None:
         """A banned host, or a banned peer id from another host, is refused."""
         self.h.swarm._book.ban("10.0.0.50", peer_id(50))

@@ -328,9 +328,10 @@ class Swarm:
             return False
         twin = self._by_id.get(session.peer_id) if session.peer_id is not None else None
         if twin is not None:
+            # peer_lost (now or later, from the adapter) forgets the twin's link.
             self._close(twin, "duplicate: the connection both sides keep is another")
-            self._peers.pop(twin.link, None)
-            del self._by_id[twin.peer_id]
+            if self._by_id.get(twin.peer_id) is twin:
+                del self._by_id[twin.peer_id]
         peer = PeerState(link, now, self._keep, self.config.min_queue_depth)
         self._downloader.set_depth(peer, self.config.min_queue_depth)
         self._peers[link] = peer
