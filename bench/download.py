@@ -83,8 +83,10 @@ argument; each writes JSON lines to its standard output.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import random
 import shutil
 import signal
 import sys
@@ -118,6 +120,49 @@ from bench._common import (
 )
 
 DATA_NAME = "bench.bin"
+TREE_NAME = "bench"
+"""With ``--files N`` (N > 1) the data is a directory of N files of mixed sizes."""
+
+
+def mixed_sizes(total: int, count: int, seed: int = 7) -> list[int]:
+    """``count`` sizes adding up to ``total``: mostly small files, a few large
+    (a log-uniform spread, as a real multi-file torrent has)."""
+    rng = random.Random(seed)
+    weights = [2 ** rng.uniform(0, 12) for _ in range(count)]
+    rest = total - count  # one byte each, the rest spread by weight (floors)
+    scale = rest / sum(weights)
+    sizes = [1 + int(w * scale) for w in weights]
+    sizes[-1] += total - sum(sizes)  # what the floors left over (never negative)
+    return sizes
+
+
+def write_tree(root: str, sizes: list[int]) -> tuple[list[str], str]:
+    """Files ``d{n // 100:03d}/f{n:05d}.bin`` of random bytes; their relative
+    paths in torrent order and the SHA-1 (hex) of their concatenation."""
+    names = [os.path.join(f"d{n // 100:03d}", f"f{n:05d}.bin") for n in range(len(sizes))]
+    digest = hashlib.sha1()
+    for name, size in zip(names, sizes):
+        path = os.path.join(root, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        data = os.urandom(size)
+        with open(path, "wb") as f:
+            f.write(data)
+        digest.update(data)
+    os.sync()
+    return names, digest.hexdigest()
+
+
+def tree_sha1(root: str, names: list[str]) -> str | None:
+    """The SHA-1 (hex) of the files' concatenation; None if one is missing."""
+    digest = hashlib.sha1()
+    for name in names:
+        try:
+            with open(os.path.join(root, name), "rb") as f:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+        except FileNotFoundError:
+            return None
+    return digest.hexdigest()
 LEECHERS = ("txbittorrent", "libtorrent", "aria2")
 SEEDERS = ("txbittorrent", "libtorrent")
 START_TIMEOUT = 120.0
@@ -400,6 +445,7 @@ class Bench:
         self.size = args.size_mib * MiB
         self.source_dir = os.path.join(root, "seed")
         self.source_sha1 = ""
+        self.names: list[str] = []
         self.torrent_path = os.path.join(root, "plain.torrent")
         self.tracked_path = ""
         self.pieces = 0
@@ -412,8 +458,13 @@ class Bench:
         from txbittorrent.create import create_torrent
 
         os.makedirs(self.source_dir)
-        path = os.path.join(self.source_dir, DATA_NAME)
-        self.source_sha1 = write_random_file(path, self.size)
+        if self.args.files > 1:
+            path = os.path.join(self.source_dir, TREE_NAME)
+            self.names, self.source_sha1 = write_tree(
+                path, mixed_sizes(self.size, self.args.files))
+        else:
+            path = os.path.join(self.source_dir, DATA_NAME)
+            self.source_sha1 = write_random_file(path, self.size)
         raw = create_torrent(path, piece_length=self.args.piece_length)
         self.pieces = parse(raw).piece_count
         with open(self.torrent_path, "wb") as f:
@@ -468,7 +519,10 @@ class Bench:
                     (wall1 - wall0) * (os.cpu_count() or 1))
             raw["seeder_peak_anon_mib"] = seed_child.peak_anon_kib / 1024
             raw["seeder_vmhwm_mib"] = proc_status(seed_child.pid).get("VmHWM", 0) / 1024
-            if raw["verified"]:
+            if raw["verified"] and self.names:
+                if tree_sha1(os.path.join(directory, TREE_NAME), self.names) != self.source_sha1:
+                    raw.update(verified=False, note="the downloaded files differ or are missing")
+            elif raw["verified"]:
                 got = os.path.join(directory, DATA_NAME)
                 if not os.path.exists(got) or os.path.getsize(got) != self.size:
                     raw.update(verified=False, note="the downloaded file is missing or short")
@@ -835,6 +889,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench.download", description=__doc__.split("\n")[0])
     p.add_argument("--size-mib", type=int, default=1024)
+    p.add_argument("--files", type=int, default=1,
+                   help="1: one file (default); N > 1: N files of mixed sizes in nested "
+                        "directories (e.g. 2000)")
     p.add_argument(
         "--piece-length", type=int, default=None, help="default 1048576 (262144 with --tiny)")
     p.add_argument("--runs", type=int, default=3)
@@ -871,6 +928,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error(f"unknown leechers {sorted(unknown)}; choose from {','.join(LEECHERS)}")
     if not args.leechers and not args.seed_test:
         p.error("nothing to measure: no leechers and no --seed-test")
+    if args.files < 1 or args.files > args.size_mib * 1024:
+        p.error("--files must be between 1 and one file per KiB of data")
     if args.size_mib < 1 or args.runs < 1 or args.piece_length < 16 * 1024:
         p.error("--size-mib and --runs must be positive, --piece-length at least 16384")
     if args.profile_dir:

@@ -73,6 +73,42 @@ class BenchDownloadTinyTests(TestCase):
             self.assertRaises(ProcessLookupError, os.kill, pid, 0)
 
 
+class BenchDownloadMultiFileTests(BenchDownloadTinyTests):
+    """``--files N``: a multi-file torrent of mixed sizes, verified file by file."""
+
+    @defer.inlineCallbacks
+    def test_tiny(self) -> Any:
+        """Forty files of mixed sizes download verified from the libtorrent seeder."""
+        out = os.path.abspath(self.mktemp())
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        stdout, stderr, code = yield utils.getProcessOutputAndValue(
+            sys.executable,
+            ["-m", "bench.download", "--tiny", "--files", "40",
+             "--leechers", "txbittorrent,libtorrent", "--json", out],
+            env=env,
+            path=ROOT,
+        )
+        self.assertEqual(code, 0, (stdout + stderr).decode(errors="replace"))
+        with open(out) as f:
+            report = json.load(f)
+        for name, runs in report["download"]["results"].items():
+            self.assertEqual([r["verified"] for r in runs], [True], name)
+
+
+class MixedSizesTests(SynchronousTestCase):
+    """The sizes of the multi-file data."""
+
+    def test_sizes_add_up(self) -> None:
+        """mixed_sizes gives count positive sizes that add up to the total."""
+        from bench.download import mixed_sizes
+
+        for total, count in ((8 << 20, 40), (1 << 30, 2000), (5000, 5000)):
+            sizes = mixed_sizes(total, count)
+            self.assertEqual(len(sizes), count)
+            self.assertEqual(sum(sizes), total)
+            self.assertTrue(all(s >= 1 for s in sizes))
+
+
 class ReportTests(SynchronousTestCase):
     """How runs become figures, without starting any process."""
 
