@@ -117,6 +117,39 @@ def ready(**options: Any) -> Pair:
     return Pair(dict(options), dict(options)).unchoked()
 
 
+class RequestManyTests(SynchronousTestCase):
+    """request_many: the checks of request for each block, as one write, all or nothing."""
+
+    def test_same_bytes_as_request(self) -> None:
+        """request_many writes what request would for each block, and tracks them all."""
+        blocks = [(0, 0, K16), (0, K16, K16), (1, 0, K16)]
+        one = ready()
+        many = ready()
+        expected = b"".join(one.a.request(*b) for b in blocks)
+        self.assertEqual(many.a.request_many(blocks), expected)
+        self.assertEqual(list(many.a.outstanding_requests), blocks)
+        self.assertEqual(many.a.request_many([]), b"")
+
+    def test_all_or_nothing(self) -> None:
+        """One refused block (a duplicate, past the piece, too long) leaves none requested."""
+        pair = ready()
+        pair.a.request(2, 0, K16)
+        for bad in ([(0, 0, K16), (2, 0, K16)],        # already requested
+                    [(0, 0, K16), (1, 10**9, K16)],    # past the piece's end
+                    [(0, 0, K16), (1, 0, 10**6)],      # longer than max_block_length
+                    [(0, 0, K16), (PIECES, 0, K16)]):  # no such piece
+            self.assertRaises((LocalProtocolError, ValueError, IndexError),
+                              pair.a.request_many, bad)
+            self.assertEqual(list(pair.a.outstanding_requests), [(2, 0, K16)])
+
+    def test_choked_refused(self) -> None:
+        """While choked (and not allowed fast) nothing is requested."""
+        pair = Pair()
+        pair.bitfields()
+        self.assertRaises(LocalProtocolError, pair.a.request_many, [(0, 0, K16)])
+        self.assertEqual(list(pair.a.outstanding_requests), [])
+
+
 class HandshakeTests(SynchronousTestCase):
     """Handshakes in both directions and what they negotiate."""
 

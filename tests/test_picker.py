@@ -427,6 +427,24 @@ class EndgameTests(SynchronousTestCase):
         self.assertEqual(picker.requests_of("a"), [(0, 0, BS), (0, 2 * BS, BS), (0, 3 * BS, BS)])
         self.assertEqual(picker.requests_of("b"), [(0, 0, BS), (0, 2 * BS, BS), (0, 3 * BS, BS)])
 
+    def test_block_arrived(self) -> None:
+        """block_arrived is wants_block and block_received in one: None for an
+        unwanted block (nothing changes), else the peers to cancel."""
+        picker = setup_picker("1")
+        picker.pick("a", bits("1"), 4, 0.0)
+        picker.pick("b", bits("1"), 4, 0.0)
+        self.assertIsNone(picker.block_arrived("a", 0, 7))  # not a block boundary
+        self.assertIsNone(picker.block_arrived("a", 0, 99 * BS))  # past the piece
+        self.assertIsNone(picker.block_arrived("a", 5, 0))  # no such piece in progress
+        self.assertEqual(picker.block_arrived("b", 0, BS), ["a"])
+        self.assertIsNone(picker.block_arrived("a", 0, BS))  # the late duplicate
+        self.assertEqual(states(picker), "r#rr")
+        self.assertEqual(picker.requests_of("a"), [(0, 0, BS), (0, 2 * BS, BS), (0, 3 * BS, BS)])
+        for begin in (0, 2 * BS, 3 * BS):
+            self.assertEqual(picker.block_arrived("a", 0, begin), ["b"])
+        self.assertTrue(picker.piece_complete(0))
+        check_invariants(self, picker)
+
     def test_not_endgame_while_free(self) -> None:
         """A free wanted block anywhere, or nothing in flight, is not endgame."""
         picker = setup_picker("10")

@@ -11,11 +11,11 @@ small ``DownloadHost``: the live peers, and what to do with a piece that
 passed or failed (the swarm tells the Torrent, bans, caches).
 
 Requests.  ``fill(peer)`` tops a pipeline up to ``peer.depth`` with one
-``pick`` and one ``link.send``; after a block it is called only once the
-pipeline has drained to ``peer.low_water`` (three quarters), so requests go
-out in batches.  The depth follows the peer's rate (``SwarmConfig.queue_depth``,
-recomputed at each fill and tick), capped by its ``reqq``; a snubbed peer
-gets ``snubbed_queue_depth``.  Once
+``pick``, one ``session.request_many`` and one ``link.send``; after a block it
+is called only once the pipeline has drained to ``peer.low_water`` (three
+quarters), so requests go out in batches.  The depth follows the peer's rate
+(``SwarmConfig.queue_depth``, recomputed at each fill and tick), capped by its
+``reqq``; a snubbed peer gets ``snubbed_queue_depth``.  Once
 ``max_buffer_bytes`` of buffers are allocated no new piece is started: picks
 are restricted to the pieces that have a buffer, and a block of a new piece
 that a pick returns anyway is handed back to the picker.
@@ -241,21 +241,25 @@ class Downloader:
             peer, session.peer_have, want, now,
             allowed_fast=allowed, peer_choking=choking, suggested=peer.suggested,
         )
-        request, piece_size = session.request, self._layout.piece_size
-        out = []
-        for index, begin, length in picked:
-            if index not in buffers:
-                if buffers.over_budget:
-                    # A new piece past the budget: give the block back; the
-                    # piece stays started and is taken up once there is room.
-                    self.picker.request_failed(peer, index, begin)
-                    continue
-                buffers.create(index, piece_size(index))
-            out.append(request(index, begin, length))
+        piece_size = self._layout.piece_size
+        out: list[tuple[int, int, int]] = []
+        last = -1
+        for key in picked:
+            index = key[0]
+            if index != last:
+                if index not in buffers:
+                    if buffers.over_budget:
+                        # A new piece past the budget: give the block back; the
+                        # piece stays started and is taken up once there is room.
+                        self.picker.request_failed(peer, index, key[1])
+                        continue
+                    buffers.create(index, piece_size(index))
+                last = index
+            out.append(key)
         if out:
             if peer.asking_since is None:
                 peer.asking_since = now
-            peer.link.send(b"".join(out))
+            peer.link.send(session.request_many(out))
 
     def rejected(self, peer: PeerState, index: int, begin: int) -> None:
         """A REJECT, or a non-fast peer's choke dropped the request.  No refill
@@ -312,17 +316,18 @@ class Downloader:
         peer.last_block_at = self._clock.seconds()
         peer.snubbed = False
         picker = self.picker
-        if picker.wants_block(index, begin):
+        others = picker.block_arrived(peer, index, begin)
+        if others is None:
+            self.wasted += size
+        else:
             buffer = self.buffers.get(index)
             if buffer is None:
                 buffer = self.buffers.create(index, self._layout.piece_size(index))
             buffer[begin : begin + size] = block
-            for other in picker.block_received(peer, index, begin):
+            for other in others:
                 self._cancel(other, index, begin, size)
             if picker.piece_complete(index):
                 self._verify(index)
-        else:
-            self.wasted += size
         session = peer.session
         if len(session.outstanding_requests) <= peer.low_water:
             if not session.outstanding_requests:

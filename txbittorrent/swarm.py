@@ -377,6 +377,9 @@ class Swarm:
         peer = self._peers.get(link)
         if peer is None or self._state != _RUNNING:
             return
+        if type(event) is BlockReceived:  # the hot path: no handler lookup
+            self._downloader.block(peer, event.piece_index, event.begin, event.block)
+            return
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(peer, event)

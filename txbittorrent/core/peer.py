@@ -69,7 +69,7 @@ Where the rules bend for real peers:
 
 from __future__ import annotations
 
-from collections.abc import Callable, KeysView, Mapping
+from collections.abc import Callable, Iterable, KeysView, Mapping
 from typing import Any, ClassVar
 
 from txbittorrent.core.bencoding import Limits, decode, encode as bencode
@@ -631,6 +631,48 @@ class PeerSession:
         self._sent_core = True
         self._outstanding[key] = None
         return wire.encode_request(piece_index, begin, length)
+
+    def request_many(self, blocks: Iterable[BlockKey]) -> bytes:
+        """``request`` for each block in turn, as one write: all or nothing
+        (if one is refused, none is requested).  The same checks as
+        ``request``, with those that depend only on the piece made once per
+        run of blocks of the same piece."""
+        self._check_after_bitfield()
+        outstanding, max_length = self._outstanding, self.max_block_length
+        added: list[BlockKey] = []
+        last, size = -1, 0
+        try:
+            for key in blocks:
+                piece_index, begin, length = key
+                if piece_index != last:
+                    self._check_piece(piece_index)
+                    size = self._piece_length_of(piece_index)
+                    if piece_index not in self.peer_have:
+                        raise LocalProtocolError(f"the peer does not have piece {piece_index}")
+                    if self.peer_choking and piece_index not in self.peer_allowed_fast:
+                        raise LocalProtocolError(
+                            "the peer is choking us and has not allowed this piece fast"
+                        )
+                    last = piece_index
+                if not 1 <= length <= max_length or begin < 0:
+                    raise ValueError(f"block {begin}+{length}: length must be 1..{max_length}")
+                if begin + length > size:
+                    raise ValueError(
+                        f"block {begin}+{length} is past the end of piece {piece_index}"
+                    )
+                if key in outstanding:
+                    raise LocalProtocolError(f"{_describe(key)} is already requested")
+                outstanding[key] = None
+                added.append(key)
+        except BaseException:
+            for key in added:
+                del outstanding[key]
+            raise
+        if not added:
+            return b""
+        self._sent_core = True
+        encode_request = wire.encode_request
+        return b"".join([encode_request(*key) for key in added])
 
     def cancel(self, piece_index: int, begin: int, length: int) -> bytes:
         """Withdraw an outstanding request.  Its block may still arrive; it is

@@ -8,7 +8,8 @@ streaming deadlines, and for each piece in progress the state of every block:
 *free*, *requested* (by which peers, since when) or *received*, plus the peers
 that sent its blocks.  It knows nothing of sockets, disks or clocks: the swarm
 reports what peers announce and what arrives, passes ``now`` in, and sends the
-requests and cancels that ``pick`` and ``block_received`` return.
+requests and cancels that ``pick`` and ``block_received`` (or
+``block_arrived``, which also says whether to keep the block) return.
 
 Each piece is in one place: *had* (never picked again), *in progress* (it has
 per-block state), a *candidate* (not had, not in progress, priority > 0; kept
@@ -424,18 +425,22 @@ class PiecePicker(Generic[K]):
         if requests is None:
             requests = self._peer_requests[peer] = set()
         base = index * self._blocks_per_piece
-        block = piece.cursor
-        while need and piece.free:
-            block = state.find(_FREE, block)
+        last = len(state) - 1
+        last_length = self._block_length(index, last)  # only the last block may be short
+        block, free, piece_requests = piece.cursor, piece.free, piece.requests
+        add, append, find = requests.add, out.append, state.find
+        while need and free:
+            block = find(_FREE, block)
             state[block] = _REQUESTED
-            piece.free -= 1
-            piece.requests[block] = {peer: now}
-            requests.add(base + block)
-            out.append((index, block * size, self._block_length(index, block)))
+            free -= 1
+            piece_requests[block] = {peer: now}
+            add(base + block)
+            append((index, block * size, size if block != last else last_length))
             need -= 1
             block += 1
         piece.cursor = block
-        if not piece.free:
+        piece.free = free
+        if not free:
             self._open.pop(index, None)
         return need
 
@@ -479,6 +484,34 @@ class PiecePicker(Generic[K]):
         """Whether a block arriving now is needed (store it) or not (drop it)."""
         piece, block = self._locate(index, begin)
         return piece is not None and piece.state[block] != _RECEIVED
+
+    def block_arrived(self, peer: K, index: int, begin: int) -> list[K] | None:
+        """``wants_block`` and ``block_received`` in one step: ``None`` if the
+        block is not wanted (nothing changes), else the peers to CANCEL."""
+        piece = self._progress.get(index)
+        if piece is None:
+            return None
+        block, rest = divmod(begin, self.block_size)
+        state = piece.state
+        if rest or not 0 <= block < len(state) or state[block] == _RECEIVED:
+            return None
+        requesters = piece.requests.pop(block, None)
+        if state[block] == _FREE:  # its request had timed out
+            piece.free -= 1
+            if not piece.free:
+                self._open.pop(index, None)
+        state[block] = _RECEIVED
+        piece.received += 1
+        piece.contributors.add(peer)
+        if not requesters:
+            return []
+        number = index * self._blocks_per_piece + block
+        peer_requests = self._peer_requests
+        for other in requesters:
+            peer_requests[other].discard(number)
+        if len(requesters) == 1 and peer in requesters:
+            return []
+        return [other for other in requesters if other != peer]
 
     def block_received(self, peer: K, index: int, begin: int) -> list[K]:
         """A block arrived from ``peer``: the other peers to send CANCEL for it.
