@@ -212,6 +212,11 @@ class LineReader:
         self._buffer = b""
         self._eof = False
 
+    @property
+    def eof(self) -> bool:
+        """The child closed its end (nothing more will come)."""
+        return self._eof
+
     def readline(self, timeout: float) -> bytes | None:
         """The next line (without its newline), or None at end of file or timeout."""
         deadline = time.monotonic() + timeout

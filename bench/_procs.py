@@ -37,7 +37,6 @@ import importlib
 import json
 import os
 import resource
-import selectors
 import signal
 import subprocess
 import sys
@@ -47,6 +46,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 # Shared with bench.download; re-exported for bench.scale and bench.swarm.
+from bench._common import LineReader
 from bench._common import environment as environment
 from bench._common import median as median
 from bench._common import proc_cpu as proc_cpu
@@ -259,30 +259,14 @@ class Child:
             self._log.close()
             raise
         assert self.process.stdout is not None
-        self._fd = self.process.stdout.fileno()
-        self._buffer = b""
-        self._eof = False
+        self._reader = LineReader(self.process.stdout.fileno())
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
     def _readline(self, deadline: float) -> bytes | None:
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._fd, selectors.EVENT_READ)
-            while b"\n" not in self._buffer and not self._eof:
-                left = deadline - time.monotonic()
-                if left <= 0 or not selector.select(left):
-                    return None
-                data = os.read(self._fd, 65536)
-                if data:
-                    self._buffer += data
-                else:
-                    self._eof = True
-        if b"\n" not in self._buffer:
-            return None
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return line
+        return self._reader.readline(deadline - time.monotonic())
 
     def expect(self, tag: str, timeout: float) -> Result:
         """The data of the next ``tag`` line; ``ChildFailed`` on FAIL, exit or deadline."""
@@ -290,7 +274,7 @@ class Child:
         while True:
             line = self._readline(deadline)
             if line is None:
-                why = "exited" if self._eof else f"said nothing for {timeout:.0f} s"
+                why = "exited" if self._reader.eof else f"said nothing for {timeout:.0f} s"
                 raise ChildFailed(f"{self.name} {why} while we waited for {tag}{self._tail()}")
             got, _, rest = line.decode(errors="replace").partition(" ")
             if got == tag:
