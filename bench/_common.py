@@ -51,8 +51,9 @@ nothing by itself (the same as ``tests/integration/ltutil.BASE_SETTINGS``)."""
 Result = dict[str, Any]
 
 
-def write_random_file(path: str, size: int) -> str:
-    """Write ``size`` random bytes to ``path``, flushed to disk; return their SHA-1 (hex)."""
+def write_random_file(path: str, size: int, sync: bool = True) -> str:
+    """Write ``size`` random bytes to ``path`` (flushed to disk unless ``sync``
+    is false); return their SHA-1 (hex)."""
     digest = hashlib.sha1()
     with open(path, "wb") as f:
         written = 0
@@ -61,8 +62,9 @@ def write_random_file(path: str, size: int) -> str:
             f.write(chunk)
             digest.update(chunk)
             written += len(chunk)
-        f.flush()
-        os.fsync(f.fileno())  # so write-back does not run during the timings
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())  # so write-back does not run during the timings
     return digest.hexdigest()
 
 

@@ -32,7 +32,6 @@ the same as ``tests/integration/ltutil.BASE_SETTINGS``).
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import os
@@ -46,31 +45,23 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 # Shared with bench.download; re-exported for bench.scale and bench.swarm.
+from bench import _common
+from bench._common import CHUNK as CHUNK
+from bench._common import GiB as GiB
+from bench._common import LOOPBACK as LOOPBACK
+from bench._common import LT_LOCAL_SETTINGS as LT_LOCAL_SETTINGS
+from bench._common import ROOT as ROOT
+from bench._common import TMP_BASE as TMP_BASE
 from bench._common import LineReader
+from bench._common import MiB as MiB
+from bench._common import Result as Result
+from bench._common import write_random_file as write_random_file
 from bench._common import environment as environment
 from bench._common import median as median
 from bench._common import proc_cpu as proc_cpu
 from bench._common import proc_status as proc_status
 from bench._common import ratio as ratio
 
-MiB = 1024 * 1024
-GiB = 1024 * MiB
-CHUNK = 16 * 1024 * 1024
-LOOPBACK = "127.0.0.1"
-TMP_BASE = "/tmp" if os.path.isdir("/tmp") else None
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-"""The checkout: children run with it as their working directory and on PYTHONPATH."""
-
-LT_LOCAL_SETTINGS: dict[str, Any] = {
-    "listen_interfaces": f"{LOOPBACK}:0",
-    "enable_dht": False,
-    "enable_lsd": False,
-    "enable_upnp": False,
-    "enable_natpmp": False,
-    "allow_multiple_connections_per_ip": True,
-}
-
-Result = dict[str, Any]
 
 
 def have_libtorrent() -> bool:
@@ -84,32 +75,12 @@ def have_libtorrent() -> bool:
 # -- data -------------------------------------------------------------------------------
 
 
-def write_random_file(path: str, size: int, sync: bool = True) -> str:
-    """Write ``size`` random bytes to ``path``; return their SHA-1 (hex)."""
-    digest = hashlib.sha1()
-    with open(path, "wb") as f:
-        written = 0
-        while written < size:
-            chunk = os.urandom(min(CHUNK, size - written))
-            f.write(chunk)
-            digest.update(chunk)
-            written += len(chunk)
-        if sync:
-            f.flush()
-            os.fsync(f.fileno())  # so write-back does not run during the timings
-    return digest.hexdigest()
-
-
 def sha1_file(path: str) -> str | None:
     """The SHA-1 (hex) of the file at ``path``; None if it cannot be read."""
-    digest = hashlib.sha1()
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(CHUNK):
-                digest.update(chunk)
+        return _common.sha1_file(path)
     except OSError:
         return None
-    return digest.hexdigest()
 
 
 # -- figures ----------------------------------------------------------------------------
