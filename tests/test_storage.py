@@ -778,3 +778,23 @@ class ConcurrencyTests(StorageTestMixin, SynchronousTestCase):
         self.assertEqual(storage.piece_cache(), {})
         self.assertFalse(os.path.exists(storage.part_path()))
         self.assertEqual(b"".join(storage.read_piece(i) for i in range(12)), data)
+
+    def test_writes_to_one_file_hold_its_lock(self) -> None:
+        """Each pwrite runs under its file's write lock, and only that file's
+        (the kernel serialises writes to an inode anyway; waiting threads
+        would spin on its lock)."""
+        meta = make_metainfo([("a", 16), ("b", 16)], 16)
+        storage = self.storage(meta, self.basedir())
+        held: list[tuple[int, list[bool]]] = []
+        real = storage._pwrite
+
+        def pwrite(fd: int, data: bytes, offset: int) -> int:
+            held.append((fd, [lock.locked() for lock in storage._write_locks.values()]))
+            return real(fd, data, offset)
+
+        self.patch(storage, "_pwrite", pwrite)
+        storage.write(0, 0, b"a" * 16)
+        storage.write(1, 0, b"b" * 16)
+        self.assertEqual([locks for _, locks in held], [[True], [False, True]])
+        self.assertEqual(sorted(storage._write_locks), [0, 1])
+        self.assertFalse(any(lock.locked() for lock in storage._write_locks.values()))
