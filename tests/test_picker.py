@@ -256,6 +256,28 @@ class InProgressTests(SynchronousTestCase):
         self.assertEqual(picker.pick("c", bits("11"), 1, 0.0), [(1, BS, BS)])
         self.assertEqual(picker.pick("b", bits("11"), 1, 0.0), [(0, 0, BS)])
 
+    def test_has_started_blocks(self) -> None:
+        """True while a piece in progress has a free block, or nothing is left to start."""
+        picker = setup_picker("11")
+        self.assertFalse(picker.has_started_blocks)  # candidates only
+        picker.pick("a", bits("11"), 1, 0.0)
+        self.assertTrue(picker.has_started_blocks)  # piece 0 has free blocks
+        picker.pick("a", bits("11"), 3, 0.0)
+        self.assertFalse(picker.has_started_blocks)  # piece 0 all requested, piece 1 a candidate
+        picker.pick("a", bits("11"), 4, 0.0)
+        self.assertTrue(picker.has_started_blocks)  # nothing left to start: endgame may apply
+
+    def test_new_pieces_cap(self) -> None:
+        """new_pieces caps the pieces a pick starts, not the blocks of started ones."""
+        picker = setup_picker("1111")
+        self.assertEqual(picker.pick("a", bits("1111"), 8, 0.0, new_pieces=0), [])
+        first = picker.pick("a", bits("1111"), 12, 0.0, new_pieces=1)
+        self.assertEqual((len(first), len(set(pieces(first)))), (4, 1))
+        picker.request_failed("a", first[-1][0], first[-1][1])
+        self.assertEqual(picker.pick("b", bits("1111"), 8, 0.0, new_pieces=0), [first[-1]])
+        got = picker.pick("a", bits("1111"), 12, 0.0, new_pieces=2)
+        self.assertEqual((len(got), len(set(pieces(got)) - set(pieces(first)))), (8, 2))
+
     def test_last_piece_short(self) -> None:
         """The last piece is shorter, its last block too."""
         picker: PiecePicker[str] = PiecePicker.from_layout(
@@ -347,6 +369,13 @@ class DeadlineTests(SynchronousTestCase):
         picker.pick("a", bits("1111"), 1, 0.0)
         picker.set_deadline(2, 1.0)
         self.assertEqual(pieces(picker.pick("a", bits("1111"), 5, 0.0)), [2, 0])
+
+    def test_deadline_new_pieces_cap(self) -> None:
+        """A deadline piece not yet started counts against new_pieces."""
+        picker = setup_picker("1999")
+        picker.set_deadline(2, 1.0)
+        self.assertEqual(picker.pick("a", bits("1111"), 8, 0.0, new_pieces=0), [])
+        self.assertEqual(pieces(picker.pick("a", bits("1111"), 8, 0.0, new_pieces=1)), [2])
 
     def test_deadline_needs_the_piece(self) -> None:
         """A peer without the deadline piece is given other pieces."""

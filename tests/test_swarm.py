@@ -691,6 +691,8 @@ class DownloadTests(SynchronousTestCase):
         seed = h.seed()
         self.assertEqual(len(seed.asked), 2)  # the two blocks of one piece
         self.assertEqual(len({key[0] for key in seed.asked}), 1)
+        # No second piece was started only to be handed back.
+        self.assertEqual(len(h.swarm._downloader.picker.in_progress()), 1)
         seed.serve(h.data, count=2)
         self.assertEqual(len(h.passed), 1)
         self.assertEqual(len(seed.asked), 2)

@@ -16,9 +16,10 @@ is called only once the pipeline has drained to ``peer.low_water`` (three
 quarters), so requests go out in batches.  The depth follows the peer's rate
 (``SwarmConfig.queue_depth``, recomputed at each fill and tick), capped by its
 ``reqq``; a snubbed peer gets ``snubbed_queue_depth``.  Once
-``max_buffer_bytes`` of buffers are allocated no new piece is started: picks
-are restricted to the pieces that have a buffer, and a block of a new piece
-that a pick returns anyway is handed back to the picker.
+``max_buffer_bytes`` of buffers are allocated no new piece is started: each
+pick may start only as many new pieces as the budget has room for
+(``new_pieces``), and a block of a piece without a buffer that a pick returns
+anyway (one started earlier and handed back) is handed back to the picker.
 
 Blocks.  A wanted block is copied into its piece's buffer; the picker names
 the other peers asked for it in endgame, which get a CANCEL.  A late copy is
@@ -221,6 +222,10 @@ class Downloader:
             return
         if not session.am_interested:
             return
+        buffers = self.buffers
+        room = buffers.limit - buffers.used
+        if room <= 0 and not self.picker.has_started_blocks:
+            return  # nothing to finish and no room to start: the common case at full speed
         now = self._clock.seconds()
         self._follow_rate(peer, now)
         want = peer.depth - len(session.outstanding_requests)
@@ -230,16 +235,13 @@ class Downloader:
         allowed: Collection[int] | None = session.peer_allowed_fast if choking else None
         if choking and not allowed:
             return
-        buffers = self.buffers
-        if buffers.over_budget:  # finish the pieces in progress, start none
-            started = buffers.indexes()
-            allowed = started if allowed is None else [i for i in allowed if i in started]
-            choking = True
-            if not allowed:
-                return
+        # Start only as many new pieces as the buffer budget has room for
+        # (each needs a whole piece's buffer); over it, finish what is started.
+        new_pieces = -(-room // self._metainfo.piece_length) if room > 0 else 0
         picked = self.picker.pick(
             peer, session.peer_have, want, now,
             allowed_fast=allowed, peer_choking=choking, suggested=peer.suggested,
+            new_pieces=new_pieces,
         )
         piece_size = self._layout.piece_size
         out: list[tuple[int, int, int]] = []

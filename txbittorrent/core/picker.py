@@ -73,6 +73,8 @@ RANDOM_FIRST_PIECES = 4
 ENDGAME_REQUESTERS = 2
 """In endgame, the most peers asked at once for the same block."""
 
+_NO_CAP = 1 << 62  # new_pieces=None: no cap on the pieces one pick may start
+
 K = TypeVar("K", bound=Hashable)
 
 Request = tuple[int, int, int]
@@ -315,15 +317,20 @@ class PiecePicker(Generic[K]):
         allowed_fast: Collection[int] | None = None,
         peer_choking: bool = False,
         suggested: Collection[int] = (),
+        new_pieces: int | None = None,
     ) -> list[Request]:
-        """Up to ``count`` blocks to request from ``peer``, each now marked requested."""
+        """Up to ``count`` blocks to request from ``peer``, each now marked requested.
+
+        ``new_pieces`` caps how many pieces not yet in progress this pick may
+        start (None: no cap), for a caller that must buffer each piece it starts."""
         out: _Out = []
         if peer_choking and not allowed_fast:
             return out
         allowed = allowed_fast if peer_choking else None
         need, priority = count, self._priority
+        starts = [_NO_CAP if new_pieces is None else new_pieces]
         if need > 0 and self._deadlines:
-            need = self._pick_deadlines(peer, peer_has, allowed, need, now, out)
+            need = self._pick_deadlines(peer, peer_has, allowed, need, now, out, starts)
         current = self._peer_piece.get(peer, -1)
         if need > 0 and current in self._open and priority[current] and current in peer_has:
             if allowed is None or current in allowed:
@@ -339,17 +346,19 @@ class PiecePicker(Generic[K]):
                 break
             self._peer_piece[peer] = best.index
             need = self._take(best, peer, need, now, out)
-        while need > 0 and self._candidates:
+        while need > 0 and self._candidates and starts[0] > 0:
             index = self._choose_new(peer_has, allowed, suggested)
             if index < 0:
                 break
+            starts[0] -= 1
             need = self._take(self._start(index, peer), peer, need, now, out)
         if need > 0 and self.is_endgame:
             self._pick_endgame(peer, peer_has, allowed, need, now, out)
         return out
 
     def _pick_deadlines(
-        self, peer: K, peer_has: Bitfield, allowed: _Allowed, need: int, now: float, out: _Out
+        self, peer: K, peer_has: Bitfield, allowed: _Allowed, need: int, now: float, out: _Out,
+        starts: list[int],
     ) -> int:
         if self._deadline_order is None:
             self._deadline_order = sorted(self._deadlines, key=lambda i: (self._deadlines[i], i))
@@ -358,7 +367,12 @@ class PiecePicker(Generic[K]):
                 continue
             if allowed is not None and index not in allowed:
                 continue
-            piece = self._progress.get(index) or self._start(index, peer)
+            piece = self._progress.get(index)
+            if piece is None:
+                if starts[0] <= 0:
+                    continue
+                starts[0] -= 1
+                piece = self._start(index, peer)
             if piece.free:
                 need = self._take(piece, peer, need, now, out)
                 if not need:
@@ -443,6 +457,13 @@ class PiecePicker(Generic[K]):
         if not free:
             self._open.pop(index, None)
         return need
+
+    @property
+    def has_started_blocks(self) -> bool:
+        """Whether a pick that may start no new piece (``new_pieces=0``) could
+        return anything: a piece in progress has a free block, or no piece is
+        left to start (so endgame may apply).  O(1)."""
+        return bool(self._open) or not self._candidates
 
     @property
     def is_endgame(self) -> bool:
