@@ -493,6 +493,7 @@ class Bench:
         directory = os.path.join(self.root, f"leech-{self._transfer:03d}-{leecher}")
         os.makedirs(directory)
         seed_child = self.seeders[seeder]
+        time.sleep(self.args.settle)
         waited = self._wait_quiet()
         seed_child.peak_anon_kib = 0
         ours0 = self._our_cpu()
@@ -833,7 +834,9 @@ def run(args: argparse.Namespace) -> int:
             bench = Bench(args, root, children)
             bench.prepare(need_tracker="aria2" in leechers)
             for n in range(args.runs):
-                for leecher in leechers:
+                # Every other run in the reverse order, so that no client is
+                # always the first after the pause (or after the other).
+                for leecher in leechers if n % 2 == 0 else leechers[::-1]:
                     download[leecher].append(bench.transfer(leecher, "libtorrent", n))
                 for seeder in seeding:
                     seeding[seeder].append(bench.transfer("libtorrent", seeder, n))
@@ -853,6 +856,7 @@ def run(args: argparse.Namespace) -> int:
             "leechers": leechers,
             "seed_test": args.seed_test,
             "timeout": args.timeout,
+            "settle": args.settle,
         },
         "environment": environment(load_before),
         "skipped": skipped,
@@ -906,6 +910,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--wait-quiet", type=float, metavar="PCT",
                    help="before each transfer, wait until the machine's CPU use stays below "
                         f"PCT%% of all CPUs for {QUIET_WINDOW:.0f} s (a shared machine)")
+    p.add_argument("--settle", type=float, default=None,
+                   help="seconds to pause before each transfer, so that every transfer "
+                        "finds the machine's free memory in the same state (default 10; 0 with "
+                        "--tiny); see bench/README")
     p.add_argument("--quiet-timeout", type=float, default=600.0,
                    help="seconds --wait-quiet waits at most (then the transfer runs anyway)")
     p.add_argument("--profile-dir", metavar="DIR",
@@ -920,6 +928,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.size_mib, args.runs = 8, 1
         args.piece_length = args.piece_length or 256 * 1024
         args.timeout = args.timeout or 60.0
+        args.settle = 0.0 if args.settle is None else args.settle
+    args.settle = 10.0 if args.settle is None else args.settle
     args.piece_length = args.piece_length or 1024 * 1024
     args.timeout = args.timeout or 600.0
     args.leechers = [name for name in args.leechers.split(",") if name]
