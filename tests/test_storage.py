@@ -15,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from txbittorrent.core.bencoding import encode
 from txbittorrent.core.metainfo import Metainfo, parse
 from txbittorrent.errors import MissingDataError, StorageError, UnsafePathError
+from txbittorrent import storage as storage_module
 from txbittorrent.storage import FileStorage
 
 PieceFiles = Sequence[tuple[str, int] | tuple[str, int, bytes]]
@@ -243,11 +244,27 @@ class MissingDataTests(StorageTestMixin, SynchronousTestCase):
         self.assertFalse(os.path.exists(os.path.dirname(storage.file_path(1))))
 
     def test_short_file(self) -> None:
-        """Reading past the end of a file that is too short raises MissingDataError."""
+        """Reading past the end of a file cut short by someone else raises
+        MissingDataError; below it, bytes never written read as zeros."""
         storage = self.storage(single_metainfo(64, 16), self.basedir())
         storage.write(1, 0, payload(16))
+        os.truncate(storage.file_path(0), 32)
         self.assertRaises(MissingDataError, storage.read_piece, 2)
         self.assertEqual(storage.read_piece(0), b"\0" * 16)
+
+    def test_first_write_extends_to_full_length(self) -> None:
+        """The first write makes the file its full length (sparse); a longer
+        file is never shortened."""
+        meta = make_metainfo([("a", 40), ("b", 24)], 16)
+        storage = self.storage(meta, self.basedir())
+        storage.write(0, 0, payload(16))
+        self.assertEqual(os.path.getsize(storage.file_path(0)), 40)
+        self.assertFalse(os.path.exists(storage.file_path(1)))
+        self.assertEqual(storage.read(1, 0, 16), b"\0" * 16)
+        with open(storage.file_path(1), "wb") as f:
+            f.write(b"y" * 30)
+        storage.write(3, 0, payload(16))  # bytes 48..63: file b's 8..23
+        self.assertEqual(os.path.getsize(storage.file_path(1)), 30)
 
     def test_missing_slot(self) -> None:
         """Reading skipped-file bytes of a piece with no part-file slot raises MissingDataError."""
@@ -500,7 +517,7 @@ class PartFileTests(StorageTestMixin, SynchronousTestCase):
         storage.set_priorities([1, 1, 1])
         self.assertFalse(os.path.exists(storage.part_path()))
         self.assertEqual(storage.read(1, 0, 16), self.data[32:48])
-        self.assertRaises(MissingDataError, storage.read, 1, 16, 16)
+        self.assertEqual(storage.read(1, 16, 16), b"\0" * 16)  # never written
 
     def test_lower_priority_keeps_existing_file(self) -> None:
         """A file lowered to 0 that exists on disk keeps its data and receives later writes."""
@@ -778,6 +795,25 @@ class ConcurrencyTests(StorageTestMixin, SynchronousTestCase):
         self.assertEqual(storage.piece_cache(), {})
         self.assertFalse(os.path.exists(storage.part_path()))
         self.assertEqual(b"".join(storage.read_piece(i) for i in range(12)), data)
+
+    def test_willneed_before_the_lock(self) -> None:
+        """Each write's range is announced with posix_fadvise(WILLNEED) before
+        its file's write lock is taken (so pages are filled outside it)."""
+        meta = make_metainfo([("a", 16), ("b", 16)], 16)
+        storage = self.storage(meta, self.basedir())
+        calls: list[tuple[int, int, int, bool]] = []
+
+        def fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+            locks = list(storage._write_locks.values())
+            calls.append((offset, length, advice, any(lock.locked() for lock in locks)))
+            raise OSError(errno.EINVAL, "only a hint")  # and errors are ignored
+
+        self.patch(storage_module, "_fadvise", fadvise)
+        storage.write(0, 8, b"a" * 8)
+        storage.write(1, 0, b"b" * 16)
+        willneed = storage_module._WILLNEED
+        self.assertEqual(calls, [(8, 8, willneed, False), (0, 16, willneed, False)])
+        self.assertEqual(storage.read(0, 8, 8) + storage.read_piece(1), b"a" * 8 + b"b" * 16)
 
     def test_writes_to_one_file_hold_its_lock(self) -> None:
         """Each pwrite runs under its file's write lock, and only that file's

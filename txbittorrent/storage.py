@@ -12,9 +12,20 @@ and the part-file index; it knows nothing of peers, hashes or the reactor
 Invariants and decisions:
 
 * The constructor touches no file.  Files and directories are created on the
-  first write into them, sparsely: nothing is preallocated and no zeros are
-  written, so a byte never written reads as ``MissingDataError`` when it lies
-  past the end of a file.  A file longer than the torrent says is left alone.
+  first write into them, at their full length but sparse (as libtorrent and
+  Transmission do): no space is reserved and no zeros are written, so a byte
+  never written reads as zero (the hash check tells), and as
+  ``MissingDataError`` only when it lies past the end of a file that is
+  shorter than the torrent says (cut short by someone else).  A file longer
+  than the torrent says is left alone; a file is never shortened.
+* Before a write takes its file's write lock, the range is announced to the
+  kernel with ``posix_fadvise(WILLNEED)``: for a range never written, that
+  fills the page cache with zeroed pages outside the inode lock, from any
+  thread, so the write itself only copies.  On this project's VM, where
+  memory freshly taken from the host is slow to touch, 1 GiB in 1 MiB writes
+  from 4 threads took 0.4-0.5 s wall and 0.6-0.8 s of system time with it,
+  1.9-2.2 s and 1.9-2.2 s without (this is why files are extended first:
+  the kernel reads ahead only below the end of a file).
 * Zero-length files (not pad, priority > 0) are created by
   ``create_empty_files()``, which ``write`` calls once, on the first write of
   this object; raising an empty file's priority after that creates it too.
@@ -73,6 +84,9 @@ from txbittorrent.errors import MissingDataError, StorageError, UnsafePathError
 __all__ = ["FileStorage"]
 
 _PART = -1
+
+_fadvise = getattr(os, "posix_fadvise", None)
+_WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", 3)
 """The part file's key in the handle cache (files use their index)."""
 
 _COPY_CHUNK = 1 << 20
@@ -318,9 +332,17 @@ class FileStorage:
         finally:
             os.close(dfd)
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
                 raise StorageError("exists but is not a regular file", where)
             os.set_blocking(fd, True)
+            if writable and key != _PART:
+                length = self.layout.file_length(key)
+                if st.st_size < length:
+                    try:
+                        os.ftruncate(fd, length)  # sparse: only the size changes
+                    except OSError as e:
+                        raise StorageError(_reason("extending the file", e), where) from e
         except BaseException:
             os.close(fd)
             raise
@@ -409,6 +431,11 @@ class FileStorage:
             lock = self._write_locks.setdefault(key, threading.Lock())
         handle = self._acquire(key, write=True)
         try:
+            if _fadvise is not None:
+                try:
+                    _fadvise(handle.fd, position, len(data), _WILLNEED)
+                except OSError:
+                    pass  # only a hint
             with lock:
                 self._write_locked(handle, data, position)
         finally:
