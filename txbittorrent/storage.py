@@ -510,15 +510,16 @@ class FileStorage:
     def read(self, index: int, offset: int, length: int) -> bytes:
         """``length`` bytes at ``offset`` of piece ``index``."""
         spans = self.layout.spans(index, offset, length)
-        out = bytearray(length)
+        parts: list[bytes] = []
         with self._gate.shared():
             for span in spans:
                 if self._pad[span.file_index]:
+                    parts.append(bytes(span.length))
                     continue
                 key, position = self._place(index, span, allocate=False)
-                start = span.piece_offset - offset
-                out[start : start + span.length] = self._read_at(key, span.length, position)
-        return bytes(out)
+                parts.append(self._read_at(key, span.length, position))
+        # One span (the common case): pread's own bytes, not copied again.
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def read_piece(self, index: int) -> bytes:
         return self.read(index, 0, self.layout.piece_size(index))
