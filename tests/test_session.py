@@ -269,6 +269,34 @@ class ListeningTests(SynchronousTestCase):
         self.assertEqual(reactor.tcpServers, [])
         self.assertEqual(reactor.getDelayedCalls(), [])
 
+    def test_shared_threadpool(self) -> None:
+        """threadpool: made and started on first use (even before start),
+        sized by disk_threads, stopped with its shutdown trigger by stop()."""
+        triggers: dict[int, tuple[str, str, Any]] = {}
+
+        class Reactor(ListeningReactor):
+            def addSystemEventTrigger(self, phase: str, event: str, f: Any, *a: Any) -> int:
+                triggers[len(triggers) + 1] = (phase, event, f)
+                return len(triggers)
+
+            def removeSystemEventTrigger(self, key: int) -> None:
+                del triggers[key]
+
+        session = Session(Reactor(), 0, ("127.0.0.1",), SessionConfig(disk_threads=3))
+        self.assertEqual(triggers, {})
+        pool = session.threadpool
+        self.addCleanup(lambda: pool.joined or pool.stop())
+        self.assertIs(session.threadpool, pool)
+        self.assertEqual((pool.max, pool.started, pool.joined), (3, True, False))
+        self.assertEqual(list(triggers.values()), [("during", "shutdown", pool.stop)])
+        self.successResultOf(session.start())
+        self.successResultOf(session.stop())
+        self.assertTrue(pool.joined)
+        self.assertEqual(triggers, {})
+        again = session.threadpool  # a torrent still using it gets a new one
+        self.addCleanup(again.stop)
+        self.assertIsNot(again, pool)
+
     def test_start_twice(self) -> None:
         """start() on a session already started is a mistake."""
         session = started(Session(ListeningReactor(), 6881, ("127.0.0.1",)), self)

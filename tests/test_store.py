@@ -194,6 +194,17 @@ class StoreLifeCycleTests(SynchronousTestCase):
         self.assertEqual(injected.threads, 5)
         self.assertEqual(Store(storage_in(self), threads=2).threads, 2)
 
+    def test_stopped_injected_pool_refused(self) -> None:
+        """A call into an injected pool its owner has stopped raises at once
+        (queued there, it would never run and its Deferred never fire)."""
+        pool = ThreadPool()
+        pool.start()
+        store = Store(storage_in(self), FakeReactor(), pool)
+        store.start()
+        pool.stop()
+        error = self.assertRaises(LocalProtocolError, store.read_piece, 0)
+        self.assertIn("thread pool was stopped", str(error))
+
     def test_own_pool_shutdown_trigger(self) -> None:
         """start() starts a pool of its own with a shutdown trigger; stop() removes both."""
         self.patch(store_module, "ThreadPool", ManualOwnPool)

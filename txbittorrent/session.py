@@ -14,7 +14,12 @@ A ``Session`` owns what the torrents of one client share:
 * the global rate limits, ``upload_throttle`` and ``download_throttle``,
   charged by every link along with its torrent's own;
 * the ``LinkGroup`` of live links, with the one coarse timer that checks
-  their timeouts and keep-alives (see ``peerprotocol``).
+  their timeouts and keep-alives (see ``peerprotocol``);
+* the thread pool (``threadpool``, ``SessionConfig.disk_threads`` threads)
+  in which every torrent sharing the session reads, hashes and writes, so a
+  thousand torrents make a handful of threads, not thousands.  It is made
+  and started on first use (a torrent may check its data before the session
+  listens), and stopped by ``stop`` and at reactor shutdown.
 
 It knows nothing of pieces, choking or peers' ids: everything after the TCP
 connection belongs to ``PeerProtocol`` and the host.
@@ -69,6 +74,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import ClientFactory, ServerFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
 
 from txbittorrent.errors import LocalProtocolError
 from txbittorrent.interfaces import Address, PeerHost
@@ -118,6 +124,9 @@ class SessionConfig:
     """The listening sockets' accept backlog."""
     link: LinkConfig = field(default_factory=LinkConfig)
     """Timeouts and socket options of every connection."""
+    disk_threads: int = 6
+    """Threads of the pool shared by the session's torrents for disk I/O and
+    hashing (writes to one file go one at a time whatever this is)."""
 
 
 def v6only_listening_socket(interface: str, port: int, backlog: int) -> socket.socket:
@@ -219,6 +228,9 @@ class Session:
         self._half_open = 0
         self._links: LinkGroup | None = None
         self._v6only_socket: Callable[[str, int, int], Any] = v6only_listening_socket
+        self._pool: ThreadPool | None = None
+        self._pool_trigger: Any = None
+        self._pool_reactor: Any = None
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -259,7 +271,35 @@ class Session:
                 link.abort("session stopped")
             waits.append(self._links.when_empty())
         done: Deferred[Any] = gatherResults(waits, consumeErrors=True)
-        return done.addCallback(lambda _: None)
+        done.addCallback(lambda _: self._stop_pool())
+        return done
+
+    # -- the shared thread pool ------------------------------------------------------
+
+    @property
+    def threadpool(self) -> ThreadPool:
+        """The pool of the session's torrents' disk work, started on first use."""
+        pool = self._pool
+        if pool is None:
+            reactor = self._given_reactor
+            if reactor is None:
+                from twisted.internet import reactor as global_reactor
+
+                reactor = global_reactor
+            pool = self._pool = ThreadPool(0, self.config.disk_threads, name="txbittorrent-disk")
+            pool.start()
+            self._pool_trigger = reactor.addSystemEventTrigger("during", "shutdown", pool.stop)
+            self._pool_reactor = reactor
+        return pool
+
+    def _stop_pool(self) -> None:
+        """Stop the pool (its threads finish what they are doing first).  A
+        torrent still using the session after ``stop`` gets a new one."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            self._pool_reactor.removeSystemEventTrigger(self._pool_trigger)
+            self._pool_trigger = None
+            pool.stop()
 
     @property
     def running(self) -> bool:

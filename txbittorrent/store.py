@@ -139,6 +139,8 @@ class Store:
         if self._state != _RUNNING:
             raise LocalProtocolError(f"Store.{name}() called when {self._state}")
         assert self._pool is not None
+        if getattr(self._pool, "joined", False):  # its owner stopped it: would never run
+            raise LocalProtocolError(f"Store.{name}() called after its thread pool was stopped")
         self._outstanding += 1
         d = deferToThreadPool(self._reactor, self._pool, f, *args, **kwargs)
         d.addBoth(self._finished)

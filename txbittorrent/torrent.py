@@ -108,6 +108,9 @@ class Torrent:
     happens until ``start()`` (or ``hashcheck()``) is called.
     ``resume_path`` names the resume record's file; without it nothing but
     the torrent's own data (and its part file) is ever written.
+    A torrent given a shared ``session`` does its disk work and hashing in
+    the session's thread pool; one without has a pool of its own of
+    ``disk_threads + hash_workers`` threads.
 
     Subclasses may override ``make_peer_id``, ``make_storage`` and
     ``make_session`` (the listening and dialing side, where a protocol or
@@ -416,9 +419,11 @@ class Torrent:
         if self._closed:
             raise LocalProtocolError("this torrent is closed")
         if self._store is None:
+            shared = self._shared_session
             self._store = Store(
                 self._storage,
                 reactor=self._reactor,
+                threadpool=shared.threadpool if shared is not None else None,
                 threads=self._disk_threads + self._hash_workers,
             )
             self._store.start()

@@ -192,6 +192,9 @@ class SharedSessionTests(SessionTestBase):
         yield seed_a.start()
         yield seed_b.start()
         self.assertTrue(seed_a.seed and seed_b.seed)
+        # Both did their disk work in the session's one pool.
+        self.assertIs(seed_a._store.threadpool, session.threadpool)
+        self.assertIs(seed_b._store.threadpool, session.threadpool)
         self.assertEqual((seed_a.port, seed_b.port), (port, port))
         self.assertEqual(session.listening_addresses, [(LOOPBACK, port)])
 
