@@ -84,10 +84,10 @@ from txbittorrent.errors import MissingDataError, StorageError, UnsafePathError
 __all__ = ["FileStorage"]
 
 _PART = -1
-
-_fadvise = getattr(os, "posix_fadvise", None)
-_WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", 3)
 """The part file's key in the handle cache (files use their index)."""
+
+_fadvise = getattr(os, "posix_fadvise", None)  # not on macOS: writes go without the hint
+_WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", 3)
 
 _COPY_CHUNK = 1 << 20
 
