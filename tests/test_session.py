@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 import socket
 from typing import Any
 
@@ -296,6 +297,21 @@ class ListeningTests(SynchronousTestCase):
         again = session.threadpool  # a torrent still using it gets a new one
         self.addCleanup(again.stop)
         self.assertIsNot(again, pool)
+
+    def test_busy_threadpool_left_to_shutdown(self) -> None:
+        """stop() does not join a pool whose thread is busy (that would block
+        the reactor); the pool and its shutdown trigger stay."""
+        reactor = ListeningReactor()
+        session = Session(reactor, 0, ("127.0.0.1",))
+        pool = session.threadpool
+        release = threading.Event()
+        self.addCleanup(lambda: pool.joined or pool.stop())
+        self.addCleanup(release.set)
+        pool.callInThread(release.wait, 30)
+        self.assertEqual(len(pool.working), 1)
+        self.successResultOf(session.stop())
+        self.assertFalse(pool.joined)
+        self.assertIs(session.threadpool, pool)
 
     def test_start_twice(self) -> None:
         """start() on a session already started is a mistake."""

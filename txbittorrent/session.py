@@ -19,7 +19,7 @@ A ``Session`` owns what the torrents of one client share:
   in which every torrent sharing the session reads, hashes and writes, so a
   thousand torrents make a handful of threads, not thousands.  It is made
   and started on first use (a torrent may check its data before the session
-  listens), and stopped by ``stop`` and at reactor shutdown.
+  listens), and stopped by ``stop`` (if idle; else at reactor shutdown).
 
 It knows nothing of pieces, choking or peers' ids: everything after the TCP
 connection belongs to ``PeerProtocol`` and the host.
@@ -293,13 +293,17 @@ class Session:
         return pool
 
     def _stop_pool(self) -> None:
-        """Stop the pool (its threads finish what they are doing first).  A
-        torrent still using the session after ``stop`` gets a new one."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            self._pool_reactor.removeSystemEventTrigger(self._pool_trigger)
-            self._pool_trigger = None
-            pool.stop()
+        """Stop the pool if it is idle.  Stopping joins its threads, so with a
+        job still running (a torrent's hash check, say) that would block the
+        reactor: such a pool is left to the shutdown trigger.  A torrent
+        using the session after a pool was stopped gets a new one."""
+        pool = self._pool
+        if pool is None or pool.working:
+            return
+        self._pool = None
+        self._pool_reactor.removeSystemEventTrigger(self._pool_trigger)
+        self._pool_trigger = None
+        pool.stop()
 
     @property
     def running(self) -> bool:
