@@ -328,9 +328,9 @@ class PiecePicker(Generic[K]):
             return out
         allowed = allowed_fast if peer_choking else None
         need, priority = count, self._priority
-        starts = [_NO_CAP if new_pieces is None else new_pieces]
+        starts = _NO_CAP if new_pieces is None else new_pieces
         if need > 0 and self._deadlines:
-            need = self._pick_deadlines(peer, peer_has, allowed, need, now, out, starts)
+            need, starts = self._pick_deadlines(peer, peer_has, allowed, need, now, out, starts)
         current = self._peer_piece.get(peer, -1)
         if need > 0 and current in self._open and priority[current] and current in peer_has:
             if allowed is None or current in allowed:
@@ -346,11 +346,11 @@ class PiecePicker(Generic[K]):
                 break
             self._peer_piece[peer] = best.index
             need = self._take(best, peer, need, now, out)
-        while need > 0 and self._candidates and starts[0] > 0:
+        while need > 0 and starts > 0 and self._candidates:
             index = self._choose_new(peer_has, allowed, suggested)
             if index < 0:
                 break
-            starts[0] -= 1
+            starts -= 1
             need = self._take(self._start(index, peer), peer, need, now, out)
         if need > 0 and self.is_endgame:
             self._pick_endgame(peer, peer_has, allowed, need, now, out)
@@ -358,8 +358,10 @@ class PiecePicker(Generic[K]):
 
     def _pick_deadlines(
         self, peer: K, peer_has: Bitfield, allowed: _Allowed, need: int, now: float, out: _Out,
-        starts: list[int],
-    ) -> int:
+        starts: int,
+    ) -> tuple[int, int]:
+        """Take blocks of deadline pieces, starting at most ``starts`` of them;
+        the new (need, starts)."""
         if self._deadline_order is None:
             self._deadline_order = sorted(self._deadlines, key=lambda i: (self._deadlines[i], i))
         for index in self._deadline_order:
@@ -369,15 +371,15 @@ class PiecePicker(Generic[K]):
                 continue
             piece = self._progress.get(index)
             if piece is None:
-                if starts[0] <= 0:
+                if starts <= 0:
                     continue
-                starts[0] -= 1
+                starts -= 1
                 piece = self._start(index, peer)
             if piece.free:
                 need = self._take(piece, peer, need, now, out)
                 if not need:
                     break
-        return need
+        return need, starts
 
     def _choose_new(self, peer_has: Bitfield, allowed: _Allowed, suggested: Collection[int]) -> int:
         """The candidate piece to start next for a peer having ``peer_has``, or -1."""
