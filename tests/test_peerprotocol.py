@@ -106,6 +106,9 @@ class FakeHost:
     def peer_event(self, link: PeerLink, event: object) -> None:
         self.calls.append(("peer_event", event))
 
+    def peer_events_done(self, link: PeerLink) -> None:
+        self.calls.append(("peer_events_done",))
+
     def peer_lost(self, link: PeerLink, reason: str) -> None:
         self.calls.append(("peer_lost", reason))
 
@@ -332,6 +335,18 @@ class OutgoingTests(LinkTestCase):
         self.assertEqual(transport.value(), encode_reject(0, 0, K16))
         self.assertNotIn(BlockRequested(0, 0, K16), host.events())
 
+    def test_events_done_once_per_batch(self) -> None:
+        """After the events of one dataReceived the host hears peer_events_done
+        once; not for a batch it was given nothing of (a Reply only)."""
+        protocol, transport, host, remote = self.accepted()
+        host.calls.clear()
+        protocol.dataReceived(remote.send_bitfield(Bitfield(PIECES)) + remote.interested())
+        self.assertEqual(host.names(), ["peer_event", "peer_event", "peer_events_done"])
+        host.calls.clear()
+        protocol.dataReceived(encode_request(0, 0, K16))  # we choke: a REJECT, nothing else
+        self.assertEqual(host.names(), [])
+        self.assertEqual(transport.value()[-17:], encode_reject(0, 0, K16))
+
     def test_block_round_trip(self) -> None:
         """A requested block goes out as header and block in one writeSequence."""
         protocol, transport, host, remote = self.accepted()
@@ -361,6 +376,39 @@ class OutgoingTests(LinkTestCase):
         protocol.send_block(b"H" * 13, memoryview(b"0123456789"))
         self.assertEqual(transport.value(), b"H" * 13 + b"0123456789")
 
+    def test_send_blocks_one_write(self) -> None:
+        """send_blocks with no limit and nothing queued: one write of one
+        bytes (Twisted keeps a lone buffer as it is), blocks taken from
+        memoryviews without a copy of their own first."""
+        protocol, transport, host, remote = self.accepted()
+        transport.clear()
+        transport.calls.clear()
+        before = protocol.bytes_sent
+        data = b"0123456789" * 3
+        protocol.send_blocks([b"H" * 13, memoryview(data)[:10], b"I" * 13, memoryview(data)[10:]])
+        self.assertEqual(len(transport.calls), 1)
+        kind, written = transport.calls[0]
+        self.assertEqual(kind, "write")
+        self.assertEqual(written, b"H" * 13 + data[:10] + b"I" * 13 + data[10:])
+        self.assertEqual(protocol.bytes_sent - before, 56)
+        protocol.send_blocks([])
+        self.assertEqual(len(transport.calls), 1)
+
+    def test_send_blocks_while_paused_queue_in_order(self) -> None:
+        """While the transport is paused, send_blocks queues each block behind
+        what is queued, as send_block does."""
+        protocol, transport, host, remote = self.accepted()
+        transport.clear()
+        protocol.pauseProducing()
+        protocol.send_block(b"A" * 13, b"a")
+        protocol.send_blocks([b"B" * 13, b"b", b"C" * 13, memoryview(b"c")])
+        protocol.send(b"ctl")
+        self.assertEqual(transport.value(), b"")
+        protocol.resumeProducing()
+        self.assertEqual(
+            transport.value(), b"A" * 13 + b"a" + b"B" * 13 + b"b" + b"C" * 13 + b"c" + b"ctl"
+        )
+
     def test_send_ignores_empty_and_closed(self) -> None:
         """Empty writes are skipped; writes after close are dropped."""
         protocol, transport, host, remote = self.accepted()
@@ -370,6 +418,7 @@ class OutgoingTests(LinkTestCase):
         protocol.close()
         protocol.send(b"late")
         protocol.send_block(b"h", b"late")
+        protocol.send_blocks([b"h", b"late"])
         self.assertEqual(transport.value(), b"")
         self.assertEqual(protocol.pending_write_bytes, 0)
 
@@ -429,7 +478,7 @@ class IncomingTests(LinkTestCase):
         self.assertIs(protocol.host, self.host)
         self.assertFalse(protocol.outgoing)
         self.assertFalse(protocol.session.outgoing)
-        self.assertEqual(self.host.names(), ["peer_connected", "peer_event"])
+        self.assertEqual(self.host.names(), ["peer_connected", "peer_event", "peer_events_done"])
         self.assertEqual(self.host.events(), [PeerBitfield(Bitfield.full(PIECES))])
         events = remote.receive_data(transport.value())
         self.assertEqual(events, [HandshakeReceived(INFO_HASH, OUR_ID, True, True, False)])
@@ -446,7 +495,7 @@ class IncomingTests(LinkTestCase):
                 self.assertEqual(
                     transport.value(), encode_handshake(INFO_HASH, OUR_ID, make_reserved())
                 )
-        self.assertEqual(self.host.names(), ["peer_connected", "peer_event"])
+        self.assertEqual(self.host.names(), ["peer_connected", "peer_event", "peer_events_done"])
 
     def test_unknown_info_hash(self) -> None:
         """A handshake for a torrent we do not have: disconnected, nobody told."""
@@ -544,6 +593,18 @@ class UploadThrottleTests(LinkTestCase):
         self.assertEqual(
             [kind for kind, _ in transport.calls], ["writeSequence", "write", "writeSequence"]
         )
+
+    def test_send_blocks_paced_per_block(self) -> None:
+        """Under an upload limit send_blocks paces each block as send_block would."""
+        host = FakeHost(self.clock, upload_rate=1000.0, burst=0)
+        protocol, transport, _, remote = self.accepted(host=host)
+        transport.clear()
+        protocol.send_blocks([b"A" * 13, b"a" * 987, b"B" * 13, memoryview(b"b" * 487)])
+        self.assertEqual(transport.value(), b"")
+        self.clock.advance(1.0)
+        self.assertEqual(transport.value(), b"A" * 13 + b"a" * 987)
+        self.clock.advance(0.5)
+        self.assertEqual(transport.value(), b"A" * 13 + b"a" * 987 + b"B" * 13 + b"b" * 487)
 
     def test_global_and_host_limits(self) -> None:
         """The session's throttle and the host's both apply; the slower one rules."""

@@ -482,7 +482,7 @@ class RoutingTests(SessionTestCase):
         self.assertEqual(protocol.address, ("10.0.0.9", 50000))
         self.handshake_from(protocol)
         self.assertIs(protocol.host, self.host)
-        self.assertEqual(self.host.names(), ["peer_connected", "peer_event"])
+        self.assertEqual(self.host.names(), ["peer_connected", "peer_event", "peer_events_done"])
         self.assertEqual(self.session.connection_count(self.host), 1)
 
     def test_unknown_torrent(self) -> None:

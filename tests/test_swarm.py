@@ -43,7 +43,7 @@ from txbittorrent.core.events import (
 from txbittorrent.core.layout import Layout
 from txbittorrent.core.metainfo import Metainfo, parse
 from txbittorrent.core.peer import PeerSession
-from txbittorrent.core.wire import encode_reject, encode_request, make_reserved
+from txbittorrent.core.wire import WireDecoder, encode_reject, encode_request, make_reserved
 from txbittorrent.errors import MissingDataError
 from txbittorrent.interfaces import Address
 from txbittorrent.peerstate import PeerInfo
@@ -153,6 +153,7 @@ class FakeLink:
         self.decode = True
         self.sends = 0
         self.blocks_sent = 0
+        self.batches = 0
         self.closed: str | None = None
         self.sync_close = True
         """False: ``close`` only records, and ``lost()`` reports it later, as
@@ -171,6 +172,11 @@ class FakeLink:
     def send_block(self, header: bytes, block: bytes | memoryview) -> None:
         self.blocks_sent += 1
         self._out(header + bytes(block))
+
+    def send_blocks(self, parts: list[bytes | memoryview]) -> None:
+        self.batches += 1
+        for i in range(0, len(parts), 2):
+            self.send_block(parts[i], parts[i + 1])  # type: ignore[arg-type]
 
     def close(self, reason: str | None = None) -> None:
         if self.closed is None:
@@ -207,11 +213,15 @@ class FakeLink:
     def _dispatch(self, events: list[PeerEvent]) -> None:
         """As peerprotocol does: a Reply is written by the link, the rest goes
         to the swarm in order."""
+        told = False
         for event in events:
             if isinstance(event, Reply):
                 self.send(event.data)
             else:
                 self.swarm.peer_event(self, event)
+                told = True
+        if told and self.closed is None:
+            self.swarm.peer_events_done(self)
 
     def drain(self) -> None:
         """The remote reads everything held back."""
@@ -824,6 +834,47 @@ class UploadTests(SynchronousTestCase):
         pool.run_one()
         self.assertEqual(h.reads, [3])
         self.assertEqual([len(link.of(BlockReceived)) for link in links], [1, 1])
+
+    def test_blocks_batched_per_read(self) -> None:
+        """The blocks a serve can send go out in one send_blocks: here one
+        batch per piece read, in order."""
+        pool = ManualPool()
+        h = Harness(self, have=range(5), pool=pool)
+        h.swarm.start()
+        link = h.connect()
+        link.has(Bitfield(5))
+        link.want()
+        keys = [(0, 0, K16), (0, K16, K16), (1, 0, K16), (1, K16, K16)]
+        self.request(link, *keys)
+        while pool.queue:
+            pool.run_one()
+        blocks = link.of(BlockReceived)
+        self.assertEqual([(b.piece_index, b.begin, len(b.block)) for b in blocks], keys)
+        self.assertEqual((link.blocks_sent, link.batches), (4, 2))
+
+    def test_requests_of_one_batch_served_in_one_write(self) -> None:
+        """REQUESTs arriving together are answered together: one send_blocks."""
+        link = self.leecher()
+        self.request(link, (0, 0, K16))  # reads piece 0 into the cache
+        before = (link.blocks_sent, link.batches)
+        self.request(link, (0, K16, K16), (0, 0, 100), (0, 200, 300))
+        self.assertEqual((link.blocks_sent - before[0], link.batches - before[1]), (3, 1))
+
+    def test_reject_between_blocks_keeps_order(self) -> None:
+        """A REJECT for a piece we lack goes out after the blocks before it
+        and before those after it."""
+        h = Harness(self, have=range(4))
+        h.swarm.start()
+        link = h.connect()
+        link.has(Bitfield(5))
+        link.want()
+        link.decode = False  # the remote never asked for piece 4 itself
+        mark = len(link.wire)
+        link.deliver(b"".join(encode_request(*key) for key in
+                              [(0, 0, K16), (4, 0, K16), (0, K16, K16)]))
+        sent = WireDecoder(expect_handshake=False).feed(bytes(link.wire[mark:]))
+        got = [(type(m).__name__, m.piece_index, m.begin) for m in sent]
+        self.assertEqual(got, [("Piece", 0, 0), ("Reject", 4, 0), ("Piece", 0, K16)])
 
     def test_cancelled_not_served(self) -> None:
         """A request cancelled while its piece is read is not sent."""

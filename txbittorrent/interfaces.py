@@ -45,6 +45,11 @@ class PeerLink(Protocol):
         and the block, without concatenating them.  May be delayed by the
         upload rate limits; never reordered with other messages."""
 
+    def send_blocks(self, parts: list[bytes | memoryview]) -> None:
+        """Write several PIECE messages at once: ``parts`` alternates headers
+        and their blocks.  The same as ``send_block`` for each pair, but the
+        blocks may be joined into one write, not copied one by one first."""
+
     def close(self, reason: str | None = None) -> None:
         """Drop the connection; ``PeerHost.peer_lost`` follows."""
 
@@ -76,6 +81,10 @@ class PeerHost(Protocol):
 
     def peer_event(self, link: PeerLink, event: object) -> None:
         """One event from ``PeerSession.receive_data``, in order."""
+
+    def peer_events_done(self, link: PeerLink) -> None:
+        """Every event of one ``receive_data`` has been given to ``peer_event``
+        (work best done once per batch, such as answering requests, goes here)."""
 
     def peer_lost(self, link: PeerLink, reason: str) -> None:
         """A connection accepted by ``peer_connected`` is gone."""

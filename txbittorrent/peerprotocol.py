@@ -363,6 +363,22 @@ class PeerProtocol(Protocol):
         self._transport.writeSequence((header, block))
         self.bytes_sent += size
 
+    def send_blocks(self, parts: list[bytes | memoryview]) -> None:
+        """Write PIECE messages, ``parts`` alternating headers and blocks.
+        With no upload limit in force and nothing queued, they go to the
+        transport as one ``bytes``: one copy of each block, and Twisted, which
+        joins what it is given before each send, keeps a lone buffer as it
+        is.  Otherwise each pair goes through ``send_block`` (its pacing)."""
+        if self._closing or not parts:
+            return
+        if self._queue or self._write_paused or any(t.limited for t in self._upload_throttles):
+            for i in range(0, len(parts), 2):
+                self.send_block(parts[i], parts[i + 1])  # type: ignore[arg-type]
+            return
+        data = b"".join(parts)
+        self._transport.write(data)
+        self.bytes_sent += len(data)
+
     def close(self, reason: str | None = None) -> None:
         """Close the connection after writing what the transport holds (our
         queue is dropped); the host's callback follows from
@@ -581,6 +597,7 @@ class PeerProtocol(Protocol):
     def _dispatch(self, events: list[PeerEvent]) -> None:
         host = self.host
         assert host is not None
+        told = False
         for event in events:
             if self._closing:
                 return
@@ -596,6 +613,9 @@ class PeerProtocol(Protocol):
                     self.close("refused by the torrent")
             else:
                 host.peer_event(self, event)
+                told = True
+        if told and not self._closing:
+            host.peer_events_done(self)
 
     def _charge_download(self, size: int) -> None:
         delay = longest_delay(self._download_throttles, size)

@@ -74,7 +74,7 @@ class PeerState:
         "link", "session", "address", "outgoing", "peer_id", "connected_at", "connected",
         "down", "up", "wasted", "depth", "low_water", "asking_since", "last_block_at",
         "snubbed", "last_unchoked", "suggested", "client_v", "listen_address",
-        "wanted_count", "optimistic",
+        "wanted_count", "optimistic", "serve_due",
     )
 
     def __init__(self, link: PeerLink, now: float, keep: float, depth: int) -> None:
@@ -86,6 +86,9 @@ class PeerState:
         self.connected_at = now
         self.connected = True
         """False once the link is closing or closed."""
+        self.serve_due = False
+        """The peer sent requests in the batch of events being dispatched; they
+        are served once, when the batch is done (``Swarm.peer_events_done``)."""
         self.down = RateMeter(now, keep)
         """Payload bytes received from the peer (``down.total``)."""
         self.up = RateMeter(now, keep)

@@ -158,7 +158,7 @@ class Swarm:
         d = self._downloader
         self._handlers: dict[type, Callable[[PeerState, Any], None]] = {
             BlockReceived: lambda p, e: d.block(p, e.piece_index, e.begin, e.block),
-            BlockRequested: lambda p, e: self._uploader.serve(p),
+            BlockRequested: self._on_requested,
             PeerHave: lambda p, e: d.peer_have(p, e.piece_index),
             RequestRejected: lambda p, e: d.rejected(p, e.piece_index, e.begin),
             PeerBitfield: lambda p, e: d.peer_bitfield(p, e.have),
@@ -383,6 +383,17 @@ class Swarm:
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(peer, event)
+
+    def peer_events_done(self, link: PeerLink) -> None:
+        peer = self._peers.get(link)
+        if peer is not None and peer.serve_due:
+            peer.serve_due = False
+            self._uploader.serve(peer)
+
+    def _on_requested(self, peer: PeerState, event: Any) -> None:
+        # Served once the whole batch is in (peer_events_done): one write for
+        # all the blocks a batch of REQUESTs asks for.
+        peer.serve_due = True
 
     def peer_lost(self, link: PeerLink, reason: str) -> None:
         peer = self._peers.pop(link, None)

@@ -26,6 +26,12 @@ still to come.
   peer without the fast extension broke BEP 3 and is disconnected.
 * While ``paused`` nothing is served (everyone is choked; a request that got
   through as allowed-fast is REJECTed).
+* Writes: the swarm calls ``serve`` once per batch of events from a peer
+  (``peer_events_done``), and ``serve`` hands the blocks to the link in one
+  ``send_blocks`` call per ``_BATCH_PARTS``, which joins them into one
+  ``bytes``: each block is copied once on its way to the socket.  Anything
+  else written meanwhile (a REJECT, a close, a read that serves at once)
+  first flushes the blocks gathered so far, so the order is the queue's.
 """
 
 from __future__ import annotations
@@ -45,6 +51,13 @@ if TYPE_CHECKING:
     from txbittorrent.swarmconfig import SwarmConfig
 
 __all__ = ["Uploader"]
+
+_BATCH_PARTS = 128
+"""Blocks go out in writes of at most this many parts (64 blocks, 1 MiB).
+Measured here: with no cap a batch could make a 4 MiB buffer to fault in
+each time (seeding one peer, 1.52 CPU s/GiB, against 1.41-1.49 capped); a
+cap of 16 blocks made Twisted join our several writes again (200 peers,
+1.83 ms CPU per MB, against 1.53 at 64 blocks)."""
 
 _READ_AHEAD_SCAN = 256
 """How many of a peer's pending requests a read-ahead looks through at most."""
@@ -100,8 +113,12 @@ class Uploader:
         limit = self._config.max_send_buffer
         cache, have = self.cache, self._have
         sent = 0
+        # The blocks go out in one send_blocks at the end (or before anything
+        # else is written), so each is copied once, into one write.
+        parts: list[bytes | memoryview] = []
+        batched = 0
         while pending:
-            if link.pending_write_bytes >= limit:
+            if link.pending_write_bytes + batched >= limit:
                 self._stalled.add(peer)
                 if self._retry is None:
                     self._retry = self._clock.callLater(
@@ -109,13 +126,18 @@ class Uploader:
                     )
                 break
             index, begin, length = next(iter(pending))
+            data = cache.get(index) if index in have else None
+            if data is None and parts:
+                # Whatever comes next (a REJECT, a close, a read that may
+                # complete and serve at once) goes after the blocks so far.
+                link.send_blocks(parts)
+                parts, batched = [], 0
             if index not in have:
                 if not session.fast:
                     peer.close(f"requested piece {index}, which we do not have")
                     break
                 link.send(session.reject(index, begin, length))
                 continue
-            data = cache.get(index)
             if data is None:
                 waiters = self._waiting.get(index)
                 if waiters is None:
@@ -124,10 +146,17 @@ class Uploader:
                     waiters.add(peer)
                 break
             header = session.send_piece_header(index, begin, length)
-            link.send_block(header, memoryview(data)[begin : begin + length])
+            parts.append(header)
+            parts.append(memoryview(data)[begin : begin + length])
+            batched += len(header) + length
             sent += length
+            if len(parts) >= _BATCH_PARTS:
+                link.send_blocks(parts)
+                parts, batched = [], 0
         else:
             self._stalled.discard(peer)
+        if parts:
+            link.send_blocks(parts)
         if sent:
             peer.up.total += sent
             self.meter.total += sent
