@@ -61,6 +61,8 @@ whose ``pending_write_bytes`` is high.
 Rate limits (``throttle.Throttle``, shared): ``send_block`` charges the
 session's and the host's upload throttles and, when they ask for a delay,
 queues the block until then; every later message queues behind it.
+``send_blocks`` writes several blocks as one joined ``bytes`` when no limit
+is in force and nothing is queued, and otherwise goes block by block.
 ``dataReceived`` charges the download throttles and, when they ask for a
 delay, pauses the transport (stops reading) until the debt is paid.
 
