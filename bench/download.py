@@ -471,7 +471,10 @@ class Bench:
             f.write(raw)
         seed_torrent = self.torrent_path
         if need_tracker:
-            _, hello = self.children.start_server("tracker", {}, START_TIMEOUT)
+            # libtorrent re-announces at most every 300 s (min_announce_interval),
+            # and our tracker forgets a peer after two intervals: with 60 s it
+            # dropped the seeder from a long run and aria2c found nobody.
+            _, hello = self.children.start_server("tracker", {"interval": 1800}, START_TIMEOUT)
             self.tracked_path = os.path.join(self.root, "tracked.torrent")
             with open(self.tracked_path, "wb") as f:
                 f.write(with_tracker(raw, hello["url"]))
