@@ -7,9 +7,11 @@ transport and one ``PeerSession``, and does nothing the session could do.
 ``dataReceived`` hands the bytes to ``session.receive_data`` in one call and
 dispatches the events that come back: ``HandshakeReceived`` becomes
 ``host.peer_connected(link)``, a ``Reply`` is written, every other event goes
-to ``host.peer_event(link, event)`` in order.  What the swarm wants to say it
-says through ``send`` (bytes a session method returned) and ``send_block``
-(a PIECE header and its block, written with ``writeSequence``, never joined).
+to ``host.peer_event(link, event)`` in order, and then, once per batch,
+``host.peer_events_done(link)``.  What the swarm wants to say it says through
+``send`` (bytes a session method returned), ``send_block`` (a PIECE header
+and its block, written with ``writeSequence``, never joined) and
+``send_blocks`` (several, joined into one write).
 
 Outgoing links are made for a known host: on ``connectionMade`` they ask it
 for a session and write our handshake.  Incoming links are made by the
