@@ -803,6 +803,16 @@ class UploadTests(SynchronousTestCase):
     def request(self, link: FakeLink, *keys: tuple[int, int, int]) -> None:
         link.deliver(b"".join(link.remote.request(*key) for key in keys))
 
+    def leecher_with_manual_pool(self) -> tuple[ManualPool, FakeLink]:
+        """A fresh swarm whose disk reads wait for the test, and one leecher."""
+        pool = ManualPool()
+        h = Harness(self, have=range(5), pool=pool)
+        h.swarm.start()
+        link = h.connect()
+        link.has(Bitfield(5))
+        link.want()
+        return pool, link
+
     def test_served_from_cache_one_read_per_piece(self) -> None:
         """Blocks come from one whole-piece read each, and arrive intact."""
         link = self.leecher()
@@ -838,12 +848,7 @@ class UploadTests(SynchronousTestCase):
     def test_blocks_batched_per_read(self) -> None:
         """The blocks a serve can send go out in one send_blocks: here one
         batch per piece read, in order."""
-        pool = ManualPool()
-        h = Harness(self, have=range(5), pool=pool)
-        h.swarm.start()
-        link = h.connect()
-        link.has(Bitfield(5))
-        link.want()
+        pool, link = self.leecher_with_manual_pool()
         keys = [(0, 0, K16), (0, K16, K16), (1, 0, K16), (1, K16, K16)]
         self.request(link, *keys)
         while pool.queue:
@@ -878,12 +883,7 @@ class UploadTests(SynchronousTestCase):
 
     def test_cancelled_not_served(self) -> None:
         """A request cancelled while its piece is read is not sent."""
-        pool = ManualPool()
-        h = Harness(self, have=range(5), pool=pool)
-        h.swarm.start()
-        link = h.connect()
-        link.has(Bitfield(5))
-        link.want()
+        pool, link = self.leecher_with_manual_pool()
         self.request(link, (1, 0, K16), (1, K16, K16))
         link.deliver(link.remote.cancel(1, 0, K16))
         pool.run_one()
