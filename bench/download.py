@@ -19,7 +19,7 @@ leechers    in each run, one after another, each leecher downloads into an
                           ``connect_peer``;
             aria2         ``aria2c`` (no DHT, LPD or PEX).  It cannot be told
                           a peer, so for it a tracker of ours
-                          (``txbittorrent.tracker``) runs in another process,
+                          (``txbittorrent.tracker.server``) runs in another process,
                           the seeder announces to it, and aria2c gets a copy
                           of the torrent with that tracker's URL (the info
                           dictionary, hence the info hash, is the same).
@@ -389,7 +389,7 @@ def child_tracker(spec: dict[str, Any]) -> None:
     async def main(reactor: Any) -> None:
         from twisted.internet.defer import Deferred
 
-        from txbittorrent.tracker import start_tracker
+        from txbittorrent.tracker.server import start_tracker
 
         tracker = await start_tracker(reactor, LOOPBACK, interval=spec.get("interval", 60))
         emit(event="ready", url=tracker.announce_url)
@@ -455,7 +455,7 @@ class Bench:
 
     def prepare(self, need_tracker: bool) -> None:
         from txbittorrent.core.metainfo import parse
-        from txbittorrent.create import create_torrent
+        from txbittorrent.storage.create import create_torrent
 
         os.makedirs(self.source_dir)
         if self.args.files > 1:

@@ -43,7 +43,7 @@ from typing import Any
 from txbittorrent.core.bencoding import encode
 from txbittorrent.core.metainfo import Metainfo, parse
 from txbittorrent.errors import MissingDataError
-from txbittorrent.hashcheck import HashChecker
+from txbittorrent.storage.hashcheck import HashChecker
 
 lt: Any
 try:

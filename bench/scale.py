@@ -117,7 +117,7 @@ def prepare_many(
     from txbittorrent.core.bitfield import Bitfield
     from txbittorrent.core.metainfo import parse
     from txbittorrent.core.resume import encode_record, make_record
-    from txbittorrent.create import create_torrent
+    from txbittorrent.storage.create import create_torrent
 
     dirs = {name: os.path.join(root, name) for name in ("data", "torrents", "records", "lt")}
     for path in dirs.values():
@@ -164,7 +164,7 @@ def prepare_many(
 
 def prepare_one(root: str, size: int) -> dict[str, Any]:
     """One data file and its torrent, for part b."""
-    from txbittorrent.create import create_torrent
+    from txbittorrent.storage.create import create_torrent
 
     basedir = os.path.join(root, "peerdata")
     os.makedirs(basedir)
@@ -373,10 +373,10 @@ async def scripted_peers(reactor: Any, spec: dict[str, Any]) -> None:
     from twisted.internet.task import deferLater
 
     from txbittorrent.core.bitfield import Bitfield
-    from txbittorrent.core.events import BlockReceived, HandshakeReceived, Reply
+    from txbittorrent.core.wire.events import BlockReceived, HandshakeReceived, Reply
     from txbittorrent.core.layout import BLOCK_SIZE, Layout
     from txbittorrent.core.metainfo import parse
-    from txbittorrent.core.peer import PeerSession
+    from txbittorrent.core.wire.session import PeerSession
     from txbittorrent.errors import LocalProtocolError, RemoteProtocolError
 
     with open(spec["torrent"], "rb") as f:

@@ -92,7 +92,7 @@ async def tracker(reactor: Any, spec: dict[str, Any]) -> None:
     from twisted.internet.defer import Deferred
     from twisted.internet.task import LoopingCall
 
-    from txbittorrent.tracker import start_tracker
+    from txbittorrent.tracker.server import start_tracker
 
     running = await start_tracker(reactor, LOOPBACK, interval=int(spec["interval"]))
     stopped: Deferred[None] = Deferred()
@@ -216,7 +216,7 @@ def lt_leech(spec: dict[str, Any]) -> None:
 def run_swarm(client: str, args: Any, root: str, source: str, digest: str, run: int) -> Result:
     """One swarm of ``client``: tracker, seed, leechers; returns the figures."""
     from txbittorrent.core.metainfo import parse
-    from txbittorrent.create import create_torrent
+    from txbittorrent.storage.create import create_torrent
 
     work = os.path.join(root, f"{client}-{run}")
     os.makedirs(work)

@@ -7,7 +7,7 @@ import sys
 
 from txbittorrent.core.magnet import magnet_from_metainfo
 from txbittorrent.core.metainfo import parse
-from txbittorrent.create import create_torrent
+from txbittorrent.storage.create import create_torrent
 
 
 def main(path, out):

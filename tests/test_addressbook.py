@@ -1,10 +1,10 @@
-"""Tests for txbittorrent.addressbook: candidates, backoff and bans."""
+"""Tests for txbittorrent.swarm.addressbook: candidates, backoff and bans."""
 
 from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from txbittorrent.addressbook import AddressBook, ban_key
+from txbittorrent.swarm.addressbook import AddressBook, ban_key
 
 A, B, C = ("10.0.0.1", 1), ("10.0.0.2", 2), ("10.0.0.3", 3)
 

@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.core.announce."""
+"""Tests for txbittorrent.core.tracker.announce."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from txbittorrent.core.announce import (
+from txbittorrent.core.tracker.announce import (
     DEFAULT_MAX_PEERS,
     INTERVAL_CEILING,
     INTERVAL_FLOOR,

@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.announcer, with fake tracker clients and a Clock."""
+"""Tests for txbittorrent.tracker.announcer, with fake tracker clients and a Clock."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from txbittorrent.announcer import Announcer
-from txbittorrent.core.announce import (
+from txbittorrent.tracker.announcer import Announcer
+from txbittorrent.core.tracker.announce import (
     AnnounceEvent,
     AnnounceRequest,
     AnnounceResponse,

@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.core.choker.
+"""Tests for txbittorrent.core.transfer.choker.
 
 Peers are built from short strings: ``peers("ab-cd", rates=[...])`` makes one
 peer per letter, named by the letter; a peer written in upper case is not
@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from txbittorrent.core.choker import (
+from txbittorrent.core.transfer.choker import (
     NEW_PEER_WINDOW,
     OPTIMISTIC_INTERVAL,
     RECHOKE_INTERVAL,

@@ -10,11 +10,11 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from txbittorrent import cli
+from txbittorrent.commands import cli
 from txbittorrent.commands import create as create_command
 from txbittorrent.core.bencoding import decode
 from txbittorrent.core.metainfo import parse
-from txbittorrent.create import DEFAULT_CREATED_BY
+from txbittorrent.storage.create import DEFAULT_CREATED_BY
 
 
 class FakeTime:

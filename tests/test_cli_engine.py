@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 import txbittorrent.torrent as torrent_module
-from txbittorrent import cli
+from txbittorrent.commands import cli
 from txbittorrent.commands import _engine, download
 from txbittorrent.commands import seed as seed_command
 from txbittorrent.core.bencoding import encode

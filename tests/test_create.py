@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.create: piece length, file collection, hashing, metainfo."""
+"""Tests for txbittorrent.storage.create: piece length, file collection, hashing, metainfo."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txbittorrent.core.bencoding import decode
 from txbittorrent.core.metainfo import parse
-from txbittorrent.create import (
+from txbittorrent.storage.create import (
     DEFAULT_CREATED_BY,
     SourceFile,
     TorrentCreationError,

@@ -23,8 +23,8 @@ from twisted.trial.unittest import FailTest, TestCase
 
 from tests.integration import ltutil
 from tests.integration.engine import make_files, same_files
-from txbittorrent.create import create_torrent
-from txbittorrent.tracker import start_tracker
+from txbittorrent.storage.create import create_torrent
+from txbittorrent.tracker.server import start_tracker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOOPBACK = ltutil.LOOPBACK

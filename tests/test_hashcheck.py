@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.hashcheck and the hashcheck benchmark's --tiny mode."""
+"""Tests for txbittorrent.storage.hashcheck and the hashcheck benchmark's --tiny mode."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from txbittorrent.core.bencoding import encode
 from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.metainfo import Metainfo, parse
 from txbittorrent.errors import MissingDataError, StorageError
-from txbittorrent.hashcheck import HashChecker, check_blocking, verify_piece
+from txbittorrent.storage.hashcheck import HashChecker, check_blocking, verify_piece
 
 PIECE = 16
 GUARD = 10.0

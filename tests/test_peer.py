@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.core.peer: two PeerSessions joined back to back.
+"""Tests for txbittorrent.core.wire.session: two PeerSessions joined back to back.
 
 ``A`` is the outgoing side and downloads; ``B`` is the incoming side and has
 every piece.  What one side's methods return is fed to the other's
@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txbittorrent.core.bencoding import decode
 from txbittorrent.core.bitfield import Bitfield
-from txbittorrent.core.events import (
+from txbittorrent.core.wire.events import (
     BlockReceived,
     BlockRequested,
     DHTPort,
@@ -34,8 +34,8 @@ from txbittorrent.core.events import (
     Suggested,
 )
 from txbittorrent.core.layout import Layout
-from txbittorrent.core.peer import CANCELLED_MEMORY, PeerSession
-from txbittorrent.core.wire import (
+from txbittorrent.core.wire.session import CANCELLED_MEMORY, PeerSession
+from txbittorrent.core.wire.codec import (
     AllowedFast,
     BitfieldMsg,
     Cancel,

@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.peerprotocol: the adapter over PeerSession.
+"""Tests for txbittorrent.peer.protocol: the adapter over PeerSession.
 
 Each link runs over a ``StringTransport`` (or an ``iosim`` pair) on a
 ``Clock``; its host is a ``FakeHost`` that records every callback and builds
@@ -21,7 +21,7 @@ from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
 from txbittorrent.core.bitfield import Bitfield
-from txbittorrent.core.events import (
+from txbittorrent.core.wire.events import (
     BlockReceived,
     BlockRequested,
     HandshakeReceived,
@@ -30,8 +30,8 @@ from txbittorrent.core.events import (
     PeerUnchoked,
 )
 from txbittorrent.core.layout import Layout
-from txbittorrent.core.peer import PeerSession
-from txbittorrent.core.wire import (
+from txbittorrent.core.wire.session import PeerSession
+from txbittorrent.core.wire.codec import (
     HaveAll,
     encode,
     encode_handshake,
@@ -41,8 +41,8 @@ from txbittorrent.core.wire import (
 )
 from txbittorrent.errors import LocalProtocolError
 from txbittorrent.interfaces import Address, PeerLink
-from txbittorrent.peerprotocol import LinkConfig, LinkGroup, PeerProtocol, normalize_host
-from txbittorrent.throttle import Throttle
+from txbittorrent.peer.protocol import LinkConfig, LinkGroup, PeerProtocol, normalize_host
+from txbittorrent.peer.throttle import Throttle
 
 INFO_HASH = b"\x22" * 20
 OTHER_INFO_HASH = b"\x33" * 20

@@ -1,10 +1,10 @@
-"""Tests for txbittorrent.peerstate: rate meters and peer flags."""
+"""Tests for txbittorrent.swarm.peerstate: rate meters and peer flags."""
 
 from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from txbittorrent.peerstate import RateMeter
+from txbittorrent.swarm.peerstate import RateMeter
 
 
 class RateMeterTests(SynchronousTestCase):

@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.core.picker.
+"""Tests for txbittorrent.core.transfer.picker.
 
 Fixtures are strings with one character per piece, in the spirit of
 libtorrent's ``test_piece_picker.cpp``: an availability string gives how many
@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.layout import BLOCK_SIZE, Layout
-from txbittorrent.core.picker import RANDOM_FIRST_PIECES, PiecePicker
+from txbittorrent.core.transfer.picker import RANDOM_FIRST_PIECES, PiecePicker
 from txbittorrent.errors import LocalProtocolError
 
 BS = BLOCK_SIZE

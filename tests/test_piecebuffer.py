@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.piecebuffer: piece buffers and the verified write."""
+"""Tests for txbittorrent.swarm.piecebuffer: piece buffers and the verified write."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.test_storage import single_metainfo
 from txbittorrent.errors import MissingDataError
-from txbittorrent.piecebuffer import PieceBuffers, verify_and_write
-from txbittorrent.storage import FileStorage
+from txbittorrent.swarm.piecebuffer import PieceBuffers, verify_and_write
+from txbittorrent.storage.files import FileStorage
 
 
 class PieceBuffersTests(SynchronousTestCase):

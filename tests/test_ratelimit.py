@@ -1,10 +1,10 @@
-"""Tests for txbittorrent.core.ratelimit: token buckets driven by explicit times."""
+"""Tests for txbittorrent.core.transfer.ratelimit: token buckets driven by explicit times."""
 
 from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from txbittorrent.core.ratelimit import DEFAULT_BURST_SECONDS, TokenBucket, consume_all
+from txbittorrent.core.transfer.ratelimit import DEFAULT_BURST_SECONDS, TokenBucket, consume_all
 
 
 class TokenBucketTests(SynchronousTestCase):

@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.resumefile: atomic writes and bounded reads."""
+"""Tests for txbittorrent.storage.resumefile: atomic writes and bounded reads."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from txbittorrent import resumefile
+from txbittorrent.storage import resumefile
 from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.resume import make_record
 from txbittorrent.errors import ResumeDataError, StorageError
-from txbittorrent.resumefile import load_record, read_resume, save_record, write_atomic
+from txbittorrent.storage.resumefile import load_record, read_resume, save_record, write_atomic
 
 HASH = b"\x11" * 20
 

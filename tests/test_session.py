@@ -23,11 +23,11 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from txbittorrent.core.peer import PeerSession
-from txbittorrent.core.wire import HaveAll, encode
+from txbittorrent.core.wire.session import PeerSession
+from txbittorrent.core.wire.codec import HaveAll, encode
 from txbittorrent.errors import LocalProtocolError
 from txbittorrent.interfaces import PeerLink
-from txbittorrent.peerprotocol import PeerProtocol
+from txbittorrent.peer.protocol import PeerProtocol
 from txbittorrent.session import DEFAULT_INTERFACES, Session, SessionConfig, v6only_listening_socket
 
 from tests.test_peerprotocol import (

@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.storage: files on disk, the part file, path safety."""
+"""Tests for txbittorrent.storage.files: files on disk, the part file, path safety."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from txbittorrent.core.bencoding import encode
 from txbittorrent.core.metainfo import Metainfo, parse
 from txbittorrent.errors import MissingDataError, StorageError, UnsafePathError
-from txbittorrent import storage as storage_module
-from txbittorrent.storage import FileStorage
+from txbittorrent.storage import files as storage_module
+from txbittorrent.storage.files import FileStorage
 
 PieceFiles = Sequence[tuple[str, int] | tuple[str, int, bytes]]
 

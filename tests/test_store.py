@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.store: the thread-pool adapter over FileStorage."""
+"""Tests for txbittorrent.storage.store: the thread-pool adapter over FileStorage."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.test_storage import make_metainfo, payload
-from txbittorrent import store as store_module
+from txbittorrent.storage import store as store_module
 from txbittorrent.errors import LocalProtocolError, MissingDataError
-from txbittorrent.storage import FileStorage
-from txbittorrent.store import Store
+from txbittorrent.storage.files import FileStorage
+from txbittorrent.storage.store import Store
 
 
 class FakeReactor:

@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.swarm: the peer manager of one torrent.
+"""Tests for txbittorrent.swarm.swarm: the peer manager of one torrent.
 
 Each connection is a ``FakeLink``: the swarm's ``PeerSession`` on one side and
 a real ``PeerSession`` acting as the remote peer on the other, so every byte
@@ -26,7 +26,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.test_store import FakeReactor, ManualPool
 from txbittorrent.core.bencoding import encode
 from txbittorrent.core.bitfield import Bitfield
-from txbittorrent.core.events import (
+from txbittorrent.core.wire.events import (
     BlockReceived,
     ExtensionHandshake,
     HandshakeReceived,
@@ -42,14 +42,14 @@ from txbittorrent.core.events import (
 )
 from txbittorrent.core.layout import Layout
 from txbittorrent.core.metainfo import Metainfo, parse
-from txbittorrent.core.peer import PeerSession
-from txbittorrent.core.wire import WireDecoder, encode_reject, encode_request, make_reserved
+from txbittorrent.core.wire.session import PeerSession
+from txbittorrent.core.wire.codec import WireDecoder, encode_reject, encode_request, make_reserved
 from txbittorrent.errors import MissingDataError
 from txbittorrent.interfaces import Address
-from txbittorrent.peerstate import PeerInfo
-from txbittorrent.storage import FileStorage
-from txbittorrent.store import Store
-from txbittorrent.swarm import CLIENT_VERSION, Swarm, SwarmConfig, SwarmObserver
+from txbittorrent.swarm.peerstate import PeerInfo
+from txbittorrent.storage.files import FileStorage
+from txbittorrent.storage.store import Store
+from txbittorrent.swarm.swarm import CLIENT_VERSION, Swarm, SwarmConfig, SwarmObserver
 
 K16 = 16 * 1024
 PIECE = 32 * 1024

@@ -1,11 +1,11 @@
-"""Tests for txbittorrent.throttle: token buckets on a Clock."""
+"""Tests for txbittorrent.peer.throttle: token buckets on a Clock."""
 
 from __future__ import annotations
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from txbittorrent.throttle import Throttle, longest_delay
+from txbittorrent.peer.throttle import Throttle, longest_delay
 
 
 class ThrottleTests(SynchronousTestCase):

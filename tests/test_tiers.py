@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.core.tiers."""
+"""Tests for txbittorrent.core.tracker.tiers."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from txbittorrent.core.announce import AnnounceResponse
-from txbittorrent.core.tiers import (
+from txbittorrent.core.tracker.announce import AnnounceResponse
+from txbittorrent.core.tracker.tiers import (
     RETRY_BASE,
     RETRY_CAP,
     TrackerStatus,

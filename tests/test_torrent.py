@@ -9,7 +9,7 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import TestCase
 
 from txbittorrent.core.metainfo import parse
-from txbittorrent.create import create_torrent
+from txbittorrent.storage.create import create_torrent
 from txbittorrent.errors import LocalProtocolError, MetainfoError
 from txbittorrent.torrent import Torrent
 

@@ -13,7 +13,7 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from tests.integration.engine import make_files, same_files, wait_until
-from txbittorrent.create import create_torrent
+from txbittorrent.storage.create import create_torrent
 from txbittorrent.errors import LocalProtocolError
 from txbittorrent.observers import TorrentObserver
 from txbittorrent.torrent import Torrent

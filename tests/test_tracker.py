@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.core.trackerstate and txbittorrent.tracker."""
+"""Tests for txbittorrent.core.tracker.registry and txbittorrent.tracker.server."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 
-from txbittorrent.announcer import Announcer
-from txbittorrent.core.announce import (
+from txbittorrent.tracker.announcer import Announcer
+from txbittorrent.core.tracker.announce import (
     AnnounceEvent,
     AnnounceRequest,
     ScrapeStats,
@@ -23,7 +23,7 @@ from txbittorrent.core.announce import (
     parse_scrape_response,
 )
 from txbittorrent.core.bencoding import decode
-from txbittorrent.core.trackerstate import (
+from txbittorrent.core.tracker.registry import (
     Announce,
     RequestRefused,
     TrackerState,
@@ -33,7 +33,7 @@ from txbittorrent.core.trackerstate import (
     parse_query,
     scrape_hashes_from_query,
 )
-from txbittorrent.core.udptracker import (
+from txbittorrent.core.tracker.udp import (
     PROTOCOL_ID,
     UDPTrackerError,
     decode_announce_response,
@@ -43,8 +43,8 @@ from txbittorrent.core.udptracker import (
     encode_connect_request,
     encode_scrape_request,
 )
-from txbittorrent.tracker import HTTPTrackerResource, UDPTrackerProtocol, start_tracker
-from txbittorrent.trackerclient import HTTPTrackerClient, UDPTrackerClient
+from txbittorrent.tracker.server import HTTPTrackerResource, UDPTrackerProtocol, start_tracker
+from txbittorrent.tracker.client import HTTPTrackerClient, UDPTrackerClient
 
 INFO_HASH = bytes.fromhex("c12fe1c06bba254a9dc9f519b335aa7c1367a88a")
 OTHER_HASH = bytes(range(20))

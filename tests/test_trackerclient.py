@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.trackerclient: HTTP over StubTreq, UDP over an in-memory network."""
+"""Tests for txbittorrent.tracker.client: HTTP over StubTreq, UDP over an in-memory network."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from txbittorrent.core.announce import (
+from txbittorrent.core.tracker.announce import (
     AnnounceEvent,
     AnnounceRequest,
     AnnounceResponse,
@@ -25,11 +25,11 @@ from txbittorrent.core.announce import (
     encode_failure,
 )
 from txbittorrent.core.bencoding import encode
-from txbittorrent.core.trackerstate import Announce, TrackerState, parse_query
-from txbittorrent.core.udptracker import MAX_N, UDPTrackerError, transaction_id_of
+from txbittorrent.core.tracker.registry import Announce, TrackerState, parse_query
+from txbittorrent.core.tracker.udp import MAX_N, UDPTrackerError, transaction_id_of
 from txbittorrent.errors import LocalProtocolError, RemoteProtocolError
-from txbittorrent.tracker import UDPTrackerProtocol
-from txbittorrent.trackerclient import (
+from txbittorrent.tracker.server import UDPTrackerProtocol
+from txbittorrent.tracker.client import (
     HTTPTrackerClient,
     TrackerConnectionError,
     TrackerHTTPError,

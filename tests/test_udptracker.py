@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.core.udptracker."""
+"""Tests for txbittorrent.core.tracker.udp."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from txbittorrent.core.announce import (
+from txbittorrent.core.tracker.announce import (
     INTERVAL_CEILING,
     INTERVAL_FLOOR,
     AnnounceEvent,
@@ -18,7 +18,7 @@ from txbittorrent.core.announce import (
     AnnounceResponse,
     ScrapeStats,
 )
-from txbittorrent.core.udptracker import (
+from txbittorrent.core.tracker.udp import (
     CONNECTION_ID_LIFETIME,
     MAX_N,
     MAX_SCRAPE_HASHES,

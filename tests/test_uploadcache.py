@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.uploadcache: whole pieces in an LRU, reads coalesced."""
+"""Tests for txbittorrent.storage.uploadcache: whole pieces in an LRU, reads coalesced."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from twisted.internet.defer import Deferred, fail
 from twisted.trial.unittest import SynchronousTestCase
 
 from txbittorrent.errors import MissingDataError
-from txbittorrent.uploadcache import UploadCache
+from txbittorrent.storage.uploadcache import UploadCache
 
 
 class Reader:

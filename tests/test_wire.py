@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.core.wire (and the message classes of core.messages)."""
+"""Tests for txbittorrent.core.wire.codec (and the message classes of core.messages)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from txbittorrent.core.wire import (
+from txbittorrent.core.wire.codec import (
     DEFAULT_MAX_MESSAGE_LENGTH,
     AllowedFast,
     BitfieldMsg,

@@ -20,7 +20,7 @@ _LAZY = {
     "FileInfo": "txbittorrent.torrent",
     "Session": "txbittorrent.session",
     "SessionConfig": "txbittorrent.session",
-    "SwarmConfig": "txbittorrent.swarmconfig",
+    "SwarmConfig": "txbittorrent.swarm.config",
     "TorrentObserver": "txbittorrent.observers",
 }
 

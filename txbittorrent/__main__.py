@@ -1,5 +1,5 @@
 import sys
 
-from txbittorrent.cli import main
+from txbittorrent.commands.cli import main
 
 sys.exit(main())

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from txbittorrent.core.peer import PeerSession
+    from txbittorrent.core.wire.session import PeerSession
 
 Address = tuple[str, int]
 """(host, port); host is an IPv4 or IPv6 literal (no brackets)."""

@@ -78,8 +78,8 @@ from twisted.python.threadpool import ThreadPool
 
 from txbittorrent.errors import LocalProtocolError
 from txbittorrent.interfaces import Address, PeerHost
-from txbittorrent.peerprotocol import LinkConfig, LinkGroup, PeerProtocol, normalize_host
-from txbittorrent.throttle import Throttle
+from txbittorrent.peer.protocol import LinkConfig, LinkGroup, PeerProtocol, normalize_host
+from txbittorrent.peer.throttle import Throttle
 
 __all__ = ["Session", "SessionConfig", "DEFAULT_INTERFACES", "v6only_listening_socket"]
 

@@ -43,26 +43,26 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txbittorrent.announcer import Announcer
+from txbittorrent.tracker.announcer import Announcer
 from txbittorrent.core.peerid import make_peer_id
-from txbittorrent.core.tiers import TrackerStatus, TrackerTiers
+from txbittorrent.core.tracker.tiers import TrackerStatus, TrackerTiers
 from txbittorrent.observers import ObserverList
-from txbittorrent.peerstate import PeerInfo
+from txbittorrent.swarm.peerstate import PeerInfo
 from txbittorrent.session import Session, SessionConfig
-from txbittorrent.swarm import Swarm
-from txbittorrent.swarmconfig import SwarmConfig, SwarmObserver
-from txbittorrent.throttle import Throttle
-from txbittorrent.trackerclient import HTTPTrackerClient, UDPTrackerClient
+from txbittorrent.swarm.swarm import Swarm
+from txbittorrent.swarm.config import SwarmConfig, SwarmObserver
+from txbittorrent.peer.throttle import Throttle
+from txbittorrent.tracker.client import HTTPTrackerClient, UDPTrackerClient
 
 from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.layout import Layout
 from txbittorrent.core.metainfo import Metainfo, MetainfoLimits, parse
 from txbittorrent.core.resume import make_record, plan_resume
 from txbittorrent.errors import LocalProtocolError, MetainfoError, ResumeDataError
-from txbittorrent.hashcheck import HashChecker, OnProgress
-from txbittorrent.resumefile import load_record, save_record
-from txbittorrent.storage import FileStorage
-from txbittorrent.store import Store
+from txbittorrent.storage.hashcheck import HashChecker, OnProgress
+from txbittorrent.storage.resumefile import load_record, save_record
+from txbittorrent.storage.files import FileStorage
+from txbittorrent.storage.store import Store
 
 __all__ = ["Torrent", "FileInfo"]
 

@@ -125,7 +125,7 @@ class LiarProtocol(Protocol):
 
     def __init__(self, metainfo: Any, rng: random.Random) -> None:
         from txbittorrent.core.bitfield import Bitfield
-        from txbittorrent.core.peer import PeerSession
+        from txbittorrent.core.wire.session import PeerSession
 
         self.rng = rng
         self.session = PeerSession(
@@ -135,7 +135,7 @@ class LiarProtocol(Protocol):
         self.served = 0
 
     def dataReceived(self, data: bytes) -> None:
-        from txbittorrent.core.events import BlockRequested, HandshakeReceived, Reply
+        from txbittorrent.core.wire.events import BlockRequested, HandshakeReceived, Reply
         from txbittorrent.errors import TxBitTorrentError
 
         try:

@@ -27,7 +27,7 @@ from twisted.trial.unittest import FailTest, TestCase
 from tests.integration import ltutil
 from tests.integration.engine import make_files, same_files
 from txbittorrent.core.metainfo import parse
-from txbittorrent.create import create_torrent
+from txbittorrent.storage.create import create_torrent
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOOPBACK = ltutil.LOOPBACK

@@ -25,10 +25,10 @@ from tests.integration.engine import (
     wait_until,
 )
 from txbittorrent.core.metainfo import parse
-from txbittorrent.create import create_torrent
+from txbittorrent.storage.create import create_torrent
 from txbittorrent.observers import TorrentObserver
 from txbittorrent.torrent import Torrent
-from txbittorrent.tracker import start_tracker
+from txbittorrent.tracker.server import start_tracker
 
 LOOPBACK = "127.0.0.1"
 KiB = 1024

@@ -29,14 +29,14 @@ from tests.integration import ltutil
 from tests.integration.engine import make_files, same_files, wait_until
 from txbittorrent import torrent as torrent_module
 from txbittorrent.core.metainfo import parse
-from txbittorrent.core.trackerstate import TrackerState
-from txbittorrent.create import create_torrent
+from txbittorrent.core.tracker.registry import TrackerState
+from txbittorrent.storage.create import create_torrent
 from txbittorrent.observers import TorrentObserver
 from txbittorrent.session import Session, SessionConfig
-from txbittorrent.swarmconfig import SwarmConfig
+from txbittorrent.swarm.config import SwarmConfig
 from txbittorrent.torrent import Torrent
-from txbittorrent.tracker import HTTPTrackerResource, start_tracker
-from txbittorrent.trackerclient import UDPTrackerClient
+from txbittorrent.tracker.server import HTTPTrackerResource, start_tracker
+from txbittorrent.tracker.client import UDPTrackerClient
 
 _log = Logger()
 

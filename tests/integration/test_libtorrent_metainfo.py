@@ -15,7 +15,7 @@ from twisted.trial.unittest import TestCase
 from tests.integration import ltutil
 from txbittorrent.core.bencoding import decode, encode
 from txbittorrent.core.metainfo import Metainfo, parse
-from txbittorrent.create import create_torrent
+from txbittorrent.storage.create import create_torrent
 
 ltutil.skip_without_libtorrent()
 lt = ltutil.lt

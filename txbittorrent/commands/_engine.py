@@ -16,7 +16,7 @@ from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginne
 from zope.interface import implementer  # type: ignore[import-untyped]
 
 from txbittorrent.observers import TorrentObserver
-from txbittorrent.progress import format_size
+from txbittorrent.commands.progress import format_size
 
 
 def parse_rate(text: str) -> int:

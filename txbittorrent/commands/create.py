@@ -19,8 +19,8 @@ import time
 from typing import Any
 
 from txbittorrent.core.metainfo import parse
-from txbittorrent.create import TorrentCreationError, create_torrent
-from txbittorrent.progress import ProgressBar, format_size
+from txbittorrent.storage.create import TorrentCreationError, create_torrent
+from txbittorrent.commands.progress import ProgressBar, format_size
 
 _SIZE = re.compile(r"(\d+)\s*([kmg]?)(?:i?b)?", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}

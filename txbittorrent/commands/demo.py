@@ -19,8 +19,8 @@ from typing import Any
 
 from txbittorrent.commands._engine import Reporter, wait_for_goal
 from txbittorrent.core.metainfo import parse
-from txbittorrent.create import create_torrent
-from txbittorrent.progress import ProgressBar, format_size
+from txbittorrent.storage.create import create_torrent
+from txbittorrent.commands.progress import ProgressBar, format_size
 
 LOOPBACK = "127.0.0.1"
 
@@ -92,7 +92,7 @@ async def _steps(reactor: Any, workdir: str, total: int, timeout: float) -> None
     from twisted.internet.defer import Deferred
 
     from txbittorrent.torrent import Torrent
-    from txbittorrent.tracker import start_tracker
+    from txbittorrent.tracker.server import start_tracker
 
     out = sys.stdout
     out.write(f"1. making {format_size(total)} of sample data in {workdir}\n")

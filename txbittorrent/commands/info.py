@@ -11,7 +11,7 @@ from typing import Any
 from txbittorrent.commands._common import load_torrent
 from txbittorrent.core.magnet import Magnet, magnet_from_metainfo, parse_magnet
 from txbittorrent.core.metainfo import Metainfo
-from txbittorrent.progress import format_size
+from txbittorrent.commands.progress import format_size
 
 
 def add_parser(sub: Any) -> None:

@@ -15,9 +15,9 @@ from txbittorrent.commands._common import load_torrent
 from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.layout import Layout
 from txbittorrent.core.metainfo import Metainfo
-from txbittorrent.hashcheck import check_blocking
-from txbittorrent.progress import ProgressBar
-from txbittorrent.storage import FileStorage
+from txbittorrent.storage.hashcheck import check_blocking
+from txbittorrent.commands.progress import ProgressBar
+from txbittorrent.storage.files import FileStorage
 
 INCOMPLETE = 3
 

@@ -27,7 +27,7 @@ from collections.abc import KeysView
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from txbittorrent.storage import FileStorage
+    from txbittorrent.storage.files import FileStorage
 
 __all__ = ["PieceBuffers", "verify_and_write"]
 

@@ -65,7 +65,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from txbittorrent.core.announce import (
+from txbittorrent.core.tracker.announce import (
     DEFAULT_MAX_PEERS,
     AnnounceEvent,
     AnnounceRequest,

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from txbittorrent.core.peerid import client_name
 
 if TYPE_CHECKING:
-    from txbittorrent.core.peer import PeerSession
+    from txbittorrent.core.wire.session import PeerSession
     from txbittorrent.interfaces import Address, PeerLink
 
 __all__ = ["RateMeter", "PeerState", "PeerInfo"]

@@ -47,7 +47,7 @@ from collections.abc import Iterator, MutableSequence, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from txbittorrent.core.announce import AnnounceResponse
+from txbittorrent.core.tracker.announce import AnnounceResponse
 from txbittorrent.errors import LocalProtocolError
 
 __all__ = [

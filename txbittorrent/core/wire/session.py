@@ -74,7 +74,7 @@ from typing import Any, ClassVar
 
 from txbittorrent.core.bencoding import Limits, decode, encode as bencode
 from txbittorrent.core.bitfield import Bitfield
-from txbittorrent.core.events import (
+from txbittorrent.core.wire.events import (
     BlockReceived,
     BlockRequested,
     DHTPort,
@@ -95,8 +95,8 @@ from txbittorrent.core.events import (
     Suggested,
 )
 from txbittorrent.core.layout import BLOCK_SIZE
-from txbittorrent.core import wire
-from txbittorrent.core.wire import encode, encode_reject
+from txbittorrent.core.wire import codec as wire
+from txbittorrent.core.wire.codec import encode, encode_reject
 from txbittorrent.errors import (
     BencodeError,
     BitfieldError,

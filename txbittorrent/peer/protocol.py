@@ -96,13 +96,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer  # type: ignore[import-untyped]
 
-from txbittorrent.core.events import HandshakeReceived, PeerEvent, Reply
-from txbittorrent.core.peer import PeerSession
-from txbittorrent.core.wire import parse_handshake_prefix
+from txbittorrent.core.wire.events import HandshakeReceived, PeerEvent, Reply
+from txbittorrent.core.wire.session import PeerSession
+from txbittorrent.core.wire.codec import parse_handshake_prefix
 from txbittorrent.errors import LocalProtocolError, RemoteProtocolError, SelfConnectionError
 from txbittorrent.interfaces import SELF_CONNECTION
 from txbittorrent.interfaces import Address, PeerHost
-from txbittorrent.throttle import Throttle, longest_delay
+from txbittorrent.peer.throttle import Throttle, longest_delay
 
 __all__ = ["LinkConfig", "LinkGroup", "PeerProtocol", "normalize_host"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from txbittorrent.core.choker import (
+from txbittorrent.core.transfer.choker import (
     OPTIMISTIC_INTERVAL,
     RECHOKE_INTERVAL,
     SNUB_TIMEOUT,
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from twisted.python.failure import Failure
 
     from txbittorrent.interfaces import Address
-    from txbittorrent.peerstate import PeerInfo
+    from txbittorrent.swarm.peerstate import PeerInfo
 
 __all__ = ["SwarmConfig", "SwarmObserver"]
 

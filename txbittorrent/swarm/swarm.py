@@ -56,11 +56,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txbittorrent import __version__
-from txbittorrent.addressbook import AddressBook, ban_key
+from txbittorrent.swarm.addressbook import AddressBook, ban_key
 from txbittorrent.interfaces import SELF_CONNECTION
 from txbittorrent.core.bitfield import Bitfield
-from txbittorrent.core.choker import OptimisticUnchoke, PeerStats, choke
-from txbittorrent.core.events import (
+from txbittorrent.core.transfer.choker import OptimisticUnchoke, PeerStats, choke
+from txbittorrent.core.wire.events import (
     BlockReceived,
     BlockRequested,
     ExtensionHandshake,
@@ -75,15 +75,15 @@ from txbittorrent.core.events import (
 )
 from txbittorrent.core.layout import Layout
 from txbittorrent.core.metainfo import Metainfo
-from txbittorrent.core.peer import PeerSession
-from txbittorrent.core.picker import RandomSource
-from txbittorrent.downloader import Downloader
+from txbittorrent.core.wire.session import PeerSession
+from txbittorrent.core.transfer.picker import RandomSource
+from txbittorrent.swarm.downloader import Downloader
 from txbittorrent.errors import LocalProtocolError
-from txbittorrent.peerstate import PeerInfo, PeerState, RateMeter
-from txbittorrent.store import Store
-from txbittorrent.swarmconfig import SwarmConfig, SwarmObserver
-from txbittorrent.uploadcache import UploadCache
-from txbittorrent.uploader import Uploader
+from txbittorrent.swarm.peerstate import PeerInfo, PeerState, RateMeter
+from txbittorrent.storage.store import Store
+from txbittorrent.swarm.config import SwarmConfig, SwarmObserver
+from txbittorrent.storage.uploadcache import UploadCache
+from txbittorrent.swarm.uploader import Uploader
 
 if TYPE_CHECKING:
     from txbittorrent.interfaces import Address, Dialer, PeerLink

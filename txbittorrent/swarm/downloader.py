@@ -47,16 +47,16 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txbittorrent.core.bitfield import Bitfield
-from txbittorrent.core.choker import SNUB_TIMEOUT, is_snubbed
-from txbittorrent.core.picker import PiecePicker, RandomSource
-from txbittorrent.piecebuffer import PieceBuffers, verify_and_write
+from txbittorrent.core.transfer.choker import SNUB_TIMEOUT, is_snubbed
+from txbittorrent.core.transfer.picker import PiecePicker, RandomSource
+from txbittorrent.swarm.piecebuffer import PieceBuffers, verify_and_write
 
 if TYPE_CHECKING:
     from txbittorrent.core.layout import Layout
     from txbittorrent.core.metainfo import Metainfo
-    from txbittorrent.peerstate import PeerState, RateMeter
-    from txbittorrent.store import Store
-    from txbittorrent.swarmconfig import SwarmConfig
+    from txbittorrent.swarm.peerstate import PeerState, RateMeter
+    from txbittorrent.storage.store import Store
+    from txbittorrent.swarm.config import SwarmConfig
 
 __all__ = ["Downloader", "DownloadHost"]
 

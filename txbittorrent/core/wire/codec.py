@@ -62,7 +62,7 @@ import struct
 from collections.abc import Callable
 from typing import Union
 
-from txbittorrent.core.messages import (
+from txbittorrent.core.wire.messages import (
     AllowedFast,
     BitfieldMsg,
     Cancel,

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from txbittorrent.core.ratelimit import TokenBucket
+from txbittorrent.core.transfer.ratelimit import TokenBucket
 
 __all__ = ["Throttle", "longest_delay"]
 

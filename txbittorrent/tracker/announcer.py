@@ -40,14 +40,14 @@ from urllib.parse import urlsplit
 from twisted.internet.defer import Deferred, DeferredList, fail
 from twisted.logger import Logger
 
-from txbittorrent.core.announce import (
+from txbittorrent.core.tracker.announce import (
     AnnounceEvent,
     AnnounceRequest,
     AnnounceResponse,
     Peer,
     TrackerFailure,
 )
-from txbittorrent.core.tiers import TrackerStatus, TrackerTiers
+from txbittorrent.core.tracker.tiers import TrackerStatus, TrackerTiers
 
 __all__ = ["STOP_TIMEOUT", "DEFAULT_NUMWANT", "TrackerClient", "Announcer"]
 

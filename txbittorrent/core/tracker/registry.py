@@ -53,14 +53,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote_to_bytes
 
-from txbittorrent.core.announce import (
+from txbittorrent.core.tracker.announce import (
     AnnounceEvent,
     AnnounceResponse,
     ScrapeStats,
     encode_compact_peers,
 )
 from txbittorrent.core.bencoding import encode
-from txbittorrent.core.udptracker import (
+from txbittorrent.core.tracker.udp import (
     EVENT_CODES,
     MAX_SCRAPE_HASHES,
     PROTOCOL_ID,

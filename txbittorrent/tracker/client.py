@@ -68,7 +68,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
 
-from txbittorrent.core.announce import (
+from txbittorrent.core.tracker.announce import (
     MAX_RESPONSE_SIZE,
     AnnounceRequest,
     AnnounceResponse,
@@ -79,7 +79,7 @@ from txbittorrent.core.announce import (
     scrape_request_url,
     scrape_url,
 )
-from txbittorrent.core.udptracker import (
+from txbittorrent.core.tracker.udp import (
     MAX_N,
     ConnectionCache,
     Done,

@@ -34,7 +34,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from txbittorrent.errors import LocalProtocolError
-from txbittorrent.storage import FileStorage
+from txbittorrent.storage.files import FileStorage
 
 __all__ = ["Store"]
 

@@ -46,8 +46,8 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from txbittorrent.core.announce import encode_failure
-from txbittorrent.core.trackerstate import (
+from txbittorrent.core.tracker.announce import encode_failure
+from txbittorrent.core.tracker.registry import (
     DEFAULT_INTERVAL,
     RequestRefused,
     TrackerState,

@@ -43,12 +43,12 @@ from typing import TYPE_CHECKING, Any
 from twisted.python.failure import Failure
 
 from txbittorrent.core.bitfield import Bitfield
-from txbittorrent.peerstate import RateMeter
-from txbittorrent.uploadcache import PieceData, UploadCache
+from txbittorrent.swarm.peerstate import RateMeter
+from txbittorrent.storage.uploadcache import PieceData, UploadCache
 
 if TYPE_CHECKING:
-    from txbittorrent.peerstate import PeerState
-    from txbittorrent.swarmconfig import SwarmConfig
+    from txbittorrent.swarm.peerstate import PeerState
+    from txbittorrent.swarm.config import SwarmConfig
 
 __all__ = ["Uploader"]
 

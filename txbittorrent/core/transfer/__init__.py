@@ -1,0 +1,1 @@
+"""What moves between peers and when: the piece picker, the choker and rate buckets."""

@@ -1,0 +1,1 @@
+"""One peer connection over Twisted: the protocol adapter, link timers and throttles."""

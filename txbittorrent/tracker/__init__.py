@@ -1,0 +1,1 @@
+"""Trackers over Twisted: the HTTP and UDP clients, the announcer, and a small server."""
