@@ -78,7 +78,8 @@ from twisted.python.threadpool import ThreadPool
 
 from txbittorrent.errors import LocalProtocolError
 from txbittorrent.interfaces import Address, PeerHost
-from txbittorrent.peer.protocol import LinkConfig, LinkGroup, PeerProtocol, normalize_host
+from txbittorrent.peer.links import LinkConfig, LinkGroup, normalize_host
+from txbittorrent.peer.protocol import PeerProtocol
 from txbittorrent.peer.throttle import Throttle
 
 __all__ = ["Session", "SessionConfig", "DEFAULT_INTERFACES", "v6only_listening_socket"]
