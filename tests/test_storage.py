@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.storage.files: files on disk, the part file, path safety."""
+"""Tests for txbittorrent.storage.files and storage.paths: files on disk, the part file, path safety."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from txbittorrent.core.metainfo import Metainfo, parse
 from txbittorrent.errors import MissingDataError, StorageError, UnsafePathError
 from txbittorrent.storage import files as storage_module
 from txbittorrent.storage.files import FileStorage
+from txbittorrent.storage.paths import SafeDirectory
 
 PieceFiles = Sequence[tuple[str, int] | tuple[str, int, bytes]]
 
@@ -393,6 +394,65 @@ class SymlinkTests(StorageTestMixin, SynchronousTestCase):
         error = self.assertRaises(StorageError, storage.write, 1, 0, b"12345678")
         self.assertIn("not a directory", str(error))
         self.assertNotIsInstance(error, UnsafePathError)
+
+
+class SafeDirectoryTests(StorageTestMixin, SynchronousTestCase):
+    """SafeDirectory on its own: creating, reading, refusing, removing."""
+
+    def setUp(self) -> None:
+        self.root = self.basedir()
+        self.tree = SafeDirectory(os.path.join(self.root, "dl"))
+
+    def test_write_creates_read_does_not(self) -> None:
+        """open_file(write=True) makes the directories and file; reading a missing one raises."""
+        self.assertRaises(MissingDataError, self.tree.open_file, ("a", "b"), False)
+        self.assertFalse(os.path.exists(self.tree.root))
+        fd, writable, size = self.tree.open_file(("a", "b"), True)
+        os.close(fd)
+        self.assertEqual((writable, size), (True, 0))
+        self.assertTrue(os.path.isfile(self.tree.where(("a", "b"))))
+        self.assertEqual(self.tree.lstat(("a", "b")).st_size, 0)  # type: ignore[union-attr]
+        self.assertIsNone(self.tree.lstat(("a", "c")))
+        self.assertIsNone(self.tree.lstat(("z", "c")))
+
+    def test_symlinked_directory_refused(self) -> None:
+        """A symlink in the middle of a path raises UnsafePathError, even for lstat."""
+        os.makedirs(self.tree.root)
+        os.symlink(self.root, os.path.join(self.tree.root, "a"))
+        for call in (
+            lambda: self.tree.open_file(("a", "b"), True),
+            lambda: self.tree.open_file(("a", "b"), False),
+            lambda: self.tree.lstat(("a", "b")),
+        ):
+            self.assertRaises(UnsafePathError, call)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "b")))
+
+    def test_read_only_file(self) -> None:
+        """A file that refuses writing opens read-only when reading, and fails when writing."""
+        fd, _, _ = self.tree.open_file(("f",), True)
+        os.close(fd)
+        real_open = os.open
+
+        def refusing_open(name: str, flags: int, *args: object, **kwargs: object) -> int:
+            if name == "f" and flags & os.O_RDWR:
+                raise PermissionError(errno.EACCES, "Permission denied")
+            return real_open(name, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+        self.patch(os, "open", refusing_open)
+        fd, writable, _ = self.tree.open_file(("f",), False)
+        os.close(fd)
+        self.assertFalse(writable)
+        error = self.assertRaises(StorageError, self.tree.open_file, ("f",), True)
+        self.assertIn("permission denied", str(error))
+
+    def test_unlink(self) -> None:
+        """unlink removes a file and is silent when it or its directory is missing."""
+        fd, _, _ = self.tree.open_file(("a", "b"), True)
+        os.close(fd)
+        self.tree.unlink(("a", "b"))
+        self.assertFalse(os.path.exists(self.tree.where(("a", "b"))))
+        self.tree.unlink(("a", "b"))
+        self.tree.unlink(("x", "y"))
 
 
 class PartFileTests(StorageTestMixin, SynchronousTestCase):

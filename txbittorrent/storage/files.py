@@ -31,13 +31,10 @@ Invariants and decisions:
   this object; raising an empty file's priority after that creates it too.
 * Pad files (BEP 47) are never created: their spans read as zeros and writes
   into them are dropped.
-* Safety: torrent paths are sanitised by ``core.metainfo``, but a symlink
-  already on disk could still lead outside ``basedir``.  Every open walks the
-  path one component at a time from a descriptor of ``basedir`` with
-  ``O_NOFOLLOW`` (``basedir`` itself may be a symlink: the user chose it).  A
-  symlink anywhere below ``basedir`` raises ``UnsafePathError``; a final path
-  that is not a regular file (directory, FIFO, device) raises ``StorageError``
-  and is never opened.
+* Safety: every open goes through ``paths.SafeDirectory``, which walks the
+  path one component at a time with ``O_NOFOLLOW``: a symlink below
+  ``basedir`` raises ``UnsafePathError``, and a final path that is not a
+  regular file raises ``StorageError`` and is never opened.
 * Skipped files (priority 0) are not created.  Bytes of theirs that arrive
   (a piece shared with a wanted file must still be downloaded and hashed) go
   to the part file ``basedir/.<info_hash_hex>.parts``.  Each piece that needs
@@ -59,7 +56,7 @@ Invariants and decisions:
   the handle so eviction closes a descriptor only once its last user is done
   (so the cache may exceed ``max_open_files`` by the number of I/O calls in
   flight).  ``set_priorities`` and ``close`` wait for in-flight I/O and
-  exclude new I/O while they run (``_Gate``).
+  exclude new I/O while they run (``gate.Gate``).
 * Writes to one file go one at a time (a lock per file, ``_write_locks``):
   the kernel serialises buffered writes to an inode anyway, and threads
   queued on its lock spin on the CPU rather than sleep.  Measured on this
@@ -69,17 +66,16 @@ Invariants and decisions:
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 
 from txbittorrent.core.layout import Layout, Span
 from txbittorrent.core.metainfo import Metainfo
 from txbittorrent.errors import MissingDataError, StorageError, UnsafePathError
+from txbittorrent.storage.gate import Gate
+from txbittorrent.storage.paths import SafeDirectory, failure_reason
 
 __all__ = ["FileStorage"]
 
@@ -90,26 +86,6 @@ _fadvise = getattr(os, "posix_fadvise", None)  # not on macOS: writes go without
 _WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", 3)
 
 _COPY_CHUNK = 1 << 20
-
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-_FILE_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-
-_REASONS = {
-    errno.ENOSPC: "no space left on device",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EROFS: "read-only file system",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
-    errno.EIO: "input/output error",
-    errno.EFBIG: "file too large",
-}
-
-_READ_ONLY_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ETXTBSY)
-
-
-def _reason(action: str, err: OSError) -> str:
-    text = _REASONS.get(err.errno or 0) or err.strerror or str(err)
-    return f"{action} failed: {text}"
 
 
 class _Handle:
@@ -123,43 +99,6 @@ class _Handle:
         self.dirty = False
         self.users = 0
         self.retired = False
-
-
-class _Gate:
-    """Any number of shared holders at once, or one exclusive holder.  A
-    waiting exclusive holder keeps new shared ones out, so it cannot starve."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._shared = 0
-        self._exclusive = False
-        self._waiting = 0
-
-    @contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._cond:
-            self._cond.wait_for(lambda: not self._exclusive and not self._waiting)
-            self._shared += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._shared -= 1
-                self._cond.notify_all()
-
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self._cond:
-            self._waiting += 1
-            self._cond.wait_for(lambda: not self._exclusive and not self._shared)
-            self._waiting -= 1
-            self._exclusive = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._exclusive = False
-                self._cond.notify_all()
 
 
 class FileStorage:
@@ -178,6 +117,7 @@ class FileStorage:
         self.metainfo = metainfo
         self.layout = Layout.from_metainfo(metainfo)
         self._basedir = os.path.abspath(basedir)
+        self._tree = SafeDirectory(self._basedir)
         self._paths = tuple(f.path for f in metainfo.files)
         for path in self._paths:  # core.metainfo sanitises; check again, cheaply
             if not path or any(p in ("", ".", "..") or "/" in p or "\0" in p for p in path):
@@ -193,7 +133,7 @@ class FileStorage:
         )
         self.max_open_files = max_open_files
         self._lock = threading.RLock()
-        self._gate = _Gate()
+        self._gate = Gate()
         self._write_locks: dict[int, threading.Lock] = {}
         self._handles: OrderedDict[int, _Handle] = OrderedDict()
         self._unsynced: set[int] = set()
@@ -229,10 +169,10 @@ class FileStorage:
     # -- paths -----------------------------------------------------------------
 
     def file_path(self, file_index: int) -> str:
-        return os.path.join(self._basedir, *self._paths[file_index])
+        return self._tree.where(self._paths[file_index])
 
     def part_path(self) -> str:
-        return os.path.join(self._basedir, self._part_name)
+        return self._tree.where((self._part_name,))
 
     def _components(self, key: int) -> tuple[str, ...]:
         return (self._part_name,) if key == _PART else self._paths[key]
@@ -240,125 +180,22 @@ class FileStorage:
     def _where(self, key: int) -> str:
         return self.part_path() if key == _PART else self.file_path(key)
 
-    def _open_parent(self, path: tuple[str, ...], create: bool) -> int:
-        """A descriptor of the directory holding ``path``, reached without
-        following any symlink below ``basedir``; missing directories are made
-        when ``create``, else ``MissingDataError``."""
-        try:
-            dfd = os.open(self._basedir, _DIR_FLAGS)
-        except FileNotFoundError:
-            if not create:
-                raise MissingDataError("the download directory is missing", self._basedir) from None
-            try:
-                os.makedirs(self._basedir, exist_ok=True)
-                dfd = os.open(self._basedir, _DIR_FLAGS)
-            except OSError as e:
-                reason = _reason("creating the download directory", e)
-                raise StorageError(reason, self._basedir) from e
-        except OSError as e:
-            raise StorageError(_reason("opening the download directory", e), self._basedir) from e
-        where = self._basedir
-        try:
-            for name in path[:-1]:
-                where = os.path.join(where, name)
-                fd = self._open_dir(dfd, name, where, create)
-                os.close(dfd)
-                dfd = fd
-        except BaseException:
-            os.close(dfd)
-            raise
-        return dfd
-
-    def _open_dir(self, dfd: int, name: str, where: str, create: bool) -> int:
-        for _ in range(2):
-            try:
-                return os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=dfd)
-            except FileNotFoundError:
-                if not create:
-                    raise MissingDataError("directory is missing", where) from None
-                try:
-                    os.mkdir(name, 0o777, dir_fd=dfd)
-                except FileExistsError:
-                    pass  # made meanwhile by another thread or process: open it
-                except OSError as e:
-                    raise StorageError(_reason("creating a directory", e), where) from e
-            except OSError as e:
-                self._refuse_odd(dfd, name, where, want_dir=True)
-                raise StorageError(_reason("opening a directory", e), where) from e
-        raise StorageError("directory vanished while being created", where)
-
-    def _refuse_odd(self, dfd: int, name: str, where: str, want_dir: bool) -> os.stat_result | None:
-        """lstat ``name`` (``None`` if absent); raise for a symlink, or for
-        something other than a directory (``want_dir``) or a regular file."""
-        try:
-            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-        except FileNotFoundError:
-            return None
-        except OSError as e:
-            raise StorageError(_reason("examining the path", e), where) from e
-        if stat.S_ISLNK(st.st_mode):
-            raise UnsafePathError("is a symbolic link; refusing to follow it", where)
-        if want_dir and not stat.S_ISDIR(st.st_mode):
-            raise StorageError("is not a directory", where)
-        if not want_dir and not stat.S_ISREG(st.st_mode):
-            raise StorageError("exists but is not a regular file", where)
-        return st
-
     def _open(self, key: int, write: bool) -> tuple[int, bool]:
-        """Open a file safely: (fd, writable).  Read mode never creates."""
-        path = self._components(key)
-        where = self._where(key)
-        dfd = self._open_parent(path, create=write)
-        try:
-            name = path[-1]
-            if self._refuse_odd(dfd, name, where, want_dir=False) is None and not write:
-                raise MissingDataError("file is missing", where)
-            writable = True
+        """Open a file safely: (fd, writable).  Read mode never creates; a
+        file opened for writing is extended (sparse) to its full length."""
+        fd, writable, size = self._tree.open_file(self._components(key), write)
+        length = self.layout.file_length(key) if writable and key != _PART else 0
+        if size < length:
             try:
-                flags = os.O_RDWR | (os.O_CREAT if write else 0)
-                fd = os.open(name, _FILE_FLAGS | flags, 0o666, dir_fd=dfd)
+                os.ftruncate(fd, length)  # sparse: only the size changes
             except OSError as e:
-                if e.errno == errno.ELOOP:
-                    raise UnsafePathError("is a symbolic link; refusing to follow it", where) from e
-                if write or e.errno not in _READ_ONLY_ERRNOS:
-                    if isinstance(e, FileNotFoundError) and not write:
-                        raise MissingDataError("file is missing", where) from e
-                    raise StorageError(_reason("opening the file", e), where) from e
-                try:
-                    fd = os.open(name, _FILE_FLAGS | os.O_RDONLY, dir_fd=dfd)
-                except OSError as e2:
-                    raise StorageError(_reason("opening the file", e2), where) from e2
-                writable = False
-        finally:
-            os.close(dfd)
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise StorageError("exists but is not a regular file", where)
-            os.set_blocking(fd, True)
-            if writable and key != _PART:
-                length = self.layout.file_length(key)
-                if st.st_size < length:
-                    try:
-                        os.ftruncate(fd, length)  # sparse: only the size changes
-                    except OSError as e:
-                        raise StorageError(_reason("extending the file", e), where) from e
-        except BaseException:
-            os.close(fd)
-            raise
+                os.close(fd)
+                raise StorageError(failure_reason("extending the file", e), self._where(key)) from e
         return fd, writable
 
     def _lstat(self, key: int) -> os.stat_result | None:
         """A regular file's lstat, ``None`` if it (or a directory above) is missing."""
-        path = self._components(key)
-        try:
-            dfd = self._open_parent(path, create=False)
-        except MissingDataError:
-            return None
-        try:
-            return self._refuse_odd(dfd, path[-1], self._where(key), want_dir=False)
-        finally:
-            os.close(dfd)
+        return self._tree.lstat(self._components(key))
 
     def file_stats(self) -> list[tuple[int, int] | None]:
         """(size, st_mtime_ns) of each file; ``None`` for a missing or pad file."""
@@ -448,7 +285,7 @@ class FileStorage:
             try:
                 n = self._pwrite(handle.fd, data, position)
             except OSError as e:
-                raise StorageError(_reason("writing", e), handle.where) from e
+                raise StorageError(failure_reason("writing", e), handle.where) from e
             if n <= 0:
                 raise StorageError("writing made no progress (0 bytes written)", handle.where)
             data = data[n:]
@@ -464,7 +301,7 @@ class FileStorage:
                 try:
                     chunk = self._pread(handle.fd, length - got, position + got)
                 except OSError as e:
-                    raise StorageError(_reason("reading", e), handle.where) from e
+                    raise StorageError(failure_reason("reading", e), handle.where) from e
                 if not chunk:
                     if short_ok:
                         break
@@ -606,18 +443,7 @@ class FileStorage:
         if _PART in self._handles:
             self._retire(_PART)
         self._unsynced.discard(_PART)
-        try:
-            dfd = self._open_parent((self._part_name,), create=False)
-        except MissingDataError:
-            return
-        try:
-            os.unlink(self._part_name, dir_fd=dfd)
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            raise StorageError(_reason("removing the part file", e), self.part_path()) from e
-        finally:
-            os.close(dfd)
+        self._tree.unlink((self._part_name,), "removing the part file")
 
     # -- durability ----------------------------------------------------------------
 
@@ -651,7 +477,7 @@ class FileStorage:
         try:
             self._fsync(handle.fd)
         except OSError as e:
-            raise StorageError(_reason("fsync", e), handle.where) from e
+            raise StorageError(failure_reason("fsync", e), handle.where) from e
 
     def close(self) -> None:
         """Close every descriptor; later calls reopen files as needed."""
