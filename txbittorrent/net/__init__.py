@@ -1,0 +1,1 @@
+"""Sockets over Twisted shared by a whole session: one UDP socket per address family and its demultiplexer."""
