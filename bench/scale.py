@@ -39,7 +39,7 @@ targets, for 1,000 torrents: under 10 s to all started, under 200 MiB.
 Part b, many peers.  One torrent of ``--peer-data-mib`` MiB is seeded by a
 child process (ours, or libtorrent), and ``--peers`` connections are made to
 it from ONE other process of scripted leechers built on our sans-I/O
-``core.peer.PeerSession`` (the seeder is what is measured; running P real
+``core.wire.session.PeerSession`` (the seeder is what is measured; running P real
 clients, or P/20 libtorrent sessions, would swamp two cores).  Each scripted
 leecher handshakes, says HAVE_NONE (or nothing) and INTERESTED and, whenever
 unchoked, keeps ``--depth`` block requests outstanding, walking the torrent
@@ -55,6 +55,9 @@ counts only if all P connected, none was lost, data flowed and every block
 matched.
 
 MB is 10**6 bytes; MiB is 2**20.  Medians over the runs that counted.
+
+This module prepares the data, runs the children and reports; the child
+roles are ``bench._load`` (part a) and ``bench._scripted`` (part b).
 """
 
 from __future__ import annotations
@@ -70,37 +73,27 @@ import tempfile
 import time
 from typing import Any
 
+from bench._load import lt_load, tx_load
 from bench._procs import (
-    LOOPBACK,
-    LT_LOCAL_SETTINGS,
     MiB,
     Children,
     ChildFailed,
     Result,
-    emit,
     environment,
     have_libtorrent,
-    kib_to_mib,
     median,
-    own_cpu,
-    own_peak_rss_kib,
-    proc_cpu,
-    proc_status,
     ratio,
     read_spec,
     run_twisted_child,
     write_random_file,
     write_spec,
 )
+from bench._scripted import CONNECT_TIMEOUT, WARMUP, scripted_peers
 
 TARGET_TORRENTS = 1000
 TARGET_SECONDS = 10.0
 TARGET_MIB = 200.0
 PEER_PIECE_LENGTH = 256 * 1024
-CONNECT_AT_ONCE = 8
-"""Scripted connections whose handshake is in progress at a time."""
-CONNECT_TIMEOUT = 60.0
-WARMUP = 1.0
 
 
 # -- preparing the data -------------------------------------------------------------------
@@ -174,392 +167,6 @@ def prepare_one(root: str, size: int) -> dict[str, Any]:
     with open(torrent, "wb") as f:
         f.write(create_torrent(path, piece_length=PEER_PIECE_LENGTH, created_by=None))
     return {"basedir": basedir, "data": path, "torrent": torrent}
-
-
-# -- child roles: part a ---------------------------------------------------------------------
-
-
-def _memory(status: dict[str, int]) -> dict[str, Any]:
-    return {
-        "rss_mib": kib_to_mib(status.get("VmRSS")),
-        "anon_mib": kib_to_mib(status.get("RssAnon")),
-        "threads": status.get("Threads"),
-    }
-
-
-def _describe_failure(failure: Any) -> str:
-    return f"{failure.type.__name__}: {failure.value}"
-
-
-async def tx_load(reactor: Any, spec: dict[str, Any]) -> None:
-    """Load and start every torrent with its resume record in one session."""
-    from twisted.internet.defer import DeferredList
-    from twisted.internet.task import deferLater
-
-    from txbittorrent.session import Session
-    from txbittorrent.torrent import Torrent
-
-    dirs, names = spec["dirs"], spec["names"]
-    passes: list[int] = []
-    fails: list[int] = []
-    profiler = None
-    if spec.get("profile"):
-        import cProfile
-
-        profiler = cProfile.Profile()
-    before = proc_status()
-    cpu0 = own_cpu()
-    if profiler is not None:
-        profiler.enable()
-    t0 = time.perf_counter()
-    session = Session(reactor=reactor, listen_interfaces=(LOOPBACK,))
-    await session.start()
-    torrents = [
-        Torrent(
-            os.path.join(dirs["torrents"], name + ".torrent"),
-            basedir=dirs["data"],
-            reactor=reactor,
-            session=session,
-            resume_path=os.path.join(spec["resume_dir"], name + ".resume"),
-            on_hash_pass=passes.append,
-            on_hash_fail=fails.append,
-        )
-        for name in names
-    ]
-    t_made = time.perf_counter()
-    results = await DeferredList([t.start() for t in torrents], consumeErrors=True)
-    t1 = time.perf_counter()
-    if profiler is not None:
-        profiler.disable()
-        profiler.dump_stats(spec["profile"])
-    cpu1 = own_cpu()
-    after = proc_status()
-    errors = [_describe_failure(f) for ok, f in results if not ok]
-    active = sum(t.state == "active" for t in torrents)
-    seeds = sum(t.seed for t in torrents)
-    await deferLater(reactor, 1.0, lambda: None)
-    settled = proc_status()
-    t2 = time.perf_counter()
-    stops = await DeferredList([t.stop() for t in torrents], consumeErrors=True)
-    await session.stop()
-    t3 = time.perf_counter()
-    errors += ["stop: " + _describe_failure(f) for ok, f in stops if not ok]
-    emit(
-        "RESULT",
-        torrents=len(torrents),
-        construct_seconds=t_made - t0,
-        start_seconds=t1 - t0,
-        start_cpu=cpu1 - cpu0,
-        stop_seconds=t3 - t2,
-        active=active,
-        complete=seeds,
-        hashed_pieces=len(passes),
-        failed_pieces=len(fails),
-        errors=errors[:5],
-        error_count=len(errors),
-        before=_memory(before),
-        after=_memory(after),
-        settled=_memory(settled),
-        peak_mib=kib_to_mib(settled.get("VmHWM")),
-        peak_with_stop_mib=kib_to_mib(own_peak_rss_kib()),
-    )
-
-
-def lt_load(spec: dict[str, Any]) -> None:
-    """Add every torrent with its resume data to one libtorrent session."""
-    lt: Any = importlib.import_module("libtorrent")
-
-    dirs, names = spec["dirs"], spec["names"]
-    count = len(names)
-    before = proc_status()
-    cpu0 = own_cpu()
-    t0 = time.perf_counter()
-    settings = dict(LT_LOCAL_SETTINGS)
-    settings["alert_mask"] = (
-        lt.alert_category.status | lt.alert_category.error | lt.alert_category.storage
-    )
-    settings["alert_queue_size"] = max(1000, 8 * count)
-    session = lt.session(settings)
-    for name in names:
-        with open(os.path.join(dirs["lt"], name + ".fastresume"), "rb") as f:
-            params = lt.read_resume_data(f.read())
-        params.save_path = dirs["data"]
-        params.flags &= ~lt.torrent_flags.auto_managed
-        params.flags &= ~lt.torrent_flags.paused
-        session.async_add_torrent(params)
-    seeding: set[str] = set()
-    checked_files: set[str] = set()
-    errors: list[str] = []
-    dropped = False
-    deadline = time.monotonic() + float(spec["timeout"])
-    while len(seeding) < count and time.monotonic() < deadline:
-        session.wait_for_alert(100)
-        for alert in session.pop_alerts():
-            if isinstance(alert, lt.state_changed_alert):
-                if alert.state == lt.torrent_status.seeding:
-                    seeding.add(alert.torrent_name)
-                elif alert.state == lt.torrent_status.checking_files:
-                    checked_files.add(alert.torrent_name)
-            elif isinstance(alert, lt.alerts_dropped_alert):
-                dropped = True
-            elif isinstance(alert, (lt.add_torrent_alert,)) and alert.error.value():
-                errors.append(alert.error.message())
-            elif isinstance(alert, (lt.torrent_error_alert, lt.fastresume_rejected_alert)):
-                errors.append(alert.message())
-        if dropped:  # alerts were lost: ask every torrent instead
-            seeding = {h.status().name for h in session.get_torrents() if h.status().is_seeding}
-    t1 = time.perf_counter()
-    cpu1 = own_cpu()
-    after = proc_status()
-    statuses = [h.status() for h in session.get_torrents()]
-    complete = sum(s.is_seeding and s.num_pieces == s.torrent_file.num_pieces() for s in statuses)
-    time.sleep(1.0)
-    settled = proc_status()
-    # Stopping, as a client does at exit: resume data of every torrent saved
-    # to a file (plain writes: libtorrent leaves writing to the caller), then
-    # every torrent removed and the session gone.
-    t2 = time.perf_counter()
-    handles = session.get_torrents()
-    for handle in handles:
-        handle.save_resume_data()
-    saved = 0
-    while saved < len(handles) and time.monotonic() < deadline + 60:
-        session.wait_for_alert(100)
-        for alert in session.pop_alerts():
-            if isinstance(alert, lt.save_resume_data_alert):
-                path = os.path.join(spec["resume_dir"], alert.torrent_name + ".fastresume")
-                with open(path, "wb") as f:
-                    f.write(lt.write_resume_data_buf(alert.params))
-                saved += 1
-            elif isinstance(alert, lt.save_resume_data_failed_alert):
-                errors.append(f"stop: {alert.message()}")
-                saved += 1
-    for handle in handles:
-        session.remove_torrent(handle)
-    session.pause()
-    del session
-    t3 = time.perf_counter()
-    emit(
-        "RESULT",
-        torrents=len(statuses),
-        start_seconds=t1 - t0,
-        start_cpu=cpu1 - cpu0,
-        stop_seconds=t3 - t2,
-        active=len(seeding),
-        complete=complete,
-        hashed_pieces=None,
-        checking_files=len(checked_files),
-        alerts_dropped=dropped,
-        resume_saved=saved,
-        errors=errors[:5],
-        error_count=len(errors),
-        before=_memory(before),
-        after=_memory(after),
-        settled=_memory(settled),
-        peak_mib=kib_to_mib(settled.get("VmHWM")),
-        peak_with_stop_mib=kib_to_mib(own_peak_rss_kib()),
-    )
-
-
-# -- child roles: part b (the scripted leechers) ----------------------------------------------
-
-
-async def scripted_peers(reactor: Any, spec: dict[str, Any]) -> None:
-    """P scripted leechers on one seeder; sample the seeder's CPU over a window."""
-    import mmap
-
-    from twisted.internet.defer import Deferred
-    from twisted.internet.protocol import ClientFactory, Protocol
-    from twisted.internet.task import deferLater
-
-    from txbittorrent.core.bitfield import Bitfield
-    from txbittorrent.core.wire.events import BlockReceived, HandshakeReceived, Reply
-    from txbittorrent.core.layout import BLOCK_SIZE, Layout
-    from txbittorrent.core.metainfo import parse
-    from txbittorrent.core.wire.session import PeerSession
-    from txbittorrent.errors import LocalProtocolError, RemoteProtocolError
-
-    with open(spec["torrent"], "rb") as f:
-        metainfo = parse(f.read())
-    layout = Layout.from_metainfo(metainfo)
-    piece_count = metainfo.piece_count
-    piece_length = metainfo.piece_length
-    depth = int(spec["depth"])
-    rng = random.Random(spec.get("seed", 1))
-    data_file = open(spec["data"], "rb")
-    data = mmap.mmap(data_file.fileno(), 0, access=mmap.ACCESS_READ)
-    target = int(spec["peers"])
-    seeder_pid = int(spec["seeder_pid"])
-
-    class Tally:
-        started = 0
-        in_handshake = 0
-        handshaken = 0
-        lost_after_handshake = 0
-        failed = 0
-        bytes = 0
-        blocks = 0
-        mismatches = 0
-        errors: list[str] = []
-        links: list[Leecher] = []
-        all_in: Deferred[None] | None = None
-
-    tally = Tally()
-
-    def peer_id() -> bytes:
-        return b"-BENCH0-" + bytes(rng.randrange(48, 58) for _ in range(12))
-
-    class Leecher(Protocol):
-        transport: Any
-
-        def __init__(self) -> None:
-            self.session = PeerSession(
-                metainfo.info_hash,
-                peer_id(),
-                piece_count,
-                True,
-                piece_length_of=layout.piece_size,
-            )
-            self.piece = rng.randrange(piece_count)
-            self.begin = 0
-            self.ready = False
-            self.gone = False
-
-        def connectionMade(self) -> None:
-            tally.links.append(self)
-            self.transport.write(self.session.send_handshake())
-
-        def dataReceived(self, chunk: bytes) -> None:
-            if self.gone:
-                return
-            try:
-                events = self.session.receive_data(chunk)
-            except RemoteProtocolError as e:
-                tally.errors.append(f"seeder broke the protocol: {e}")
-                self.gone = True
-                self.transport.abortConnection()
-                return
-            out = []
-            for event in events:
-                if isinstance(event, BlockReceived):
-                    size = len(event.block)
-                    offset = event.piece_index * piece_length + event.begin
-                    if data[offset : offset + size] != event.block:
-                        tally.mismatches += 1
-                    tally.bytes += size
-                    tally.blocks += 1
-                elif isinstance(event, HandshakeReceived):
-                    out.append(self.session.send_bitfield(Bitfield(piece_count)))
-                    out.append(self.session.interested())
-                    self.ready = True
-                    tally.handshaken += 1
-                    handshake_done()
-                elif isinstance(event, Reply):
-                    out.append(event.data)
-            if self.ready:
-                out.append(self.fill())
-            payload = b"".join(out)
-            if payload:
-                self.transport.write(payload)
-
-        def fill(self) -> bytes:
-            session = self.session
-            if session.peer_choking or not session.peer_have.complete:
-                return b""
-            want = depth - len(session.outstanding_requests)
-            requests = []
-            try:
-                for _ in range(want):
-                    size = min(BLOCK_SIZE, layout.piece_size(self.piece) - self.begin)
-                    requests.append(session.request(self.piece, self.begin, size))
-                    self.begin += size
-                    if self.begin >= layout.piece_size(self.piece):
-                        self.piece = (self.piece + 1) % piece_count
-                        self.begin = 0
-            except LocalProtocolError:
-                pass  # wrapped round to a block still outstanding: enough for now
-            return b"".join(requests)
-
-        def connectionLost(self, reason: Any = None) -> None:
-            was_ready = self.ready
-            self.gone = True
-            if was_ready:
-                tally.lost_after_handshake += 1
-            else:
-                tally.failed += 1
-                handshake_done()
-
-    class Factory(ClientFactory):
-        noisy = False
-
-        def buildProtocol(self, addr: Any) -> Leecher:
-            return Leecher()
-
-        def clientConnectionFailed(self, connector: Any, reason: Any) -> None:
-            tally.failed += 1
-            tally.errors.append(f"connect failed: {reason.getErrorMessage()}")
-            handshake_done()
-
-    factory = Factory()
-
-    def launch() -> None:
-        while tally.started < target and tally.in_handshake < CONNECT_AT_ONCE:
-            tally.started += 1
-            tally.in_handshake += 1
-            reactor.connectTCP(LOOPBACK, int(spec["port"]), factory, timeout=10)
-
-    def handshake_done() -> None:
-        tally.in_handshake -= 1
-        launch()
-        if tally.handshaken + tally.failed >= target:
-            give_up()
-
-    def give_up() -> None:
-        if tally.all_in is not None:
-            d, tally.all_in = tally.all_in, None
-            d.callback(None)
-
-    waiting: Deferred[None] = Deferred()
-    tally.all_in = waiting
-    t_connect = time.perf_counter()
-    launch()
-    timeout = reactor.callLater(CONNECT_TIMEOUT, give_up)
-    await waiting
-    if timeout.active():
-        timeout.cancel()
-    connect_seconds = time.perf_counter() - t_connect
-    await deferLater(reactor, WARMUP, lambda: None)
-    cpu0, bytes0, own0, t0 = proc_cpu(seeder_pid), tally.bytes, own_cpu(), time.perf_counter()
-    mismatches0 = tally.mismatches
-    await deferLater(reactor, float(spec["seconds"]), lambda: None)
-    cpu1, bytes1, own1, t1 = proc_cpu(seeder_pid), tally.bytes, own_cpu(), time.perf_counter()
-    seeder_status = proc_status(seeder_pid)
-    emit(
-        "RESULT",
-        peers=target,
-        connected=tally.handshaken - tally.lost_after_handshake,
-        handshaken=tally.handshaken,
-        failed=tally.failed,
-        lost=tally.lost_after_handshake,
-        connect_seconds=connect_seconds,
-        window_seconds=t1 - t0,
-        window_bytes=bytes1 - bytes0,
-        seeder_cpu=None if cpu0 is None or cpu1 is None else cpu1 - cpu0,
-        peers_cpu=own1 - own0,
-        blocks=tally.blocks,
-        mismatches=tally.mismatches,
-        window_mismatches=tally.mismatches - mismatches0,
-        seeder_rss_mib=kib_to_mib(seeder_status.get("VmRSS")),
-        seeder_anon_mib=kib_to_mib(seeder_status.get("RssAnon")),
-        seeder_threads=seeder_status.get("Threads"),
-        errors=tally.errors[:5],
-    )
-    for link in tally.links:
-        if not link.gone:
-            link.gone = True
-            link.transport.abortConnection()
-    data.close()
-    data_file.close()
 
 
 # -- the parent -----------------------------------------------------------------------------
