@@ -4,79 +4,18 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
 from twisted.python import threadable
-from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from tests.test_storage import make_metainfo, payload
 from txbittorrent.storage import store as store_module
 from txbittorrent.errors import LocalProtocolError, MissingDataError
 from txbittorrent.storage.files import FileStorage
 from txbittorrent.storage.store import Store
-
-
-class FakeReactor:
-    """Just what Store uses: callFromThread and system event triggers."""
-
-    def __init__(self) -> None:
-        self.triggers: dict[int, tuple[str, str, Callable[[], None]]] = {}
-
-    def callFromThread(self, f: Callable[..., object], *args: object, **kwargs: object) -> None:
-        f(*args, **kwargs)
-
-    def addSystemEventTrigger(self, phase: str, event: str, f: Callable[[], None]) -> int:
-        key = len(self.triggers) + 1
-        self.triggers[key] = (phase, event, f)
-        return key
-
-    def removeSystemEventTrigger(self, key: int) -> None:
-        del self.triggers[key]
-
-
-class ManualPool:
-    """A thread pool that runs queued work only when told to, in the calling thread."""
-
-    def __init__(self) -> None:
-        self.queue: list[tuple[Callable[[bool, object], None], Callable[[], object]]] = []
-
-    def callInThreadWithCallback(
-        self, on_result: Callable[[bool, object], None], f: Callable[..., object],
-        *args: Any, **kwargs: Any,
-    ) -> None:
-        self.queue.append((on_result, lambda: f(*args, **kwargs)))
-
-    def run_one(self) -> None:
-        on_result, work = self.queue.pop(0)
-        try:
-            result = work()
-        except BaseException:
-            on_result(False, Failure())
-        else:
-            on_result(True, result)
-
-
-class ManualOwnPool(ManualPool):
-    """Stands in for the ThreadPool a Store makes for itself."""
-
-    def __init__(self, minthreads: int, maxthreads: int, name: str) -> None:
-        super().__init__()
-        self.max = maxthreads
-        self.name = name
-        self.started = False
-        self.stopped = False
-
-    def start(self) -> None:
-        self.started = True
-
-    def stop(self) -> None:
-        while self.queue:
-            self.run_one()
-        self.stopped = True
+from txbittorrent.testing import FakeReactor, ManualPool, make_metainfo, nonzero_bytes
 
 
 class RecordingStorage(FileStorage):
@@ -106,7 +45,7 @@ def storage_in(test: SynchronousTestCase, cls: type[FileStorage] = FileStorage) 
     """A storage over a fresh directory for a two-file, three-piece torrent."""
     base = test.mktemp()
     os.makedirs(base)
-    storage = cls(make_metainfo([("a", 20), ("b", 28)], 16), base)
+    storage = cls(make_metainfo({"a": 20, "b": 28}, 16), base)
     test.addCleanup(storage.close)
     return storage
 
@@ -151,7 +90,7 @@ class StoreLifeCycleTests(SynchronousTestCase):
         storage = storage_in(self, RecordingStorage)
         store = Store(storage, reactor=FakeReactor(), threadpool=pool)  # type: ignore[arg-type]
         store.start()
-        writes = [store.write(0, 0, payload(16)), store.write(1, 0, payload(16, 2))]
+        writes = [store.write(0, 0, nonzero_bytes(16)), store.write(1, 0, nonzero_bytes(16, 2))]
         stopped = store.stop()
         pool.run_one()
         self.assertNoResult(stopped)
@@ -207,12 +146,12 @@ class StoreLifeCycleTests(SynchronousTestCase):
 
     def test_own_pool_shutdown_trigger(self) -> None:
         """start() starts a pool of its own with a shutdown trigger; stop() removes both."""
-        self.patch(store_module, "ThreadPool", ManualOwnPool)
+        self.patch(store_module, "ThreadPool", ManualPool)
         reactor = FakeReactor()
         store = Store(storage_in(self), reactor=reactor, threads=2)
         store.start()
         pool = store._pool
-        assert isinstance(pool, ManualOwnPool)
+        assert isinstance(pool, ManualPool)
         self.assertTrue(pool.started)
         self.assertEqual(pool.max, 2)
         [(phase, event, _)] = reactor.triggers.values()
@@ -221,16 +160,16 @@ class StoreLifeCycleTests(SynchronousTestCase):
         pool.run_one()
         self.successResultOf(d)
         self.assertEqual(reactor.triggers, {})
-        self.assertTrue(pool.stopped)
+        self.assertTrue(pool.joined)
 
     def test_reactor_shutdown_first(self) -> None:
         """If the reactor shuts down first, its trigger finishes queued work and closes files."""
-        self.patch(store_module, "ThreadPool", ManualOwnPool)
+        self.patch(store_module, "ThreadPool", ManualPool)
         reactor = FakeReactor()
         storage = storage_in(self)
         store = Store(storage, reactor=reactor)
         store.start()
-        d = store.write(0, 0, payload(16))
+        d = store.write(0, 0, nonzero_bytes(16))
         [(_, _, shutdown)] = reactor.triggers.values()
         shutdown()
         self.successResultOf(d)
@@ -244,12 +183,12 @@ class StoreLifeCycleTests(SynchronousTestCase):
         storage = storage_in(self)
         store = Store(storage, reactor=FakeReactor(), threadpool=pool)  # type: ignore[arg-type]
         store.start()
-        buffer = bytearray(payload(16))
+        buffer = bytearray(nonzero_bytes(16))
         d = store.write(0, 0, buffer)
         buffer[:] = b"\0" * 16
         pool.run_one()
         self.successResultOf(d)
-        self.assertEqual(storage.read_piece(0), payload(16))
+        self.assertEqual(storage.read_piece(0), nonzero_bytes(16))
 
     def test_errors_arrive_as_failures(self) -> None:
         """A storage error reaches the caller as the Deferred's failure."""
@@ -277,7 +216,7 @@ class StoreThreadTests(TestCase):
     def test_round_trip_in_threads(self) -> Any:
         """Reads and writes run off the reactor thread; results arrive as Deferred results."""
         reactor_thread = threading.get_ident()
-        data = payload(48)
+        data = nonzero_bytes(48)
         yield defer.gatherResults([
             self.store.write(i, 0, data[i * 16 : i * 16 + 16]) for i in range(3)
         ])
@@ -296,13 +235,13 @@ class StoreThreadTests(TestCase):
     def test_priorities_sync_and_close(self) -> Any:
         """set_priorities, sync, close and part_stat run through the pool and keep data readable."""
         yield self.store.set_priorities([1, 0])
-        yield self.store.write(1, 0, payload(16))
+        yield self.store.write(1, 0, nonzero_bytes(16))
         cache = self.store.piece_cache()
         self.assertEqual(list(cache), [1])
         self.assertIsNotNone((yield self.store.part_stat()))
         yield self.store.sync()
         yield self.store.close()
-        self.assertEqual((yield self.store.read_piece(1)), payload(16))
+        self.assertEqual((yield self.store.read_piece(1)), nonzero_bytes(16))
         yield self.store.set_priorities([1, 1])
         self.assertIsNone((yield self.store.part_stat()))
 
@@ -315,7 +254,7 @@ class StoreThreadTests(TestCase):
     @defer.inlineCallbacks
     def test_stop_leaves_no_threads(self) -> Any:
         """stop() closes the files in the pool and leaves no pool thread running."""
-        yield self.store.write(0, 0, payload(16))
+        yield self.store.write(0, 0, nonzero_bytes(16))
         pool = self.store._pool
         assert pool is not None
         threads = list(pool.threads)
