@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -12,15 +11,14 @@ from typing import Any
 
 from twisted.internet import defer, utils
 from twisted.python import threadable
-from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from txbittorrent.core.bencoding import encode
 from txbittorrent.core.bitfield import Bitfield
-from txbittorrent.core.metainfo import Metainfo, parse
+from txbittorrent.core.metainfo import Metainfo
 from txbittorrent.errors import MissingDataError, StorageError
 from txbittorrent.storage.hashcheck import HashChecker, check_blocking, verify_piece
+from txbittorrent.testing import FakeReactor, ManualPool, make_metainfo
 
 PIECE = 16
 GUARD = 10.0
@@ -30,13 +28,7 @@ GUARD = 10.0
 def make_torrent(count: int = 6, last: int = 5) -> tuple[Metainfo, dict[int, bytes]]:
     """A torrent of ``count`` pieces of PIECE bytes (the last ``last`` bytes) and its data."""
     pieces = {i: bytes([i + 1]) * (PIECE if i < count - 1 else last) for i in range(count)}
-    info = {
-        b"name": b"t",
-        b"length": sum(len(p) for p in pieces.values()),
-        b"piece length": PIECE,
-        b"pieces": b"".join(hashlib.sha1(pieces[i]).digest() for i in range(count)),
-    }
-    return parse(encode({b"info": info})), pieces
+    return make_metainfo(b"".join(pieces[i] for i in range(count)), PIECE), pieces
 
 
 def reader(
@@ -53,46 +45,6 @@ def reader(
         return pieces[index]
 
     return read_piece
-
-
-class FakeReactor:
-    """Collects callFromThread calls; ``flush`` runs them in order on the test's thread."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
-
-    def callFromThread(self, f: Callable[..., Any], *args: Any) -> None:
-        self.calls.append((f, args))
-
-    def flush(self) -> None:
-        while self.calls:
-            f, args = self.calls.pop(0)
-            f(*args)
-
-
-class FakePool:
-    """Holds submitted jobs; ``run`` executes one synchronously, like a pool thread would."""
-
-    def __init__(self) -> None:
-        self.jobs: list[tuple[Callable[..., Any], Callable[..., Any], tuple[Any, ...]]] = []
-
-    def callInThreadWithCallback(
-        self, on_result: Callable[[bool, Any], None], f: Callable[..., Any], *args: Any
-    ) -> None:
-        self.jobs.append((on_result, f, args))
-
-    def run(self, n: int = 0) -> None:
-        on_result, f, args = self.jobs.pop(n)
-        try:
-            result = f(*args)
-        except BaseException:
-            on_result(False, Failure())
-        else:
-            on_result(True, result)
-
-    def run_all(self) -> None:
-        while self.jobs:
-            self.run()
 
 
 class Recorder:
@@ -116,8 +68,8 @@ class HashCheckerTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.metainfo, self.pieces = make_torrent()
-        self.reactor = FakeReactor()
-        self.pool = FakePool()
+        self.reactor = FakeReactor(hold_thread_calls=True)
+        self.pool = ManualPool()
         self.record = Recorder()
 
     def checker(
@@ -133,7 +85,7 @@ class HashCheckerTests(SynchronousTestCase):
 
     def finish(self) -> None:
         self.pool.run_all()
-        self.reactor.flush()
+        self.reactor.run_thread_calls()
 
     def test_all_pass(self) -> None:
         """Every good piece passes and the result is a full bitfield."""
@@ -176,8 +128,8 @@ class HashCheckerTests(SynchronousTestCase):
         read = reader(self.pieces)
 
         def read_piece(index: int) -> bytes:
-            if index == 0 and self.pool.jobs:
-                self.pool.run()  # the other lane checks 1..5 while piece 0 is being read
+            if index == 0 and self.pool.queue:
+                self.pool.run_one()  # the other lane checks 1..5 while piece 0 is being read
             return read(index)
 
         results = []
@@ -195,31 +147,31 @@ class HashCheckerTests(SynchronousTestCase):
         """An index outside the torrent raises IndexError before anything runs."""
         self.assertRaises(IndexError, self.checker().check, [0, 6])
         self.assertRaises(IndexError, self.checker().check, [-1])
-        self.assertEqual(self.pool.jobs, [])
+        self.assertEqual(self.pool.queue, [])
 
     def test_empty(self) -> None:
         """Checking no pieces fires at once with an empty bitfield."""
         d = self.checker().check([])
         self.assertEqual(self.successResultOf(d), Bitfield(6))
-        self.assertEqual(self.pool.jobs, [])
+        self.assertEqual(self.pool.queue, [])
 
     def test_lanes_bounded(self) -> None:
         """No more than ``workers`` lanes are handed to the pool, nor more than pieces."""
         self.checker(workers=4).check()
-        self.assertEqual(len(self.pool.jobs), 4)
-        self.pool.jobs.clear()
+        self.assertEqual(len(self.pool.queue), 4)
+        self.pool.queue.clear()
         self.checker(workers=4).check([1, 2])
-        self.assertEqual(len(self.pool.jobs), 2)
+        self.assertEqual(len(self.pool.queue), 2)
 
     def test_storage_error(self) -> None:
         """A StorageError stops new pieces, waits for the other lane, then errbacks."""
         read = reader(self.pieces, {1: StorageError("disk on fire")})
         d = self.checker(read).check(**self.record.kwargs())
-        self.pool.run()  # lane A: piece 0 passes, piece 1 raises, the lane ends
-        self.reactor.flush()
+        self.pool.run_one()  # lane A: piece 0 passes, piece 1 raises, the lane ends
+        self.reactor.run_thread_calls()
         self.assertNoResult(d)  # lane B is still in flight
-        self.pool.run()  # lane B: takes nothing, the check is stopping
-        self.reactor.flush()
+        self.pool.run_one()  # lane B: takes nothing, the check is stopping
+        self.reactor.run_thread_calls()
         self.failureResultOf(d, StorageError)
         self.assertEqual(self.record.passed, [0])
 
@@ -235,7 +187,7 @@ class HashCheckerTests(SynchronousTestCase):
             raise KeyError(index)
 
         d = self.checker(workers=1).check(on_pass=on_pass, on_fail=self.record.failed.append)
-        # The lane runs on: results reach the reactor only at the flush.
+        # The lane runs on: results reach the reactor only at run_thread_calls.
         self.finish()
         self.failureResultOf(d, KeyError)
 
