@@ -1,6 +1,6 @@
 """Tests for txbittorrent.swarm.swarm: the peer manager of one torrent.
 
-Each connection is a ``FakeLink``: the swarm's ``PeerSession`` on one side and
+Each connection is a ``FakePeerLink`` (``txbittorrent.testing``): the swarm's ``PeerSession`` on one side and
 a real ``PeerSession`` acting as the remote peer on the other, so every byte
 the swarm sends is decoded by the remote (its events are kept in
 ``link.events``) and everything the remote says is real wire bytes fed to the
@@ -12,83 +12,45 @@ directory behind a ``Store`` whose thread pool runs each job at once (or, with
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 from collections.abc import Iterable
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.test_store import FakeReactor, ManualPool
-from txbittorrent.core.bencoding import encode
 from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.wire.events import (
     BlockReceived,
     ExtensionHandshake,
-    HandshakeReceived,
     PeerBitfield,
     PeerChoked,
-    PeerEvent,
     PeerHave,
     PeerInterested,
     PeerNotInterested,
     PeerUnchoked,
-    Reply,
     RequestCancelled,
 )
 from txbittorrent.core.layout import Layout
-from txbittorrent.core.metainfo import Metainfo, parse
-from txbittorrent.core.wire.session import PeerSession
-from txbittorrent.core.wire.codec import WireDecoder, encode_reject, encode_request, make_reserved
+from txbittorrent.core.wire.codec import WireDecoder, encode_reject, encode_request
 from txbittorrent.errors import MissingDataError
 from txbittorrent.interfaces import Address
 from txbittorrent.swarm.peerstate import PeerInfo
 from txbittorrent.storage.files import FileStorage
 from txbittorrent.storage.store import Store
 from txbittorrent.swarm.swarm import CLIENT_VERSION, Swarm, SwarmConfig, SwarmObserver
+from txbittorrent.testing import FakePeerLink, FakeReactor, ManualPool, SyncPool, make_metainfo
 
 K16 = 16 * 1024
 PIECE = 32 * 1024
 OUR_ID = b"-TX0100-ourselves000"
-E = TypeVar("E")
-
-
-def make_torrent(data: bytes, piece_length: int = PIECE) -> Metainfo:
-    """A two-file torrent of ``data`` with real piece hashes."""
-    pieces = b"".join(
-        hashlib.sha1(data[i : i + piece_length]).digest()
-        for i in range(0, len(data), piece_length)
-    )
-    split = len(data) // 3
-    files = [
-        {b"length": split, b"path": [b"a.bin"]},
-        {b"length": len(data) - split, b"path": [b"b.bin"]},
-    ]
-    info = {b"name": b"t", b"piece length": piece_length, b"pieces": pieces, b"files": files}
-    return parse(encode({b"info": info}))
 
 
 def peer_id(n: int) -> bytes:
     return b"-LT2010-remote%06d" % n
-
-
-class SyncPool:
-    """A thread pool that runs every job at once, in the calling thread."""
-
-    def callInThreadWithCallback(
-        self, on_result: Callable[[bool, object], None], f: Callable[..., object],
-        *args: Any, **kwargs: Any,
-    ) -> None:
-        try:
-            result = f(*args, **kwargs)
-        except BaseException:
-            on_result(False, Failure())
-        else:
-            on_result(True, result)
 
 
 class FakeDialer:
@@ -129,139 +91,6 @@ class Recorder(SwarmObserver):
         self.seen.append(("disk_error", index, failure.type))
 
 
-class FakeLink:
-    """A PeerLink whose far end is a real PeerSession (``remote``)."""
-
-    def __init__(
-        self, swarm: Swarm, layout: Layout, address: Address, outgoing: bool, remote_id: bytes,
-        fast: bool = True, extended: bool = True, reqq: int | None = None,
-    ) -> None:
-        self.swarm = swarm
-        self.address = address
-        self.outgoing = outgoing
-        self.session = swarm.new_peer_session(outgoing)
-        handshake: dict[str | bytes, Any] = {"v": "Remote 1.0", "p": 6881}
-        if reqq is not None:
-            handshake["reqq"] = reqq
-        self.remote = PeerSession(
-            swarm.info_hash, remote_id, layout.piece_count, not outgoing,
-            piece_length_of=layout.piece_size, reserved=make_reserved(fast=fast, extended=extended),
-            extension_handshake=handshake,
-        )
-        self.events: list[PeerEvent] = []
-        self.wire = bytearray()
-        self.decode = True
-        self.sends = 0
-        self.blocks_sent = 0
-        self.batches = 0
-        self.closed: str | None = None
-        self.sync_close = True
-        """False: ``close`` only records, and ``lost()`` reports it later, as
-        the real adapter does from ``connectionLost``."""
-        self.pending_write_bytes = 0
-        self.reading = True
-        self._held: list[bytes] = []
-
-    # -- PeerLink ---------------------------------------------------------------------
-
-    def send(self, data: bytes) -> None:
-        assert data, "empty writes are pointless"
-        self.sends += 1
-        self._out(data)
-
-    def send_block(self, header: bytes, block: bytes | memoryview) -> None:
-        self.blocks_sent += 1
-        self._out(header + bytes(block))
-
-    def send_blocks(self, parts: list[bytes | memoryview]) -> None:
-        self.batches += 1
-        for i in range(0, len(parts), 2):
-            self.send_block(parts[i], parts[i + 1])  # type: ignore[arg-type]
-
-    def close(self, reason: str | None = None) -> None:
-        if self.closed is None:
-            self.closed = reason or "closed"
-            if self.sync_close:
-                self.swarm.peer_lost(self, self.closed)
-
-    def lost(self) -> None:
-        self.swarm.peer_lost(self, self.closed or "connection lost")
-
-    def _out(self, data: bytes) -> None:
-        assert self.closed is None, "written to after close"
-        self.wire += data
-        if not self.reading:
-            self.pending_write_bytes += len(data)
-            self._held.append(data)
-        elif self.decode:
-            self.events.extend(self.remote.receive_data(data))
-
-    # -- the test's side ----------------------------------------------------------------
-
-    def handshake(self) -> bool:
-        self.remote.receive_data(self.session.send_handshake())
-        events = self.session.receive_data(self.remote.send_handshake())
-        accepted = self.swarm.peer_connected(self)
-        if accepted:
-            self._dispatch([e for e in events if not isinstance(e, HandshakeReceived)])
-        return accepted
-
-    def deliver(self, data: bytes) -> None:
-        """Bytes from the remote to the swarm."""
-        self._dispatch(self.session.receive_data(data))
-
-    def _dispatch(self, events: list[PeerEvent]) -> None:
-        """As peerprotocol does: a Reply is written by the link, the rest goes
-        to the swarm in order."""
-        told = False
-        for event in events:
-            if isinstance(event, Reply):
-                self.send(event.data)
-            else:
-                self.swarm.peer_event(self, event)
-                told = True
-        if told and self.closed is None:
-            self.swarm.peer_events_done(self)
-
-    def drain(self) -> None:
-        """The remote reads everything held back."""
-        held, self._held = self._held, []
-        self.pending_write_bytes = 0
-        self.reading = True
-        for data in held:
-            self.events.extend(self.remote.receive_data(data))
-
-    def of(self, kind: type[E]) -> list[E]:
-        return [e for e in self.events if isinstance(e, kind)]
-
-    def has(self, pieces: Bitfield) -> None:
-        self.deliver(self.remote.send_bitfield(pieces) + self.remote.send_extension_handshake())
-
-    def unchoke_us(self) -> None:
-        self.deliver(self.remote.unchoke())
-
-    def want(self) -> None:
-        self.deliver(self.remote.interested())
-
-    def serve(self, data: bytes, count: int | None = None, corrupt: Iterable[int] = ()) -> int:
-        """Answer the swarm's requests in order (zeros for pieces in ``corrupt``)."""
-        bad = set(corrupt)
-        served = 0
-        pending = self.remote.pending_peer_requests
-        while pending and (count is None or served < count):
-            index, begin, length = next(iter(pending))
-            start = index * PIECE + begin
-            block = bytes(length) if index in bad else data[start : start + length]
-            self.deliver(self.remote.send_piece_header(index, begin, length) + block)
-            served += 1
-        return served
-
-    @property
-    def asked(self) -> list[tuple[int, int, int]]:
-        """The swarm's requests the remote has not answered."""
-        return list(self.remote.pending_peer_requests)
-
-
 class Harness:
     """A swarm over a real store, a clock, a seeded rng and fake links."""
 
@@ -270,7 +99,8 @@ class Harness:
         config: SwarmConfig | None = None, pool: Any = None, last: int = 20000,
     ) -> None:
         self.data = random.Random(5).randbytes(PIECE * (pieces - 1) + last)
-        self.meta = make_torrent(self.data)
+        split = len(self.data) // 3
+        self.meta = make_metainfo({"a.bin": self.data[:split], "b.bin": self.data[split:]}, PIECE)
         self.layout = Layout.from_metainfo(self.meta)
         base = test.mktemp()
         os.makedirs(base)
@@ -302,7 +132,7 @@ class Harness:
             on_piece_passed=self._passed, on_piece_failed=self.failed.append,
             observer=self.observer,
         )
-        self.links: list[FakeLink] = []
+        self.links: list[FakePeerLink] = []
         self._count = 0
         test.addCleanup(self._cleanup)
 
@@ -320,21 +150,21 @@ class Harness:
     def link(
         self, host: str | None = None, outgoing: bool = True, remote_id: bytes | None = None,
         **options: Any,
-    ) -> FakeLink:
+    ) -> FakePeerLink:
         """A new link (not yet handshaken)."""
         self._count += 1
         address = (host or f"10.0.0.{self._count}", 6881)
-        link = FakeLink(self.swarm, self.layout, address, outgoing,
+        link = FakePeerLink(self.swarm, self.layout, address, outgoing,
                         remote_id or peer_id(self._count), **options)
         self.links.append(link)
         return link
 
-    def connect(self, **options: Any) -> FakeLink:
+    def connect(self, **options: Any) -> FakePeerLink:
         link = self.link(**options)
         assert link.handshake(), "connection refused"
         return link
 
-    def seed(self, **options: Any) -> FakeLink:
+    def seed(self, **options: Any) -> FakePeerLink:
         """A connected remote with every piece, unchoking us."""
         link = self.connect(**options)
         link.has(Bitfield.full(self.layout.piece_count))
@@ -794,16 +624,16 @@ class UploadTests(SynchronousTestCase):
         self.h = Harness(self, have=range(5), config=small(max_send_buffer=64 * 1024))
         self.h.swarm.start()
 
-    def leecher(self, **options: Any) -> FakeLink:
+    def leecher(self, **options: Any) -> FakePeerLink:
         link = self.h.connect(**options)
         link.has(Bitfield(5))
         link.want()
         return link
 
-    def request(self, link: FakeLink, *keys: tuple[int, int, int]) -> None:
+    def request(self, link: FakePeerLink, *keys: tuple[int, int, int]) -> None:
         link.deliver(b"".join(link.remote.request(*key) for key in keys))
 
-    def leecher_with_manual_pool(self) -> tuple[ManualPool, FakeLink]:
+    def leecher_with_manual_pool(self) -> tuple[ManualPool, FakePeerLink]:
         """A fresh swarm whose disk reads wait for the test, and one leecher."""
         pool = ManualPool()
         h = Harness(self, have=range(5), pool=pool)
@@ -1165,7 +995,7 @@ class RobustnessTests(SynchronousTestCase):
         self.assertIsNotNone(bad.closed)
         self.assertEqual(len(h.failed), 1)
         self.assertTrue(bad.asked)  # what it still owes us is asked of good instead:
-        good.serve(h.data)  # (a write to bad would fail the FakeLink's assertion)
+        good.serve(h.data)  # (a write to bad would fail the FakePeerLink's assertion)
         self.assertEqual(sorted(h.passed), list(range(8)))
         bad.lost()
         self.assertEqual(h.swarm.peers()[0].address, good.address)
