@@ -1,13 +1,13 @@
 """Tests for txbittorrent.swarm.swarm: the peer manager of one torrent.
 
-Each connection is a ``FakePeerLink`` (``txbittorrent.testing``): the swarm's ``PeerSession`` on one side and
-a real ``PeerSession`` acting as the remote peer on the other, so every byte
-the swarm sends is decoded by the remote (its events are kept in
-``link.events``) and everything the remote says is real wire bytes fed to the
-swarm's session.  The store is a real ``FileStorage`` in a temporary
-directory behind a ``Store`` whose thread pool runs each job at once (or, with
-``ManualPool``, when the test says), time is a ``Clock`` and chance a seeded
-``Random``.
+Each connection is a ``FakePeerLink`` (from ``txbittorrent.testing``): the
+swarm's ``PeerSession`` on one side and a real ``PeerSession`` acting as the
+remote peer on the other, so every byte the swarm sends is decoded by the
+remote (its events are kept in ``link.events``) and everything the remote
+says is real wire bytes fed to the swarm's session.  The store is a real
+``FileStorage`` in a temporary directory behind a ``Store`` whose thread pool
+runs each job at once (``SyncPool``) or when the test says (``ManualPool``),
+time is a ``Clock`` and chance a seeded ``Random``.
 """
 
 from __future__ import annotations
