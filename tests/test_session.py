@@ -14,11 +14,17 @@ import errno
 import os
 import threading
 import socket
+import struct
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, gatherResults, succeed
-from twisted.internet.error import CannotListenError, ConnectionRefusedError, TimeoutError
+from twisted.internet.error import (
+    CannotListenError,
+    ConnectionDone,
+    ConnectionRefusedError,
+    TimeoutError,
+)
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -29,19 +35,23 @@ from txbittorrent.errors import LocalProtocolError
 from txbittorrent.interfaces import PeerLink
 from txbittorrent.peer.protocol import PeerProtocol
 from txbittorrent.session import DEFAULT_INTERFACES, Session, SessionConfig, v6only_listening_socket
+from txbittorrent.testing import FakePeerHost
 
-from tests.test_peerprotocol import (
-    INFO_HASH,
-    OTHER_INFO_HASH,
-    OUR_ID,
-    THEIR_ID,
-    FakeHost,
-    lost,
-    make_session,
-    unknown_message,
-)
-
+INFO_HASH = b"\x22" * 20
+OTHER_INFO_HASH = b"\x33" * 20
+OUR_ID = b"-TX0001-ourselves000"
+THEIR_ID = b"-TX0001-theirs000000"
 PEER = ("10.0.0.2", 6881)
+
+
+def lost(protocol: PeerProtocol) -> None:
+    """Deliver connectionLost, as the reactor would once the transport is closed."""
+    protocol.connectionLost(Failure(ConnectionDone()))
+
+
+def unknown_message(size: int) -> bytes:
+    """A message with an id nobody uses, ``size`` bytes on the wire (ignored by the peer)."""
+    return struct.pack(">IB", size - 4, 99) + b"\0" * (size - 5)
 
 
 class RecordingPort:
@@ -114,10 +124,10 @@ class SessionTestCase(SynchronousTestCase):
         self.reactor = ListeningReactor()
         self.session = Session(self.reactor, 6881, self.interfaces, self.config)
         self.successResultOf(self.session.start())
-        self.host = FakeHost(self.reactor)
+        self.host = FakePeerHost(self.reactor, INFO_HASH, OUR_ID)
         self.session.add_host(self.host)
 
-    def dial(self, address: tuple[str, int] = PEER, host: FakeHost | None = None) -> Any:
+    def dial(self, address: tuple[str, int] = PEER, host: FakePeerHost | None = None) -> Any:
         """connect() and return the factory the reactor was given."""
         self.assertTrue(self.session.connect(host or self.host, address))
         return self.reactor.tcpClients[-1][2]
@@ -144,7 +154,7 @@ class SessionTestCase(SynchronousTestCase):
 
     def handshake_from(self, protocol: PeerProtocol, info_hash: bytes = INFO_HASH) -> PeerSession:
         """The remote of an incoming link sends its handshake and HAVE_ALL."""
-        remote = make_session(THEIR_ID, outgoing=True, info_hash=info_hash)
+        remote = FakePeerHost(self.reactor, info_hash, THEIR_ID).new_peer_session(outgoing=True)
         protocol.dataReceived(remote.send_handshake() + encode(HaveAll()))
         return remote
 
@@ -259,7 +269,7 @@ class ListeningTests(SynchronousTestCase):
         session = started(Session(reactor, 0, ()), self)
         self.assertIsNone(session.port)
         self.assertEqual(reactor.tcpServers, [])
-        host = FakeHost(reactor)
+        host = FakePeerHost(reactor, INFO_HASH, OUR_ID)
         session.add_host(host)
         self.assertTrue(session.connect(host, PEER))
 
@@ -353,7 +363,7 @@ class ConnectTests(SessionTestCase):
         self.assertEqual(self.session.half_open, 1)
         self.assertEqual(self.session.connection_count(), 1)
         self.assertEqual(self.session.connection_count(self.host), 1)
-        self.assertEqual(self.session.connection_count(FakeHost(self.reactor, OTHER_INFO_HASH)), 0)
+        self.assertEqual(self.session.connection_count(FakePeerHost(self.reactor, OTHER_INFO_HASH, OUR_ID)), 0)
 
     def test_ipv6_address(self) -> None:
         """IPv6 literals are dialed as they are; IPv4-mapped ones as IPv4."""
@@ -366,7 +376,7 @@ class ConnectTests(SessionTestCase):
 
     def test_needs_add_host(self) -> None:
         """connect() for a host never added is a mistake."""
-        stranger = FakeHost(self.reactor, OTHER_INFO_HASH)
+        stranger = FakePeerHost(self.reactor, OTHER_INFO_HASH, OUR_ID)
         self.assertRaises(LocalProtocolError, self.session.connect, stranger, PEER)
 
     def test_not_running(self) -> None:
@@ -441,7 +451,7 @@ class ConnectTests(SessionTestCase):
         """A second attempt to an address being connected for the same host is refused."""
         self.dial()
         self.assertFalse(self.session.connect(self.host, PEER))
-        other = FakeHost(self.reactor, OTHER_INFO_HASH)
+        other = FakePeerHost(self.reactor, OTHER_INFO_HASH, OUR_ID)
         self.session.add_host(other)
         self.dial(PEER, other)
 
@@ -503,7 +513,7 @@ class RoutingTests(SessionTestCase):
     def test_add_host_conflict(self) -> None:
         """Two hosts with one info hash are a mistake; adding the same twice is not."""
         self.session.add_host(self.host)
-        self.assertRaises(LocalProtocolError, self.session.add_host, FakeHost(self.reactor))
+        self.assertRaises(LocalProtocolError, self.session.add_host, FakePeerHost(self.reactor, INFO_HASH, OUR_ID))
 
     def test_remove_host(self) -> None:
         """Removing a host cancels its attempts and drops its unaccepted links."""
@@ -600,8 +610,8 @@ class RealNetworkTests(TestCase):
         self.addCleanup(session.stop)
         return session
 
-    def host(self, info_hash: bytes, peer_id: bytes) -> tuple[FakeHost, Deferred[PeerLink]]:
-        host = FakeHost(self.reactor, info_hash, peer_id)
+    def host(self, info_hash: bytes, peer_id: bytes) -> tuple[FakePeerHost, Deferred[PeerLink]]:
+        host = FakePeerHost(self.reactor, info_hash, peer_id)
         connected: Deferred[PeerLink] = Deferred()
         host.on_connected = connected.callback
         return host, connected
