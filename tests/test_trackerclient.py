@@ -9,7 +9,7 @@ from typing import Any, Callable
 from treq.testing import StubTreq
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
-from twisted.internet.error import ConnectionRefusedError, DNSLookupError
+from twisted.internet.error import CannotListenError, ConnectionRefusedError, DNSLookupError
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
@@ -28,6 +28,7 @@ from txbittorrent.core.bencoding import encode
 from txbittorrent.core.tracker.registry import Announce, TrackerState, parse_query
 from txbittorrent.core.tracker.udp import MAX_N, UDPTrackerError, transaction_id_of
 from txbittorrent.errors import LocalProtocolError, RemoteProtocolError
+from txbittorrent.net.udp import DatagramMux, is_krpc
 from txbittorrent.tracker.server import UDPTrackerProtocol
 from txbittorrent.tracker.client import (
     HTTPTrackerClient,
@@ -294,7 +295,8 @@ class FakeUDPNetwork:
         self.drop: Callable[[bytes], bool] = lambda datagram: False
         self._next = 50000
 
-    def listenUDP(self, port: int, protocol: Any, interface: str = "") -> FakeUDPPort:
+    def listenUDP(self, port: int, protocol: Any, interface: str = "",
+                  maxPacketSize: int = 8192) -> FakeUDPPort:
         if not port:
             port, self._next = self._next, self._next + 1
         transport = FakeUDPPort(self, protocol, (interface or "0.0.0.0", port))
@@ -324,8 +326,9 @@ class FakeReactor(Clock):
         super().__init__()
         self.network = network
 
-    def listenUDP(self, port: int, protocol: Any, interface: str = "") -> FakeUDPPort:
-        return self.network.listenUDP(port, protocol, interface)
+    def listenUDP(self, port: int, protocol: Any, interface: str = "",
+                  maxPacketSize: int = 8192) -> FakeUDPPort:
+        return self.network.listenUDP(port, protocol, interface, maxPacketSize)
 
     def resolve(self, name: str) -> Deferred[str]:
         if name == "localhost":
@@ -447,7 +450,7 @@ class UDPTrackerClientTests(SynchronousTestCase):
         d = self.announce("udp://127.0.0.1:6970/announce")
         connect = self.sent_by_client()[-1]
         forged = b"\x00\x00\x00\x00" + connect[12:16] + b"\x00" * 8
-        self.client._datagram_received(forged, "127.0.0.2", 6970)
+        self.client._datagram_received(forged, ("127.0.0.2", 6970))
         self.network.flush()
         self.successResultOf(d)
 
@@ -509,3 +512,133 @@ class UDPTrackerClientTests(SynchronousTestCase):
         self.assertEqual(int.from_bytes(self.sent_by_client()[0][12:16], "big"), expected)
         reply = [d for source, _, d in self.network.log if source[1] == 6969][0]
         self.assertEqual(transaction_id_of(reply), expected)
+
+    def test_binds_on_first_request(self) -> None:
+        """start() binds nothing; the first request binds the private mux, both
+        families on one port number."""
+        self.assertEqual(list(self.network.ports), [("127.0.0.1", 6969)])
+        self.successResultOf(self.announce())
+        self.assertEqual(sorted(self.network.ports),
+                         [("0.0.0.0", 50000), ("127.0.0.1", 6969), ("::", 50000)])
+        mux = self.client.mux
+        assert mux is not None
+        self.assertTrue(mux.running)
+
+    def test_bind_failure(self) -> None:
+        """A private mux that cannot bind fails the request with TrackerConnectionError."""
+        def refuse(port: int, protocol: Any, interface: str = "", maxPacketSize: int = 0) -> Any:
+            make: Any = CannotListenError
+            raise make(interface, port, PermissionError(13, "permission denied"))
+
+        self.patch(self.reactor, "listenUDP", refuse)
+        self.failureResultOf(self.announce(), TrackerConnectionError)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_claims_released(self) -> None:
+        """The mux holds a claim only while a reply is awaited: none after a reply,
+        a cancel or a time-out."""
+        self.successResultOf(self.announce())
+        mux = self.client.mux
+        assert mux is not None
+        self.assertEqual(mux.claimed, frozenset())
+        self.network.drop = lambda datagram: True
+        d = self.announce()
+        self.assertEqual(len(mux.claimed), 1)
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        d = self.announce()
+        for step in (15, 30, 60):
+            self.reactor.advance(step)
+        self.failureResultOf(d, TrackerTimeoutError)
+        self.assertEqual(mux.claimed, frozenset())
+
+    def test_ipv4_mapped_tracker(self) -> None:
+        """A tracker written as an IPv4-mapped IPv6 address is reached over IPv4."""
+        self.state.announce(Announce(INFO_HASH, b"P" * 20, "127.0.0.1", 7000, 5), 0)
+        response = self.successResultOf(self.announce("udp://[::ffff:127.0.0.1]:6969/announce"))
+        self.assertEqual((response.peers, response.peers6), ((("127.0.0.1", 7000),), ()))
+        self.assertTrue(all(source == ("0.0.0.0", 50000)
+                            for source, target, _ in self.network.log if target[1] == 6969))
+
+
+class SharedMuxTests(SynchronousTestCase):
+    """UDPTrackerClients over a session's DatagramMux, beside a KRPC consumer."""
+
+    def setUp(self) -> None:
+        self.network = FakeUDPNetwork()
+        self.reactor = FakeReactor(self.network)
+        self.state = TrackerState(random.Random(1), interval=600)
+        self.network.listenUDP(6969, UDPTrackerProtocol(self.state, SECRET, self.reactor),
+                               "127.0.0.1")
+        self.mux = DatagramMux(self.reactor)
+        self.mux.start()
+        self.krpc: list[tuple[bytes, tuple[str, int]]] = []
+        self.mux.add_consumer(is_krpc, lambda datagram, address: self.krpc.append((datagram,
+                                                                                   address)))
+        self.bound = sorted(self.network.ports)
+
+    def client(self, seed: int = 2, mux: DatagramMux | None = None) -> UDPTrackerClient:
+        client = UDPTrackerClient(self.reactor, random.Random(seed), mux=mux or self.mux)
+        client.start()
+        return client
+
+    def test_no_socket_of_its_own(self) -> None:
+        """The client sends through the mux; its stop() leaves the mux's sockets open."""
+        client = self.client()
+        d = client.announce("udp://127.0.0.1:6969/announce", REQUEST)
+        self.network.flush()
+        self.successResultOf(d)
+        self.assertEqual(sorted(self.network.ports), self.bound)
+        self.successResultOf(client.stop())
+        self.assertTrue(self.mux.running)
+        self.assertEqual(sorted(self.network.ports), self.bound)
+        self.assertEqual(self.mux.claimed, frozenset())
+
+    def test_one_client_many_torrents(self) -> None:
+        """One client serves announces of several torrents at once."""
+        client = self.client()
+        other = AnnounceRequest(b"\x01" * 20, PEER_ID, 6882, 0, 0, 9, event=AnnounceEvent.STARTED)
+        first = client.announce("udp://127.0.0.1:6969/announce", REQUEST)
+        second = client.announce("udp://127.0.0.1:6969/announce", other)
+        self.network.flush()
+        self.successResultOf(first)
+        self.successResultOf(second)
+        self.assertEqual((len(self.state.peers(INFO_HASH)), len(self.state.peers(b"\x01" * 20))),
+                         (1, 1))
+
+    def test_two_clients_one_mux(self) -> None:
+        """Two clients on one mux each get the replies to their own transactions."""
+        a, b = self.client(2), self.client(3)
+        da = a.announce("udp://127.0.0.1:6969/announce", REQUEST)
+        db = b.scrape("udp://127.0.0.1:6969", [INFO_HASH])
+        self.network.flush()
+        self.assertEqual(self.successResultOf(da).incomplete, 1)
+        self.assertEqual(self.successResultOf(db), {INFO_HASH: ScrapeStats(0, 0, 1)})
+
+    def test_krpc_beside(self) -> None:
+        """KRPC datagrams on the same socket go to the DHT consumer, not to the client."""
+        client = self.client()
+        d = client.announce("udp://127.0.0.1:6969/announce", REQUEST)
+        v4 = self.network.ports[("0.0.0.0", 50000)]
+        v4.protocol.datagramReceived(b"d1:y1:qe", ("127.0.0.1", 6969))
+        self.network.flush()
+        self.successResultOf(d)
+        self.assertEqual(self.krpc, [(b"d1:y1:qe", ("127.0.0.1", 6969))])
+
+    def test_mux_not_started(self) -> None:
+        """Over a mux that is not started, requests fail with TrackerConnectionError
+        and the client binds nothing."""
+        client = self.client(mux=DatagramMux(self.reactor))
+        d = client.announce("udp://127.0.0.1:6969/announce", REQUEST)
+        self.failureResultOf(d, TrackerConnectionError)
+        self.assertEqual(sorted(self.network.ports), self.bound)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_family_unavailable(self) -> None:
+        """A tracker of a family the mux has no socket for fails with TrackerConnectionError."""
+        mux = DatagramMux(self.reactor, interface6=None)
+        mux.start()
+        client = self.client(mux=mux)
+        self.failureResultOf(client.announce("udp://[::1]:6969/announce", REQUEST),
+                             TrackerConnectionError)
+        self.assertEqual(mux.claimed, frozenset())

@@ -241,8 +241,10 @@ class RoutingTests(SynchronousTestCase):
     def test_released(self) -> None:
         """After release, a reply with that id is unclaimed; releasing twice is harmless."""
         self.mux.claim(7, self.tracker)
+        self.assertEqual(self.mux.claimed, frozenset({7}))
         self.mux.release(7, self.tracker)
         self.mux.release(7, self.tracker)
+        self.assertEqual(self.mux.claimed, frozenset())
         self.v4.deliver(bep15_reply(7), TRACKER)
         self.assertEqual((self.tracker.got, self.mux.counters.unclaimed), ([], 1))
 

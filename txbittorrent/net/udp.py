@@ -291,6 +291,11 @@ class DatagramMux:
         if consumer not in claimants:
             claimants.append(consumer)
 
+    @property
+    def claimed(self) -> frozenset[int]:
+        """The transaction ids claimed now."""
+        return frozenset(self._claims)
+
     def release(self, transaction_id: int, consumer: Consumer) -> None:
         """Undo ``claim`` (nothing happens if there is no such claim)."""
         claimants = self._claims.get(transaction_id)

@@ -1,4 +1,4 @@
-"""Tracker clients: HTTP(S) over treq, UDP (BEP 15) over one DatagramProtocol per family.
+"""Tracker clients: HTTP(S) over treq, UDP (BEP 15) over a ``net.udp.DatagramMux``.
 
 Theory of operation
 -------------------
@@ -38,10 +38,19 @@ Decisions (HTTP)
 
 Decisions (UDP)
 ---------------
-* Sockets are bound lazily, one per address family, on the first request to
-  a tracker of that family, to ``interface4`` ("0.0.0.0") or ``interface6``
-  ("::"), port 0.  ``start()`` allows requests; ``stop()`` fails the pending
-  ones with ``CancelledError``, cancels every timer and closes the sockets.
+* The client binds no socket of its own: it sends and receives through a
+  ``DatagramMux`` (``net.udp``), the session's one UDP socket per family,
+  given as ``mux`` and started and stopped by its owner.  For each datagram
+  it sends it ``claim``-s the transaction id the reply must carry (and
+  releases it when the exchange moves on or ends), so the mux hands it
+  exactly the replies it waits for; the DHT and uTP share the sockets.
+  Without a ``mux`` the client makes a private one on ``interface4``
+  ("0.0.0.0") and ``interface6`` ("::"), port 0, started on the first
+  request (a bind failure fails that request) and stopped by ``stop()``.
+  ``start()`` allows requests; ``stop()`` fails the pending ones with
+  ``CancelledError`` and cancels every timer.  One client may serve every
+  torrent of a session: transaction ids and the ``ConnectionCache`` are per
+  client.
 * Each announce is a ``core.udptracker.UDPTrackerExchange`` with one
   DelayedCall at the deadline the exchange returns (15 * 2**n s, from the
   core).  By default the client gives up after three tries (``max_n`` 2,
@@ -50,19 +59,21 @@ Decisions (UDP)
   carries, and only if it came from that exchange's tracker address.  One
   ``ConnectionCache`` is shared by every exchange.
 * Host names are resolved with the reactor's resolver (``reactor.resolve``:
-  IPv4 only); literal IPv4 and IPv6 addresses are used as they are.
+  IPv4 only) before anything is sent; literal IPv4 and IPv6 addresses are
+  used as they are, an IPv4-mapped IPv6 one as the IPv4 address it maps
+  (``net.udp.canonical_host``, the form the mux reports sources in).  The
+  address's family decides the socket and whether peers come as IPv6.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import random
 from collections.abc import Iterable
 from typing import Any, Callable, Protocol
 from urllib.parse import urljoin, urlsplit
 
-from twisted.internet.defer import CancelledError, Deferred, fail, gatherResults, succeed
-from twisted.internet.protocol import DatagramProtocol, connectionDone
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.protocol import connectionDone
 from twisted.internet.protocol import Protocol as StreamProtocol
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
@@ -92,6 +103,7 @@ from txbittorrent.core.tracker.udp import (
     transaction_id_of,
 )
 from txbittorrent.errors import LocalProtocolError, RemoteProtocolError, TxBitTorrentError
+from txbittorrent.net.udp import Address, DatagramMux, canonical_host, family_of
 
 __all__ = [
     "DEFAULT_TIMEOUT", "MAX_REDIRECTS", "DEFAULT_MAX_N", "MAX_N", "TrackerTimeoutError",
@@ -317,16 +329,6 @@ class HTTPTrackerClient:
 # -- UDP ----------------------------------------------------------------------
 
 
-class _Endpoint(DatagramProtocol):
-    """One bound socket; hands every datagram to the client."""
-
-    def __init__(self, client: UDPTrackerClient) -> None:
-        self._client = client
-
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
-        self._client._datagram_received(datagram, addr[0], addr[1])
-
-
 class _Pending:
     """One exchange in flight: where it goes, its timer, whom to tell."""
 
@@ -341,53 +343,68 @@ class _Pending:
         self.resolving: Deferred[Any] | None = None
 
 
-def _canonical(host: str) -> str | None:
+def _literal(host: str) -> str | None:
+    """``host`` as the mux reports it if it is an IP address, else ``None``."""
     try:
-        return str(ipaddress.ip_address(host))
+        return canonical_host(host)
     except ValueError:
         return None
 
 
 class UDPTrackerClient:
-    """Announces and scrapes over UDP (BEP 15); see the module docstring."""
+    """Announces and scrapes over UDP (BEP 15); see the module docstring.
+
+    ``mux`` is the session's ``DatagramMux`` (its owner starts and stops it);
+    without one the client makes a private mux on ``interface4`` and
+    ``interface6`` (which are ignored when ``mux`` is given)."""
 
     def __init__(
         self,
         reactor: Any = None,
         rng: random.Random | None = None,
         *,
+        mux: DatagramMux | None = None,
         interface4: str = "0.0.0.0",
         interface6: str = "::",
         max_n: int = DEFAULT_MAX_N,
     ) -> None:
         self._reactor = reactor
         self._rng = rng
-        self._interfaces = {4: interface4, 6: interface6}
+        self._mux = mux
+        self._own_mux = mux is None
+        self._interfaces = (interface4, interface6)
         self.max_n = max_n
         self.cache = ConnectionCache()
-        self._ports: dict[int, Any] = {}
         self._by_transaction: dict[int, list[_Pending]] = {}
         self._pending: set[_Pending] = set()
         self._running = False
 
+    @property
+    def mux(self) -> DatagramMux | None:
+        """The mux the client sends through (a private one exists once started)."""
+        return self._mux
+
     def start(self) -> None:
-        """Accept requests (sockets are bound when first needed)."""
+        """Accept requests (a private mux binds on the first one)."""
         if self._reactor is None:
             from twisted.internet import reactor
 
             self._reactor = reactor
         if self._rng is None:
             self._rng = random.SystemRandom()
+        if self._mux is None:
+            interface4, interface6 = self._interfaces
+            self._mux = DatagramMux(self._reactor, interface4=interface4, interface6=interface6)
         self._running = True
 
     def stop(self) -> Deferred[None]:
-        """Fail pending requests, cancel every timer, close the sockets."""
+        """Fail pending requests, cancel every timer, close a private mux's sockets."""
         self._running = False
         for pending in list(self._pending):
             pending.deferred.cancel()
-        ports, self._ports = self._ports, {}
-        stopping = [d for d in (port.stopListening() for port in ports.values()) if d]
-        return gatherResults(stopping).addCallback(lambda _: None)
+        if self._own_mux and self._mux is not None:
+            return self._mux.stop()
+        return succeed(None)
 
     def announce(self, url: str, request: AnnounceRequest) -> Deferred[AnnounceResponse]:
         """Announce ``request`` to the UDP tracker at ``url``."""
@@ -415,7 +432,7 @@ class UDPTrackerClient:
         d: Deferred[Any] = Deferred(lambda _: self._forget(pending))
         pending = _Pending(url, d)
         self._pending.add(pending)
-        literal = _canonical(host)
+        literal = _literal(host)
         resolving = succeed(literal) if literal else Deferred.fromCoroutine(self._lookup(host))
         pending.resolving = resolving
         resolving.addCallbacks(
@@ -445,11 +462,14 @@ class UDPTrackerClient:
         pending.resolving = None
         if pending not in self._pending:
             return
-        ip = _canonical(ip) or ip
-        pending.family = 6 if ":" in ip else 4
-        pending.address = (ip, port)
+        literal = _literal(ip)
+        if literal is None:
+            self._finish(pending, error=TrackerConnectionError(f"not an IP address: {ip!r}"))
+            return
+        pending.family = family_of(literal)
+        pending.address = (literal, port)
         try:
-            self._port(pending.family)
+            self._start_mux()
         except Exception as e:
             self._finish(pending, error=TrackerConnectionError(_describe(e)))
             return
@@ -465,14 +485,11 @@ class UDPTrackerClient:
         )
         self._step(pending, pending.exchange.start(self._reactor.seconds()))
 
-    def _port(self, family: int) -> Any:
-        port = self._ports.get(family)
-        if port is None:
-            port = self._reactor.listenUDP(
-                0, _Endpoint(self), interface=self._interfaces[family]
-            )
-            self._ports[family] = port
-        return port
+    def _start_mux(self) -> None:
+        """Bind a private mux on first use (the owner of a given one starts it)."""
+        assert self._mux is not None
+        if self._own_mux and not self._mux.running:
+            self._mux.start()
 
     def _step(self, pending: _Pending, step: Step | None) -> None:
         if step is None:
@@ -487,12 +504,16 @@ class UDPTrackerClient:
 
     def _send(self, pending: _Pending, step: Send) -> None:
         assert pending.exchange is not None and pending.address is not None
+        assert self._mux is not None
         self._unregister(pending)
-        pending.transaction_id = pending.exchange.transaction_id
-        self._by_transaction.setdefault(pending.transaction_id, []).append(pending)
+        tid = pending.transaction_id = pending.exchange.transaction_id
+        waiting = self._by_transaction.setdefault(tid, [])
+        if not waiting:
+            self._mux.claim(tid, self._datagram_received)
+        waiting.append(pending)
         self._schedule(pending, step.deadline)
         try:
-            self._ports[pending.family].write(step.datagram, pending.address)
+            self._mux.send(step.datagram, pending.address)
         except Exception as e:
             self._finish(pending, error=TrackerConnectionError(_describe(e)))
 
@@ -511,11 +532,11 @@ class UDPTrackerClient:
             self._schedule(pending, exchange.deadline)
         self._step(pending, step)
 
-    def _datagram_received(self, datagram: bytes, host: str, port: int) -> None:
+    def _datagram_received(self, datagram: bytes, source: Address) -> None:
+        """A reply the mux routed here by its transaction id, from ``source`` (canonical)."""
         tid = transaction_id_of(datagram)
         if tid is None:
             return
-        source = (_canonical(host) or host, port)
         for pending in list(self._by_transaction.get(tid, ())):
             if pending.address != source or pending.exchange is None:
                 continue
@@ -527,10 +548,12 @@ class UDPTrackerClient:
     def _unregister(self, pending: _Pending) -> None:
         tid, pending.transaction_id = pending.transaction_id, None
         waiting = self._by_transaction.get(tid) if tid is not None else None
-        if waiting is not None:
+        if tid is not None and waiting is not None:
             waiting.remove(pending)
             if not waiting:
-                del self._by_transaction[tid]  # type: ignore[arg-type]
+                del self._by_transaction[tid]
+                if self._mux is not None:
+                    self._mux.release(tid, self._datagram_received)
 
     def _forget(self, pending: _Pending) -> None:
         """Drop every trace of ``pending`` (its Deferred is done or being cancelled)."""
