@@ -23,6 +23,7 @@ from txbittorrent.storage.create import (
     hash_pieces,
 )
 from txbittorrent.errors import MetainfoError, TxBitTorrentError
+from txbittorrent.testing import make_files
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -32,11 +33,7 @@ GiB = 1024 * MiB
 def make_tree(root: str, files: dict[str, bytes]) -> str:
     """Write ``files`` ({'dir/name': data}) under a new directory ``root``."""
     os.makedirs(root)
-    for rel, data in files.items():
-        path = os.path.join(root, *rel.split("/"))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
+    make_files(root, files)
     return root
 
 

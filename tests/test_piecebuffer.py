@@ -7,10 +7,10 @@ import os
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.test_storage import single_metainfo
 from txbittorrent.errors import MissingDataError
 from txbittorrent.swarm.piecebuffer import PieceBuffers, verify_and_write
 from txbittorrent.storage.files import FileStorage
+from txbittorrent.testing import make_metainfo
 
 
 class PieceBuffersTests(SynchronousTestCase):
@@ -37,7 +37,7 @@ class VerifyAndWriteTests(SynchronousTestCase):
     def setUp(self) -> None:
         base = self.mktemp()
         os.makedirs(base)
-        self.storage = FileStorage(single_metainfo(32, 16), base)
+        self.storage = FileStorage(make_metainfo(32, 16, name="one.bin"), base)
         self.addCleanup(self.storage.close)
 
     def test_good_piece_written(self) -> None:

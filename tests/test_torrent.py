@@ -11,6 +11,7 @@ from twisted.trial.unittest import TestCase
 from txbittorrent.core.metainfo import parse
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.errors import LocalProtocolError, MetainfoError
+from txbittorrent.testing import make_files
 from txbittorrent.torrent import Torrent
 
 PIECE = 16 * 1024
@@ -18,18 +19,8 @@ PIECE = 16 * 1024
 
 def make_data(root: str) -> dict[str, bytes]:
     """Three files under root/data whose pieces straddle file boundaries."""
-    rng = __import__("random").Random(7)
-    files = {
-        "a.bin": rng.randbytes(PIECE * 3 + 100),
-        "sub/b.bin": rng.randbytes(PIECE + 5),
-        "sub/c.bin": rng.randbytes(PIECE * 2),
-    }
-    for name, data in files.items():
-        path = os.path.join(root, "data", *name.split("/"))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
-    return files
+    sizes = {"a.bin": PIECE * 3 + 100, "sub/b.bin": PIECE + 5, "sub/c.bin": PIECE * 2}
+    return make_files(os.path.join(root, "data"), sizes, seed=7)
 
 
 class TorrentTests(TestCase):
