@@ -29,6 +29,7 @@ from txbittorrent.core.bencoding import encode
 from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.metainfo import parse
 from txbittorrent.errors import LocalProtocolError, MetainfoError
+from txbittorrent.testing import FakeReactor, make_torrent
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -192,14 +193,8 @@ class ParseFileSelectionTests(SynchronousTestCase):
 
 def torrent_with_pad() -> bytes:
     """A three-file torrent whose middle file is a BEP 47 pad file."""
-    files = [
-        {b"length": 100, b"path": [b"a.bin"]},
-        {b"attr": b"p", b"length": 16284, b"path": [b".pad", b"16284"]},
-        {b"length": 50, b"path": [b"b.bin"]},
-    ]
-    info = {b"files": files, b"name": b"t", b"piece length": 16 * KiB,
-            b"pieces": b"\x00" * 40}
-    return encode({b"info": info})
+    return make_torrent({"a.bin": 100, ".pad/16284": 16284, "b.bin": 50}, 16 * KiB,
+                        attrs={".pad/16284": b"p"})
 
 
 class FileSelectionTests(SynchronousTestCase):
@@ -509,23 +504,6 @@ class OneLineLogObserverTests(SynchronousTestCase):
                          "txbittorrent: tracker http://t/ said no\ntxbittorrent: oops\n")
 
 
-class FakeReactor(Clock):
-    """A Clock that records system event triggers."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.triggers: list[tuple[str, str, Any]] = []
-
-    def addSystemEventTrigger(self, phase: str, event: str, f: Any) -> None:
-        self.triggers.append((phase, event, f))
-
-    def shut_down(self) -> Any:
-        """Run the 'before shutdown' triggers as the reactor would on Ctrl-C."""
-        results = [f() for phase, event, f in self.triggers
-                   if (phase, event) == ("before", "shutdown")]
-        return results
-
-
 class MainTests(SynchronousTestCase):
     """``download._main``, the command's flow, with a fake Torrent on a Clock."""
 
@@ -585,7 +563,7 @@ class MainTests(SynchronousTestCase):
         self.assertIn("100.0%  4.0 MiB / 4.0 MiB", text)
         self.assertTrue(text.endswith("complete: tree verified in .\n"), text)
         # After a normal end, the shutdown trigger has nothing to do.
-        self.assertEqual(self.reactor.shut_down(), [None])
+        self.assertEqual(self.reactor.fire_system_event("shutdown"), [None])
         self.assertFalse(self.outcome.interrupted)
 
     def test_seed_time(self) -> None:
@@ -622,7 +600,7 @@ class MainTests(SynchronousTestCase):
         self.reactor.pump([1] * 100)
         self.assertNoResult(d)
         self.assertEqual(t.calls, ["start"])
-        [stopping] = self.reactor.shut_down()
+        [stopping] = self.reactor.fire_system_event("shutdown")
         self.successResultOf(stopping)
         self.assertEqual(t.calls, ["start", "stop"])
         self.assertTrue(self.outcome.interrupted)
@@ -640,7 +618,7 @@ class MainTests(SynchronousTestCase):
         start: Deferred[None] = Deferred()
         self.patch(FakeTorrent, "start", lambda torrent: start)
         d = self.main(self.args("download", "x"))
-        self.assertEqual(self.reactor.shut_down(), [None])
+        self.assertEqual(self.reactor.fire_system_event("shutdown"), [None])
         self.assertTrue(self.outcome.interrupted)
         self.assertTrue(self.err.getvalue().endswith("\ninterrupted\n"))
         start.callback(None)
@@ -652,7 +630,7 @@ class MainTests(SynchronousTestCase):
         d = self.main(self.args("download", "x"))
         t = FakeTorrent.made[0]
         t.stop_result = Deferred()
-        [stopping] = self.reactor.shut_down()
+        [stopping] = self.reactor.fire_system_event("shutdown")
         t.stop_result.errback(Failure(OSError(28, "No space left on device")))
         self.successResultOf(stopping)
         self.assertIsInstance(self.outcome.error, OSError)
@@ -683,7 +661,7 @@ class FakeReact:
     def __call__(self, main: Any, argv: Any = ()) -> None:
         d = main(self.reactor, *argv)
         if self.interrupt:
-            for stopping in self.reactor.shut_down():
+            for stopping in self.reactor.fire_system_event("shutdown"):
                 if stopping is not None:
                     self.reactor.advance(0)
             raise SystemExit(0)  # the reactor stopped before main's Deferred fired
@@ -700,23 +678,6 @@ class FakeReact:
         raise SystemExit(1)
 
 
-class SignalReactor(FakeReactor):
-    """Records stop(), runs callFromThread and callWhenRunning at once."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stops = 0
-
-    def stop(self) -> None:
-        self.stops += 1
-
-    def callFromThread(self, f: Any, *args: Any) -> None:
-        f(*args)
-
-    def callWhenRunning(self, f: Any, *args: Any) -> None:
-        f(*args)
-
-
 class StopOnceTests(SynchronousTestCase):
     """``download._stop_once_on_signals``: a second Ctrl-C does not stop twice."""
 
@@ -728,7 +689,7 @@ class StopOnceTests(SynchronousTestCase):
                                          signal.SIGTERM: signal.SIG_IGN}
         self.patch(signal, "getsignal", self.handlers.get)
         self.patch(signal, "signal", self.handlers.__setitem__)
-        self.reactor = SignalReactor()
+        self.reactor = FakeReactor()
         download._stop_once_on_signals(self.reactor)
 
     def test_twice(self) -> None:
@@ -741,7 +702,7 @@ class StopOnceTests(SynchronousTestCase):
 
     def test_after_shutdown_began(self) -> None:
         """A signal once the reactor is shutting down (react ending) does nothing."""
-        self.reactor.shut_down()
+        self.reactor.fire_system_event("shutdown")
         self.handlers[self.signal.SIGINT](self.signal.SIGINT, None)
         self.assertEqual(self.reactor.stops, 0)
 
