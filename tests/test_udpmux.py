@@ -1,4 +1,4 @@
-"""Tests for txbittorrent.net.udp: binding, routing and sending on in-memory UDP, and one loopback run."""
+"""Tests for txbittorrent.net.udp: binding, routing and sending on in-memory UDP; loopback runs."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from txbittorrent.net.udp import (
     FamilyUnavailableError,
     canonical_host,
     family_of,
+    interfaces_for,
     is_krpc,
 )
 
@@ -81,6 +82,12 @@ class HelperTests(SynchronousTestCase):
     def test_family_of(self) -> None:
         """An IPv4-mapped address is of family 4."""
         self.assertEqual([family_of(h) for h in ("1.2.3.4", "::1", "::ffff:1.2.3.4")], [4, 6, 4])
+
+    def test_interfaces_for(self) -> None:
+        """The first listening interface of each family; None for a family not listed."""
+        self.assertEqual(interfaces_for(["0.0.0.0", "::"]), ("0.0.0.0", "::"))
+        self.assertEqual(interfaces_for(["::1", "127.0.0.1", "10.0.0.1"]), ("127.0.0.1", "::1"))
+        self.assertEqual(interfaces_for(["127.0.0.1"]), ("127.0.0.1", None))
 
     def test_is_krpc(self) -> None:
         """A bencoded dict is KRPC; a BEP 15 reply and a uTP header are not."""
@@ -258,7 +265,7 @@ class RoutingTests(SynchronousTestCase):
         self.assertEqual((len(self.tracker.got), len(other.got)), (1, 1))
 
     def test_claim_needs_bep15_shape(self) -> None:
-        """A datagram whose bytes 4-8 match a claim but whose first bytes are not zero is not claimed."""
+        """Bytes 4-8 matching a claim do not claim a datagram whose first bytes are not zero."""
         self.mux.claim(int.from_bytes(b"2:ad", "big"), self.tracker)
         self.v4.deliver(b"d1:ad2:id20:" + bytes(20) + b"ee", TRACKER)
         self.assertEqual((self.tracker.got, len(self.dht.got)), ([], 1))
@@ -280,7 +287,7 @@ class RoutingTests(SynchronousTestCase):
         self.assertEqual([d for d, _ in catch_all.got], [b"\x41utp", b"d1:y1:re"])
 
     def test_unclaimed_dropped(self) -> None:
-        """Datagrams nobody wants are counted and dropped: an unclaimed reply, noise, an empty one."""
+        """Datagrams nobody wants are counted and dropped: an unclaimed reply, noise, nothing."""
         for datagram in (bep15_reply(8), b"\x01noise", b""):
             self.v4.deliver(datagram, TRACKER)
         counters = self.mux.counters
@@ -403,7 +410,7 @@ class LoopbackTests(TestCase):
     timeout = 10
 
     def test_exchange(self) -> Deferred[None]:
-        """A datagram from a plain socket reaches the consumer with its source; the reply comes back."""
+        """A plain socket's datagram reaches the consumer with its source; the reply comes back."""
         return ensureDeferred(self._exchange())
 
     async def _exchange(self) -> None:

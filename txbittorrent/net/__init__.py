@@ -1,1 +1,1 @@
-"""Sockets over Twisted shared by a whole session: one UDP socket per address family and its demultiplexer."""
+"""Sockets over Twisted shared by a whole session: one UDP socket per family and its demux."""

@@ -19,9 +19,10 @@ here with ``IPV6_V6ONLY`` and handed to the reactor with
 here it is done every time, which is as correct for a specific address
 and needs no error to decide).  Without an IPv4 socket (or a reactor that
 cannot adopt), the IPv6 socket is bound with ``listenUDP``; ``::`` is then
-dual-stack and serves IPv4 too, by IPv4-mapped addresses.  A family the host lacks (no IPv6, an address it does
-not have) is skipped with a log line; ``start`` fails only when nothing at
-all could be bound, or on any other error (closing what it bound first).
+dual-stack and serves IPv4 too, by IPv4-mapped addresses.  A family the host
+lacks (no IPv6, an address it does not have) is skipped with a log line;
+``start`` fails only when nothing at all could be bound, or on any other
+error (closing what it bound first).
 ``stop`` closes the sockets; its Deferred fires once they are closed.  The
 mux can be started again after it has stopped.
 
@@ -61,6 +62,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -73,7 +75,7 @@ from txbittorrent.errors import LocalProtocolError, TxBitTorrentError
 
 __all__ = [
     "MAX_DATAGRAM_SIZE", "Address", "Consumer", "Predicate", "FamilyUnavailableError",
-    "DatagramCounters", "DatagramMux", "canonical_host", "family_of", "is_krpc",
+    "DatagramCounters", "DatagramMux", "canonical_host", "family_of", "interfaces_for", "is_krpc",
     "v6only_datagram_socket",
 ]
 
@@ -137,6 +139,16 @@ def canonical_host(host: str) -> str:
 def family_of(host: str) -> int:
     """4 or 6: the family of an IP literal (an IPv4-mapped IPv6 address is 4)."""
     return 6 if ":" in canonical_host(host) else 4
+
+
+def interfaces_for(listen_interfaces: Iterable[str]) -> tuple[str | None, str | None]:
+    """(interface4, interface6) for a mux beside TCP listening on ``listen_interfaces``:
+    the first of each family, ``None`` for a family not listed."""
+    given = list(listen_interfaces)
+    return (
+        next((i for i in given if ":" not in i), None),
+        next((i for i in given if ":" in i), None),
+    )
 
 
 def is_krpc(datagram: bytes) -> bool:
