@@ -552,6 +552,22 @@ class UDPTrackerClientTests(SynchronousTestCase):
         self.failureResultOf(d, TrackerTimeoutError)
         self.assertEqual(mux.claimed, frozenset())
 
+    def test_private_mux_one_family(self) -> None:
+        """interface6=None gives a private mux without an IPv6 socket."""
+        client = UDPTrackerClient(self.reactor, random.Random(2), interface6=None)
+        client.start()
+        self.successResultOf(self.announce_with(client))
+        self.assertEqual(sorted(self.network.ports), [("0.0.0.0", 50000), ("127.0.0.1", 6969)])
+        self.failureResultOf(client.announce("udp://[::1]:6969/announce", REQUEST),
+                             TrackerConnectionError)
+        self.successResultOf(client.stop())
+        self.assertEqual(sorted(self.network.ports), [("127.0.0.1", 6969)])
+
+    def announce_with(self, client: UDPTrackerClient) -> Any:
+        d = client.announce("udp://127.0.0.1:6969/announce", REQUEST)
+        self.network.flush()
+        return d
+
     def test_ipv4_mapped_tracker(self) -> None:
         """A tracker written as an IPv4-mapped IPv6 address is reached over IPv4."""
         self.state.announce(Announce(INFO_HASH, b"P" * 20, "127.0.0.1", 7000, 5), 0)

@@ -356,7 +356,8 @@ class UDPTrackerClient:
 
     ``mux`` is the session's ``DatagramMux`` (its owner starts and stops it);
     without one the client makes a private mux on ``interface4`` and
-    ``interface6`` (which are ignored when ``mux`` is given)."""
+    ``interface6`` (``None``: no socket of that family; both are ignored
+    when ``mux`` is given)."""
 
     def __init__(
         self,
@@ -364,8 +365,8 @@ class UDPTrackerClient:
         rng: random.Random | None = None,
         *,
         mux: DatagramMux | None = None,
-        interface4: str = "0.0.0.0",
-        interface6: str = "::",
+        interface4: str | None = "0.0.0.0",
+        interface6: str | None = "::",
         max_n: int = DEFAULT_MAX_N,
     ) -> None:
         self._reactor = reactor
