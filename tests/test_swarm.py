@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from txbittorrent.core.bitfield import Bitfield
+from txbittorrent.core.transfer.completion import BitfieldView, Completion
 from txbittorrent.core.wire.events import (
     BlockReceived,
     ExtensionHandshake,
@@ -117,18 +118,18 @@ class Harness:
         self.pool = pool if pool is not None else SyncPool()
         self.store = Store(self.storage, FakeReactor(), self.pool)  # type: ignore[arg-type]
         self.store.start()
-        self.have = Bitfield(self.layout.piece_count)
+        self.completion = Completion(self.layout)
         for index in have:
             self.storage.write(index, 0, self.piece(index))
-            self.have.add(index)
+            self.completion.passed(index)
         self.clock = Clock()
         self.dialer = FakeDialer()
         self.passed: list[int] = []
         self.failed: list[int] = []
         self.observer = Recorder()
         self.swarm = Swarm(
-            self.meta, self.layout, self.store, self.have, OUR_ID, self.dialer, self.clock,
-            random.Random(1), [1] * self.layout.piece_count, config=config,
+            self.meta, self.layout, self.store, self.completion, OUR_ID, self.dialer,
+            self.clock, random.Random(1), config=config,
             on_piece_passed=self._passed, on_piece_failed=self.failed.append,
             observer=self.observer,
         )
@@ -136,9 +137,19 @@ class Harness:
         self._count = 0
         test.addCleanup(self._cleanup)
 
+    @property
+    def have(self) -> BitfieldView:
+        """Our verified pieces (the completion model's live view)."""
+        return self.completion.have
+
+    def set_file_priorities(self, priorities: list[int]) -> None:
+        """Change the priorities in the completion model and tell the swarm."""
+        self.completion.set_file_priorities(priorities)
+        self.swarm.priorities_changed()
+
     def _passed(self, index: int) -> None:
         self.passed.append(index)
-        self.have.add(index)
+        self.completion.passed(index)
 
     def _cleanup(self) -> None:
         if self.swarm.running:
@@ -388,11 +399,11 @@ class InterestTests(SynchronousTestCase):
 
     def test_priority_zero(self) -> None:
         """Pieces of priority 0 do not count; raising them makes us interested."""
-        self.h.swarm.set_piece_priorities([1, 1, 1, 1, 0])
+        self.h.set_file_priorities([1, 0])  # piece 4 lies in b.bin only
         link = self.h.connect()
         link.has(Bitfield.from_indexes([4], 5))
         self.assertEqual(link.of(PeerInterested), [])
-        self.h.swarm.set_piece_priorities([1] * 5)
+        self.h.set_file_priorities([1, 1])
         self.assertEqual(len(link.of(PeerInterested)), 1)
 
     def test_not_interested_once_done(self) -> None:
@@ -819,7 +830,7 @@ class UploadTests(SynchronousTestCase):
     def test_read_failure(self) -> None:
         """A piece that cannot be read is REJECTed and reported."""
         h = Harness(self, have=[0])
-        h.have.add(1)  # claimed, but not on disk
+        h.completion.passed(1)  # claimed, but not on disk
         h.swarm.start()
         link = h.connect()
         link.has(Bitfield(5))
@@ -1017,11 +1028,11 @@ class RobustnessTests(SynchronousTestCase):
     def test_priority_zero_not_requested(self) -> None:
         """Pieces of priority 0 are never requested."""
         h = Harness(self, pieces=6, config=small())
-        h.swarm.set_piece_priorities([1, 0, 1, 0, 1, 0])
+        h.set_file_priorities([1, 0])  # a.bin: pieces 0 and 1 (1 it shares with b.bin)
         h.swarm.start()
         seed = h.seed()
         seed.serve(h.data)
-        self.assertEqual(sorted(h.passed), [0, 2, 4])
+        self.assertEqual(sorted(h.passed), [0, 1])
         self.assertEqual(len(seed.of(PeerNotInterested)), 1)
 
     def test_read_ahead(self) -> None:

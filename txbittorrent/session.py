@@ -240,7 +240,7 @@ class Session:
         ``CannotListenError``, leaving nothing bound)."""
         if self._state != _NEW:
             raise LocalProtocolError(f"start() on a {self._state} session")
-        reactor = self._reactor = self._resolve_reactor()
+        reactor = self._reactor = self.resolve_reactor()
         self._links = LinkGroup(reactor, self.config.link.tick_interval)
         try:
             self._listen()
@@ -270,7 +270,7 @@ class Session:
         done.addCallback(lambda _: self._stop_pool())
         return done
 
-    def _resolve_reactor(self) -> Any:
+    def resolve_reactor(self) -> Any:
         """The reactor given to the constructor, else the global one."""
         if self._given_reactor is not None:
             return self._given_reactor
@@ -285,7 +285,7 @@ class Session:
         """The pool of the session's torrents' disk work, started on first use."""
         pool = self._pool
         if pool is None:
-            reactor = self._resolve_reactor()
+            reactor = self.resolve_reactor()
             pool = self._pool = ThreadPool(0, self.config.disk_threads, name="txbittorrent-disk")
             pool.start()
             self._pool_trigger = reactor.addSystemEventTrigger("during", "shutdown", pool.stop)

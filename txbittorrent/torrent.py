@@ -2,73 +2,70 @@
 
 Theory of operation
 -------------------
-A ``Torrent`` wires parts together and owns nothing clever:
+A ``Torrent`` is the application's handle on one torrent, with the API of
+AnyEvent::BitTorrent.  It owns little and composes the rest:
 
-* what: the parsed ``Metainfo`` and its ``Layout``;
-* where: a ``FileStorage`` (blocking, safe file I/O) behind a ``Store``
-  (the same calls as Deferreds, run in a thread pool);
-* is it right: a ``HashChecker`` that hashes pieces in the store's threads;
-* what we knew last time: the resume record (``core.resume`` decides what to
-  trust, ``resumefile`` writes it atomically).
+* its source (``source.TorrentSource``): the info hash, the trackers, the
+  magnet's peers, and the metainfo when known;
+* ``TorrentData`` (``storage.data``): files, store, hash checks, resume
+  record and the ``Completion`` model, made once the metainfo is known (at
+  once for a .torrent; later, with ``set_metainfo``, for a magnet link or a
+  bare info hash);
+* ``RunningTorrent`` (``running``): session, swarm and announcer, from
+  ``start`` to ``stop``.
 
-It owns the set of verified pieces (``bitfield``) and the file priorities.
-The invariant it keeps: a piece is in ``bitfield`` only after its hash was
-checked in this process or a clean resume record vouched for it with every
-file it touches unchanged since.
+Its state is a ``TorrentState``: stopped, checking, metadata, downloading,
+seeding, paused or error; the Perl names (``active``, ``paused``,
+``stopped``; ``started`` as an alias) compare equal to it.  Life-cycle calls
+(``start``, ``pause``, ``stop``) run one after another in call order.
 
 Nothing observable happens in the constructor beyond reading and parsing the
-.torrent file; the thread pool starts on the first call that needs the disk,
-and ``close()`` stops it.  Subclasses may override ``make_storage`` to put
-the data somewhere else.  The peer engine (``start``/``stop``/``pause``,
-peers, trackers) joins in the next milestone.
+.torrent file; the thread pool starts on the first call that needs the disk.
+Subclasses may override ``make_peer_id``, ``make_storage`` and
+``make_session``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from twisted.internet.defer import (
-    Deferred,
-    DeferredList,
-    inlineCallbacks,
-    maybeDeferred,
-    succeed,
-)
-from twisted.internet.task import LoopingCall
+from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from txbittorrent.tracker.announcer import Announcer
-from txbittorrent.core.peerid import make_peer_id
-from txbittorrent.core.tracker.tiers import TrackerStatus, TrackerTiers
-from txbittorrent.observers import ObserverList
-from txbittorrent.swarm.peerstate import PeerInfo
-from txbittorrent.session import Session, SessionConfig
-from txbittorrent.swarm.swarm import Swarm
-from txbittorrent.swarm.config import SwarmConfig, SwarmObserver
-from txbittorrent.peer.throttle import Throttle
-from txbittorrent.tracker.client import HTTPTrackerClient, UDPTrackerClient
-
+from txbittorrent.config import TorrentConfig
 from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.layout import Layout
-from txbittorrent.core.metainfo import Metainfo, MetainfoLimits, parse
-from txbittorrent.core.resume import make_record, plan_resume
-from txbittorrent.errors import LocalProtocolError, MetainfoError, ResumeDataError
-from txbittorrent.storage.hashcheck import HashChecker, OnProgress
-from txbittorrent.storage.resumefile import load_record, save_record
+from txbittorrent.core.magnet import Magnet
+from txbittorrent.core.metainfo import Metainfo
+from txbittorrent.core.peerid import make_peer_id
+from txbittorrent.core.tracker.tiers import TrackerStatus, TrackerTiers
+from txbittorrent.errors import LocalProtocolError
+from txbittorrent.observers import ObserverList
+from txbittorrent.running import RunningTorrent, TorrentRunHost
+from txbittorrent.session import Session, SessionConfig
+from txbittorrent.source import Source, TorrentSource, load_source
+from txbittorrent.state import TorrentState
+from txbittorrent.storage.data import TorrentData
 from txbittorrent.storage.files import FileStorage
+from txbittorrent.storage.hashcheck import OnProgress
 from txbittorrent.storage.store import Store
+from txbittorrent.swarm.config import SwarmObserver
+from txbittorrent.swarm.peerstate import PeerInfo
 
-__all__ = ["Torrent", "FileInfo"]
+__all__ = ["Torrent", "FileInfo", "TorrentState"]
 
 _log = Logger()
 
 OnPiece = Callable[[int], object]
+
+LEFT_UNKNOWN = 16 * 1024
+"""``left`` announced before the metadata is known: not 0 (that would say
+we seed, and trackers send seeds no seeds), the length of one block."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,43 +79,28 @@ class FileInfo:
     priority: int
 
 
-def _load_metainfo(path: str | bytes | Metainfo, limits: MetainfoLimits) -> Metainfo:
-    if isinstance(path, Metainfo):
-        return path
-    if isinstance(path, (bytes, bytearray, memoryview)):
-        return parse(bytes(path), limits)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(limits.max_torrent_size + 1)
-    except FileNotFoundError:
-        raise MetainfoError(str(path), "no such file") from None
-    return parse(raw, limits)
+class Torrent(TorrentRunHost):
+    """One torrent: its source, its data on disk (once the metadata is
+    known), what of it is verified, and (between ``start`` and ``stop``)
+    its peers and trackers.
 
-
-class Torrent:
-    """One torrent: its metadata, its data on disk, what of it is verified,
-    and (between ``start`` and ``stop``) its peers and trackers.
-
-    ``path`` is a .torrent file's path, its raw bytes, or a parsed ``Metainfo``.
-    ``basedir`` (default: the current directory at construction) holds the
-    data; a multi-file torrent adds a directory of its name below it.
-    ``port`` is the listening port (0: the kernel picks) when the torrent has
-    no ``session`` of its own.  ``state`` is the state ``start()`` enters:
-    "active" (the default; "started" is an alias) or "paused".  Nothing at all
-    happens until ``start()`` (or ``hashcheck()``) is called.
-    ``resume_path`` names the resume record's file; without it nothing but
-    the torrent's own data (and its part file) is ever written.
-    A torrent given a shared ``session`` does its disk work and hashing in
-    the session's thread pool; one without has a pool of its own of
-    ``disk_threads + hash_workers`` threads.
-
-    Subclasses may override ``make_peer_id``, ``make_storage`` and
-    ``make_session`` (the listening and dialing side, where a protocol or
-    endpoint of one's own would go)."""
+    ``path`` is a .torrent file's path, its raw bytes, a parsed ``Metainfo``,
+    a magnet URI (or ``Magnet``), or a bare info hash (40 hex digits, 32
+    base32 characters, or 20 bytes).  ``basedir`` (default: the current
+    directory at construction) holds the data; a multi-file torrent adds a
+    directory of its name below it.  ``port`` is the listening port (0: the
+    kernel picks) when the torrent has no ``session`` of its own.  ``state``
+    is the state ``start()`` enters: "active" (the default; "started" is an
+    alias) or "paused".  ``resume_path`` names the resume record's file;
+    without it nothing but the torrent's own data (and its part file) is
+    ever written.  ``config`` is a ``TorrentConfig``; any other keyword
+    (``max_peers=``, ``download_limit=``, ``listen_interfaces=``...) is one of
+    its fields.  Nothing at all happens until ``start()`` (or
+    ``hashcheck()``) is called."""
 
     def __init__(
         self,
-        path: str | bytes | Metainfo,
+        path: Source,
         basedir: str | None = None,
         port: int = 0,
         on_hash_pass: OnPiece | None = None,
@@ -127,62 +109,61 @@ class Torrent:
         piece_cache: Mapping[int, int] | None = None,
         reactor: Any = None,
         *,
+        config: TorrentConfig | None = None,
         priorities: Sequence[int] | None = None,
         resume_path: str | None = None,
         session: Session | None = None,
-        listen_interfaces: Sequence[str] | None = None,
         peer_id: bytes | None = None,
         rng: random.Random | None = None,
-        max_peers: int | None = None,
-        download_limit: float | None = None,
-        upload_limit: float | None = None,
-        swarm_config: SwarmConfig | None = None,
-        announce_to_all: bool = False,
-        limits: MetainfoLimits = MetainfoLimits(),
-        disk_threads: int = 2,
-        hash_workers: int | None = None,
+        **options: Any,
     ) -> None:
-        self.metainfo = _load_metainfo(path, limits)
+        self.config = TorrentConfig.from_options(config, options)
+        self.source: TorrentSource = load_source(path, self.config.limits)
         self.basedir = os.path.abspath(basedir if basedir is not None else os.getcwd())
         self.on_hash_pass = on_hash_pass
         self.on_hash_fail = on_hash_fail
-        if state == "started":
-            state = "active"
-        if state not in ("active", "paused"):
+        if state not in ("active", "started", "paused"):
             raise ValueError(f"state must be 'active' or 'paused', not {state!r}")
-        self._start_state = state
-        self._state = "stopped"
-        self.layout = Layout.from_metainfo(self.metainfo)
+        self._start_paused = state == "paused"
+        self._state = TorrentState.STOPPED
         self.resume_path = resume_path
+        self.rng = rng if rng is not None else random.Random()
         self._reactor = reactor
-        self._rng = rng if rng is not None else random.Random()
         self._peer_id = peer_id
         self._port = port
         self._shared_session = session
-        self._listen_interfaces = listen_interfaces
-        config = swarm_config if swarm_config is not None else SwarmConfig()
-        if max_peers is not None:
-            config = dataclasses.replace(config, max_connections=max_peers)
-        self.swarm_config = config
-        self.download_limit = download_limit
-        self.upload_limit = upload_limit
-        self.announce_to_all = announce_to_all
-        self._storage = self.make_storage(priorities, piece_cache)
-        self._disk_threads = disk_threads
-        self._hash_workers = hash_workers if hash_workers is not None else os.cpu_count() or 2
-        self._store: Store | None = None
-        self._checkers: list[HashChecker] = []
-        self._have = Bitfield(self.metainfo.piece_count)
-        self._piece_prio: list[int] | None = None
-        self._missing: int | None = None
-        self._have_known = False
+        self._trackers = [list(tier) for tier in self.source.trackers]
+        self._priorities = priorities
+        self._piece_cache = piece_cache
+        self.metainfo: Metainfo | None = self.source.metainfo
+        """The parsed .torrent (None until the metadata is known)."""
+        self._data: TorrentData | None = None
+        if self.source.metainfo is not None:
+            self._data = self._make_data(self.source.metainfo)
         self._closed = False
-        self._run: _Running | None = None
+        self._run: RunningTorrent | None = None
         self._transitions: Deferred[None] = succeed(None)
         self._observers = ObserverList()
         self._complete_waiters: list[Deferred[Torrent]] = []
         self._uploaded_before = 0
         self._downloaded_before = 0
+
+    def _make_data(self, metainfo: Metainfo) -> TorrentData:
+        cfg = self.config
+        hash_workers = cfg.hash_workers if cfg.hash_workers is not None else os.cpu_count() or 2
+        shared = self._shared_session
+        self.metainfo = metainfo
+        return TorrentData(
+            metainfo,
+            self.make_storage(self._priorities, self._piece_cache),
+            reactor=self._reactor,
+            threadpool=(lambda: shared.threadpool) if shared is not None else None,
+            threads=cfg.disk_threads + hash_workers,
+            hash_workers=hash_workers,
+            resume_path=self.resume_path,
+            on_passed=self._passed,
+            on_failed=self._failed,
+        )
 
     # -- hooks for subclasses ------------------------------------------------------
 
@@ -190,52 +171,90 @@ class Torrent:
         self, priorities: Sequence[int] | None, piece_cache: Mapping[int, int] | None
     ) -> FileStorage:
         """Build the blocking file store (override to store data elsewhere)."""
+        assert self.metainfo is not None
         return FileStorage(self.metainfo, self.basedir, priorities, piece_cache)
 
     def make_peer_id(self) -> bytes:
         """Our 20-byte peer id (BEP 20 style, ``-TX0100-`` and 12 random characters)."""
-        return make_peer_id(self._rng)
+        return make_peer_id(self.rng)
 
     def make_session(self) -> Session:
         """The listening and dialing side for a torrent with no shared session."""
-        interfaces = self._listen_interfaces
+        interfaces = self.config.listen_interfaces
         kwargs: dict[str, Any] = {}
         if interfaces is not None:
-            kwargs["listen_interfaces"] = tuple(interfaces)
+            kwargs["listen_interfaces"] = interfaces
         return Session(
-            reactor=self._reactor,
-            listen_port=self._port,
-            config=SessionConfig(),
-            **kwargs,
+            reactor=self._reactor, listen_port=self._port, config=SessionConfig(), **kwargs
         )
+
+    # -- the metadata ----------------------------------------------------------------
+
+    @property
+    def has_metadata(self) -> bool:
+        """Whether the info dictionary is known (always, for a .torrent)."""
+        return self._data is not None
+
+    def set_metainfo(self, metainfo: Metainfo) -> None:
+        """The info dictionary arrived (BEP 9) for a torrent made from a
+        magnet link or an info hash: set up the files and, if running,
+        start transferring pieces."""
+        if self._data is not None:
+            raise LocalProtocolError("this torrent has its metadata already")
+        if metainfo.info_hash != self.infohash:
+            raise LocalProtocolError("the metadata is of another torrent")
+        self._data = data = self._make_data(metainfo)
+        data.have_known = self.resume_path is None  # nothing on disk to trust yet
+        if self._run is not None:
+            self._run.attach_data(data)
+            self._refresh_state()
+        self._observers.notify("metadata_received", self)
+
+    def _require_data(self) -> TorrentData:
+        if self._data is None:
+            raise LocalProtocolError("the torrent's metadata is not known yet")
+        return self._data
+
+    @property
+    def layout(self) -> Layout:
+        return self._require_data().layout
 
     # -- accessors -----------------------------------------------------------------
 
     @property
     def infohash(self) -> bytes:
-        return self.metainfo.info_hash
+        return self.source.info_hash
 
     info_hash = infohash
 
     @property
     def name(self) -> str:
-        return self.metainfo.name
+        """The torrent's name; before the metadata, the magnet's ``dn`` or the
+        info hash in hexadecimal."""
+        if self._data is not None:
+            return self._data.metainfo.name
+        return self.source.display_name or self.infohash.hex()
 
     @property
     def size(self) -> int:
-        return self.metainfo.total_length
+        """Bytes in the torrent (0 while the metadata is unknown)."""
+        return self._data.metainfo.total_length if self._data is not None else 0
 
     @property
     def piece_length(self) -> int:
-        return self.metainfo.piece_length
+        return self._data.metainfo.piece_length if self._data is not None else 0
 
     @property
     def piece_count(self) -> int:
-        return self.metainfo.piece_count
+        return self._data.metainfo.piece_count if self._data is not None else 0
 
     @property
     def private(self) -> bool:
-        return self.metainfo.private
+        return self._data.metainfo.private if self._data is not None else False
+
+    @property
+    def magnet(self) -> Magnet:
+        return self.source.magnet()
 
     @property
     def peerid(self) -> bytes:
@@ -244,7 +263,9 @@ class Torrent:
             self._peer_id = self.make_peer_id()
         return self._peer_id
 
-    peer_id = peerid
+    @property
+    def peer_id(self) -> bytes:  # type: ignore[override]
+        return self.peerid
 
     @property
     def port(self) -> int:
@@ -254,8 +275,9 @@ class Torrent:
         return self._port
 
     @property
-    def state(self) -> str:
-        """"stopped", "paused" or "active"."""
+    def state(self) -> TorrentState:
+        """What the torrent is doing; equal to its Perl name too ("active",
+        "paused", "stopped"): see ``state.TorrentState``."""
         return self._state
 
     @property
@@ -282,20 +304,43 @@ class Torrent:
         """The connected peers (address, client, flags, rates, progress...)."""
         return self._run.swarm.peers() if self._run is not None else []
 
+    def add_peers(self, addresses: Iterable[tuple[str, int]], source: str = "user") -> int:
+        """Peers to connect to (``PeerSource``): ignored while stopped; the number new."""
+        if self._run is None:
+            return 0
+        return self._run.swarm.add_peers(list(addresses), source=source)
+
+    # -- trackers ----------------------------------------------------------------------
+
     def trackers(self) -> tuple[tuple[TrackerStatus, ...], ...]:
         """The trackers as BEP 12 tiers, each URL with its status (complete,
         incomplete, failures, peers, last error, next announce...)."""
-        if self._run is not None and self._run.announcer is not None:
+        if self._run is not None:
             return self._run.announcer.trackers()
-        tiers = TrackerTiers(self.metainfo.trackers, self._rng)
+        tiers = TrackerTiers(self._trackers, self.rng)
         return tuple(tuple(tiers.status(url) for url in tier) for tier in tiers.tiers)
 
-    def add_peers(self, addresses: Iterable[tuple[str, int]]) -> None:
-        """Peers to connect to (besides those trackers give); ignored while stopped."""
+    def add_tracker(self, url: str, tier: int | None = None) -> None:
+        """Add a tracker, in tier ``tier`` (default: a new last tier); a
+        running torrent announces to it as BEP 12 says."""
+        if any(url in t for t in self._trackers):
+            return
+        if tier is None or tier >= len(self._trackers):
+            self._trackers.append([url])
+        else:
+            self._trackers[tier].append(url)
         if self._run is not None:
-            self._run.swarm.add_peers(list(addresses), source="user")
+            self._run.announcer.add_tracker(url, tier)
 
-    # -- observers --------------------------------------------------------------------
+    def remove_tracker(self, url: str) -> None:
+        """Forget a tracker (a running torrent tells it ``stopped`` if it had
+        started with it)."""
+        self._trackers = [[u for u in t if u != url] for t in self._trackers]
+        self._trackers = [t for t in self._trackers if t]
+        if self._run is not None:
+            self._run.announcer.remove_tracker(url)
+
+    # -- events and observers -------------------------------------------------------------
 
     def add_observer(self, observer: Any) -> None:
         """Hear what happens: see ``observers.TorrentObserver``."""
@@ -312,93 +357,72 @@ class Torrent:
         self._complete_waiters.append(d)
         return d
 
+    # -- progress (the Completion model's figures) -------------------------------------
+
     @property
     def bitfield(self) -> Bitfield:
         """A copy of the set of verified pieces."""
-        return self._have.copy()
+        return self._data.completion.have.copy() if self._data is not None else Bitfield(0)
 
     @property
     def wanted(self) -> Bitfield:
         """Pieces not verified yet that belong to a file of priority > 0."""
-        out = Bitfield(self.piece_count)
-        for index, priority in enumerate(self._piece_priorities()):
-            if priority > 0 and index not in self._have:
-                out.add(index)
-        return out
+        return self._data.completion.wanted() if self._data is not None else Bitfield(0)
 
     @property
     def complete(self) -> bool:
-        """Every wanted piece is verified."""
-        return self._missing_wanted() == 0
-
-    def _piece_priorities(self) -> list[int]:
-        if self._piece_prio is None:
-            self._piece_prio = self.layout.piece_priorities(self.priorities)
-        return self._piece_prio
-
-    def _missing_wanted(self) -> int:
-        """Wanted pieces not verified yet, kept up to date as pieces come and go
-        (``complete`` is asked after every piece: it must not scan them all)."""
-        if self._missing is None:
-            have = self._have
-            self._missing = sum(
-                1 for i, p in enumerate(self._piece_priorities()) if p > 0 and i not in have
-            )
-        return self._missing
-
-    def _have_changed(self) -> None:
-        """``_have`` or the priorities changed wholesale: recount lazily."""
-        self._missing = None
-        self._piece_prio = None
+        """Every wanted piece is verified (never before the metadata)."""
+        return self._data is not None and self._data.completion.complete
 
     @property
     def seed(self) -> bool:
         """Every piece is verified."""
-        return self._have.complete
+        return self._data is not None and self._data.completion.seed
 
     @property
     def left(self) -> int:
         """Bytes of the torrent not verified yet (BEP 3's ``left``)."""
-        return self.size - sum(self.layout.piece_size(i) for i in self._have)
+        return self._data.completion.left if self._data is not None else 0
 
     @property
     def wanted_size(self) -> int:
         """Bytes in pieces that belong to a wanted file (the download's size)."""
-        priorities = self._piece_priorities()
-        return sum(self.layout.piece_size(i) for i, p in enumerate(priorities) if p > 0)
+        return self._data.completion.wanted_size if self._data is not None else 0
 
     @property
     def left_wanted(self) -> int:
         """Bytes of wanted pieces not verified yet."""
-        return sum(self.layout.piece_size(i) for i in self.wanted)
+        return self._data.completion.left_wanted if self._data is not None else 0
 
     @property
     def priorities(self) -> tuple[int, ...]:
-        return self._storage.priorities
+        return self._data.completion.file_priorities if self._data is not None else ()
 
     def files(self) -> list[FileInfo]:
-        """The torrent's files (pad files left out), with their priorities."""
+        """The torrent's files (pad files left out), with their priorities
+        (none before the metadata)."""
+        if self._data is None:
+            return []
+        priorities = self.priorities
         return [
-            FileInfo(i, os.path.join(*f.path), f.length, self._storage.priorities[i])
-            for i, f in enumerate(self.metainfo.files)
+            FileInfo(i, os.path.join(*f.path), f.length, priorities[i])
+            for i, f in enumerate(self._data.metainfo.files)
             if not f.pad
         ]
 
     def set_priorities(self, priorities: Sequence[int]) -> Deferred[None]:
         """Set every file's priority (0 = skip); data moves out of the part file
         for files that become wanted."""
-        store = self._ensure_store()
-        d = store.set_priorities(priorities)
+        data = self._require_data()
+        self._check_open()
 
-        def applied(_: object) -> None:
-            self._have_changed()
-            if self._run is not None:
-                self._run.swarm.set_piece_priorities(
-                    self.layout.piece_priorities(self.priorities)
-                )
+        def applied(changed: frozenset[int]) -> None:
+            if self._run is not None and changed:
+                self._run.swarm.priorities_changed()
             self._check_complete()
+            self._refresh_state()
 
-        return d.addCallback(applied)
+        return data.set_priorities(priorities).addCallback(applied)
 
     def set_file_priority(self, index: int, priority: int) -> Deferred[None]:
         priorities = list(self.priorities)
@@ -407,27 +431,24 @@ class Torrent:
 
     def piece_cache(self) -> dict[int, int]:
         """Where pieces held in the part file live: pass it back as ``piece_cache=``."""
-        return self._storage.piece_cache()
+        return self._data.storage.piece_cache() if self._data is not None else {}
 
     def path_of(self, file_index: int) -> str:
-        return self._storage.file_path(file_index)
+        return self._require_data().storage.file_path(file_index)
 
-    # -- verification ---------------------------------------------------------------
+    # -- verification and resume ----------------------------------------------------------
 
-    def _ensure_store(self) -> Store:
-        """The running store, started (anew after a stop) when needed."""
+    def _check_open(self) -> None:
         if self._closed:
             raise LocalProtocolError("this torrent is closed")
-        if self._store is None:
-            shared = self._shared_session
-            self._store = Store(
-                self._storage,
-                reactor=self._reactor,
-                threadpool=shared.threadpool if shared is not None else None,
-                threads=self._disk_threads + self._hash_workers,
-            )
-            self._store.start()
-        return self._store
+
+    def _ensure_store(self) -> Store:
+        self._check_open()
+        return self._require_data().ensure_store()
+
+    @property
+    def _store(self) -> Store | None:
+        return self._data.store if self._data is not None else None
 
     def hashcheck(
         self, indexes: Iterable[int] | None = None, on_progress: OnProgress | None = None
@@ -438,134 +459,89 @@ class Torrent:
         ``on_hash_pass``; one that fails (or whose data is missing) is removed
         and reported to ``on_hash_fail``.  The hashing runs in threads; the
         reactor only sees the results."""
-        store = self._ensure_store()
-        full = indexes is None
-        checker = HashChecker(
-            self.metainfo,
-            self._storage.read_piece,
-            reactor=store.reactor,
-            threadpool=store.threadpool,
-            workers=self._hash_workers,
-        )
-        self._checkers.append(checker)
-        d = checker.check(indexes, self._passed, self._failed, on_progress)
+        self._check_open()
+        return self._require_data().hashcheck(indexes, on_progress)
 
-        def done(_: Bitfield) -> Bitfield:
-            if full:
-                self._have_known = True
-            return self.bitfield
-
-        def forget(result: object) -> object:
-            self._checkers.remove(checker)
-            return result
-
-        return d.addCallback(done).addBoth(forget)
-
-    def _passed(self, index: int) -> None:
-        if index not in self._have:
-            self._have.add(index)
-            if self._missing is not None and self._piece_priorities()[index] > 0:
-                self._missing -= 1
-        if self.on_hash_pass is not None:
-            self.on_hash_pass(index)
-        self._observers.notify("piece_verified", self, index, True)
-        self._check_complete()
-
-    def _failed(self, index: int) -> None:
-        if index in self._have:
-            self._have.discard(index)
-            if self._missing is not None and self._piece_priorities()[index] > 0:
-                self._missing += 1
-        if self.on_hash_fail is not None:
-            self.on_hash_fail(index)
-        self._observers.notify("piece_verified", self, index, False)
-
-    def _check_complete(self) -> None:
-        if not self._complete_waiters and self._run is None:
-            return
-        if not self.complete:
-            return
-        if self._run is not None and not self._run.completed_sent:
-            self._run.completed_sent = True
-            if self._run.announcer is not None:
-                self._run.announcer.completed()
-            self._observers.notify("completed", self)
-        waiters, self._complete_waiters = self._complete_waiters, []
-        for d in waiters:
-            d.callback(self)
-
-    # -- resume ----------------------------------------------------------------------
-
-    @inlineCallbacks
-    def load_resume(self, on_progress: OnProgress | None = None) -> Any:
+    def load_resume(self, on_progress: OnProgress | None = None) -> Deferred[Bitfield]:
         """Restore ``bitfield`` from the resume record, hashing what it cannot vouch for.
 
         A missing or corrupt record means a full check of the data on disk.
         Right after loading, the record is rewritten as unclean, so a crash
         before a clean ``stop()`` makes the next run recheck what it claims.
         Fires with a copy of ``bitfield``."""
-        path = self._resume_file()
-        store = self._ensure_store()
-        try:
-            record = yield store.call(
-                load_record,
-                path,
-                self.infohash,
-                self.piece_count,
-                len(self.metainfo.files),
-            )
-        except ResumeDataError:
-            record = None
-        disk_files = yield store.file_stats()
-        disk_part = yield store.part_stat()
-        plan = plan_resume(record, self.layout, disk_files, disk_part)
-        for index in list(self._have):
-            if index not in plan.have:
-                self._have.discard(index)
-        for index in plan.have:
-            self._have.add(index)
-        self._have_changed()
-        if plan.recheck:
-            yield self.hashcheck(sorted(plan.recheck), on_progress)
-        self._have_known = True
-        yield self._save(clean=False)
-        return self.bitfield
+        self._check_open()
+        return self._require_data().load_resume(on_progress)
 
     def save_resume(self, clean: bool = False) -> Deferred[None]:
         """Write the resume record atomically (after flushing the data files)."""
-        self._resume_file()
-        self._ensure_store()
-        return self._save(clean)
-
-    @inlineCallbacks
-    def _save(self, clean: bool) -> Any:
-        path = self._resume_file()
-        store = self._ensure_store()
-        yield store.sync()
-        disk_files = yield store.file_stats()
-        disk_part = yield store.part_stat()
-        record = make_record(
-            self.infohash,
-            self._have,
-            self.piece_cache(),
-            disk_files,
-            disk_part,
-            clean=clean,
-            priorities=self.priorities,
-        )
-        yield store.call(save_record, path, record)
-
-    def _resume_file(self) -> str:
+        self._check_open()
         if self.resume_path is None:
             raise LocalProtocolError("this torrent has no resume_path")
-        return self.resume_path
+        return self._require_data().save(clean)
+
+    def _passed(self, index: int) -> None:
+        if self.on_hash_pass is not None:
+            self.on_hash_pass(index)
+        self._observers.notify("piece_verified", self, index, True)
+        self._check_complete()
+
+    def _failed(self, index: int) -> None:
+        if self.on_hash_fail is not None:
+            self.on_hash_fail(index)
+        self._observers.notify("piece_verified", self, index, False)
+
+    def _check_complete(self) -> None:
+        if not self.complete:
+            return
+        run = self._run
+        if run is not None and not run.completed_sent:
+            run.completed_sent = True
+            run.announcer.completed()
+            self._observers.notify("completed", self)
+        if run is not None:
+            self._refresh_state()
+        waiters, self._complete_waiters = self._complete_waiters, []
+        for d in waiters:
+            d.callback(self)
+
+    # -- TorrentRunHost ---------------------------------------------------------------------
+
+    def transfer_stats(self) -> tuple[int, int, int]:
+        left = self.left if self._data is not None else LEFT_UNKNOWN
+        return self.uploaded, self.downloaded, left
+
+    def piece_downloaded(self, index: int) -> None:
+        self._require_data().passed(index)
+
+    def piece_failed(self, index: int) -> None:
+        self._require_data().failed(index)
+
+    def tracker_reply(self, url: str, response: Any) -> None:
+        self._observers.notify("tracker_reply", self, url, response)
+
+    def tracker_error(self, url: str, message: str) -> None:
+        self._observers.notify("tracker_error", self, url, message)
 
     # -- life cycle --------------------------------------------------------------------
 
-    def _set_state(self, new: str) -> None:
+    def _set_state(self, new: TorrentState) -> None:
         old, self._state = self._state, new
-        if old != new:
+        if old is not new:
             self._observers.notify("state_changed", self, old, new)
+
+    def _refresh_state(self) -> None:
+        """The state a running torrent is in, from what it knows."""
+        run = self._run
+        if run is None:
+            return
+        if run.swarm.paused:
+            self._set_state(TorrentState.PAUSED)
+        elif self._data is None:
+            self._set_state(TorrentState.METADATA)
+        elif self.complete:
+            self._set_state(TorrentState.SEEDING)
+        else:
+            self._set_state(TorrentState.DOWNLOADING)
 
     def _serially(self, step: Callable[[], Any]) -> Deferred[None]:
         """Run life-cycle steps one after another, in call order.  Each call
@@ -616,108 +592,61 @@ class Torrent:
 
     def _pause(self) -> None:
         if self._run is None:
-            self._start_state = "paused"
+            self._start_paused = True
             return
         self._run.swarm.pause()
-        self._set_state("paused")
+        self._refresh_state()
 
     @inlineCallbacks
     def _start(self) -> Any:
+        self._check_open()
         if self._run is not None:
-            if self._state == "paused":
+            if self._run.swarm.paused:
                 self._run.swarm.resume()
-                self._set_state("active")
+                self._refresh_state()
             return None
-        self._ensure_store()
-        if not self._have_known:
-            if self.resume_path is not None:
-                yield self.load_resume()
-            else:
-                yield self.hashcheck()
+        data = self._data
+        if data is not None:
+            data.ensure_store()
+            if not data.have_known:
+                self._set_state(TorrentState.CHECKING)
+                try:
+                    if self.resume_path is not None:
+                        yield data.load_resume()
+                    else:
+                        yield data.hashcheck()
+                except BaseException:
+                    self._set_state(TorrentState.STOPPED)
+                    raise
         run = yield self._launch()
         self._run = run
-        if self._start_state == "paused":
+        if self._start_paused:
             run.swarm.pause()
         # A torrent complete at start says so with "started" (left=0): no "completed".
         run.completed_sent = self.complete
-        if run.announcer is not None:
-            run.announcer.start()
-        if self.resume_path is not None:
-            run.saver = LoopingCall(self._periodic_save)
-            run.saver.clock = run.clock
-            run.saver.start(RESUME_SAVE_INTERVAL, now=False)
-        self._start_state = "active"
-        self._set_state("paused" if run.swarm.paused else "active")
+        run.announcer.start()
+        if self.source.peers:
+            run.swarm.add_peers(list(self.source.peers), source="magnet")
+        if self.resume_path is not None and self._data is not None:
+            run.start_saving(self._periodic_save, self.config.resume_save_interval)
+        self._start_paused = False
+        self._refresh_state()
         self._check_complete()
         return None
 
-    @inlineCallbacks
-    def _launch(self) -> Any:
+    def _launch(self) -> Deferred[RunningTorrent]:
         """Build and start the parts that live from ``start`` to ``stop``."""
-        store = self._ensure_store()
-        reactor = store.reactor
         own = self._shared_session is None
         session = self.make_session() if own else self._shared_session
         assert session is not None
-        if own:
-            yield session.start()
-        swarm = Swarm(
-            self.metainfo,
-            self.layout,
-            store,
-            self._have,
-            self.peerid,
-            session,
-            reactor,
-            self._rng,
-            self.layout.piece_priorities(self.priorities),
-            config=self.swarm_config,
-            upload_throttle=Throttle(self.upload_limit, reactor),
-            download_throttle=Throttle(self.download_limit, reactor),
-            on_piece_passed=self._piece_downloaded,
-            on_piece_failed=self._failed,
-            observer=_SwarmBridge(self),
+        data = self._data
+        clock = data.ensure_store().reactor if data is not None else session.resolve_reactor()
+        return RunningTorrent.launch(
+            self, session, own, clock, self._trackers, _SwarmBridge(self), data
         )
-        swarm.listen_port = session.port
-        session.add_host(swarm)
-        swarm.start()
-        run = _Running(reactor, session, own, swarm)
-        if self.metainfo.trackers:
-            interface4, interface6 = self._udp_interfaces()
-            run.udp = UDPTrackerClient(
-                reactor=reactor, rng=self._rng, interface4=interface4, interface6=interface6
-            )
-            run.udp.start()
-            run.announcer = Announcer(
-                self.metainfo.trackers,
-                self.infohash,
-                self.peerid,
-                lambda: session.port or 0,
-                lambda: (self.uploaded, self.downloaded, self.left),
-                _adder(swarm),
-                reactor,
-                self._rng,
-                HTTPTrackerClient(reactor=reactor),
-                run.udp,
-                announce_to_all=self.announce_to_all,
-                on_reply=lambda url, r: self._observers.notify("tracker_reply", self, url, r),
-                on_error=lambda url, e: self._observers.notify("tracker_error", self, url, e),
-            )
-        return run
-
-    def _udp_interfaces(self) -> tuple[str, str]:
-        """Where the UDP tracker client binds: where we listen, when given."""
-        given = list(self._listen_interfaces or ())
-        v4 = next((i for i in given if ":" not in i), "0.0.0.0")
-        v6 = next((i for i in given if ":" in i), "::")
-        return v4, v6
-
-    def _piece_downloaded(self, index: int) -> None:
-        """The swarm verified and wrote a piece."""
-        self._passed(index)
 
     def _periodic_save(self) -> Any:
-        d = self._save(clean=False)
+        d = self._require_data().save(clean=False)
         d.addErrback(lambda f: _log.failure("saving resume data failed", f))
         return d
 
@@ -725,57 +654,13 @@ class Torrent:
     def _stop(self) -> Any:
         run, self._run = self._run, None
         if run is not None:
-            if run.saver is not None and run.saver.running:
-                run.saver.stop()
-            waits = [run.swarm.stop()]
-            if run.announcer is not None:
-                waits.append(run.announcer.stop())
-            yield DeferredList(waits, consumeErrors=True)
-            run.session.remove_host(run.swarm)
-            if run.udp is not None:
-                yield run.udp.stop()
-            if run.own_session:
-                yield run.session.stop()
+            yield run.stop()
             self._uploaded_before += run.swarm.uploaded
             self._downloaded_before += run.swarm.downloaded
-        store, self._store = self._store, None
-        if store is not None:
-            for checker in list(self._checkers):
-                yield checker.when_idle()
-            if self._have_known and self.resume_path is not None:
-                self._store = store
-                try:
-                    yield self._save(clean=True)
-                finally:
-                    self._store = None
-            yield store.stop()
-        self._set_state("stopped")
+        if self._data is not None:
+            yield self._data.stop_store(save_clean=True)
+        self._set_state(TorrentState.STOPPED)
         return None
-
-
-def _adder(swarm: Swarm) -> Callable[[list[tuple[str, int]], str], None]:
-    def add(peers: list[tuple[str, int]], source: str) -> None:
-        swarm.add_peers(peers, source)
-
-    return add
-
-
-RESUME_SAVE_INTERVAL = 60.0
-"""Seconds between the unclean resume saves of a running torrent."""
-
-
-class _Running:
-    """The parts that live from ``start`` to ``stop``."""
-
-    def __init__(self, clock: Any, session: Session, own_session: bool, swarm: Swarm) -> None:
-        self.clock = clock
-        self.session = session
-        self.own_session = own_session
-        self.swarm = swarm
-        self.announcer: Announcer | None = None
-        self.udp: UDPTrackerClient | None = None
-        self.saver: LoopingCall | None = None
-        self.completed_sent = False
 
 
 class _SwarmBridge(SwarmObserver):

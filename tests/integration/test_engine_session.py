@@ -26,14 +26,14 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from tests.integration import ltutil
-from tests.integration.engine import make_files, same_files, wait_until
-from txbittorrent import torrent as torrent_module
+from txbittorrent import running as running_module
 from txbittorrent.core.metainfo import parse
 from txbittorrent.core.tracker.registry import TrackerState
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.observers import TorrentObserver
 from txbittorrent.session import Session, SessionConfig
 from txbittorrent.swarm.config import SwarmConfig
+from txbittorrent.testing import make_files, same_files, wait_until
 from txbittorrent.torrent import Torrent
 from txbittorrent.tracker.server import HTTPTrackerResource, start_tracker
 from txbittorrent.tracker.client import UDPTrackerClient
@@ -260,7 +260,7 @@ class LoopbackUDPClient(UDPTrackerClient):
 
 
 class StartedLoopbackUDPClient(LoopbackUDPClient):
-    """As ``LoopbackUDPClient``, started when made (``Torrent._launch`` does
+    """As ``LoopbackUDPClient``, started when made (``RunningTorrent`` does
     not start its client: see ``test_udp_client_started_by_torrent``)."""
 
     def __init__(self, reactor: Any = None, rng: Any = None, **kwargs: Any) -> None:
@@ -317,13 +317,13 @@ class UDPTrackerTests(SessionTestBase):
 
     def test_peers_meet_through_udp_tracker(self) -> Any:
         """A seeder and a leecher find each other through a udp:// tracker alone."""
-        self.patch(torrent_module, "UDPTrackerClient", StartedLoopbackUDPClient)
+        self.patch(running_module, "UDPTrackerClient", StartedLoopbackUDPClient)
         return self.meet()
 
     def test_udp_client_started_by_torrent(self) -> Any:
         """A Torrent starts the UDP tracker client it makes (or its udp:// announces
         all fail with "the UDP tracker client is not started")."""
-        self.patch(torrent_module, "UDPTrackerClient", LoopbackUDPClient)
+        self.patch(running_module, "UDPTrackerClient", LoopbackUDPClient)
         return self.meet()
 
 

@@ -39,7 +39,7 @@ a single AND of two big integers.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
@@ -53,6 +53,7 @@ from txbittorrent.swarm.piecebuffer import PieceBuffers, verify_and_write
 
 if TYPE_CHECKING:
     from txbittorrent.core.layout import Layout
+    from txbittorrent.core.transfer.completion import Completion
     from txbittorrent.core.metainfo import Metainfo
     from txbittorrent.swarm.peerstate import PeerState, RateMeter
     from txbittorrent.storage.store import Store
@@ -87,16 +88,17 @@ class Downloader:
         metainfo: Metainfo,
         layout: Layout,
         store: Store,
-        have: Bitfield,
+        completion: Completion,
         rng: RandomSource,
-        priorities: Sequence[int],
         config: SwarmConfig,
         clock: Any,
         meter: RateMeter,
         host: DownloadHost,
     ) -> None:
-        self.picker: PiecePicker[PeerState] = PiecePicker.from_layout(layout, rng, have)
-        self.picker.set_piece_priorities(priorities)
+        self.picker: PiecePicker[PeerState] = PiecePicker.from_layout(
+            layout, rng, completion.have.copy()
+        )
+        self.picker.set_piece_priorities(completion.piece_priorities)
         self.buffers = PieceBuffers(config.max_buffer_bytes)
         self.meter = meter
         """Payload bytes received, all peers together."""
@@ -107,9 +109,7 @@ class Downloader:
         self._metainfo = metainfo
         self._layout = layout
         self._store = store
-        self._have = have
-        self._priorities = list(priorities)
-        self._wanted_bits: int | None = None
+        self._completion = completion
         self._config = config
         self._clock = clock
         self._host = host
@@ -119,7 +119,7 @@ class Downloader:
     @property
     def seeding(self) -> bool:
         """We have every piece we want."""
-        return self.picker.wanted_left() == 0
+        return self._completion.complete
 
     def when_idle(self) -> Deferred[None]:
         """Fires once no hash-and-write job is in flight."""
@@ -131,23 +131,9 @@ class Downloader:
 
     # -- interest ----------------------------------------------------------------------
 
-    def _wanted(self) -> int:
-        """The pieces we want (priority > 0, not had) as one big integer in
-        BEP 3 bit order, like ``int.from_bytes(bitfield.to_bytes())``."""
-        bits = self._wanted_bits
-        if bits is None:
-            mask = bytearray((self._layout.piece_count + 7) // 8)
-            for index, priority in enumerate(self._priorities):
-                if priority > 0:
-                    mask[index >> 3] |= 0x80 >> (index & 7)
-            have = int.from_bytes(self._have.to_bytes(), "big")
-            bits = self._wanted_bits = int.from_bytes(mask, "big") & ~have
-        return bits
-
     def count_wanted(self, pieces: Bitfield) -> int:
-        if not pieces.count:
-            return 0
-        return (int.from_bytes(pieces.to_bytes(), "big") & self._wanted()).bit_count()
+        """How many pieces we want are in ``pieces`` (a peer's)."""
+        return self._completion.count_wanted_in(pieces)
 
     def send_interest(self, peer: PeerState) -> None:
         """Tell the peer whether we are interested, if that changed."""
@@ -159,10 +145,10 @@ class Downloader:
         if data:
             peer.link.send(data)
 
-    def set_priorities(self, priorities: Sequence[int]) -> None:
-        self.picker.set_piece_priorities(priorities)
-        self._priorities = list(priorities)
-        self._wanted_bits = None
+    def priorities_changed(self) -> None:
+        """The completion model's priorities changed: picks, interest and
+        requests follow."""
+        self.picker.set_piece_priorities(self._completion.piece_priorities)
         for peer in self._host.live_peers():
             peer.wanted_count = self.count_wanted(peer.session.peer_have)
             self.send_interest(peer)
@@ -181,7 +167,7 @@ class Downloader:
 
     def peer_have(self, peer: PeerState, index: int) -> None:
         self.picker.peer_have(peer, index)
-        if self._priorities[index] > 0 and index not in self._have:
+        if self._completion.is_wanted(index):
             peer.wanted_count += 1
             if peer.wanted_count == 1:
                 self.send_interest(peer)
@@ -384,11 +370,10 @@ class Downloader:
 
     def _passed(self, index: int, buffer: bytearray) -> None:
         self.picker.piece_passed(index)
-        self._wanted_bits = None
-        self._host.piece_passed(index, buffer)
+        self._host.piece_passed(index, buffer)  # the completion model hears it there
         if self.stopped:
             return
-        wanted = self._priorities[index] > 0
+        wanted = self._completion.piece_priorities[index] > 0
         for peer in self._host.live_peers():
             session = peer.session
             if index not in session.peer_have:

@@ -74,7 +74,7 @@ class PeerState:
         "link", "session", "address", "outgoing", "peer_id", "connected_at", "connected",
         "down", "up", "wasted", "depth", "low_water", "asking_since", "last_block_at",
         "snubbed", "last_unchoked", "suggested", "client_v", "listen_address",
-        "wanted_count", "optimistic", "serve_due",
+        "wanted_count", "optimistic", "serve_due", "dht_port",
     )
 
     def __init__(self, link: PeerLink, now: float, keep: float, depth: int) -> None:
@@ -106,6 +106,8 @@ class PeerState:
         self.suggested: set[int] = set()
         self.client_v: str | None = None
         self.listen_address: Address | None = None
+        self.dht_port: int | None = None
+        """The UDP port of the peer's DHT node, from its PORT message (BEP 5)."""
         self.wanted_count = 0
         """How many pieces we want that the peer has: interested iff > 0."""
         self.optimistic = False

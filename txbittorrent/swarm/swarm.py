@@ -58,12 +58,14 @@ from twisted.python.failure import Failure
 from txbittorrent import __version__
 from txbittorrent.swarm.addressbook import AddressBook, ban_key
 from txbittorrent.interfaces import SELF_CONNECTION
-from txbittorrent.core.bitfield import Bitfield
+from txbittorrent.core.transfer.completion import BitfieldView, Completion
 from txbittorrent.core.transfer.choker import OptimisticUnchoke, PeerStats, choke
 from txbittorrent.core.wire.events import (
     BlockReceived,
     BlockRequested,
+    DHTPort,
     ExtensionHandshake,
+    ExtensionMessage,
     PeerAllowedFast,
     PeerBitfield,
     PeerChoked,
@@ -78,7 +80,7 @@ from txbittorrent.core.metainfo import Metainfo
 from txbittorrent.core.wire.session import PeerSession
 from txbittorrent.core.transfer.picker import RandomSource
 from txbittorrent.swarm.downloader import Downloader
-from txbittorrent.errors import LocalProtocolError
+from txbittorrent.errors import LocalProtocolError, RemoteProtocolError
 from txbittorrent.swarm.peerstate import PeerInfo, PeerState, RateMeter
 from txbittorrent.storage.store import Store
 from txbittorrent.swarm.config import SwarmConfig, SwarmObserver
@@ -98,6 +100,28 @@ _log = Logger()
 _NEW, _RUNNING, _STOPPED = "new", "running", "stopped"
 
 
+class Extensions:
+    """Stand-in until the BEP 10 plug-in dispatcher lands (swarm/extensions.py)."""
+
+    def handshake(self) -> dict[bytes, Any]:
+        return {b"m": {}}
+
+    def handshake_received(self, peer: PeerState, payload: Any) -> None:
+        pass
+
+    def message(self, peer: PeerState, event: Any) -> None:
+        pass
+
+    def peer_lost(self, peer: PeerState) -> None:
+        pass
+
+    def tick(self, now: float) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
 class Swarm:
     """The ``PeerHost`` of one torrent; see the module docstring.
 
@@ -109,12 +133,11 @@ class Swarm:
         metainfo: Metainfo,
         layout: Layout,
         store: Store,
-        have: Bitfield,
+        completion: Completion,
         peer_id: bytes,
         dialer: Dialer,
         clock: Any,
         rng: RandomSource,
-        piece_priorities: Sequence[int],
         *,
         config: SwarmConfig | None = None,
         upload_throttle: Any = None,
@@ -123,17 +146,63 @@ class Swarm:
         on_piece_failed: Callable[[int], object],
         observer: SwarmObserver | None = None,
     ) -> None:
+        """A swarm for a torrent whose metadata is known (see
+        ``for_info_hash`` for one that has only its info hash so far)."""
+        self._setup(
+            metainfo.info_hash, peer_id, dialer, clock, rng, config,
+            upload_throttle, download_throttle, observer,
+        )
+        self.attach(metainfo, layout, store, completion,
+                    on_piece_passed=on_piece_passed, on_piece_failed=on_piece_failed)
+
+    @classmethod
+    def for_info_hash(
+        cls,
+        info_hash: bytes,
+        peer_id: bytes,
+        dialer: Dialer,
+        clock: Any,
+        rng: RandomSource,
+        *,
+        config: SwarmConfig | None = None,
+        upload_throttle: Any = None,
+        download_throttle: Any = None,
+        observer: SwarmObserver | None = None,
+    ) -> Swarm:
+        """A swarm that knows only the info hash (a magnet link): it connects,
+        handshakes and exchanges extension messages, and transfers no piece
+        until ``attach`` gives it the metadata."""
+        swarm = cls.__new__(cls)
+        swarm._setup(
+            info_hash, peer_id, dialer, clock, rng, config,
+            upload_throttle, download_throttle, observer,
+        )
+        return swarm
+
+    def _setup(
+        self,
+        info_hash: bytes,
+        peer_id: bytes,
+        dialer: Dialer,
+        clock: Any,
+        rng: RandomSource,
+        config: SwarmConfig | None,
+        upload_throttle: Any,
+        download_throttle: Any,
+        observer: SwarmObserver | None,
+    ) -> None:
         self.config = cfg = config if config is not None else SwarmConfig()
-        self.info_hash = metainfo.info_hash
+        self.info_hash = info_hash
         self.peer_id = peer_id
         self.upload_throttle = upload_throttle
         self.download_throttle = download_throttle
         self.listen_port: int | None = None
         """Our listening port, for the ``p`` of our extension handshake (set by the Torrent)."""
-        self.on_piece_passed = on_piece_passed
-        self.on_piece_failed = on_piece_failed
-        self.layout = layout
-        self._have = have
+        self.layout: Layout | None = None
+        self.extensions = Extensions()
+        """The BEP 10 plug-ins (``ut_metadata``, ``ut_pex``...): register before ``start``."""
+        self._rng = rng
+        self._have: BitfieldView | None = None
         self._dialer = dialer
         self._clock = clock
         self._observer = observer if observer is not None else SwarmObserver()
@@ -141,11 +210,9 @@ class Swarm:
         now = clock.seconds()
         self._down = RateMeter(now, self._keep)
         self._up = RateMeter(now, self._keep)
-        self._downloader = Downloader(
-            metainfo, layout, store, have, rng, piece_priorities, cfg, clock, self._down, self
-        )
-        self._cache = UploadCache(store.read_piece, cfg.upload_cache_bytes)
-        self._uploader = Uploader(self._cache, have, cfg, self._up, clock, self.disk_error)
+        self._downloader: Downloader | None = None
+        self._uploader: Uploader | None = None
+        self._cache: UploadCache | None = None
         self._book = AddressBook(cfg.max_candidates, cfg.reconnect_backoff, cfg.connect_timeout)
         self._optimistic: OptimisticUnchoke[PeerState] = OptimisticUnchoke(
             rng, interval=cfg.optimistic_interval
@@ -155,20 +222,78 @@ class Swarm:
         self._loops: list[LoopingCall] = []
         self._state = _NEW
         self._paused = False
-        d = self._downloader
         self._handlers: dict[type, Callable[[PeerState, Any], None]] = {
+            PeerChoked: self._on_choked,
+            PeerInterested: self._on_interested,
+            Suggested: self._on_suggested,
+            ExtensionHandshake: self._on_extension_handshake,
+            ExtensionMessage: self._on_extension_message,
+            DHTPort: self._on_dht_port,
+        }
+
+    @property
+    def has_metadata(self) -> bool:
+        """Whether ``attach`` has given the swarm the torrent's metadata."""
+        return self._downloader is not None
+
+    def attach(
+        self,
+        metainfo: Metainfo,
+        layout: Layout,
+        store: Store,
+        completion: Completion,
+        *,
+        on_piece_passed: Callable[[int], object],
+        on_piece_failed: Callable[[int], object],
+    ) -> None:
+        """Take the torrent's metadata and data: from now on pieces move.
+        Connected peers learn our pieces, and what they said of theirs
+        before is checked against the piece count now known."""
+        if self._downloader is not None:
+            raise LocalProtocolError("the swarm has its metadata already")
+        if metainfo.info_hash != self.info_hash:
+            raise LocalProtocolError("the metadata is of another torrent")
+        cfg = self.config
+        self.on_piece_passed = on_piece_passed
+        self.on_piece_failed = on_piece_failed
+        self.layout = layout
+        self._have = have = completion.have
+        self._downloader = d = Downloader(
+            metainfo, layout, store, completion, self._rng, cfg, self._clock, self._down, self
+        )
+        self._cache = UploadCache(store.read_piece, cfg.upload_cache_bytes)
+        self._uploader = Uploader(self._cache, have, cfg, self._up, self._clock, self.disk_error)
+        d.paused = self._uploader.paused = self._paused
+        self._handlers.update({
             BlockReceived: lambda p, e: d.block(p, e.piece_index, e.begin, e.block),
             BlockRequested: self._on_requested,
             PeerHave: lambda p, e: d.peer_have(p, e.piece_index),
             RequestRejected: lambda p, e: d.rejected(p, e.piece_index, e.begin),
             PeerBitfield: lambda p, e: d.peer_bitfield(p, e.have),
-            PeerChoked: self._on_choked,
             PeerUnchoked: lambda p, e: d.fill(p),
             PeerAllowedFast: lambda p, e: d.fill(p),
-            PeerInterested: self._on_interested,
-            Suggested: self._on_suggested,
-            ExtensionHandshake: self._on_extension_handshake,
-        }
+        })
+        for peer in self.live_peers():
+            self._peer_learns_metadata(peer)
+
+    def _peer_learns_metadata(self, peer: PeerState) -> None:
+        """A peer connected before the metadata: its session checks what the
+        peer said of its pieces, then our pieces go out."""
+        assert self._downloader is not None and self._have is not None and self.layout is not None
+        session = peer.session
+        try:
+            events = session.set_piece_count(self.layout.piece_count, self.layout.piece_size)
+        except RemoteProtocolError as e:
+            self._close(peer, f"protocol error: {e}")
+            return
+        self._downloader.set_depth(peer, peer.depth)
+        data = session.send_bitfield(self._have)
+        if data:
+            peer.link.send(data)
+        for event in events:
+            self.peer_event(peer.link, event)
+        if peer.connected and not session.dead:
+            self._downloader.send_interest(peer)
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -202,15 +327,20 @@ class Swarm:
         if self._state == _STOPPED:
             return succeed(None)
         self._state = _STOPPED
-        self._downloader.stopped = self._uploader.stopped = True
+        downloader, uploader, cache = self._downloader, self._uploader, self._cache
+        if downloader is not None and uploader is not None:
+            downloader.stopped = uploader.stopped = True
         for loop in self._loops:
             if loop.running:
                 loop.stop()
         self._loops = []
         for peer in list(self._peers.values()):
             self._close(peer, "the torrent is stopping")
-        self._uploader.clear()
-        waits = [self._downloader.when_idle(), self._cache.when_idle()]
+        self.extensions.stop()
+        if downloader is None or uploader is None or cache is None:
+            return succeed(None)
+        uploader.clear()
+        waits = [downloader.when_idle(), cache.when_idle()]
         return DeferredList(waits, consumeErrors=True).addCallback(lambda _: None)
 
     @property
@@ -226,23 +356,31 @@ class Swarm:
         our requests, withdraw our interest."""
         if self._paused:
             return
-        self._paused = self._downloader.paused = self._uploader.paused = True
+        self._paused = True
+        downloader, uploader = self._downloader, self._uploader
+        if downloader is None or uploader is None:
+            return  # nothing moves before the metadata anyway
+        downloader.paused = uploader.paused = True
         for peer in self.live_peers():
             session = peer.session
-            data = session.choke() + self._downloader.withdraw(peer) + session.not_interested()
+            data = session.choke() + downloader.withdraw(peer) + session.not_interested()
             peer.optimistic = False
             if data:
                 peer.link.send(data)
-        self._uploader.clear()
+        uploader.clear()
 
     def resume(self) -> None:
         """Undo ``pause``: interest and requests again, and a rechoke at once."""
         if not self._paused:
             return
-        self._paused = self._downloader.paused = self._uploader.paused = False
+        self._paused = False
+        downloader, uploader = self._downloader, self._uploader
+        if downloader is None or uploader is None:
+            return
+        downloader.paused = uploader.paused = False
         for peer in self.live_peers():
-            self._downloader.send_interest(peer)
-            self._downloader.fill(peer)
+            downloader.send_interest(peer)
+            downloader.fill(peer)
         self._rechoke()
 
     # -- for the Torrent and the application ---------------------------------------------
@@ -260,7 +398,7 @@ class Swarm:
     @property
     def wasted(self) -> int:
         """Payload bytes received that we no longer needed (endgame duplicates)."""
-        return self._downloader.wasted
+        return self._downloader.wasted if self._downloader is not None else 0
 
     @property
     def download_rate(self) -> float:
@@ -288,9 +426,11 @@ class Swarm:
         now, window = self._clock.seconds(), self.config.rate_window
         return [peer.info(now, window) for peer in self._peers.values()]
 
-    def set_piece_priorities(self, priorities: Sequence[int]) -> None:
-        """One priority per piece (0: skip); interest and requests follow."""
-        self._downloader.set_priorities(priorities)
+    def priorities_changed(self) -> None:
+        """The completion model's priorities changed: interest and requests follow."""
+        if self._downloader is None:
+            raise LocalProtocolError("no piece priorities before the metadata")
+        self._downloader.priorities_changed()
 
     # -- PeerHost ------------------------------------------------------------------------
 
@@ -298,19 +438,17 @@ class Swarm:
         return self._state == _RUNNING and len(self._peers) < self.config.max_connections
 
     def new_peer_session(self, outgoing: bool) -> PeerSession:
-        handshake: dict[str | bytes, Any] = {
-            "m": {},
-            "v": CLIENT_VERSION,
-            "reqq": self.config.max_peer_requests,
-        }
+        handshake: dict[str | bytes, Any] = dict(self.extensions.handshake())
+        handshake.update({"v": CLIENT_VERSION, "reqq": self.config.max_peer_requests})
         if self.listen_port:
             handshake["p"] = self.listen_port
+        layout = self.layout
         return PeerSession(
             self.info_hash,
             self.peer_id,
-            self.layout.piece_count,
+            layout.piece_count if layout is not None else None,
             outgoing,
-            piece_length_of=self.layout.piece_size,
+            piece_length_of=layout.piece_size if layout is not None else None,
             max_peer_requests=self.config.max_peer_requests,
             extension_handshake=handshake,
         )
@@ -333,12 +471,13 @@ class Swarm:
             if self._by_id.get(twin.peer_id) is twin:
                 del self._by_id[twin.peer_id]
         peer = PeerState(link, now, self._keep, self.config.min_queue_depth)
-        self._downloader.set_depth(peer, self.config.min_queue_depth)
+        if self._downloader is not None:
+            self._downloader.set_depth(peer, self.config.min_queue_depth)
         self._peers[link] = peer
         self._by_id[peer.peer_id] = peer
         if link.outgoing:
             self._book.connected(link.address, "outgoing")
-        data = session.send_bitfield(self._have)
+        data = session.send_bitfield(self._have) if self._have is not None else b""
         if session.extended:
             try:  # BEP 10: tell the peer the address we see it at
                 session.extension_handshake[b"yourip"] = ip_address(link.address[0]).packed
@@ -378,7 +517,9 @@ class Swarm:
         if peer is None or self._state != _RUNNING:
             return
         if type(event) is BlockReceived:  # the hot path: no handler lookup
-            self._downloader.block(peer, event.piece_index, event.begin, event.block)
+            downloader = self._downloader
+            if downloader is not None:  # (a block comes only once we asked)
+                downloader.block(peer, event.piece_index, event.begin, event.block)
             return
         handler = self._handlers.get(type(event))
         if handler is not None:
@@ -386,7 +527,7 @@ class Swarm:
 
     def peer_events_done(self, link: PeerLink) -> None:
         peer = self._peers.get(link)
-        if peer is not None and peer.serve_due:
+        if peer is not None and peer.serve_due and self._uploader is not None:
             peer.serve_due = False
             self._uploader.serve(peer)
 
@@ -402,8 +543,8 @@ class Swarm:
         peer.connected = False
         if self._by_id.get(peer.peer_id) is peer:
             del self._by_id[peer.peer_id]
-        self._downloader.peer_gone(peer)
-        self._uploader.forget(peer)
+        self._forget(peer)
+        self.extensions.peer_lost(peer)
         now = self._clock.seconds()
         if peer.outgoing:
             self._book.lost(peer.address, now)
@@ -424,7 +565,7 @@ class Swarm:
         (its transport drained); serve what the peer is waiting for now
         rather than at the next retry."""
         peer = self._peers.get(link)
-        if peer is not None and self.running:
+        if peer is not None and self.running and self._uploader is not None:
             self._uploader.serve(peer)
 
     # -- DownloadHost ----------------------------------------------------------------------
@@ -436,7 +577,7 @@ class Swarm:
 
     def piece_passed(self, index: int, data: bytearray) -> None:
         self.on_piece_passed(index)
-        if self.config.cache_downloaded:
+        if self.config.cache_downloaded and self._cache is not None:
             self._cache.put(index, data)
         self._observer.piece_verified(index, True)
 
@@ -470,8 +611,13 @@ class Swarm:
     def _close(self, peer: PeerState, reason: str) -> None:
         """Close a link and stop counting on the peer now, not at ``peer_lost``."""
         peer.close(reason)
-        self._downloader.peer_gone(peer)
-        self._uploader.forget(peer)
+        self._forget(peer)
+
+    def _forget(self, peer: PeerState) -> None:
+        """Stop counting on a peer's requests and blocks."""
+        if self._downloader is not None and self._uploader is not None:
+            self._downloader.peer_gone(peer)
+            self._uploader.forget(peer)
 
     # -- events the downloader and uploader do not take ---------------------------------
 
@@ -499,12 +645,28 @@ class Swarm:
         v = payload.get(b"v")
         if isinstance(v, bytes):
             peer.client_v = v.decode("utf-8", "replace")
-        self._downloader.set_depth(peer, peer.depth)  # the peer's reqq may be known now
+        if self._downloader is not None:
+            self._downloader.set_depth(peer, peer.depth)  # the peer's reqq may be known now
         port = payload.get(b"p")
         if not peer.outgoing and type(port) is int and 0 < port < 65536:
             if peer.listen_address is None:  # so that we do not dial it as well
                 peer.listen_address = (peer.address[0], port)
                 self._book.connected(peer.listen_address)
+        self._extension_call(peer, self.extensions.handshake_received, payload)
+
+    def _on_extension_message(self, peer: PeerState, event: ExtensionMessage) -> None:
+        self._extension_call(peer, self.extensions.message, event)
+
+    def _on_dht_port(self, peer: PeerState, event: DHTPort) -> None:
+        peer.dht_port = event.port
+
+    def _extension_call(self, peer: PeerState, call: Callable[..., object], *args: Any) -> None:
+        """Hand an extension event to its plug-in; a plug-in's complaint
+        about the peer closes the connection."""
+        try:
+            call(peer, *args)
+        except RemoteProtocolError as e:
+            self._close(peer, f"protocol error: {e}")
 
     # -- timers -----------------------------------------------------------------------------
 
@@ -513,14 +675,19 @@ class Swarm:
         now = self._clock.seconds()
         self._down.sample(now)
         self._up.sample(now)
+        downloader, uploader = self._downloader, self._uploader
         for peer in self.live_peers():
             peer.down.sample(now)
             peer.up.sample(now)
-            self._downloader.tick(peer, now)
-        self._uploader.retry_stalled()
+            if downloader is not None:
+                downloader.tick(peer, now)
+        if uploader is not None:
+            uploader.retry_stalled()
+        self.extensions.tick(now)
 
     def _check_requests(self) -> None:
-        self._downloader.check_requests(self._clock.seconds())
+        if self._downloader is not None:
+            self._downloader.check_requests(self._clock.seconds())
 
     def _rechoke(self) -> None:
         """Give the upload slots to the best peers (``core.choker``)."""
@@ -547,7 +714,7 @@ class Swarm:
                 for peer in peers
             ]
             optimistic = self._optimistic.update(stats, now)
-            seeding = self._downloader.seeding
+            seeding = self._downloader.seeding if self._downloader is not None else False
             unchoke = choke(stats, self.config.unchoke_slots, seeding, optimistic)
         for peer in peers:
             session = peer.session
@@ -558,7 +725,8 @@ class Swarm:
                     peer.last_unchoked = now
             elif not session.am_choking:
                 peer.link.send(session.choke())
-                self._uploader.forget(peer)
+                if self._uploader is not None:
+                    self._uploader.forget(peer)
 
     def _top_up(self) -> None:
         """Dial known peers while there is room for more connections."""

@@ -165,6 +165,40 @@ class Announcer:
                 else:
                     self._schedule(self._lane(url), earliest)
 
+    def add_tracker(self, url: str, tier: int | None = None) -> None:
+        """A new tracker; while running, announce to it if the BEP 12 walk
+        would (it is current: a new tier with ``announce_to_all``, or the
+        only tracker)."""
+        if not self._tiers.add(url, tier):
+            return
+        if self._running and url in self._tiers.current() and url not in self._in_flight:
+            self._announce(url)
+
+    def remove_tracker(self, url: str) -> None:
+        """Forget a tracker: its announce in flight is abandoned, and one
+        that heard ``started`` hears ``stopped`` (its answer is ignored)."""
+        if url not in self._tiers:
+            return
+        lane = self._lane(url)
+        tiers_before = len(self._tiers.tiers)
+        self._tiers.remove(url)  # first: the cancelled announce finds it gone
+        d = self._in_flight.pop(url, None)
+        if d is not None:
+            d.cancel()
+        if url in self._started:
+            self._started.discard(url)
+            goodbye = self._send(url, AnnounceEvent.STOPPED)
+            goodbye.addTimeout(self.stop_timeout, self._clock)  # type: ignore[arg-type]
+            goodbye.addErrback(lambda _: None)
+        self._completed_sent.discard(url)
+        self._tracker_ids.pop(url, None)
+        if self._running and d is not None and len(self._tiers.tiers) == tiers_before:
+            # The walk was waiting on it: go on with the next URL of its lane.
+            following = self._lane_url(lane)
+            if following is not None and following not in self._in_flight:
+                self._schedule(lane, None)
+                self._announce(following)
+
     def stop(self) -> Deferred[None]:
         """Stop announcing; send ``stopped``; fire within ``stop_timeout`` seconds."""
         if self._stopping is not None:
@@ -270,7 +304,7 @@ class Announcer:
         completed: bool,
     ) -> None:
         self._in_flight.pop(url, None)
-        if not self._running:
+        if not self._running or url not in self._tiers:
             return
         self._tiers.succeeded(url, self._clock.seconds(), response)
         if response.tracker_id is not None:
@@ -302,8 +336,8 @@ class Announcer:
 
     def _failed(self, failure: Any, url: str) -> None:
         self._in_flight.pop(url, None)
-        if not self._running:
-            return  # stop() cancelled it
+        if not self._running or url not in self._tiers:
+            return  # stop() or remove_tracker() cancelled it
         error = failure.value
         retry_in = error.retry_in if isinstance(error, TrackerFailure) else None
         reason = str(error) or type(error).__name__

@@ -228,6 +228,45 @@ class TrackerTiers:
         self._tier = (self._tier + 1) % len(self._tiers)
         return () if self._tier == 0 else self.current()
 
+    def add(self, url: str, tier: int | None = None) -> bool:
+        """Add ``url`` at the end of tier ``tier`` (default, or past the last
+        tier: a new last tier).  False if it is there already."""
+        if url in self._status:
+            return False
+        if tier is None or tier >= len(self._tiers):
+            self._tiers.append([url])
+            self._cursor.append(0)
+            index = len(self._tiers) - 1
+        else:
+            if tier < 0:
+                raise ValueError("tier must not be negative")
+            self._tiers[tier].append(url)
+            index = tier
+        self._status[url] = TrackerStatus(url, index)
+        return True
+
+    def remove(self, url: str) -> bool:
+        """Forget ``url`` (an emptied tier goes, and the later tiers move up).
+        False if it was not there."""
+        status = self._status.pop(url, None)
+        if status is None:
+            return False
+        index = status.tier
+        tier = self._tiers[index]
+        position = tier.index(url)
+        tier.remove(url)
+        if position < self._cursor[index] or self._cursor[index] >= max(len(tier), 1):
+            self._cursor[index] = max(0, self._cursor[index] - 1) if tier else 0
+        if not tier:
+            del self._tiers[index]
+            del self._cursor[index]
+            for other in self._status.values():
+                if other.tier > index:
+                    self._status[other.url] = replace(other, tier=other.tier - 1)
+            if self._tier > index or self._tier >= len(self._tiers):
+                self._tier = max(0, self._tier - 1) if self._tier > index else 0
+        return True
+
     def _known(self, url: str) -> str:
         if url not in self._status:
             raise LocalProtocolError(f"{url!r} is not one of this torrent's trackers")

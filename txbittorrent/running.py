@@ -1,0 +1,192 @@
+"""The parts of a torrent that live from ``start`` to ``stop``.
+
+Theory of operation
+-------------------
+``RunningTorrent`` is the composition the ``Torrent`` facade keeps while it
+runs, and nothing else: the ``Session`` (shared, or one of its own that it
+starts and stops), the ``Swarm`` (made for the info hash alone, and given
+the data with ``attach_data`` as soon as the metadata is known, which may be
+at once), the ``Announcer`` (always made, so trackers can be added to a
+torrent that had none), and the timer of the periodic resume saves.
+
+It decides nothing about pieces, peers or trackers: the swarm, the
+announcer and the torrent's data do.  ``launch`` builds and starts
+everything; ``stop`` stops it in the reverse order and fires once every
+connection, timer and socket it made is gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import DeferredList, inlineCallbacks
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from txbittorrent.interfaces import Address
+from txbittorrent.peer.throttle import Throttle
+from txbittorrent.session import Session
+from txbittorrent.swarm.config import SwarmObserver
+from txbittorrent.swarm.swarm import Swarm
+from txbittorrent.tracker.announcer import Announcer
+from txbittorrent.tracker.client import HTTPTrackerClient, UDPTrackerClient
+
+if TYPE_CHECKING:
+    from txbittorrent.config import TorrentConfig
+    from txbittorrent.storage.data import TorrentData
+
+__all__ = ["RunningTorrent", "TorrentRunHost"]
+
+_log = Logger()
+
+
+class TorrentRunHost:
+    """What the running parts need of their torrent (the facade provides it)."""
+
+    info_hash: bytes
+    peer_id: bytes
+    config: TorrentConfig
+    rng: Any
+
+    def transfer_stats(self) -> tuple[int, int, int]:
+        """(uploaded, downloaded, left) for announces."""
+        raise NotImplementedError
+
+    def piece_downloaded(self, index: int) -> None:
+        """The swarm verified and wrote a piece."""
+        raise NotImplementedError
+
+    def piece_failed(self, index: int) -> None:
+        """A downloaded piece failed its hash check."""
+        raise NotImplementedError
+
+    def tracker_reply(self, url: str, response: Any) -> None:
+        raise NotImplementedError
+
+    def tracker_error(self, url: str, message: str) -> None:
+        raise NotImplementedError
+
+
+class RunningTorrent:
+    """The session, swarm, announcer and saver of a started torrent."""
+
+    def __init__(
+        self,
+        host: TorrentRunHost,
+        session: Session,
+        own_session: bool,
+        clock: Any,
+        trackers: Iterable[Iterable[str]],
+        observer: SwarmObserver,
+    ) -> None:
+        cfg = host.config
+        self.host = host
+        self.clock = clock
+        self.session = session
+        self.own_session = own_session
+        self.swarm = Swarm.for_info_hash(
+            host.info_hash,
+            host.peer_id,
+            session,
+            clock,
+            host.rng,
+            config=cfg.swarm_config(),
+            upload_throttle=Throttle(cfg.upload_limit, clock),
+            download_throttle=Throttle(cfg.download_limit, clock),
+            observer=observer,
+        )
+        tracker_cfg = cfg.tracker
+        self.udp = UDPTrackerClient(
+            reactor=clock, rng=host.rng, max_n=tracker_cfg.udp_max_n,
+            **_udp_interfaces(cfg.listen_interfaces),
+        )
+        self.announcer = Announcer(
+            [list(tier) for tier in trackers],
+            host.info_hash,
+            host.peer_id,
+            lambda: session.port or 0,
+            host.transfer_stats,
+            self.add_peers_from_tracker,
+            clock,
+            host.rng,
+            HTTPTrackerClient(reactor=clock, timeout=tracker_cfg.http_timeout),
+            self.udp,
+            announce_to_all=tracker_cfg.announce_to_all,
+            numwant=tracker_cfg.numwant,
+            stop_timeout=tracker_cfg.stop_timeout,
+            on_reply=host.tracker_reply,
+            on_error=host.tracker_error,
+        )
+        self.saver: LoopingCall | None = None
+        self.completed_sent = False
+
+    @classmethod
+    @inlineCallbacks
+    def launch(
+        cls,
+        host: TorrentRunHost,
+        session: Session,
+        own_session: bool,
+        clock: Any,
+        trackers: Iterable[Iterable[str]],
+        observer: SwarmObserver,
+        data: TorrentData | None,
+    ) -> Any:
+        """Start the session (if it is ours) and the swarm; fires with the
+        ``RunningTorrent``.  The announcer is started by ``announce``."""
+        if own_session:
+            yield session.start()
+        run = cls(host, session, own_session, clock, trackers, observer)
+        swarm = run.swarm
+        swarm.listen_port = session.port
+        if data is not None:
+            run.attach_data(data)
+        session.add_host(swarm)
+        swarm.start()
+        run.udp.start()
+        return run
+
+    def attach_data(self, data: TorrentData) -> None:
+        """The metadata is known: pieces move from now on."""
+        host = self.host
+        self.swarm.attach(
+            data.metainfo,
+            data.layout,
+            data.ensure_store(),
+            data.completion,
+            on_piece_passed=host.piece_downloaded,
+            on_piece_failed=host.piece_failed,
+        )
+
+    def add_peers_from_tracker(self, peers: list[Address], source: str) -> None:
+        self.swarm.add_peers(peers, source)
+
+    def start_saving(self, save: Callable[[], Any], interval: float) -> None:
+        """Call ``save`` every ``interval`` seconds until ``stop``."""
+        self.saver = LoopingCall(save)
+        self.saver.clock = self.clock
+        self.saver.start(interval, now=False)
+
+    @inlineCallbacks
+    def stop(self) -> Any:
+        """Stop announcing (``stopped`` to the trackers), close every
+        connection, stop the session if it is ours."""
+        if self.saver is not None and self.saver.running:
+            self.saver.stop()
+        waits = [self.swarm.stop(), self.announcer.stop()]
+        yield DeferredList(waits, consumeErrors=True)
+        self.session.remove_host(self.swarm)
+        yield self.udp.stop()
+        if self.own_session:
+            yield self.session.stop()
+        return None
+
+
+def _udp_interfaces(given: Iterable[str] | None) -> dict[str, str]:
+    """Where the UDP tracker client binds: where we listen, when given."""
+    interfaces = list(given or ())
+    return {
+        "interface4": next((i for i in interfaces if ":" not in i), "0.0.0.0"),
+        "interface6": next((i for i in interfaces if ":" in i), "::"),
+    }

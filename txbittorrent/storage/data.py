@@ -1,0 +1,214 @@
+"""The data side of a torrent whose metadata is known.
+
+Theory of operation
+-------------------
+``TorrentData`` gathers what exists only once the info dictionary is known:
+
+* what: the ``Metainfo`` and its ``Layout``;
+* where: a ``FileStorage`` (blocking, safe file I/O) behind a ``Store`` (the
+  same calls as Deferreds in a thread pool, made on first use);
+* how far: the ``Completion`` model, the one owner of the verified pieces
+  and the file priorities, which the swarm's downloader and uploader and
+  the resume record read too;
+* is it right: ``HashChecker`` runs over the store's threads;
+* what we knew last time: the resume record (``core.resume`` decides what to
+  trust, ``resumefile`` writes it atomically).
+
+The invariant it keeps: a piece is in ``completion.have`` only after its
+hash was checked in this process or a clean resume record vouched for it
+with every file it touches unchanged since.  It reports each verification
+through the ``on_passed``/``on_failed`` callables the facade gives it, and
+knows nothing of peers, trackers or events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+
+from txbittorrent.core.bitfield import Bitfield
+from txbittorrent.core.layout import Layout
+from txbittorrent.core.metainfo import Metainfo
+from txbittorrent.core.resume import make_record, plan_resume
+from txbittorrent.core.transfer.completion import Completion
+from txbittorrent.errors import LocalProtocolError, ResumeDataError
+from txbittorrent.storage.files import FileStorage
+from txbittorrent.storage.hashcheck import HashChecker, OnProgress
+from txbittorrent.storage.resumefile import load_record, save_record
+from txbittorrent.storage.store import Store
+
+__all__ = ["TorrentData"]
+
+OnPiece = Callable[[int], object]
+
+
+class TorrentData:
+    """Metainfo, files, store, hash checks and resume record of one torrent."""
+
+    def __init__(
+        self,
+        metainfo: Metainfo,
+        storage: FileStorage,
+        *,
+        reactor: Any,
+        threadpool: Callable[[], Any] | None,
+        threads: int,
+        hash_workers: int,
+        resume_path: str | None,
+        on_passed: OnPiece,
+        on_failed: OnPiece,
+    ) -> None:
+        """``threadpool`` gives a shared pool (a Session's) when called; None
+        means a pool of the store's own with ``threads`` threads."""
+        self.metainfo = metainfo
+        self.layout = Layout.from_metainfo(metainfo)
+        self.storage = storage
+        self.completion = Completion(self.layout, storage.priorities)
+        self.resume_path = resume_path
+        self.have_known = False
+        """Whether ``completion.have`` reflects the disk (checked or resumed)."""
+        self._reactor = reactor
+        self._threadpool = threadpool
+        self._threads = threads
+        self._hash_workers = hash_workers
+        self._on_passed = on_passed
+        self._on_failed = on_failed
+        self.store: Store | None = None
+        self._checkers: list[HashChecker] = []
+
+    # -- the store ----------------------------------------------------------------------
+
+    def ensure_store(self) -> Store:
+        """The running store, started (anew after a stop) when needed."""
+        if self.store is None:
+            self.store = Store(
+                self.storage,
+                reactor=self._reactor,
+                threadpool=self._threadpool() if self._threadpool is not None else None,
+                threads=self._threads,
+            )
+            self.store.start()
+        return self.store
+
+    @inlineCallbacks
+    def stop_store(self, save_clean: bool) -> Any:
+        """Wait for hash checks, save a clean record if asked, stop the store."""
+        store = self.store
+        if store is None:
+            return None
+        for checker in list(self._checkers):
+            yield checker.when_idle()
+        try:
+            if save_clean and self.have_known and self.resume_path is not None:
+                yield self.save(clean=True)
+        finally:
+            self.store = None
+            yield store.stop()
+        return None
+
+    # -- verification ---------------------------------------------------------------------
+
+    def hashcheck(
+        self, indexes: Iterable[int] | None = None, on_progress: OnProgress | None = None
+    ) -> Deferred[Bitfield]:
+        """Verify pieces (default: all) in threads; fires with a copy of the
+        verified set.  Each result goes to ``passed``/``failed``."""
+        store = self.ensure_store()
+        full = indexes is None
+        checker = HashChecker(
+            self.metainfo,
+            self.storage.read_piece,
+            reactor=store.reactor,
+            threadpool=store.threadpool,
+            workers=self._hash_workers,
+        )
+        self._checkers.append(checker)
+        d = checker.check(indexes, self.passed, self.failed, on_progress)
+
+        def done(_: Bitfield) -> Bitfield:
+            if full:
+                self.have_known = True
+            return self.completion.have.copy()
+
+        def forget(result: object) -> object:
+            self._checkers.remove(checker)
+            return result
+
+        return d.addCallback(done).addBoth(forget)
+
+    def passed(self, index: int) -> None:
+        """Piece ``index`` is verified (by a check, or downloaded and written)."""
+        self.completion.passed(index)
+        self._on_passed(index)
+
+    def failed(self, index: int) -> None:
+        """Piece ``index`` failed its hash, or its data is missing."""
+        self.completion.failed(index)
+        self._on_failed(index)
+
+    # -- priorities -------------------------------------------------------------------------
+
+    def set_priorities(self, priorities: Sequence[int]) -> Deferred[frozenset[int]]:
+        """Set every file's priority (0 = skip); data moves out of the part
+        file for files that become wanted.  Fires with the pieces whose
+        wantedness changed."""
+        d = self.ensure_store().set_priorities(priorities)
+        return d.addCallback(lambda _: self.completion.set_file_priorities(priorities))
+
+    # -- resume -----------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def load_resume(self, on_progress: OnProgress | None = None) -> Any:
+        """Restore the verified set from the resume record, hashing what it
+        cannot vouch for; then rewrite the record as unclean.  Fires with a
+        copy of the verified set."""
+        path = self._resume_file()
+        store = self.ensure_store()
+        try:
+            record = yield store.call(
+                load_record,
+                path,
+                self.metainfo.info_hash,
+                self.metainfo.piece_count,
+                len(self.metainfo.files),
+            )
+        except ResumeDataError:
+            record = None
+        disk_files = yield store.file_stats()
+        disk_part = yield store.part_stat()
+        plan = plan_resume(record, self.layout, disk_files, disk_part)
+        have = Bitfield(self.metainfo.piece_count)
+        for index in plan.have:
+            have.add(index)
+        self.completion.replace_have(have)
+        if plan.recheck:
+            yield self.hashcheck(sorted(plan.recheck), on_progress)
+        self.have_known = True
+        yield self.save(clean=False)
+        return self.completion.have.copy()
+
+    @inlineCallbacks
+    def save(self, clean: bool) -> Any:
+        """Write the resume record atomically, after flushing the data files."""
+        path = self._resume_file()
+        store = self.ensure_store()
+        yield store.sync()
+        disk_files = yield store.file_stats()
+        disk_part = yield store.part_stat()
+        record = make_record(
+            self.metainfo.info_hash,
+            self.completion.have.copy(),
+            self.storage.piece_cache(),
+            disk_files,
+            disk_part,
+            clean=clean,
+            priorities=self.storage.priorities,
+        )
+        yield store.call(save_record, path, record)
+
+    def _resume_file(self) -> str:
+        if self.resume_path is None:
+            raise LocalProtocolError("this torrent has no resume_path")
+        return self.resume_path
