@@ -147,10 +147,13 @@ class ExtensionHandshake:
 @dataclass(frozen=True, slots=True)
 class ExtensionMessage:
     """A BEP 10 message other than the handshake.  ``extended_id`` is the id
-    *we* assigned to the extension in our handshake's ``m`` dictionary."""
+    *we* assigned to the extension in our handshake's ``m`` dictionary, and
+    ``name`` the extension's name there (``b"ut_metadata"``); None if we never
+    gave out that id."""
 
     extended_id: int
     payload: bytes
+    name: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
