@@ -12,10 +12,10 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from tests.integration.engine import make_files, same_files, wait_until
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.errors import LocalProtocolError
 from txbittorrent.observers import TorrentObserver
+from txbittorrent.testing import make_files, same_files, wait_until
 from txbittorrent.torrent import Torrent
 
 LOOPBACK = "127.0.0.1"

@@ -1,84 +1,19 @@
-"""Helpers for integration tests that run our engine on the real reactor.
+"""Helpers for integration tests against other real clients: aria2c as a
+child process (``aria2_command``, ``start_process``) and a scripted peer that
+lies about its data (``LiarFactory``).
 
-Our engine needs the reactor to turn, so waiting must not block it:
-``wait_until`` polls a predicate from the reactor every few milliseconds and
-fails the test with a description when a deadline passes.  Real clients
-(libtorrent's own threads, aria2 as a child process) run beside it.
+Helpers that need no real client (``wait_until``, ``make_files``,
+``same_files``) live in ``txbittorrent.testing``.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import subprocess
-from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import reactor
-from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
-from twisted.trial.unittest import FailTest
-
-POLL = 0.05
-
-
-def wait_until(
-    predicate: Callable[[], Any],
-    timeout: float,
-    what: str,
-    describe: Callable[[], str] | None = None,
-) -> Deferred[None]:
-    """Fire once ``predicate()`` is true; errback with FailTest after ``timeout`` s."""
-    done: Deferred[None] = Deferred()
-    deadline = reactor.seconds() + timeout
-
-    def poll() -> None:
-        try:
-            ok = predicate()
-        except Exception as e:  # a predicate that raises ends the wait
-            done.errback(e)
-            return
-        if ok:
-            done.callback(None)
-        elif reactor.seconds() >= deadline:
-            detail = f": {describe()}" if describe is not None else ""
-            done.errback(FailTest(f"timed out after {timeout} s waiting for {what}{detail}"))
-        else:
-            reactor.callLater(POLL, poll)
-
-    reactor.callLater(0, poll)
-    return done
-
-
-def make_files(root: str, sizes: dict[str, int], seed: int = 1) -> dict[str, bytes]:
-    """Write files of seeded random bytes under ``root``; return their contents."""
-    rng = random.Random(seed)
-    out = {}
-    for name, size in sizes.items():
-        path = os.path.join(root, *name.split("/"))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        data = rng.randbytes(size)
-        with open(path, "wb") as f:
-            f.write(data)
-        out[name] = data
-    return out
-
-
-def same_files(a_root: str, b_root: str, names: list[str]) -> list[str]:
-    """The names whose bytes differ (or are missing) between the two trees."""
-    bad = []
-    for name in names:
-        pa = os.path.join(a_root, *name.split("/"))
-        pb = os.path.join(b_root, *name.split("/"))
-        try:
-            with open(pa, "rb") as fa, open(pb, "rb") as fb:
-                if fa.read() != fb.read():
-                    bad.append(name)
-        except FileNotFoundError:
-            bad.append(name)
-    return bad
-
 
 ARIA2C = shutil.which("aria2c")
 

@@ -25,9 +25,9 @@ from typing import Any
 from twisted.trial.unittest import FailTest, TestCase
 
 from tests.integration import ltutil
-from tests.integration.engine import make_files, same_files
 from txbittorrent.core.metainfo import parse
 from txbittorrent.storage.create import create_torrent
+from txbittorrent.testing import make_files, same_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOOPBACK = ltutil.LOOPBACK

@@ -15,18 +15,11 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import SkipTest, TestCase
 
 from tests.integration import ltutil
-from tests.integration.engine import (
-    ARIA2C,
-    LiarFactory,
-    aria2_command,
-    make_files,
-    same_files,
-    start_process,
-    wait_until,
-)
+from tests.integration.engine import ARIA2C, LiarFactory, aria2_command, start_process
 from txbittorrent.core.metainfo import parse
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.observers import TorrentObserver
+from txbittorrent.testing import make_files, same_files, wait_until
 from txbittorrent.torrent import Torrent
 from txbittorrent.tracker.server import start_tracker
 

@@ -16,25 +16,13 @@ from tests.integration import ltutil
 from txbittorrent.core.bencoding import decode, encode
 from txbittorrent.core.metainfo import Metainfo, parse
 from txbittorrent.storage.create import create_torrent
+from txbittorrent.testing import make_files
 
 ltutil.skip_without_libtorrent()
 lt = ltutil.lt
 
 KiB = 1024
 MiB = 1024 * KiB
-
-
-def write_tree(root: str, sizes: dict[str, int], seed: int = 0) -> dict[str, bytes]:
-    """Fill ``root`` with random files ({'dir/name': size}); return their bytes."""
-    rng = random.Random(seed)
-    contents = {}
-    for rel, size in sizes.items():
-        path = os.path.join(root, *rel.split("/"))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        contents[rel] = rng.randbytes(size)
-        with open(path, "wb") as f:
-            f.write(contents[rel])
-    return contents
 
 
 def lt_make(path: str, piece_length: int, flags: int = 0) -> bytes:
@@ -104,14 +92,14 @@ class LibtorrentMadeTests(TestCase):
     def test_single_file(self) -> None:
         """A single-file hybrid torrent."""
         root = self.work.sub("single")
-        write_tree(root, {"file.bin": 200_000})
+        make_files(root, {"file.bin": 200_000}, seed=0)
         m = self.assert_same(lt_make(os.path.join(root, "file.bin"), 16 * KiB))
         self.assertFalse(m.multi_file)
         self.assertTrue(m.hybrid)
 
     def test_multi_file_hybrid_with_pad_files(self) -> None:
         """A nested multi-file hybrid torrent, pad files included and flagged alike."""
-        write_tree(self.work.path, NESTED)
+        make_files(self.work.path, NESTED, seed=0)
         m = self.assert_same(lt_make(os.path.join(self.work.path, "album"), 16 * KiB))
         self.assertTrue(m.multi_file)
         self.assertTrue(m.hybrid)
@@ -119,7 +107,7 @@ class LibtorrentMadeTests(TestCase):
 
     def test_multi_file_v1_only(self) -> None:
         """A nested multi-file v1-only torrent."""
-        write_tree(self.work.path, NESTED)
+        make_files(self.work.path, NESTED, seed=0)
         raw = lt_make(os.path.join(self.work.path, "album"), 32 * KiB, lt.create_torrent.v1_only)
         m = self.assert_same(raw)
         self.assertFalse(m.hybrid)
@@ -127,7 +115,7 @@ class LibtorrentMadeTests(TestCase):
 
     def test_large_piece_small_data(self) -> None:
         """An 8 MiB piece length over less than one piece of data."""
-        write_tree(self.work.path, {"small/a": 5_000, "small/b/c": 7_000})
+        make_files(self.work.path, {"small/a": 5_000, "small/b/c": 7_000}, seed=0)
         raw = lt_make(os.path.join(self.work.path, "small"), 8 * MiB, lt.create_torrent.v1_only)
         m = self.assert_same(raw)
         self.assertEqual((m.piece_count, m.piece_length), (1, 8 * MiB))
@@ -145,7 +133,7 @@ class LibtorrentMadeTests(TestCase):
     def test_unsorted_info_keys(self) -> None:
         """An info dictionary with its keys in reverse order keeps its own info hash."""
         # v1 only: libtorrent 2.1 refuses a hybrid torrent whose info keys are unsorted.
-        write_tree(self.work.path, NESTED)
+        make_files(self.work.path, NESTED, seed=0)
         album = os.path.join(self.work.path, "album")
         canonical = lt_make(album, 16 * KiB, lt.create_torrent.v1_only)
         meta = decode(canonical)
@@ -180,7 +168,7 @@ class OursInLibtorrentTests(TestCase):
 
     def test_single_file(self) -> None:
         """A single-file torrent of ours, with its trackers, comment and web seeds."""
-        write_tree(self.work.path, {"one.bin": 100_000})
+        make_files(self.work.path, {"one.bin": 100_000}, seed=0)
         raw = create_torrent(
             os.path.join(self.work.path, "one.bin"),
             trackers=[["http://127.0.0.1:1/a", "http://127.0.0.1:2/a"], "udp://127.0.0.1:3"],
@@ -199,7 +187,7 @@ class OursInLibtorrentTests(TestCase):
 
     def test_multi_file(self) -> None:
         """A nested multi-file torrent of ours, with a piece that crosses files."""
-        write_tree(self.work.path, NESTED)
+        make_files(self.work.path, NESTED, seed=0)
         self.assert_lt_agrees(
             create_torrent(os.path.join(self.work.path, "album"), piece_length=16 * KiB)
         )
@@ -214,7 +202,7 @@ class OursInLibtorrentTests(TestCase):
             "payload/dir/sub/empty": 0,
             "payload/z.txt": 5,
         }
-        contents = write_tree(source, sizes, seed=42)
+        contents = make_files(source, sizes, seed=42)
         raw = create_torrent(os.path.join(source, "payload"), piece_length=64 * KiB)
         self.assert_lt_agrees(raw)
 

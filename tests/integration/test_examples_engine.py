@@ -22,11 +22,11 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import FailTest, TestCase
 
 from tests.integration import ltutil
-from tests.integration.engine import make_files, same_files
 from txbittorrent.storage.create import create_torrent
+from txbittorrent.testing import make_files, same_files
 from txbittorrent.tracker.server import start_tracker
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOOPBACK = ltutil.LOOPBACK
 KiB = 1024
 MiB = 1024 * KiB
