@@ -349,7 +349,7 @@ class LegacyAdapterTests(SynchronousTestCase):
     """The old observer and callback APIs as views of the bus."""
 
     def test_observer_methods(self) -> None:
-        """Each TorrentObserver method is called as ObserverList.notify called it."""
+        """Each TorrentObserver method is called as the torrent called it before the event stream."""
         bus, torrent, observer = EventBus(), FakeTorrent(), RecordingObserver()
         attach_observer(bus, observer, torrent)
         events = one_of_each()

@@ -225,7 +225,7 @@ def attach_observer(bus: EventBus, observer: Any, torrent: Any,
                     info_hash: bytes | None = None) -> Subscription:
     """Feed a legacy ``TorrentObserver`` (or any object with some of its
     methods) the events of ``torrent`` (by ``info_hash``, default
-    ``torrent.info_hash``), each call made as ``ObserverList.notify`` made it.
+    ``torrent.info_hash``), each method called with the arguments it always had.
 
     The rich objects the old methods take (PeerInfo, AnnounceResponse,
     Failure) come from the events' ``info``/``response``/``failure``; an

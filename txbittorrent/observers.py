@@ -4,17 +4,18 @@ Subclass ``TorrentObserver``, override the methods you care about (each is a
 no-op here) and pass an instance to ``Torrent.add_observer``.  Every method
 is called on the reactor thread.  An exception raised by an observer is
 logged and swallowed: a bug in a program's callback never stops the engine.
+
+An observer is a view of the torrent's event stream (``events.EventBus``,
+``Torrent.subscribe``), which carries the same news as typed events.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from twisted.logger import Logger
 
-__all__ = ["TorrentObserver", "ObserverList"]
+__all__ = ["TorrentObserver"]
 
-_log = Logger()
 
 
 class TorrentObserver:
@@ -36,31 +37,11 @@ class TorrentObserver:
         """An announce failed (unreachable, timed out, refused, garbage)."""
 
     def state_changed(self, torrent: Any, old: str, new: str) -> None:
-        """``Torrent.state`` moved between "stopped", "paused" and "active"."""
+        """``Torrent.state`` changed (``old`` and ``new`` are ``TorrentState``
+        values, equal to their Perl names "stopped", "paused", "active")."""
 
     def completed(self, torrent: Any) -> None:
         """Every wanted piece is verified (fires once per completion)."""
 
-
-class ObserverList:
-    """The observers of one torrent, notified in the order they were added."""
-
-    def __init__(self) -> None:
-        self._observers: list[Any] = []
-
-    def add(self, observer: Any) -> None:
-        self._observers.append(observer)
-
-    def remove(self, observer: Any) -> None:
-        self._observers.remove(observer)
-
-    def notify(self, method: str, *args: Any) -> None:
-        for observer in list(self._observers):
-            callback = getattr(observer, method, None)
-            if callback is None:
-                continue
-            try:
-                callback(*args)
-            except Exception:
-                _log.failure("observer {observer!r}.{method} raised", observer=observer,
-                             method=method)
+    def disk_error(self, torrent: Any, index: int, failure: Any) -> None:
+        """Reading or writing piece ``index`` failed (a ``Failure``)."""

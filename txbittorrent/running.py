@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import DeferredList, inlineCallbacks
+from twisted.internet.defer import Deferred, DeferredList, fail, inlineCallbacks
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -30,7 +30,8 @@ from txbittorrent.session import Session
 from txbittorrent.swarm.config import SwarmObserver
 from txbittorrent.swarm.swarm import Swarm
 from txbittorrent.tracker.announcer import Announcer
-from txbittorrent.tracker.client import HTTPTrackerClient, UDPTrackerClient
+from txbittorrent.core.tracker.announce import AnnounceRequest, AnnounceResponse
+from txbittorrent.tracker.client import HTTPTrackerClient, TrackerConnectionError
 
 if TYPE_CHECKING:
     from txbittorrent.config import TorrentConfig
@@ -97,10 +98,6 @@ class RunningTorrent:
             observer=observer,
         )
         tracker_cfg = cfg.tracker
-        self.udp = UDPTrackerClient(
-            reactor=clock, rng=host.rng, max_n=tracker_cfg.udp_max_n,
-            **_udp_interfaces(cfg.listen_interfaces),
-        )
         self.announcer = Announcer(
             [list(tier) for tier in trackers],
             host.info_hash,
@@ -111,7 +108,7 @@ class RunningTorrent:
             clock,
             host.rng,
             HTTPTrackerClient(reactor=clock, timeout=tracker_cfg.http_timeout),
-            self.udp,
+            _SessionUDPTracker(session, tracker_cfg.udp_max_n),
             announce_to_all=tracker_cfg.announce_to_all,
             numwant=tracker_cfg.numwant,
             stop_timeout=tracker_cfg.stop_timeout,
@@ -144,7 +141,6 @@ class RunningTorrent:
             run.attach_data(data)
         session.add_host(swarm)
         swarm.start()
-        run.udp.start()
         return run
 
     def attach_data(self, data: TorrentData) -> None:
@@ -177,16 +173,22 @@ class RunningTorrent:
         waits = [self.swarm.stop(), self.announcer.stop()]
         yield DeferredList(waits, consumeErrors=True)
         self.session.remove_host(self.swarm)
-        yield self.udp.stop()
         if self.own_session:
             yield self.session.stop()
         return None
 
 
-def _udp_interfaces(given: Iterable[str] | None) -> dict[str, str]:
-    """Where the UDP tracker client binds: where we listen, when given."""
-    interfaces = list(given or ())
-    return {
-        "interface4": next((i for i in interfaces if ":" not in i), "0.0.0.0"),
-        "interface6": next((i for i in interfaces if ":" in i), "::"),
-    }
+class _SessionUDPTracker:
+    """The session's shared UDP tracker client, reached on the first udp://
+    announce (so a torrent without UDP trackers binds no UDP socket)."""
+
+    def __init__(self, session: Session, max_n: int) -> None:
+        self._session = session
+        self._max_n = max_n
+
+    def announce(self, url: str, request: AnnounceRequest) -> Deferred[AnnounceResponse]:
+        try:
+            client = self._session.udp_tracker(self._max_n)
+        except Exception as e:
+            return fail(TrackerConnectionError(f"{url}: no UDP socket: {e}"))
+        return client.announce(url, request)

@@ -40,19 +40,9 @@ silence).  ``connect`` returns False (and nothing follows) when a limit stops
 it now, for an address already connected or being connected for the same
 torrent, and for our own listening address.
 
-Listening: the IPv4 interfaces are bound first, then the IPv6 ones (each
-group in the order given), the first on ``listen_port`` (0: the kernel's
-choice) and the others on the port number it got, so ``port`` is the same
-for every family.  With a kernel-chosen port a
-later interface finding that number taken makes the session start over with
-a new one (a few times).  An interface whose address or family the host
-lacks (no IPv6, no ``::1``) is skipped with a log message; any other failure
-fails ``start``, as does finding nothing to bind.  By default the session
-listens on ``0.0.0.0`` and ``::``.  On a dual-stack system (Linux by default)
-``::`` cannot be bound on a port ``0.0.0.0`` already holds; the session then
-binds it as an IPv6-only socket of its own, handed to the reactor with
-``adoptStreamPort``, so both families are served by separate sockets and
-IPv4 peers keep their plain addresses.
+Listening: ``net.tcp.TCPListeners`` binds every interface on one port
+number (IPv4 first; an IPv6-only socket beside a wildcard IPv4 one).  By
+default the session listens on ``0.0.0.0`` and ``::``.
 
 Our own address: ``connect`` refuses an address whose port is one of ours
 and whose host is loopback, unspecified, or an interface we bound.  Our LAN
@@ -62,14 +52,12 @@ address on a wildcard socket is not recognised here; the handshake's
 
 from __future__ import annotations
 
-import errno
 import ipaddress
-import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from twisted.internet.defer import Deferred, fail, gatherResults, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import ClientFactory, ServerFactory
 from twisted.logger import Logger
@@ -80,7 +68,15 @@ from txbittorrent.errors import LocalProtocolError
 from txbittorrent.interfaces import Address, PeerHost
 from txbittorrent.peer.links import LinkConfig, LinkGroup, normalize_host
 from txbittorrent.peer.protocol import PeerProtocol
+from txbittorrent.eventtypes import TorrentAdded, TorrentRemoved
+from txbittorrent.events import EventBus
+from txbittorrent.net.tcp import TCPListeners, v6only_listening_socket
+from txbittorrent.net.udp import DatagramMux, interfaces_for
+from txbittorrent.tracker.client import UDPTrackerClient
 from txbittorrent.peer.throttle import Throttle
+
+if TYPE_CHECKING:
+    from txbittorrent.torrent import Torrent
 
 __all__ = ["Session", "SessionConfig", "DEFAULT_INTERFACES", "v6only_listening_socket"]
 
@@ -88,22 +84,6 @@ _log = Logger()
 
 DEFAULT_INTERFACES = ("0.0.0.0", "::")
 """Every IPv4 and IPv6 address of the host."""
-
-PORT_ATTEMPTS = 5
-"""How many kernel-chosen port numbers ``start`` tries before giving up when
-a later interface finds the number taken."""
-
-_UNAVAILABLE = frozenset(
-    code
-    for code in (
-        getattr(errno, "EADDRNOTAVAIL", None),
-        getattr(errno, "EAFNOSUPPORT", None),
-        getattr(errno, "EPROTONOSUPPORT", None),
-        getattr(errno, "ENETUNREACH", None),
-    )
-    if code is not None
-)
-"""Errors meaning this host has no such address or family: skip the interface."""
 
 _NEW, _RUNNING, _STOPPED = "new", "running", "stopped"
 
@@ -128,37 +108,6 @@ class SessionConfig:
     disk_threads: int = 6
     """Threads of the pool shared by the session's torrents for disk I/O and
     hashing (writes to one file go one at a time whatever this is)."""
-
-
-def v6only_listening_socket(interface: str, port: int, backlog: int) -> socket.socket:
-    """A non-blocking IPv6 socket listening on ``interface`` and ``port``
-    with ``IPV6_V6ONLY`` set (so it does not claim the IPv4 port)."""
-    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((interface, port))
-        sock.listen(backlog)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _socket_errno(error: CannotListenError) -> int | None:
-    socket_error = getattr(error, "socketError", None)
-    return getattr(socket_error, "errno", None)
-
-
-def _cannot_listen(interface: str, port: int, error: OSError) -> CannotListenError:
-    make: Any = CannotListenError  # untyped in Twisted
-    result: CannotListenError = make(interface, port, error)
-    return result
-
-
-def _is_ipv6(interface: str) -> bool:
-    return ":" in interface
 
 
 class _Listener(ServerFactory):
@@ -223,12 +172,17 @@ class Session:
         self._given_reactor = reactor
         self._reactor: Any = None
         self._state = _NEW
-        self._listening: list[tuple[str, Any]] = []  # (interface, IListeningPort)
+        self._tcp: TCPListeners | None = None
         self._hosts: dict[bytes, PeerHost] = {}
         self._dials: dict[tuple[bytes, Address], _Dial] = {}
         self._half_open = 0
         self._links: LinkGroup | None = None
         self._v6only_socket: Callable[[str, int, int], Any] = v6only_listening_socket
+        self.events = EventBus()
+        """Every event of the session's torrents (``events.EventBus``)."""
+        self._torrents: dict[bytes, Torrent] = {}
+        self._udp: DatagramMux | None = None
+        self._udp_tracker: UDPTrackerClient | None = None
         self._pool: ThreadPool | None = None
         self._pool_trigger: Any = None
         self._pool_reactor: Any = None
@@ -242,11 +196,16 @@ class Session:
             raise LocalProtocolError(f"start() on a {self._state} session")
         reactor = self._reactor = self.resolve_reactor()
         self._links = LinkGroup(reactor, self.config.link.tick_interval)
+        self._tcp = TCPListeners(
+            reactor, self.listen_interfaces, self.listen_port, self.config.backlog,
+            self._v6only_socket,
+        )
         try:
-            self._listen()
+            self._tcp.listen(_Listener(self))
         except CannotListenError as e:
             self._state = _STOPPED
             return fail(e)
+        self.port = self._tcp.port
         self._state = _RUNNING
         return succeed(None)
 
@@ -256,10 +215,13 @@ class Session:
         if self._state == _STOPPED:
             return self._links.when_empty() if self._links is not None else succeed(None)
         self._state = _STOPPED
-        waits: list[Deferred[Any]] = []
-        for _, listening in self._listening:
-            waits.append(maybeDeferred(listening.stopListening))
-        self._listening = []
+        waits: list[Deferred[Any]] = self._tcp.close() if self._tcp is not None else []
+        udp_tracker, self._udp_tracker = self._udp_tracker, None
+        if udp_tracker is not None:
+            waits.append(udp_tracker.stop())
+        udp, self._udp = self._udp, None
+        if udp is not None:
+            waits.append(udp.stop())
         for dial in list(self._dials.values()):
             self._cancel_dial(dial, "session stopped")
         if self._links is not None:
@@ -277,6 +239,81 @@ class Session:
         from twisted.internet import reactor as global_reactor
 
         return global_reactor
+
+    # -- UDP: one socket per family, shared ----------------------------------------
+
+    @property
+    def udp(self) -> DatagramMux:
+        """The session's UDP sockets (one per family, on the listening port
+        number when free), bound on first use while running: UDP trackers
+        now, the DHT node next."""
+        if self._state != _RUNNING:
+            raise LocalProtocolError("the session's UDP sockets exist only while it runs")
+        mux = self._udp
+        if mux is None:
+            interface4, interface6 = interfaces_for(self.listen_interfaces or DEFAULT_INTERFACES)
+            mux = DatagramMux(
+                self._reactor, port=self.port or 0, interface4=interface4, interface6=interface6
+            )
+            mux.start()
+            self._udp = mux
+        return mux
+
+    def udp_tracker(self, max_n: int) -> UDPTrackerClient:
+        """The UDP tracker client (BEP 15) every torrent of the session
+        shares, over ``udp`` (bound now if it was not); ``max_n`` is the
+        retry limit of the first torrent that asks."""
+        client = self._udp_tracker
+        if client is None:
+            client = UDPTrackerClient(reactor=self._reactor, mux=self.udp, max_n=max_n)
+            client.start()
+            self._udp_tracker = client
+        return client
+
+    # -- the registry of torrents -------------------------------------------------------
+
+    def add(self, source: Any, basedir: str | None = None, **options: Any) -> Torrent:
+        """A new ``Torrent`` of this session (a .torrent path or bytes, a
+        ``Metainfo``, a magnet URI or a bare info hash), not started yet;
+        ``options`` are the Torrent's keywords.  A second torrent with the
+        same info hash is a ``LocalProtocolError``."""
+        from txbittorrent.torrent import Torrent
+
+        torrent = Torrent(source, basedir, reactor=self._given_reactor, session=self, **options)
+        self.adopt(torrent)
+        return torrent
+
+    def adopt(self, torrent: Torrent) -> None:
+        """Register a torrent made with ``session=`` this session (``add``
+        and ``Torrent.start`` call this)."""
+        known = self._torrents.get(torrent.info_hash)
+        if known is torrent:
+            return
+        if known is not None:
+            raise LocalProtocolError(f"the session has torrent {torrent.info_hash.hex()} already")
+        self._torrents[torrent.info_hash] = torrent
+        self.events.publish(TorrentAdded(torrent.info_hash, torrent.name))
+
+    def remove(self, info_hash: bytes) -> Deferred[None]:
+        """Stop and close a torrent and forget it (its data stays on disk)."""
+        torrent = self._torrents.get(info_hash)
+        if torrent is None:
+            return fail(LocalProtocolError(f"no torrent {info_hash.hex()} in the session"))
+
+        def forget(result: object) -> object:
+            if self._torrents.get(info_hash) is torrent:
+                del self._torrents[info_hash]
+                self.events.publish(TorrentRemoved(info_hash))
+            return result
+
+        return torrent.close().addBoth(forget)
+
+    def get(self, info_hash: bytes) -> Torrent | None:
+        return self._torrents.get(info_hash)
+
+    def torrents(self) -> list[Torrent]:
+        """Every torrent of the session, in the order they were added."""
+        return list(self._torrents.values())
 
     # -- the shared thread pool ------------------------------------------------------
 
@@ -308,6 +345,10 @@ class Session:
     @property
     def running(self) -> bool:
         return self._state == _RUNNING
+
+    @property
+    def _listening(self) -> list[tuple[str, Any]]:
+        return self._tcp.listening if self._tcp is not None else []
 
     @property
     def listening_addresses(self) -> list[Address]:
@@ -418,89 +459,6 @@ class Session:
                 continue
         return False
 
-    # -- internals: listening ------------------------------------------------------
-
-    def _listen(self) -> None:
-        attempts = PORT_ATTEMPTS if self.listen_port == 0 else 1
-        for attempt in range(attempts):
-            try:
-                self._listen_once(last=attempt == attempts - 1)
-                return
-            except _PortTaken:
-                self._close_listening()
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _listen_once(self, last: bool) -> None:
-        factory = _Listener(self)
-        port = self.listen_port
-        # IPv4 first: a dual-stack "::" bound first would take the IPv4 port too.
-        ordered = sorted(self.listen_interfaces, key=_is_ipv6)
-        try:
-            for interface in ordered:
-                try:
-                    listening = self._listen_on(interface, port, factory)
-                except CannotListenError as e:
-                    code = _socket_errno(e)
-                    if code in _UNAVAILABLE:
-                        _log.info(
-                            "not listening on {interface}: unavailable here ({error})",
-                            interface=interface,
-                            error=e,
-                        )
-                        continue
-                    if code == errno.EADDRINUSE and self._listening and not last:
-                        raise _PortTaken() from e
-                    raise
-                self._listening.append((interface, listening))
-                if port == 0:
-                    port = listening.getHost().port
-        except _PortTaken:
-            raise  # _listen closes what is bound and starts over
-        except BaseException:
-            self._close_listening()
-            raise
-        if self.listen_interfaces and not self._listening:
-            raise _cannot_listen(
-                ",".join(self.listen_interfaces),
-                self.listen_port,
-                OSError("no interface available"),
-            )
-        self.port = port if self._listening else None
-
-    def _listen_on(self, interface: str, port: int, factory: _Listener) -> Any:
-        reactor = self._reactor
-        backlog = self.config.backlog
-        try:
-            return reactor.listenTCP(port, factory, backlog=backlog, interface=interface)
-        except CannotListenError as e:
-            if not (
-                port
-                and _is_ipv6(interface)
-                and ipaddress.ip_address(interface.partition("%")[0]).is_unspecified
-                and _socket_errno(e) == errno.EADDRINUSE
-                and any(
-                    not _is_ipv6(bound) and ipaddress.ip_address(bound).is_unspecified
-                    for bound, _ in self._listening
-                )
-                and hasattr(reactor, "adoptStreamPort")
-            ):
-                raise
-        # A dual-stack "::" collides with our own "0.0.0.0": bind IPv6 only.
-        try:
-            sock = self._v6only_socket(interface, port, backlog)
-        except OSError as e:
-            raise _cannot_listen(interface, port, e) from e
-        try:
-            return reactor.adoptStreamPort(sock.fileno(), socket.AF_INET6, factory)
-        finally:
-            sock.close()  # the reactor keeps its own duplicate
-
-    def _close_listening(self) -> None:
-        for _, listening in self._listening:
-            listening.stopListening()
-        self._listening = []
-        self.port = None
-
     # -- internals: links and attempts ---------------------------------------------
 
     def _link_options(self) -> dict[str, Any]:
@@ -554,7 +512,3 @@ class Session:
         except Exception:  # already connected or failed in the meantime
             pass
         dial.host.connect_failed(dial.address, reason)
-
-
-class _PortTaken(Exception):
-    """A kernel-chosen port number is taken on a later interface: start over."""

@@ -45,7 +45,17 @@ from txbittorrent.core.metainfo import Metainfo
 from txbittorrent.core.peerid import make_peer_id
 from txbittorrent.core.tracker.tiers import TrackerStatus, TrackerTiers
 from txbittorrent.errors import LocalProtocolError
-from txbittorrent.observers import ObserverList
+from txbittorrent.events import EventBus, SwarmPublisher, Subscription, attach_observer
+from txbittorrent.eventtypes import (
+    Complete,
+    MetadataReceived,
+    PieceFailed,
+    PiecePassed,
+    StateChanged,
+    TorrentEvent,
+    TrackerError,
+    TrackerReply,
+)
 from txbittorrent.running import RunningTorrent, TorrentRunHost
 from txbittorrent.session import Session, SessionConfig
 from txbittorrent.source import Source, TorrentSource, load_source
@@ -54,7 +64,6 @@ from txbittorrent.storage.data import TorrentData
 from txbittorrent.storage.files import FileStorage
 from txbittorrent.storage.hashcheck import OnProgress
 from txbittorrent.storage.store import Store
-from txbittorrent.swarm.config import SwarmObserver
 from txbittorrent.swarm.peerstate import PeerInfo
 
 __all__ = ["Torrent", "FileInfo", "TorrentState"]
@@ -143,7 +152,10 @@ class Torrent(TorrentRunHost):
         self._closed = False
         self._run: RunningTorrent | None = None
         self._transitions: Deferred[None] = succeed(None)
-        self._observers = ObserverList()
+        self.events: EventBus = session.events if session is not None else EventBus()
+        """Where this torrent's events go: its session's bus when it shares
+        one (filter by ``info_hash``), else a bus of its own."""
+        self._subscriptions: dict[int, tuple[Any, Subscription]] = {}
         self._complete_waiters: list[Deferred[Torrent]] = []
         self._uploaded_before = 0
         self._downloaded_before = 0
@@ -208,7 +220,9 @@ class Torrent(TorrentRunHost):
         if self._run is not None:
             self._run.attach_data(data)
             self._refresh_state()
-        self._observers.notify("metadata_received", self)
+        self._publish(MetadataReceived(
+            self.infohash, metainfo.name, metainfo.piece_count, metainfo.total_length
+        ))
 
     def _require_data(self) -> TorrentData:
         if self._data is None:
@@ -342,12 +356,24 @@ class Torrent(TorrentRunHost):
 
     # -- events and observers -------------------------------------------------------------
 
+    def subscribe(self, callback: Callable[[TorrentEvent], object], **filters: Any) -> Subscription:
+        """Hear this torrent's events (``events.EventBus.subscribe``: ``kinds=``)."""
+        return self.events.subscribe(callback, info_hash=self.infohash, **filters)
+
     def add_observer(self, observer: Any) -> None:
-        """Hear what happens: see ``observers.TorrentObserver``."""
-        self._observers.add(observer)
+        """Hear what happens the older way: see ``observers.TorrentObserver``
+        (a view of the event stream)."""
+        if id(observer) not in self._subscriptions:
+            subscription = attach_observer(self.events, observer, self, self.infohash)
+            self._subscriptions[id(observer)] = (observer, subscription)
 
     def remove_observer(self, observer: Any) -> None:
-        self._observers.remove(observer)
+        entry = self._subscriptions.pop(id(observer), None)
+        if entry is not None:
+            entry[1].cancel()
+
+    def _publish(self, event: TorrentEvent) -> None:
+        self.events.publish(event)
 
     def when_complete(self) -> Deferred[Torrent]:
         """A Deferred that fires (with this torrent) once every wanted piece is verified."""
@@ -482,13 +508,13 @@ class Torrent(TorrentRunHost):
     def _passed(self, index: int) -> None:
         if self.on_hash_pass is not None:
             self.on_hash_pass(index)
-        self._observers.notify("piece_verified", self, index, True)
+        self._publish(PiecePassed(self.infohash, index))
         self._check_complete()
 
     def _failed(self, index: int) -> None:
         if self.on_hash_fail is not None:
             self.on_hash_fail(index)
-        self._observers.notify("piece_verified", self, index, False)
+        self._publish(PieceFailed(self.infohash, index, "hash"))
 
     def _check_complete(self) -> None:
         if not self.complete:
@@ -497,7 +523,7 @@ class Torrent(TorrentRunHost):
         if run is not None and not run.completed_sent:
             run.completed_sent = True
             run.announcer.completed()
-            self._observers.notify("completed", self)
+            self._publish(Complete(self.infohash))
         if run is not None:
             self._refresh_state()
         waiters, self._complete_waiters = self._complete_waiters, []
@@ -517,17 +543,17 @@ class Torrent(TorrentRunHost):
         self._require_data().failed(index)
 
     def tracker_reply(self, url: str, response: Any) -> None:
-        self._observers.notify("tracker_reply", self, url, response)
+        self._publish(TrackerReply.from_response(self.infohash, url, response))
 
     def tracker_error(self, url: str, message: str) -> None:
-        self._observers.notify("tracker_error", self, url, message)
+        self._publish(TrackerError(self.infohash, url, message))
 
     # -- life cycle --------------------------------------------------------------------
 
     def _set_state(self, new: TorrentState) -> None:
         old, self._state = self._state, new
         if old is not new:
-            self._observers.notify("state_changed", self, old, new)
+            self._publish(StateChanged(self.infohash, old, new))
 
     def _refresh_state(self) -> None:
         """The state a running torrent is in, from what it knows."""
@@ -641,8 +667,11 @@ class Torrent(TorrentRunHost):
         assert session is not None
         data = self._data
         clock = data.ensure_store().reactor if data is not None else session.resolve_reactor()
+        if not own:
+            session.adopt(self)
         return RunningTorrent.launch(
-            self, session, own, clock, self._trackers, _SwarmBridge(self), data
+            self, session, own, clock, self._trackers, _SwarmBridge(self.events, self.infohash),
+            data,
         )
 
     def _periodic_save(self) -> Any:
@@ -663,18 +692,9 @@ class Torrent(TorrentRunHost):
         return None
 
 
-class _SwarmBridge(SwarmObserver):
-    """Passes what the swarm reports on to the torrent's observers."""
-
-    def __init__(self, torrent: Torrent) -> None:
-        self.torrent = torrent
-
-    def peer_connected(self, info: PeerInfo) -> None:
-        self.torrent._observers.notify("peer_connected", self.torrent, info)
-
-    def peer_lost(self, info: PeerInfo, reason: str) -> None:
-        self.torrent._observers.notify("peer_lost", self.torrent, info, reason)
+class _SwarmBridge(SwarmPublisher):
+    """Publishes what the swarm reports; disk errors are logged too."""
 
     def disk_error(self, index: int, failure: Failure) -> None:
         _log.failure("disk error on piece {index}", failure, index=index)
-        self.torrent._observers.notify("disk_error", self.torrent, index, failure)
+        super().disk_error(index, failure)

@@ -26,7 +26,6 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from tests.integration import ltutil
-from txbittorrent import running as running_module
 from txbittorrent.core.metainfo import parse
 from txbittorrent.core.tracker.registry import TrackerState
 from txbittorrent.storage.create import create_torrent
@@ -36,7 +35,6 @@ from txbittorrent.swarm.config import SwarmConfig
 from txbittorrent.testing import make_files, same_files, wait_until
 from txbittorrent.torrent import Torrent
 from txbittorrent.tracker.server import HTTPTrackerResource, start_tracker
-from txbittorrent.tracker.client import UDPTrackerClient
 
 _log = Logger()
 
@@ -252,22 +250,6 @@ class IPv6Tests(SessionTestBase):
         self.assert_same("six", self.path("leech"), sizes)
 
 
-class LoopbackUDPClient(UDPTrackerClient):
-    """The Torrent's UDP tracker client, bound to loopback only."""
-
-    def __init__(self, reactor: Any = None, rng: Any = None, **kwargs: Any) -> None:
-        super().__init__(reactor, rng, interface4=LOOPBACK, interface6=LOOPBACK6)
-
-
-class StartedLoopbackUDPClient(LoopbackUDPClient):
-    """As ``LoopbackUDPClient``, started when made (``RunningTorrent`` does
-    not start its client: see ``test_udp_client_started_by_torrent``)."""
-
-    def __init__(self, reactor: Any = None, rng: Any = None, **kwargs: Any) -> None:
-        super().__init__(reactor, rng)
-        self.start()
-
-
 class UDPTrackerTests(SessionTestBase):
     """Peers that meet only through a BEP 15 tracker."""
 
@@ -316,16 +298,21 @@ class UDPTrackerTests(SessionTestBase):
         self.assert_same("udp", self.path("leech"), sizes)
 
     def test_peers_meet_through_udp_tracker(self) -> Any:
-        """A seeder and a leecher find each other through a udp:// tracker alone."""
-        self.patch(running_module, "UDPTrackerClient", StartedLoopbackUDPClient)
+        """A seeder and a leecher find each other through a udp:// tracker alone,
+        each announcing over its session's one UDP socket."""
         return self.meet()
 
-    def test_udp_client_started_by_torrent(self) -> Any:
-        """A Torrent starts the UDP tracker client it makes (or its udp:// announces
-        all fail with "the UDP tracker client is not started")."""
-        self.patch(running_module, "UDPTrackerClient", LoopbackUDPClient)
-        return self.meet()
-
+    @inlineCallbacks
+    def test_udp_socket_on_the_listening_port(self) -> Any:
+        """The session's UDP socket takes the TCP listening port's number."""
+        tracker = yield start_tracker(reactor, LOOPBACK, interval=30)
+        self.addCleanup(tracker.stop)
+        raw = self.make_torrent("udp1", {"u.bin": 100_000}, trackers=[tracker.udp_url], seed=3)
+        seeder = self.torrent(raw, self.path("seed1"))
+        yield seeder.start()
+        yield wait_until(lambda: self.answered(seeder, tracker.udp_url), 20, "the announce")
+        mux = seeder._run.session.udp
+        self.assertEqual(mux.port, seeder.port)
 
 
 class HTTPTrackerEventTests(SessionTestBase):

@@ -196,14 +196,14 @@ class LoggingExampleTests(ExampleTestBase):
         self.assertNotIn("Traceback", stdout + stderr)
         for fragment in (
             "tree: our peer id is -XL0001-",
-            "tree: state stopped -> active",
+            "tree: state stopped -> checking",
             f"tree: tracker error from {dead}: ",
             f"tree: tracker reply from {tracker.announce_url}: ",
             "tree: peer connected: 127.0.0.1:",
             "tree: piece 0 verified",
             "tree: completed: every wanted piece is verified",
             "tree: peer lost: 127.0.0.1:",
-            "tree: state active -> stopped",
+            "tree: state seeding -> stopped",
         ):
             self.assertIn(fragment, stdout)
         # The peer id is made once, and what it logs is what went out.
