@@ -1,7 +1,9 @@
 """Helpers shared by the benchmarks: data files, the machine's description,
-medians, what ``/proc`` says about processes, and child processes (``Child``,
+medians, what ``/proc`` says about processes, child processes (``Child``,
 ``Children``: each child's output goes to a log file or, for JSON messages,
-to a pipe read with a deadline; every child is ended by ``stop_all``).
+to a pipe read with a deadline; every child is ended by ``stop_all``), and
+clean copies of another commit of this repository (``checkout``), whose
+children run that commit's code (``Child(root=...)``).
 
 Nothing here imports Twisted or libtorrent: child processes of a benchmark
 import this module too, and must start quickly.
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 CHUNK = 16 * 1024 * 1024
@@ -100,6 +103,12 @@ def median(values: Iterable[float | None]) -> float | None:
     """The median of the values that are not None (None if there are none)."""
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
+
+
+def spread(values: Iterable[float | None]) -> tuple[float, float] | None:
+    """(min, max) of the values that are not None (None if there are none)."""
+    present = [v for v in values if v is not None]
+    return (min(present), max(present)) if present else None
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -263,23 +272,35 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         pass
 
 
-class Child:
-    """One process the benchmark started."""
+def child_env(root: str = ROOT) -> dict[str, str]:
+    """This process's environment with ``root`` first on PYTHONPATH; for
+    another checkout than ours, our own root is taken off it, so that the
+    child imports that checkout's ``txbittorrent`` and ``bench`` only."""
+    inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if os.path.realpath(root) != os.path.realpath(ROOT):
+        inherited = [p for p in inherited if os.path.realpath(p) != os.path.realpath(ROOT)]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([root, *inherited]))
 
-    def __init__(self, name: str, argv: list[str], log_path: str, messages: bool) -> None:
+
+class Child:
+    """One process the benchmark started, in ``root`` (our checkout, or a
+    ``Checkout``'s) with that root on its PYTHONPATH."""
+
+    def __init__(
+        self, name: str, argv: list[str], log_path: str, messages: bool, root: str = ROOT
+    ) -> None:
         self.name = name
         self.log_path = log_path
+        self.root = root
         self._log = open(log_path, "wb")
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
         self.started = time.time()
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE if messages else self._log,
             stderr=self._log,
-            cwd=ROOT,
-            env=env,
+            cwd=root,
+            env=child_env(root),
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         self._lines = LineReader(self.proc.stdout.fileno()) if self.proc.stdout else None
@@ -364,18 +385,23 @@ class Children:
         self.all: list[Child] = []
         self._count = 0
 
-    def start(self, name: str, argv: list[str], messages: bool = True) -> Child:
+    def start(
+        self, name: str, argv: list[str], messages: bool = True, root: str = ROOT
+    ) -> Child:
         self._count += 1
         log = os.path.join(self.directory, f"{self._count:03d}-{name}.log")
-        child = Child(name, argv, log, messages)
+        child = Child(name, argv, log, messages, root)
         self.all.append(child)
         return child
 
-    def start_role(self, role: str, spec: dict[str, Any]) -> Child:
-        """Start ``python -m <module> --child ROLE --spec JSON``."""
+    def start_role(
+        self, role: str, spec: dict[str, Any], root: str = ROOT, name: str | None = None
+    ) -> Child:
+        """Start ``python -m <module> --child ROLE --spec JSON`` in ``root``
+        (another checkout's root runs that checkout's module), logged as ``name``."""
         argv = [sys.executable, "-m", self.module, "--child", role,
                 "--spec", json.dumps(spec)]
-        return self.start(role, argv)
+        return self.start(name or role, argv, root=root)
 
     def start_server(
         self, role: str, spec: dict[str, Any], timeout: float
@@ -394,3 +420,72 @@ class Children:
                 child.stop()
             except Exception as e:  # keep going: every other child must end too
                 print(f"could not stop {child.name} (pid {child.pid}): {e}", file=sys.stderr)
+
+
+# -- another commit of this repository ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Checkout:
+    """A clean copy of one commit of this repository, made by ``checkout``."""
+
+    ref: str
+    """What was asked for (a commit, branch or tag)."""
+    commit: str
+    """Its commit's full SHA-1."""
+    short: str
+    """The same, abbreviated as ``git rev-parse --short`` does."""
+    root: str
+    """The directory holding the copy; removing it is the caller's business."""
+
+
+def _git(args: Sequence[str], repo: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", repo, *args], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise ValueError(f"git {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def resolve_commit(ref: str, repo: str = ROOT) -> tuple[str, str]:
+    """The full and the short SHA-1 of the commit ``ref`` names in ``repo``;
+    ValueError if it names none (or ``repo`` is no git repository)."""
+    try:
+        commit = _git(["rev-parse", "--verify", "--quiet", "--end-of-options",
+                       f"{ref}^{{commit}}"], repo)
+    except ValueError as e:
+        raise ValueError(f"{ref!r} names no commit in {repo} ({e})") from None
+    return commit, _git(["rev-parse", "--short", commit], repo)
+
+
+def checkout(ref: str, into: str, repo: str = ROOT) -> Checkout:
+    """Extract the tree of ``ref``'s commit into the new directory ``into``
+    (``git archive | tar -x``: the repository, its index and its worktrees
+    are left as they are) and compile its Python files, so that no child
+    compiles them while it is being timed."""
+    commit, short = resolve_commit(ref, repo)
+    os.makedirs(into)
+    archive = subprocess.Popen(
+        ["git", "-C", repo, "archive", "--format=tar", commit],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert archive.stdout is not None
+    extract = subprocess.run(
+        ["tar", "-x", "-C", into], stdin=archive.stdout, capture_output=True, timeout=300)
+    archive.stdout.close()
+    archive_err = archive.communicate(timeout=60)[1]
+    if archive.returncode != 0 or extract.returncode != 0:
+        raise ValueError(f"could not extract {ref} ({short}): "
+                         f"{(archive_err or extract.stderr).decode(errors='replace').strip()}")
+    subprocess.run([sys.executable, "-m", "compileall", "-q", into],
+                   capture_output=True, cwd=into, env=child_env(into), timeout=300)
+    return Checkout(ref=ref, commit=commit, short=short, root=into)
+
+
+def run_in(root: str, code: str, timeout: float = 60.0) -> str:
+    """Run ``python -c code`` as a child of ``root`` would run (its cwd and
+    PYTHONPATH); its standard output.  RuntimeError if it fails."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=root, env=child_env(root), timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"python -c in {root} failed: {done.stderr.strip()[-1500:]}")
+    return done.stdout

@@ -25,6 +25,20 @@ leechers    in each run, one after another, each leecher downloads into an
                           dictionary, hence the info hash, is the same).
 seed test   (``--seed-test``) a txbittorrent seeder and the libtorrent seeder,
             one after the other, each serve a libtorrent leecher.
+baseline    (``--baseline REF``) one more leecher, ``txbittorrent@<short
+            SHA-1>``: the txbittorrent leecher of commit REF of this
+            repository, so that a change can be timed against the code before
+            it in the same run.  A clean copy of REF is extracted (``git
+            archive``, no worktree) into the benchmark's temporary directory,
+            and the leecher is REF's own ``bench.download --child tx-leech``
+            run in that copy (its cwd and PYTHONPATH): old code with its old
+            child, each side importing its own modules.  The parent sends it
+            the same spec and reads the same result line as from ours (see
+            "child processes" below), so REF's child must speak them; the
+            benchmark checks, before anything is timed, that the copy imports
+            its own ``txbittorrent`` and has that role.  It takes its turn in
+            the alternating order like any leecher, and the summary adds the
+            ratios txbittorrent / baseline.
 
 What is measured, per transfer:
 
@@ -57,7 +71,8 @@ RSS MiB     the leecher's peak resident set (``ru_maxrss`` from ``os.wait4``).
             is the largest value seen, the memory the client allocated.
 
 libtorrent is held to TCP (uTP off, see ``LT_TCP_ONLY``) on both sides: by
-default two libtorrent peers talk uTP, which on loopback moves 10-30 MB/s.
+default two libtorrent peers talk uTP, which on loopback is many times slower
+than TCP (figures in bench/README).
 Its leechers dial in plain BitTorrent (``LT_PLAIN_OUT``): by default they try
 an encrypted handshake first, which txbittorrent refuses, and dial again a
 second later.  Otherwise every client keeps its default settings.
@@ -65,7 +80,8 @@ second later.  Otherwise every client keeps its default settings.
 Each download is then compared with the source, SHA-1 over the whole file.
 A run that timed out, failed, or whose data differs is reported as failed,
 counted in no median, and makes the exit status 1.  The figures are medians
-over the runs; the ratios are txbittorrent / libtorrent.  The machine's load
+over the runs, each with its spread (min-max) in a second table; the ratios
+are txbittorrent / libtorrent (and txbittorrent / baseline).  The machine's load
 average is printed: other processes skew the figures, and on a small machine
 seeder and leecher compete for the same cores.  Each transfer also records
 the share of the machine's CPU that other processes took meanwhile
@@ -77,7 +93,12 @@ reactor thread, over the wall interval only) and saves one ``.pstats`` file
 per run there; those runs are slower and marked as profiled.
 
 The child processes are this same module, run with a hidden ``--child ROLE``
-argument; each writes JSON lines to its standard output.
+argument; each writes JSON lines to its standard output.  Between parent and
+leecher children the contract is: the spec holds ``torrent``, ``dir``,
+``peer``, ``pieces``, ``timeout`` and, when profiled, ``profile``; the
+result line holds ``ok``, ``seconds``, ``connected``, ``cpu`` and ``pieces``,
+and may hold ``reactor_cpu``, ``threads`` and ``note``.  Keep it so, or
+``--baseline`` against older commits breaks (a1a823c's child speaks it).
 """
 
 from __future__ import annotations
@@ -96,6 +117,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bench._common import (
+    ROOT,
+    Checkout,
     Child,
     Children,
     GiB,
@@ -104,6 +127,7 @@ from bench._common import (
     TMP_BASE,
     MiB,
     Result,
+    checkout,
     environment,
     free_port,
     machine_busy,
@@ -112,7 +136,10 @@ from bench._common import (
     proc_cpu,
     proc_status,
     ratio,
+    resolve_commit,
+    run_in,
     sha1_file,
+    spread,
     tail,
     thread_cpu,
     thread_cpu_delta,
@@ -191,9 +218,9 @@ def _read(path: str) -> bytes:
 
 
 LT_TCP_ONLY = {"enable_outgoing_utp": False, "enable_incoming_utp": False}
-"""Between two libtorrent peers libtorrent picks uTP, which moves 10-30 MB/s
-on loopback where TCP moves hundreds: the benchmark compares the clients over
-TCP, the only transport txbittorrent speaks."""
+"""Between two libtorrent peers libtorrent picks uTP, which on loopback is
+many times slower than TCP (bench/README): the benchmark compares the clients
+over TCP, the only transport txbittorrent speaks."""
 
 
 LT_PLAIN_OUT = {"out_enc_policy": 2}
@@ -407,6 +434,40 @@ CHILDREN: dict[str, Callable[[dict[str, Any]], None]] = {
 }
 
 
+# -- the baseline: another commit's txbittorrent leecher ----------------------------
+
+BASELINE_PROBE = """\
+import json
+import bench.download
+import txbittorrent
+print(json.dumps({"txbittorrent": txbittorrent.__file__, "bench": bench.download.__file__,
+                  "roles": sorted(bench.download.CHILDREN)}))
+"""
+"""Run in the baseline's copy as its children run: which files it imports, which roles it has."""
+
+
+def baseline_name(copy: Checkout) -> str:
+    """The baseline leecher's name in the table and the JSON: ``txbittorrent@<short SHA-1>``."""
+    return f"txbittorrent@{copy.short}"
+
+
+def prepare_baseline(ref: str, directory: str) -> Checkout:
+    """A clean copy of commit ``ref`` in the new directory ``directory``, checked:
+    its children import its own ``txbittorrent`` and ``bench`` (not ours) and
+    its ``bench.download`` has a ``tx-leech`` role.  RuntimeError otherwise."""
+    copy = checkout(ref, directory)
+    lines = run_in(copy.root, BASELINE_PROBE).strip().splitlines()
+    found = json.loads(lines[-1])
+    inside = os.path.realpath(copy.root) + os.sep
+    for module in ("txbittorrent", "bench"):
+        if not os.path.realpath(found[module]).startswith(inside):
+            raise RuntimeError(
+                f"the copy of {ref} imports {module} from {found[module]}, not from {copy.root}")
+    if "tx-leech" not in found["roles"]:
+        raise RuntimeError(f"{ref} ({copy.short}): its bench.download has no tx-leech child")
+    return copy
+
+
 # -- the parent: one transfer ---------------------------------------------------------
 
 
@@ -422,7 +483,8 @@ def _process_cpu(rusage: Any) -> float | None:
 def finish(raw: Result, size: int) -> Result:
     """Add the derived figures to a verified run; strip them from a failed one."""
     if not raw["verified"]:
-        keep = ("verified", "note", "leecher", "seeder", "pieces", "others_cpu_share")
+        keep = ("verified", "note", "leecher", "seeder", "pieces", "others_cpu_share",
+                "log_tail")
         return {k: v for k, v in raw.items() if k in keep}
     out = dict(raw)
     out["mb_s"] = size / 1e6 / raw["seconds"]
@@ -438,10 +500,15 @@ def finish(raw: Result, size: int) -> Result:
 class Bench:
     """The data, the torrents, the processes and the transfers."""
 
-    def __init__(self, args: argparse.Namespace, root: str, children: Children) -> None:
+    def __init__(
+        self, args: argparse.Namespace, root: str, children: Children,
+        baseline: Checkout | None = None,
+    ) -> None:
         self.args = args
         self.root = root
         self.children = children
+        self.baseline = baseline
+        """Whose ``tx-leech`` child runs as ``baseline_name(baseline)``, if any."""
         self.size = args.size_mib * MiB
         self.source_dir = os.path.join(root, "seed")
         self.source_sha1 = ""
@@ -561,18 +628,27 @@ class Bench:
         return total
 
     def _child_leecher(self, leecher: str, directory: str, seeder: str, run: int) -> Result:
-        role = {"txbittorrent": "tx-leech", "libtorrent": "lt-leech"}[leecher]
+        code_root = ROOT
+        if leecher == "libtorrent":
+            role = "lt-leech"
+        elif leecher == "txbittorrent":
+            role = "tx-leech"
+        elif self.baseline is not None and leecher == baseline_name(self.baseline):
+            role, code_root = "tx-leech", self.baseline.root  # its own child, its own code
+        else:
+            raise ValueError(f"no child process for the leecher {leecher!r}")
         spec: dict[str, Any] = {
             "torrent": self.torrent_path, "dir": directory, "peer": self.ports[seeder],
             "pieces": self.pieces, "timeout": self.args.timeout,
         }
-        profiled = leecher == "txbittorrent" and self.args.profile_dir
+        profiled = role == "tx-leech" and self.args.profile_dir
         if profiled:
             spec["profile"] = os.path.join(
                 os.path.abspath(self.args.profile_dir),
                 f"{leecher}-from-{seeder}-run{run + 1}.pstats")
         seed_child = self.seeders[seeder]
-        child = self.children.start_role(role, spec)
+        child = self.children.start_role(
+            role, spec, root=code_root, name=f"{role}-{leecher}")
         try:
             # The leecher's own start-up comes on top of the transfer's time limit.
             message = child.message(self.args.timeout + START_TIMEOUT, also=[seed_child])
@@ -605,6 +681,8 @@ class Bench:
             raw["note"] = message["note"]
         elif not message["ok"]:
             raw["note"] = f"{message['pieces']}/{self.pieces} pieces"
+        if not message["ok"]:
+            raw["log_tail"] = tail(child.log_path)  # in the JSON: what went wrong
         if not exited:
             raw["exit"] = "killed after reporting"
         return raw
@@ -699,11 +777,26 @@ def summarise(results: dict[str, list[Result]]) -> dict[str, dict[str, float | N
     }
 
 
-def compare(medians: dict[str, dict[str, float | None]], figures: Sequence[str]) -> dict[str, Any]:
-    tx, lt = medians.get("txbittorrent"), medians.get("libtorrent")
-    if tx is None or lt is None:
+def spreads(
+    results: dict[str, list[Result]]
+) -> dict[str, dict[str, tuple[float, float] | None]]:
+    """(min, max) of each figure over the verified runs, per client: how far
+    apart the runs behind each median lay."""
+    return {
+        name: {f: spread(r.get(f) for r in runs if r["verified"]) for f in FIGURES}
+        for name, runs in results.items()
+    }
+
+
+def compare(
+    medians: dict[str, dict[str, float | None]], figures: Sequence[str],
+    a: str = "txbittorrent", b: str = "libtorrent",
+) -> dict[str, Any]:
+    """The ratios ``a`` / ``b`` of the medians of ``figures``; empty if either is absent."""
+    x, y = medians.get(a), medians.get(b)
+    if x is None or y is None:
         return {}
-    return {f: ratio(tx[f], lt[f]) for f in figures}
+    return {f: ratio(x[f], y[f]) for f in figures}
 
 
 def _fmt(value: float | None, width: int, digits: int = 1) -> str:
@@ -735,6 +828,40 @@ def _ratio_line(label: str, ratios: dict[str, Any], names: dict[str, str]) -> st
     return f"{label}: " + ", ".join(parts)
 
 
+DOWNLOAD_SPREAD = (
+    ("mb_s", "MB/s", 0), ("seconds", "wall s", 2), ("connect_seconds", "connect s", 2),
+    ("cpu_s_per_gib", "CPU s/GiB", 2), ("peak_rss_mib", "RSS MiB", 0),
+    ("peak_anon_mib", "anon MiB", 0), ("others_cpu_share", "others", None),
+)
+SEED_SPREAD = (
+    ("mb_s", "MB/s", 0), ("seconds", "wall s", 2), ("connect_seconds", "connect s", 2),
+    ("seeder_cpu_s_per_gib", "seed CPU/GiB", 2), ("seeder_peak_anon_mib", "seed anon MiB", 0),
+    ("cpu_s_per_gib", "leech CPU/GiB", 2), ("others_cpu_share", "others", None),
+)
+"""The spread table's columns: figure, title, digits (None: a share, in %)."""
+
+
+def _range(bounds: Sequence[float] | None, digits: int | None) -> str:
+    if bounds is None:
+        return "-"
+    low, high = bounds
+    if digits is None:
+        return f"{100 * low:.0f}-{100 * high:.0f}%"
+    return f"{low:.{digits}f}-{high:.{digits}f}"
+
+
+def _spread_lines(
+    label: str, results: dict[str, list[Result]], columns: Sequence[tuple[str, str, int | None]],
+    width: int,
+) -> list[str]:
+    """The spread (min-max over the verified runs) behind each median of a table."""
+    lines = [f"{label:<{width}} " + " ".join(f"{title:>13}" for _, title, _ in columns)]
+    for name, by_figure in spreads(results).items():
+        lines.append(f"{name:<{width}} " + " ".join(
+            f"{_range(by_figure[f], digits):>13}" for f, _, digits in columns))
+    return lines
+
+
 def table(report: dict[str, Any]) -> str:
     cfg, env = report["config"], report["environment"]
     lines = [
@@ -751,8 +878,14 @@ def table(report: dict[str, Any]) -> str:
         "given the seeder to the end (aria2c: its whole life)",
         "RSS: peak resident set over the leecher's life (libtorrent's includes the "
         "memory-mapped torrent); anon: peak anonymous RSS, sampled every 0.1 s",
-        "medians of the runs verified byte for byte (SHA-1 of the whole file)",
+        "medians of the runs verified byte for byte (SHA-1 of the whole file); "
+        "the spread (min-max of those runs) below each table",
     ]
+    baseline = cfg.get("baseline")
+    if baseline:
+        lines.append(
+            f"{baseline['leecher']}: the txbittorrent leecher of commit {baseline['commit']} "
+            f"({baseline['ref']}), its own bench.download child run from a clean copy")
     others = [r["others_cpu_share"] for part in ("download", "seed") if report.get(part)
               for runs in report[part]["results"].values() for r in runs
               if r.get("others_cpu_share") is not None]
@@ -763,53 +896,66 @@ def table(report: dict[str, Any]) -> str:
             f"{100 * max(others):.0f}%); on a busy machine MB/s means little, CPU s/GiB more")
     download = report.get("download")
     if download:
+        width = max([14, *(len(name) for name in download["results"])])
         lines += [
             "",
             "download from a libtorrent seeder",
-            f"{'leecher':<14} {'MB/s':>8} {'wall s':>8} {'connect s':>9} {'CPU s/GiB':>10} "
+            f"{'leecher':<{width}} {'MB/s':>8} {'wall s':>8} {'connect s':>9} {'CPU s/GiB':>10} "
             f"{'RSS MiB':>8} {'anon MiB':>9} {'others':>6}  {'ok':>5}  per run (MB/s)",
         ]
         for name, runs in download["results"].items():
             m = download["medians"][name]
             ok = sum(r["verified"] for r in runs)
             lines.append(
-                f"{name:<14} {_fmt(m['mb_s'], 8)} {_fmt(m['seconds'], 8, 2)} "
+                f"{name:<{width}} {_fmt(m['mb_s'], 8)} {_fmt(m['seconds'], 8, 2)} "
                 f"{_connect(m['connect_seconds'], runs)} "
                 f"{_fmt(m['cpu_s_per_gib'], 10, 2)} {_fmt(m['peak_rss_mib'], 8)} "
                 f"{_fmt(m['peak_anon_mib'], 9)} {_pct(m['others_cpu_share'])}  "
                 f"{ok}/{len(runs):<3}  {_per_run(runs)}"
             )
-        tx = download["medians"].get("txbittorrent", {})
-        if tx.get("reactor_cpu_s_per_gib") is not None:
-            lines.append(
-                f"{'':<14} txbittorrent's reactor thread: {tx['reactor_cpu_s_per_gib']:.2f} "
-                f"CPU s/GiB, busy {100 * tx['reactor_busy']:.0f}% of the time")
+        for name, m in download["medians"].items():
+            if m.get("reactor_cpu_s_per_gib") is not None and m.get("reactor_busy") is not None:
+                lines.append(
+                    f"{'':<{width}} {name}'s reactor thread: {m['reactor_cpu_s_per_gib']:.2f} "
+                    f"CPU s/GiB, busy {100 * m['reactor_busy']:.0f}% of the time")
         for name, why in report.get("skipped", {}).items():
-            lines.append(f"{name:<14} skipped: {why}")
+            lines.append(f"{name:<{width}} skipped: {why}")
+        lines += ["", "spread: min-max of the verified runs"]
+        lines += _spread_lines("leecher", download["results"], DOWNLOAD_SPREAD, width)
         if download["ratios"]:
             lines += ["", _ratio_line("txbittorrent / libtorrent", download["ratios"], {
                 "mb_s": "MB/s", "cpu_s_per_gib": "CPU s/GiB", "peak_rss_mib": "RSS",
                 "peak_anon_mib": "anon"})]
+        if download.get("baseline_ratios"):
+            if not download["ratios"]:
+                lines.append("")
+            label = f"txbittorrent / baseline {baseline['leecher'] if baseline else ''}"
+            lines.append(_ratio_line(label.rstrip(), download["baseline_ratios"], {
+                "mb_s": "MB/s", "cpu_s_per_gib": "CPU s/GiB", "peak_rss_mib": "RSS",
+                "peak_anon_mib": "anon"}))
     seed = report.get("seed")
     if seed:
+        width = max([14, *(len(name) for name in seed["results"])])
         lines += [
             "",
             "seed test: each seeder serves a libtorrent leecher; seeder CPU from "
             "/proc/<pid>/stat over the transfer, anon RSS sampled",
-            f"{'seeder':<14} {'MB/s':>8} {'wall s':>8} {'connect s':>9} {'seed CPU/GiB':>13} "
-            f"{'seed anon MiB':>14} {'leech CPU/GiB':>14} {'others':>6}  {'ok':>5}  "
-            "per run (MB/s)",
+            f"{'seeder':<{width}} {'MB/s':>8} {'wall s':>8} {'connect s':>9} "
+            f"{'seed CPU/GiB':>13} {'seed anon MiB':>14} {'leech CPU/GiB':>14} {'others':>6}  "
+            f"{'ok':>5}  per run (MB/s)",
         ]
         for name, runs in seed["results"].items():
             m = seed["medians"][name]
             ok = sum(r["verified"] for r in runs)
             lines.append(
-                f"{name:<14} {_fmt(m['mb_s'], 8)} {_fmt(m['seconds'], 8, 2)} "
+                f"{name:<{width}} {_fmt(m['mb_s'], 8)} {_fmt(m['seconds'], 8, 2)} "
                 f"{_connect(m['connect_seconds'], runs)} "
                 f"{_fmt(m['seeder_cpu_s_per_gib'], 13, 2)} "
                 f"{_fmt(m['seeder_peak_anon_mib'], 14)} {_fmt(m['cpu_s_per_gib'], 14, 2)} "
                 f"{_pct(m['others_cpu_share'])}  {ok}/{len(runs):<3}  {_per_run(runs)}"
             )
+        lines += ["", "spread: min-max of the verified runs"]
+        lines += _spread_lines("seeder", seed["results"], SEED_SPREAD, width)
         if seed["ratios"]:
             lines += ["", _ratio_line("txbittorrent / libtorrent (seeding)", seed["ratios"], {
                 "mb_s": "MB/s", "seeder_cpu_s_per_gib": "seeder CPU s/GiB",
@@ -829,12 +975,21 @@ def run(args: argparse.Namespace) -> int:
         leechers.remove("aria2")
         skipped["aria2"] = "aria2c is not installed"
     load_before = os.getloadavg()[0]
-    download: dict[str, list[Result]] = {name: [] for name in leechers}
     seeding: dict[str, list[Result]] = {name: [] for name in SEEDERS} if args.seed_test else {}
+    baseline: Checkout | None = None
     with tempfile.TemporaryDirectory(prefix="txbt-bench-dl-", dir=TMP_BASE) as root:
+        if args.baseline:
+            # Removed with the temporary directory; the repository is not touched.
+            baseline = prepare_baseline(args.baseline, os.path.join(root, "baseline"))
+            print(f"baseline {baseline_name(baseline)}: commit {baseline.commit}, "
+                  f"copied to {baseline.root}", file=sys.stderr)
+            # Next to ours, so that the two take their turns one after the other.
+            at = leechers.index("txbittorrent") + 1 if "txbittorrent" in leechers else 0
+            leechers.insert(at, baseline_name(baseline))
+        download: dict[str, list[Result]] = {name: [] for name in leechers}
         children = Children(root, "bench.download")
         try:
-            bench = Bench(args, root, children)
+            bench = Bench(args, root, children, baseline)
             bench.prepare(need_tracker="aria2" in leechers)
             for n in range(args.runs):
                 # Every other run in the reverse order, so that no client is
@@ -860,6 +1015,9 @@ def run(args: argparse.Namespace) -> int:
             "seed_test": args.seed_test,
             "timeout": args.timeout,
             "settle": args.settle,
+            "baseline": None if baseline is None else {
+                "ref": baseline.ref, "commit": baseline.commit, "short": baseline.short,
+                "leecher": baseline_name(baseline)},
         },
         "environment": environment(load_before),
         "skipped": skipped,
@@ -869,17 +1027,21 @@ def run(args: argparse.Namespace) -> int:
     }
     if download:
         medians = summarise(download)
+        figures = ("mb_s", "seconds", "cpu_s_per_gib", "peak_rss_mib", "peak_anon_mib")
         report["download"] = {
             "results": download,
             "medians": medians,
-            "ratios": compare(medians, ("mb_s", "seconds", "cpu_s_per_gib",
-                                        "peak_rss_mib", "peak_anon_mib")),
+            "spreads": spreads(download),
+            "ratios": compare(medians, figures),
+            "baseline_ratios": None if baseline is None else compare(
+                medians, figures, "txbittorrent", baseline_name(baseline)),
         }
     if seeding:
         medians = summarise(seeding)
         report["seed"] = {
             "results": seeding,
             "medians": medians,
+            "spreads": spreads(seeding),
             "ratios": compare(medians, ("mb_s", "seconds", "seeder_cpu_s_per_gib",
                                         "seeder_peak_anon_mib", "cpu_s_per_gib")),
         }
@@ -922,6 +1084,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--profile-dir", metavar="DIR",
                    help="run the txbittorrent leecher under cProfile, saving .pstats here")
     p.add_argument("--keep-logs", metavar="DIR", help="copy every child's log here at the end")
+    p.add_argument("--baseline", metavar="REF",
+                   help="also run the txbittorrent leecher of commit REF of this repository "
+                        "(a clean copy of it, its own bench child), as txbittorrent@<sha>")
     p.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     p.add_argument("--spec", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -939,14 +1104,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = set(args.leechers) - set(LEECHERS)
     if unknown:
         p.error(f"unknown leechers {sorted(unknown)}; choose from {','.join(LEECHERS)}")
-    if not args.leechers and not args.seed_test:
-        p.error("nothing to measure: no leechers and no --seed-test")
+    if not args.leechers and not args.seed_test and not args.baseline:
+        p.error("nothing to measure: no leechers, no --seed-test and no --baseline")
     if args.files < 1 or args.files > args.size_mib * 1024:
         p.error("--files must be between 1 and one file per KiB of data")
     if args.size_mib < 1 or args.runs < 1 or args.piece_length < 16 * 1024:
         p.error("--size-mib and --runs must be positive, --piece-length at least 16384")
+    if args.baseline:
+        try:
+            resolve_commit(args.baseline)  # a typo fails here, before 1 GiB is written
+        except ValueError as e:
+            p.error(f"--baseline: {e}")
     if args.profile_dir:
         os.makedirs(args.profile_dir, exist_ok=True)
+    if args.json and os.path.dirname(args.json):
+        os.makedirs(os.path.dirname(args.json), exist_ok=True)  # not found after the runs
     return args
 
 

@@ -13,9 +13,9 @@ libtorrent    the same with libtorrent sessions (local only: no DHT, LSD,
               UPnP, NAT-PMP; several connections per IP allowed), on TCP
               only unless ``--lt-utp``: libtorrent tries uTP first by
               default, and uTP's delay-based congestion control over
-              loopback cut its swarm to a third of its TCP speed here (96
-              against 359 MB/s, medians of 3), which would compare
-              transports, not clients.
+              loopback cut its swarm to about a third of its TCP speed here
+              (figures in bench/README), which would compare transports,
+              not clients.
 
 Each swarm gets a fresh tracker of ours (``start_tracker``, in a process of
 its own, announce interval 10 s) and a .torrent made for it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -95,6 +96,98 @@ class BenchDownloadMultiFileTests(BenchDownloadTinyTests):
             self.assertEqual([r["verified"] for r in runs], [True], name)
 
 
+def _git_head() -> tuple[str, str]:
+    """HEAD's full and short SHA-1; SkipTest where this checkout is no git repository."""
+    from bench._common import resolve_commit
+
+    try:
+        return resolve_commit("HEAD")
+    except (ValueError, OSError) as e:
+        raise SkipTest(f"no git repository to take a baseline from: {e}") from None
+
+
+class BenchDownloadBaselineTests(BenchDownloadTinyTests):
+    """``--baseline REF``: REF's own txbittorrent leecher runs as one more leecher."""
+
+    @defer.inlineCallbacks
+    def test_tiny(self) -> Any:
+        """With --baseline HEAD the copy's leecher downloads verified next to ours,
+        the summary gives txbittorrent / baseline, and the copy is gone afterwards."""
+        commit, short = _git_head()
+        out = os.path.abspath(self.mktemp())
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        stdout, stderr, code = yield utils.getProcessOutputAndValue(
+            sys.executable,
+            ["-m", "bench.download", "--tiny", "--leechers", "txbittorrent",
+             "--baseline", "HEAD", "--json", out],
+            env=env,
+            path=ROOT,
+        )
+        self.assertEqual(code, 0, (stdout + stderr).decode(errors="replace"))
+        name = f"txbittorrent@{short}"
+        self.assertIn(f"txbittorrent / baseline {name}: MB/s ".encode(), stdout)
+        self.assertIn(b"spread: min-max", stdout)
+        with open(out) as f:
+            report = json.load(f)
+        self.assertEqual(report["config"]["baseline"], {
+            "ref": "HEAD", "commit": commit, "short": short, "leecher": name})
+        download = report["download"]
+        self.assertEqual(list(download["results"]), ["txbittorrent", name])
+        for leecher, runs in download["results"].items():
+            self.assertEqual([r["verified"] for r in runs], [True], leecher)
+            self.assertGreater(runs[0]["cpu_s_per_gib"], 0, leecher)
+            # Both are txbittorrent leechers: both report their reactor thread.
+            self.assertIsNotNone(runs[0]["reactor_cpu_seconds"], leecher)
+        self.assertIsNotNone(download["baseline_ratios"]["mb_s"])
+        self.assertIsNotNone(download["baseline_ratios"]["cpu_s_per_gib"])
+        low, high = download["spreads"][name]["mb_s"]
+        self.assertEqual(low, high)  # one run
+        self.assertFalse(os.path.exists(report["workdir"]))
+
+
+class BaselineCheckoutTests(SynchronousTestCase):
+    """The clean copy of another commit that ``--baseline`` runs."""
+
+    def test_copy_of_head(self) -> None:
+        """prepare_baseline extracts HEAD's tree, which imports its own code and
+        has a tx-leech child; the leecher is named after the short SHA-1."""
+        from bench.download import baseline_name, prepare_baseline
+
+        commit, short = _git_head()
+        where = os.path.join(os.path.abspath(self.mktemp()), "copy")
+        copy = prepare_baseline("HEAD", where)
+        self.assertEqual((copy.ref, copy.commit, copy.short, copy.root),
+                         ("HEAD", commit, short, where))
+        self.assertTrue(os.path.isfile(os.path.join(where, "bench", "download.py")))
+        self.assertTrue(os.path.isfile(os.path.join(where, "txbittorrent", "__init__.py")))
+        self.assertFalse(os.path.exists(os.path.join(where, ".git")))
+        self.assertEqual(baseline_name(copy), f"txbittorrent@{short}")
+
+    def test_unknown_ref(self) -> None:
+        """A ref that names no commit is refused before anything is written."""
+        from bench._common import checkout, resolve_commit
+        from bench.download import parse_args
+
+        _git_head()
+        where = os.path.abspath(self.mktemp())
+        self.assertRaises(ValueError, resolve_commit, "no-such-ref-for-the-bench")
+        self.assertRaises(ValueError, checkout, "no-such-ref-for-the-bench", where)
+        self.assertFalse(os.path.exists(where))
+        self.patch(sys, "stderr", io.StringIO())  # argparse's usage message
+        self.assertRaises(SystemExit, parse_args, ["--baseline", "no-such-ref-for-the-bench"])
+
+    def test_child_env_of_another_root(self) -> None:
+        """A child of another checkout has that checkout first on its
+        PYTHONPATH and ours not at all; our own children keep ours first."""
+        from bench import _common
+
+        other = os.path.abspath(self.mktemp())
+        self.patch(os, "environ", {"PYTHONPATH": os.pathsep.join([ROOT, "/elsewhere"])})
+        self.assertEqual(_common.child_env(other)["PYTHONPATH"],
+                         os.pathsep.join([other, "/elsewhere"]))
+        self.assertEqual(_common.child_env()["PYTHONPATH"].split(os.pathsep)[0], _common.ROOT)
+
+
 class MixedSizesTests(SynchronousTestCase):
     """The sizes of the multi-file data."""
 
@@ -145,6 +238,40 @@ class ReportTests(SynchronousTestCase):
         self.assertIn("failed(data differs)", text)
         line = next(x for x in text.splitlines() if x.startswith("txbittorrent "))
         self.assertEqual(line.split()[1], "failed")
+
+    def test_baseline_ratios_and_spreads(self) -> None:
+        """The table gives txbittorrent / baseline and each median's min-max."""
+        from bench.download import compare, finish, spreads, summarise, table
+
+        size = 1024 * 1024 * 1024
+        run = {"verified": True, "seconds": 2.0, "connect_seconds": 0.0,
+               "cpu_seconds": 2.0, "peak_rss_mib": 100.0, "peak_anon_mib": 50.0}
+        name = "txbittorrent@abc1234"
+        results = {
+            "txbittorrent": [finish(dict(run, seconds=s), size) for s in (1.0, 2.0, 4.0)],
+            name: [finish(dict(run, cpu_seconds=c), size) for c in (3.0, 4.0, 5.0)],
+        }
+        medians = summarise(results)
+        figures = ("mb_s", "cpu_s_per_gib")
+        ratios = compare(medians, figures, "txbittorrent", name)
+        self.assertAlmostEqual(ratios["mb_s"], 1.0)
+        self.assertAlmostEqual(ratios["cpu_s_per_gib"], 0.5)
+        self.assertEqual(spreads(results)["txbittorrent"]["seconds"], (1.0, 4.0))
+        report: dict[str, Any] = {
+            "config": {"size_mib": 1024, "piece_length": 1 << 20, "pieces": 1024, "runs": 3,
+                       "baseline": {"ref": "main~1", "commit": "abc1234" + "0" * 33,
+                                    "short": "abc1234", "leecher": name}},
+            "environment": {"cpu_count": 2, "load_before": 0.0, "load_after": 0.0,
+                            "libtorrent": "2", "python": "3"},
+            "download": {"results": results, "medians": medians,
+                         "ratios": compare(medians, figures), "baseline_ratios": ratios},
+        }
+        text = table(report)
+        self.assertIn(f"txbittorrent / baseline {name}: MB/s 1.00, CPU s/GiB 0.50", text)
+        spread_lines = text.split("spread: min-max of the verified runs\n")[1].splitlines()
+        self.assertEqual(spread_lines[1].split()[:3], ["txbittorrent", "268-1074", "1.00-4.00"])
+        self.assertEqual(spread_lines[2].split()[0], name)
+        self.assertIn("3.00-5.00", spread_lines[2])
 
     def test_tracker_copy_keeps_info_hash(self) -> None:
         """The torrent given to aria2c differs only by its announce URL."""

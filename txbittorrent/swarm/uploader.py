@@ -54,10 +54,9 @@ __all__ = ["Uploader"]
 
 _BATCH_PARTS = 128
 """Blocks go out in writes of at most this many parts (64 blocks, 1 MiB).
-Measured here: with no cap a batch could make a 4 MiB buffer to fault in
-each time (seeding one peer, 1.52 CPU s/GiB, against 1.41-1.49 capped); a
-cap of 16 blocks made Twisted join our several writes again (200 peers,
-1.83 ms CPU per MB, against 1.53 at 64 blocks)."""
+With no cap a batch could make a 4 MiB buffer to fault in each time; a cap
+of 16 blocks made Twisted join our several writes again.  Both cost CPU
+(figures in bench/README, "Seeding to many peers")."""
 
 _READ_AHEAD_SCAN = 256
 """How many of a peer's pending requests a read-ahead looks through at most."""
