@@ -751,6 +751,98 @@ class WriteBufferTests(LinkTestCase):
         self.assertFalse(transport.disconnecting)
 
 
+class WritableHost(FakeHost):
+    """A FakeHost with the optional ``peer_writable``, recorded like the rest
+    (and ``on_writable`` called, when set)."""
+
+    on_writable: Callable[[], None] | None = None
+
+    def peer_writable(self, link: PeerLink) -> None:
+        self.calls.append(("peer_writable", link))
+        if self.on_writable is not None:
+            self.on_writable()
+
+
+class DrainNotificationTests(LinkTestCase):
+    """host.peer_writable once the queue is empty and the transport takes bytes."""
+
+    def writable(self) -> tuple[PeerProtocol, RecordingTransport, WritableHost]:
+        protocol, transport, host, remote = self.accepted(host=WritableHost(self.clock))
+        transport.clear()
+        return protocol, transport, host  # type: ignore[return-value]
+
+    def test_resume_with_nothing_queued(self) -> None:
+        """A transport that drains while nothing is queued says so at once."""
+        protocol, transport, host = self.writable()
+        protocol.pauseProducing()
+        protocol.resumeProducing()
+        self.assertEqual(host.calls[-1], ("peer_writable", protocol))
+        protocol.resumeProducing()  # not paused: no second notification
+        self.assertEqual(host.names().count("peer_writable"), 1)
+
+    def test_after_the_queue_is_written(self) -> None:
+        """Queued blocks go out first; the host hears once they are all written."""
+        protocol, transport, host = self.writable()
+        protocol.pauseProducing()
+        protocol.send_block(b"H" * 13, b"x" * 100)
+        seen: list[int] = []
+        host.on_writable = lambda: seen.append(len(transport.value()))
+        protocol.resumeProducing()
+        self.assertEqual(seen, [113])
+
+    def test_not_while_the_queue_waits(self) -> None:
+        """A transport that fills up again during the flush: no notification
+        until the rest is written."""
+        protocol, transport, host = self.writable()
+        protocol.pauseProducing()
+        for i in range(3):
+            protocol.send_block(b"H" * 13, bytes([i]) * 10)
+        original = transport.writeSequence
+
+        def write_and_fill(data: Any) -> None:
+            original(data)
+            protocol.pauseProducing()
+
+        transport.writeSequence = write_and_fill  # type: ignore[method-assign]
+        protocol.resumeProducing()
+        protocol.resumeProducing()
+        self.assertNotIn("peer_writable", host.names())
+        protocol.resumeProducing()
+        self.assertEqual(host.names().count("peer_writable"), 1)
+
+    def test_after_a_rate_limit_delay(self) -> None:
+        """Blocks held back by the upload limit: the host hears once the last is written."""
+        host = WritableHost(self.clock, upload_rate=1000.0, burst=0)
+        protocol, transport, _, remote = self.accepted(host=host)
+        protocol.send_block(b"A" * 13, b"a" * 987)
+        protocol.send_block(b"B" * 13, b"b" * 487)
+        self.clock.advance(1)
+        self.assertNotIn("peer_writable", host.names())
+        self.clock.advance(0.5)
+        self.assertEqual(host.calls[-1], ("peer_writable", protocol))
+
+    def test_not_on_the_fast_path(self) -> None:
+        """Writes the transport takes at once never call the host."""
+        protocol, transport, host = self.writable()
+        protocol.send_blocks([b"H" * 13, b"x" * 100] * 4)
+        protocol.send_block(b"H" * 13, b"x" * 100)
+        protocol.send(b"ctl")
+        self.assertNotIn("peer_writable", host.names())
+
+    def test_not_before_accepted_nor_closing(self) -> None:
+        """Only an accepted, open link reports that it drained."""
+        host = WritableHost(self.clock)
+        protocol, transport, _ = self.outgoing(host=host)
+        protocol.pauseProducing()
+        protocol.resumeProducing()
+        self.assertNotIn("peer_writable", host.names())
+        self.handshake(protocol, transport)
+        protocol.pauseProducing()
+        protocol.close("bye")
+        protocol.resumeProducing()
+        self.assertNotIn("peer_writable", host.names())
+
+
 class TimerTests(LinkTestCase):
     """Idle, handshake and close timeouts, keep-alives, all on one coarse tick."""
 

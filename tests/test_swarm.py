@@ -18,7 +18,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -38,7 +40,10 @@ from txbittorrent.core.wire.events import (
 from txbittorrent.core.layout import Layout
 from txbittorrent.core.wire.codec import WireDecoder, encode_reject, encode_request
 from txbittorrent.errors import MissingDataError
+from txbittorrent.core.wire.session import PeerSession
 from txbittorrent.interfaces import Address
+from txbittorrent.peer.links import LinkGroup
+from txbittorrent.peer.protocol import PeerProtocol
 from txbittorrent.swarm.peerstate import PeerInfo
 from txbittorrent.storage.files import FileStorage
 from txbittorrent.storage.store import Store
@@ -767,19 +772,71 @@ class UploadTests(SynchronousTestCase):
         self.assertEqual(plain.closed, "requested piece 3, which we do not have")
         self.assertEqual(h.reads, [])
 
+    def no_polling(self) -> None:
+        """No timer of the swarm's is due sooner than its coarse tick."""
+        now, tick = self.h.clock.seconds(), self.h.swarm.config.tick_interval
+        soon = [c for c in self.h.clock.getDelayedCalls() if c.getTime() - now < tick]
+        self.assertEqual(soon, [])
+
     def test_backpressure(self) -> None:
-        """Nothing is sent past max_send_buffer; the stall retry resumes once it drains."""
+        """Nothing is sent past max_send_buffer, and no timer polls for the link to drain."""
         link = self.leecher()
         link.pending_write_bytes = 10 * 1024 * 1024
         self.request(link, (0, 0, K16), (0, K16, K16))
         self.assertEqual(link.of(BlockReceived), [])
-        self.h.clock.advance(0.02)
+        self.no_polling()
+        self.h.clock.advance(0.5)
         self.assertEqual(link.of(BlockReceived), [])
+
+    def test_batch_over_the_mark_handed_over_first(self) -> None:
+        """Blocks gathered past max_send_buffer go to the link, and serving
+        goes on if the link took them: a peer that reads is never held back."""
+        link = self.leecher()
+        keys = [(i, begin, K16) for i in range(4) for begin in (0, K16)]  # 128 KiB
+        self.request(link, *keys)  # read and cached: one write per piece
+        batches = link.batches
+        self.request(link, *keys)  # from the cache: 4 blocks reach the mark
+        self.assertEqual(len(link.of(BlockReceived)), 16)
+        self.assertEqual(link.batches - batches, 2)
+        self.assertEqual(self.h.swarm._uploader._stalled, set())
+
+    def test_tick_serves_a_silent_link(self) -> None:
+        """A link that drains without calling peer_writable is served at the next tick."""
+        link = self.leecher()
+        link.pending_write_bytes = 10 * 1024 * 1024
+        self.request(link, (0, 0, K16), (0, K16, K16))
         link.pending_write_bytes = 0
-        self.h.clock.advance(0.02)
+        self.h.clock.advance(self.h.swarm.config.tick_interval)
         self.assertEqual(len(link.of(BlockReceived)), 2)
-        retry = self.h.swarm._uploader._retry
-        self.assertIsNone(retry)
+
+    def test_drained_transport_serves(self) -> None:
+        """A PeerProtocol whose transport is full holds its peer back with no
+        timer polling; when the transport drains, the waiting blocks go out."""
+        h = self.h
+        protocol = PeerProtocol(LinkGroup(h.clock), host=h.swarm, address=("10.0.0.99", 6881))
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        self.addCleanup(protocol.connectionLost, Failure(ConnectionDone()))
+        remote = PeerSession(
+            h.meta.info_hash, peer_id(99), h.layout.piece_count, False,
+            piece_length_of=h.layout.piece_size,
+        )
+        remote.receive_data(transport.value())  # our handshake
+        transport.clear()
+        protocol.dataReceived(
+            remote.send_handshake() + remote.send_bitfield(Bitfield(5)) + remote.interested()
+        )
+        remote.receive_data(transport.value())
+        self.assertFalse(remote.peer_choking)
+        transport.clear()
+        protocol.pauseProducing()  # as the transport does when its buffer is full
+        keys = [(i, begin, K16) for i in range(4) for begin in (0, K16)]
+        protocol.dataReceived(b"".join(remote.request(*key) for key in keys))
+        self.assertEqual(transport.value(), b"")
+        self.no_polling()
+        protocol.resumeProducing()  # as the transport does once it has drained
+        blocks = [e for e in remote.receive_data(transport.value()) if type(e) is BlockReceived]
+        self.assertEqual([(b.piece_index, b.begin, len(b.block)) for b in blocks], keys)
 
     def test_drain_notification(self) -> None:
         """peer_writable serves a stalled peer at once."""
@@ -806,13 +863,14 @@ class UploadTests(SynchronousTestCase):
         self.assertEqual(len(link.of(BlockReceived)), 8)
 
     def test_stop_while_stalled(self) -> None:
-        """stop() cancels the stall retry timer too."""
+        """stop() with a peer held back by backpressure leaves no timer behind."""
         link = self.leecher()
         link.reading = False
         self.request(link, *[(i, 0, K16) for i in range(5)])
-        self.assertIsNotNone(self.h.swarm._uploader._retry)
+        self.assertEqual(len(self.h.swarm._uploader._stalled), 1)
         self.h.swarm.stop()
         self.assertEqual(self.h.clock.getDelayedCalls(), [])
+        self.assertEqual(self.h.swarm._uploader._stalled, set())
 
     def test_fresh_piece_served_without_read(self) -> None:
         """A piece we just downloaded is served from memory."""

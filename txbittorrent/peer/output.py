@@ -10,14 +10,24 @@ connection (``_transport``, ``_clock``, ``_closing``, the throttles).
 Writing and memory: the link registers itself with its transport as a
 streaming producer, so Twisted calls ``pauseProducing`` when the transport's
 buffer passes its ``bufferSize`` (``LinkConfig.read_size``) and
-``resumeProducing`` when it has drained.  While paused, blocks wait in the link's own queue (control messages
-are still written, unless blocks are queued: order is never changed), and so
-do blocks held back by the upload limits.  ``pending_write_bytes`` is the
-queue's size, plus, while paused, the transport's ``bufferSize`` and what was
-written since the pause (an estimate of the transport's buffer, within one
-message); when not paused the transport holds less than its ``bufferSize``,
-which is not counted.  The swarm reads no more blocks from disk for a link
-whose ``pending_write_bytes`` is high.
+``resumeProducing`` when it has drained.  While paused, blocks wait in the
+link's own queue (control messages are still written, unless blocks are
+queued: order is never changed), and so do blocks held back by the upload
+limits.  ``pending_write_bytes`` is the queue's size, plus, while paused, the
+transport's ``bufferSize`` and what was written since the pause (an estimate
+of the transport's buffer, within one message); when not paused the
+transport holds less than its ``bufferSize``, which is not counted.  The
+swarm reads no more blocks from disk for a link whose
+``pending_write_bytes`` is high.
+
+Drain notification: whenever the queue is empty and the transport takes
+bytes again (``resumeProducing`` found nothing queued, or a flush, after a
+resume or a rate-limit delay, emptied the queue), the link calls its
+``_drained`` hook once, which the protocol turns into
+``host.peer_writable(link)``.  ``pending_write_bytes`` only falls by a
+flush or a resume, and both end there while anything is still queued, so a
+host that stopped at a high mark always hears of it: it needs no timer.  The
+fast path (no limit, not paused) never reaches the hook.
 
 Rate limits (``throttle.Throttle``, shared): ``send_block`` charges the
 session's and the host's upload throttles and, when they ask for a delay,
@@ -146,8 +156,12 @@ class LinkOutput:
             return
         self._write_paused = False
         self._stalled_since = None
-        if self._queue and not self._closing:
+        if self._closing:
+            return
+        if self._queue:
             self._flush()
+        else:
+            self._drained()
 
     def stopProducing(self) -> None:
         self._drop_output()
@@ -177,6 +191,12 @@ class LinkOutput:
                 transport.writeSequence((first, second))
             self._queued_bytes -= size
             self.bytes_sent += size
+        if not queue and not self._closing:
+            self._drained()
+
+    def _drained(self) -> None:
+        """Hook: the queue just emptied and the transport takes bytes (see
+        the module docstring); the protocol tells its host."""
 
     def _drop_output(self) -> None:
         self._queue.clear()

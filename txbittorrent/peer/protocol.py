@@ -44,6 +44,9 @@ the link closes.
 
 Writing: the output queue, the upload limits and the producer methods the
 transport calls for backpressure are ``output.LinkOutput``'s, a base class.
+When the transport has drained and nothing is left queued, an accepted link
+calls ``host.peer_writable(link)`` if the host has it (``Swarm`` does): the
+uploader serves a peer it held back then, with no polling.
 ``dataReceived`` charges the download throttles (``throttle.Throttle``,
 shared) and, when they ask for a delay, pauses the transport (stops reading)
 until the debt is paid.  Socket options are ``LinkConfig``'s, applied on
@@ -121,6 +124,7 @@ class PeerProtocol(LinkOutput, Protocol):
         self._producer_registered = False
         self._prefix = bytearray()  # an incoming handshake's first bytes, until routed
         self._resume_call: Any = None
+        self._writable: Callable[[PeerProtocol], object] | None = None  # host.peer_writable
         self._init_output()
         # Timer bookkeeping, read and written by check_timers only.
         self._connected_at = 0.0
@@ -288,6 +292,7 @@ class PeerProtocol(LinkOutput, Protocol):
 
     def _start_session(self, host: PeerHost) -> None:
         session = self._session = host.new_peer_session(self.outgoing)
+        self._writable = getattr(host, "peer_writable", None)
         extra_up = getattr(host, "upload_throttle", None)
         extra_down = getattr(host, "download_throttle", None)
         if extra_up is not None:
@@ -350,6 +355,11 @@ class PeerProtocol(LinkOutput, Protocol):
                 told = True
         if told and not self._closing:
             host.peer_events_done(self)
+
+    def _drained(self) -> None:
+        writable = self._writable
+        if writable is not None and self._state == _ACCEPTED:
+            writable(self)
 
     def _charge_download(self, size: int) -> None:
         delay = longest_delay(self._download_throttles, size)

@@ -85,10 +85,8 @@ class SwarmConfig:
     read_ahead_pieces: int = 2
     """On a cache miss, also read this many further pieces the peer asked for."""
     max_send_buffer: int = 4 * _MiB
-    """No more blocks for a peer whose link holds this many unwritten bytes."""
-    stall_retry_interval: float = 0.02
-    """While a peer is held back by ``max_send_buffer``, how often to look
-    whether its link drained."""
+    """No more blocks for a peer whose link holds this many unwritten bytes
+    (served again when the link says it drained: ``Swarm.peer_writable``)."""
     max_peer_requests: int = 500
     """Our ``reqq``: requests a peer may have pending with us (more is a flood)."""
 

@@ -17,11 +17,14 @@ still to come.
   peer waiting for it), together with up to ``read_ahead_pieces`` further
   pieces the peer asked for; serving resumes when the read is done.
 * Backpressure: nothing more is sent to a peer whose link holds
-  ``max_send_buffer`` unwritten bytes.  It is ``stalled``, and served again
-  on its next request, when the adapter says the link drained
-  (``Swarm.peer_writable``, optional), or by a retry timer that runs only
-  while some peer is stalled (every ``stall_retry_interval`` seconds; the
-  ``PeerLink`` interface has no drain notification).
+  ``max_send_buffer`` unwritten bytes (blocks gathered for one write are
+  handed over first and the mark checked again, so a peer is held back only
+  while its link really holds that much).  It is ``stalled``, and served
+  again on its next request, or when its link has written out what it
+  queued (``Swarm.peer_writable``, which ``PeerProtocol`` calls when its
+  transport drains): no timer polls for it.  ``retry_stalled``, on the
+  swarm's coarse tick, is a safety net for ``PeerLink``s that do not call
+  ``peer_writable`` (the interface does not require it).
 * A request for a piece we lack gets a REJECT from a fast peer's session; a
   peer without the fast extension broke BEP 3 and is disconnected.
 * While ``paused`` nothing is served (everyone is choked; a request that got
@@ -83,8 +86,6 @@ class Uploader:
         self._config = config
         self._on_disk_error = on_disk_error
         self._stalled: set[PeerState] = set()
-        self._clock = clock
-        self._retry: Any = None  # the DelayedCall of the stall retry
         self._waiting: dict[int, set[PeerState]] = {}
 
     def forget(self, peer: PeerState) -> None:
@@ -92,11 +93,8 @@ class Uploader:
         self._stalled.discard(peer)
 
     def clear(self) -> None:
-        """Forget every stalled peer and cancel the retry timer."""
+        """Forget every stalled peer."""
         self._stalled.clear()
-        retry, self._retry = self._retry, None
-        if retry is not None and retry.active():
-            retry.cancel()
 
     def serve(self, peer: PeerState) -> None:
         """Send the peer's pending requests, in order, while the cache has the
@@ -118,11 +116,11 @@ class Uploader:
         batched = 0
         while pending:
             if link.pending_write_bytes + batched >= limit:
+                if parts:  # hand them over, then look at what the link holds
+                    link.send_blocks(parts)
+                    parts, batched = [], 0
+                    continue
                 self._stalled.add(peer)
-                if self._retry is None:
-                    self._retry = self._clock.callLater(
-                        self._config.stall_retry_interval, self._retry_due
-                    )
                 break
             index, begin, length = next(iter(pending))
             data = cache.get(index) if index in have else None
@@ -160,12 +158,9 @@ class Uploader:
             peer.up.total += sent
             self.meter.total += sent
 
-    def _retry_due(self) -> None:
-        self._retry = None
-        self.retry_stalled()
-
     def retry_stalled(self) -> None:
-        """Serve the peers that stopped on backpressure (their links may have drained)."""
+        """Serve the peers that stopped on backpressure (their links may have
+        drained without saying so: see the module docstring)."""
         for peer in list(self._stalled):
             if peer.connected:
                 self.serve(peer)
