@@ -890,6 +890,16 @@ class TimerTests(LinkTestCase):
         self.elapse(5)
         self.assertEqual(transport.value(), b"\0\0\0\0" * 2)
 
+    def test_keep_alive_interval_configured(self) -> None:
+        """LinkConfig.keepalive_interval (the only keep-alive setting) sets the silence allowed."""
+        self.config = LinkConfig(keepalive_interval=20.0)
+        protocol, transport, host, remote = self.accepted()
+        transport.clear()
+        self.elapse(20)
+        self.assertEqual(transport.value(), b"")
+        self.elapse(5)  # silent since the first tick (it saw the handshake go out)
+        self.assertEqual(transport.value(), b"\0\0\0\0")
+
     def test_no_keep_alive_while_sending(self) -> None:
         """A link that sends anything needs no keep-alive."""
         protocol, transport, host, remote = self.accepted()

@@ -64,7 +64,8 @@ class LinkConfig:
     two minutes)."""
     keepalive_interval: float = 60.0
     """A keep-alive after this much of our own silence (libtorrent drops a
-    peer silent for 120 s)."""
+    peer silent for 120 s).  The one keep-alive setting: links are timed per
+    session (``SessionConfig.link``), not per torrent."""
     write_stall_timeout: float = 120.0
     """The transport's buffer has stayed full this long: the peer does not
     read its socket, and the connection is aborted."""

@@ -47,9 +47,6 @@ class SwarmConfig:
     """Seconds to wait after the n-th failed attempt in a row; one failure
     more and the address is forgotten.  The first step also follows a
     connection that worked and closed."""
-    keepalive_interval: float = 120.0
-    """For the adapter, which owns the timers: a keep-alive after this long
-    without writing."""
 
     # -- choking
     unchoke_slots: int = UNCHOKE_SLOTS
