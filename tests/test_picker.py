@@ -370,12 +370,26 @@ class DeadlineTests(SynchronousTestCase):
         picker.set_deadline(2, 1.0)
         self.assertEqual(pieces(picker.pick("a", bits("1111"), 5, 0.0)), [2, 0])
 
-    def test_deadline_new_pieces_cap(self) -> None:
-        """A deadline piece not yet started counts against new_pieces."""
+    def test_deadline_ignores_new_pieces_cap(self) -> None:
+        """A deadline piece starts even when new_pieces allows no new piece
+        (a reader waits for it; the buffer budget must not hold it back)."""
         picker = setup_picker("1999")
         picker.set_deadline(2, 1.0)
-        self.assertEqual(picker.pick("a", bits("1111"), 8, 0.0, new_pieces=0), [])
-        self.assertEqual(pieces(picker.pick("a", bits("1111"), 8, 0.0, new_pieces=1)), [2])
+        self.assertEqual(pieces(picker.pick("a", bits("1111"), 8, 0.0, new_pieces=0)), [2])
+        self.assertEqual(picker.pick("b", bits("1111"), 8, 0.0, new_pieces=0), [])
+
+    def test_late_deadline_asks_a_second_peer(self) -> None:
+        """Once its deadline has passed, a deadline piece's requested blocks
+        are asked of a second peer too, never of a third."""
+        picker = setup_picker("19")
+        picker.set_deadline(0, 5.0)
+        self.assertEqual(len(picker.pick("a", bits("11"), 4, 0.0)), 4)
+        self.assertEqual(pieces(picker.pick("b", bits("11"), 4, 1.0)), [1], "not late yet")
+        picker.pick("b", bits("11"), 0, 1.0)
+        late = picker.pick("c", bits("11"), 4, 6.0)
+        self.assertEqual(late, [(0, i * BS, BS) for i in range(4)])
+        self.assertNotIn(0, pieces(picker.pick("d", bits("11"), 4, 7.0)), "two peers a block")
+        self.assertEqual(sorted(picker.block_received("c", 0, 0)), ["a"], "a gets a CANCEL")
 
     def test_deadline_needs_the_piece(self) -> None:
         """A peer without the deadline piece is given other pieces."""

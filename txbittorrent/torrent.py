@@ -30,17 +30,16 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txbittorrent.accessors import FileInfo, TorrentAccessors
 from txbittorrent.config import TorrentConfig
 from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.layout import Layout
-from txbittorrent.core.magnet import Magnet
 from txbittorrent.core.metainfo import Metainfo
 from txbittorrent.core.peerid import make_peer_id
 from txbittorrent.core.tracker.tiers import TrackerStatus, TrackerTiers
@@ -56,6 +55,7 @@ from txbittorrent.eventtypes import (
     TrackerError,
     TrackerReply,
 )
+from txbittorrent.reader import DeadlineBook, FileReader, ReaderConfig
 from txbittorrent.running import RunningTorrent, TorrentRunHost
 from txbittorrent.session import Session, SessionConfig
 from txbittorrent.source import Source, TorrentSource, load_source
@@ -64,7 +64,6 @@ from txbittorrent.storage.data import TorrentData
 from txbittorrent.storage.files import FileStorage
 from txbittorrent.storage.hashcheck import OnProgress
 from txbittorrent.storage.store import Store
-from txbittorrent.swarm.peerstate import PeerInfo
 
 __all__ = ["Torrent", "FileInfo", "TorrentState"]
 
@@ -77,18 +76,7 @@ LEFT_UNKNOWN = 16 * 1024
 we seed, and trackers send seeds no seeds), the length of one block."""
 
 
-@dataclass(frozen=True, slots=True)
-class FileInfo:
-    """One file of a torrent as ``Torrent.files()`` shows it."""
-
-    index: int
-    path: str
-    """Relative to ``basedir``, with the OS's separator."""
-    length: int
-    priority: int
-
-
-class Torrent(TorrentRunHost):
+class Torrent(TorrentAccessors, TorrentRunHost):
     """One torrent: its source, its data on disk (once the metadata is
     known), what of it is verified, and (between ``start`` and ``stop``)
     its peers and trackers.
@@ -156,6 +144,7 @@ class Torrent(TorrentRunHost):
         """Where this torrent's events go: its session's bus when it shares
         one (filter by ``info_hash``), else a bus of its own."""
         self._subscriptions: dict[int, tuple[Any, Subscription]] = {}
+        self._deadlines = DeadlineBook()
         self._complete_waiters: list[Deferred[Torrent]] = []
         self._uploaded_before = 0
         self._downloaded_before = 0
@@ -219,6 +208,7 @@ class Torrent(TorrentRunHost):
         data.have_known = self.resume_path is None  # nothing on disk to trust yet
         if self._run is not None:
             self._run.attach_data(data)
+            self._deadlines.attach(self._run.swarm)
             self._refresh_state()
         self._publish(MetadataReceived(
             self.infohash, metainfo.name, metainfo.piece_count, metainfo.total_length
@@ -232,91 +222,6 @@ class Torrent(TorrentRunHost):
     @property
     def layout(self) -> Layout:
         return self._require_data().layout
-
-    # -- accessors -----------------------------------------------------------------
-
-    @property
-    def infohash(self) -> bytes:
-        return self.source.info_hash
-
-    info_hash = infohash
-
-    @property
-    def name(self) -> str:
-        """The torrent's name; before the metadata, the magnet's ``dn`` or the
-        info hash in hexadecimal."""
-        if self._data is not None:
-            return self._data.metainfo.name
-        return self.source.display_name or self.infohash.hex()
-
-    @property
-    def size(self) -> int:
-        """Bytes in the torrent (0 while the metadata is unknown)."""
-        return self._data.metainfo.total_length if self._data is not None else 0
-
-    @property
-    def piece_length(self) -> int:
-        return self._data.metainfo.piece_length if self._data is not None else 0
-
-    @property
-    def piece_count(self) -> int:
-        return self._data.metainfo.piece_count if self._data is not None else 0
-
-    @property
-    def private(self) -> bool:
-        return self._data.metainfo.private if self._data is not None else False
-
-    @property
-    def magnet(self) -> Magnet:
-        return self.source.magnet()
-
-    @property
-    def peerid(self) -> bytes:
-        """Our peer id (made by ``make_peer_id`` on first use)."""
-        if self._peer_id is None:
-            self._peer_id = self.make_peer_id()
-        return self._peer_id
-
-    @property
-    def peer_id(self) -> bytes:  # type: ignore[override]
-        return self.peerid
-
-    @property
-    def port(self) -> int:
-        """The listening port (the real one once started)."""
-        if self._run is not None and self._run.session.port is not None:
-            return self._run.session.port
-        return self._port
-
-    @property
-    def state(self) -> TorrentState:
-        """What the torrent is doing; equal to its Perl name too ("active",
-        "paused", "stopped"): see ``state.TorrentState``."""
-        return self._state
-
-    @property
-    def uploaded(self) -> int:
-        """Payload bytes sent to peers since this object was made."""
-        live = self._run.swarm.uploaded if self._run is not None else 0
-        return self._uploaded_before + live
-
-    @property
-    def downloaded(self) -> int:
-        """Payload bytes received from peers (verified or not) since this object was made."""
-        live = self._run.swarm.downloaded if self._run is not None else 0
-        return self._downloaded_before + live
-
-    @property
-    def download_rate(self) -> float:
-        return self._run.swarm.download_rate if self._run is not None else 0.0
-
-    @property
-    def upload_rate(self) -> float:
-        return self._run.swarm.upload_rate if self._run is not None else 0.0
-
-    def peers(self) -> list[PeerInfo]:
-        """The connected peers (address, client, flags, rates, progress...)."""
-        return self._run.swarm.peers() if self._run is not None else []
 
     def add_peers(self, addresses: Iterable[tuple[str, int]], source: str = "user") -> int:
         """Peers to connect to (``PeerSource``): ignored while stopped; the number new."""
@@ -383,59 +288,6 @@ class Torrent(TorrentRunHost):
         self._complete_waiters.append(d)
         return d
 
-    # -- progress (the Completion model's figures) -------------------------------------
-
-    @property
-    def bitfield(self) -> Bitfield:
-        """A copy of the set of verified pieces."""
-        return self._data.completion.have.copy() if self._data is not None else Bitfield(0)
-
-    @property
-    def wanted(self) -> Bitfield:
-        """Pieces not verified yet that belong to a file of priority > 0."""
-        return self._data.completion.wanted() if self._data is not None else Bitfield(0)
-
-    @property
-    def complete(self) -> bool:
-        """Every wanted piece is verified (never before the metadata)."""
-        return self._data is not None and self._data.completion.complete
-
-    @property
-    def seed(self) -> bool:
-        """Every piece is verified."""
-        return self._data is not None and self._data.completion.seed
-
-    @property
-    def left(self) -> int:
-        """Bytes of the torrent not verified yet (BEP 3's ``left``)."""
-        return self._data.completion.left if self._data is not None else 0
-
-    @property
-    def wanted_size(self) -> int:
-        """Bytes in pieces that belong to a wanted file (the download's size)."""
-        return self._data.completion.wanted_size if self._data is not None else 0
-
-    @property
-    def left_wanted(self) -> int:
-        """Bytes of wanted pieces not verified yet."""
-        return self._data.completion.left_wanted if self._data is not None else 0
-
-    @property
-    def priorities(self) -> tuple[int, ...]:
-        return self._data.completion.file_priorities if self._data is not None else ()
-
-    def files(self) -> list[FileInfo]:
-        """The torrent's files (pad files left out), with their priorities
-        (none before the metadata)."""
-        if self._data is None:
-            return []
-        priorities = self.priorities
-        return [
-            FileInfo(i, os.path.join(*f.path), f.length, priorities[i])
-            for i, f in enumerate(self._data.metainfo.files)
-            if not f.pad
-        ]
-
     def set_priorities(self, priorities: Sequence[int]) -> Deferred[None]:
         """Set every file's priority (0 = skip); data moves out of the part file
         for files that become wanted."""
@@ -455,12 +307,41 @@ class Torrent(TorrentRunHost):
         priorities[index] = priority
         return self.set_priorities(priorities)
 
-    def piece_cache(self) -> dict[int, int]:
-        """Where pieces held in the part file live: pass it back as ``piece_cache=``."""
-        return self._data.storage.piece_cache() if self._data is not None else {}
+    # -- streaming ------------------------------------------------------------------
 
-    def path_of(self, file_index: int) -> str:
-        return self._require_data().storage.file_path(file_index)
+    def open(self, file_index: int, config: ReaderConfig | None = None) -> FileReader:
+        """A reader of file ``file_index`` that waits for its pieces and
+        fetches them in reading order first (see ``reader``).  A file of
+        priority 0 is refused: raise its priority first."""
+        data = self._require_data()
+        if data.completion.file_priorities[file_index] == 0:
+            raise LocalProtocolError(f"file {file_index} is skipped (priority 0)")
+        return FileReader(self, file_index, config)
+
+    def has_piece(self, index: int) -> bool:
+        return index in self._require_data().completion.have
+
+    def read_piece_range(self, index: int, begin: int, length: int) -> Deferred[bytes]:
+        return self._ensure_store().read(index, begin, length)
+
+    def watch_pieces(self, callback: Callable[[int], object]) -> Callable[[], None]:
+        subscription = self.subscribe(lambda e: callback(e.piece_index), kinds="piece_passed")
+        return subscription.cancel
+
+    def set_deadlines(self, owner: object, deadlines: dict[int, float]) -> None:
+        self._deadlines.set(owner, deadlines)
+
+    def seconds(self) -> float:
+        return float(self._clock().seconds())
+
+    def _clock(self) -> Any:
+        if self._run is not None:
+            return self._run.clock
+        if self._reactor is None:
+            from twisted.internet import reactor
+
+            self._reactor = reactor
+        return self._reactor
 
     # -- verification and resume ----------------------------------------------------------
 
@@ -646,6 +527,7 @@ class Torrent(TorrentRunHost):
                     raise
         run = yield self._launch()
         self._run = run
+        self._deadlines.attach(run.swarm)
         if self._start_paused:
             run.swarm.pause()
         # A torrent complete at start says so with "started" (left=0): no "completed".
@@ -683,6 +565,7 @@ class Torrent(TorrentRunHost):
     def _stop(self) -> Any:
         run, self._run = self._run, None
         if run is not None:
+            self._deadlines.attach(None)
             yield run.stop()
             self._uploaded_before += run.swarm.uploaded
             self._downloaded_before += run.swarm.downloaded

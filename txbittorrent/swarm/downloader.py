@@ -208,9 +208,9 @@ class Downloader:
             return
         if not session.am_interested:
             return
-        buffers = self.buffers
+        buffers, picker = self.buffers, self.picker
         room = buffers.limit - buffers.used
-        if room <= 0 and not self.picker.has_started_blocks:
+        if room <= 0 and not picker.has_started_blocks and not picker.has_deadlines:
             return  # nothing to finish and no room to start: the common case at full speed
         now = self._clock.seconds()
         self._follow_rate(peer, now)
@@ -224,7 +224,7 @@ class Downloader:
         # Start only as many new pieces as the buffer budget has room for
         # (each needs a whole piece's buffer); over it, finish what is started.
         new_pieces = -(-room // self._metainfo.piece_length) if room > 0 else 0
-        picked = self.picker.pick(
+        picked = picker.pick(
             peer, session.peer_have, want, now,
             allowed_fast=allowed, peer_choking=choking, suggested=peer.suggested,
             new_pieces=new_pieces,
@@ -236,10 +236,11 @@ class Downloader:
             index = key[0]
             if index != last:
                 if index not in buffers:
-                    if buffers.over_budget:
+                    if buffers.over_budget and not picker.has_deadline(index):
                         # A new piece past the budget: give the block back; the
                         # piece stays started and is taken up once there is room.
-                        self.picker.request_failed(peer, index, key[1])
+                        # (A reader waiting on a deadline piece gets it anyway.)
+                        picker.request_failed(peer, index, key[1])
                         continue
                     buffers.create(index, piece_size(index))
                 last = index
@@ -248,6 +249,16 @@ class Downloader:
             if peer.asking_since is None:
                 peer.asking_since = now
             peer.link.send(session.request_many(out))
+
+    def set_deadline(self, index: int, when: float) -> None:
+        """Fetch piece ``index`` before anything else (streaming), earliest
+        deadline first; every pipeline is topped up at once."""
+        self.picker.set_deadline(index, when)
+        for peer in self._host.live_peers():
+            self.fill(peer)
+
+    def clear_deadline(self, index: int) -> None:
+        self.picker.clear_deadline(index)
 
     def rejected(self, peer: PeerState, index: int, begin: int) -> None:
         """A REJECT, or a non-fast peer's choke dropped the request.  No refill

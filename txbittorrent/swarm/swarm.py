@@ -426,6 +426,15 @@ class Swarm:
         now, window = self._clock.seconds(), self.config.rate_window
         return [peer.info(now, window) for peer in self._peers.values()]
 
+    def set_deadline(self, index: int, when: float) -> None:
+        """Fetch piece ``index`` before other pieces, by clock time ``when``."""
+        if self._downloader is not None:
+            self._downloader.set_deadline(index, when)
+
+    def clear_deadline(self, index: int) -> None:
+        if self._downloader is not None:
+            self._downloader.clear_deadline(index)
+
     def priorities_changed(self) -> None:
         """The completion model's priorities changed: interest and requests follow."""
         if self._downloader is None:

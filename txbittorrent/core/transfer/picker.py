@@ -306,6 +306,14 @@ class PiecePicker(Generic[K]):
         if self._deadlines.pop(index, None) is not None:
             self._deadline_order = None
 
+    @property
+    def has_deadlines(self) -> bool:
+        """Some piece not had yet has a deadline."""
+        return bool(self._deadlines)
+
+    def has_deadline(self, index: int) -> bool:
+        return index in self._deadlines
+
     # -- picking ---------------------------------------------------------
 
     def pick(
@@ -360,8 +368,11 @@ class PiecePicker(Generic[K]):
         self, peer: K, peer_has: Bitfield, allowed: _Allowed, need: int, now: float, out: _Out,
         starts: int,
     ) -> tuple[int, int]:
-        """Take blocks of deadline pieces, starting at most ``starts`` of them;
-        the new (need, starts)."""
+        """Take blocks of deadline pieces, earliest deadline first; the new
+        (need, starts).  A deadline piece starts whatever ``starts`` allows (a
+        reader is waiting for it), and the blocks of a late one (deadline
+        passed) already requested from another peer are requested from this
+        one too, as in endgame."""
         if self._deadline_order is None:
             self._deadline_order = sorted(self._deadlines, key=lambda i: (self._deadlines[i], i))
         for index in self._deadline_order:
@@ -371,14 +382,14 @@ class PiecePicker(Generic[K]):
                 continue
             piece = self._progress.get(index)
             if piece is None:
-                if starts <= 0:
-                    continue
-                starts -= 1
                 piece = self._start(index, peer)
             if piece.free:
                 need = self._take(piece, peer, need, now, out)
-                if not need:
-                    break
+            elif self._deadlines[index] <= now:
+                mine = self._peer_requests.setdefault(peer, set())
+                need = self._duplicate(piece, peer, need, now, out, mine)
+            if not need:
+                break
         return need, starts
 
     def _choose_new(self, peer_has: Bitfield, allowed: _Allowed, suggested: Collection[int]) -> int:
@@ -483,16 +494,27 @@ class PiecePicker(Generic[K]):
             ok = index in peer_has and (allowed is None or index in allowed)
             if not ok or not self._priority[index]:
                 continue
-            base = index * self._blocks_per_piece
-            for block, requesters in piece.requests.items():
-                if peer in requesters or len(requesters) >= self._endgame_requesters:
-                    continue
-                requesters[peer] = now
-                mine.add(base + block)
-                out.append((index, block * self.block_size, self._block_length(index, block)))
-                need -= 1
-                if not need:
-                    return
+            need = self._duplicate(piece, peer, need, now, out, mine)
+            if not need:
+                return
+
+    def _duplicate(
+        self, piece: _Piece[K], peer: K, need: int, now: float, out: _Out, mine: set[int]
+    ) -> int:
+        """Request from ``peer`` too the blocks of ``piece`` others were asked
+        for (at most ``endgame_requesters`` peers a block); the new need."""
+        index = piece.index
+        base = index * self._blocks_per_piece
+        for block, requesters in piece.requests.items():
+            if peer in requesters or len(requesters) >= self._endgame_requesters:
+                continue
+            requesters[peer] = now
+            mine.add(base + block)
+            out.append((index, block * self.block_size, self._block_length(index, block)))
+            need -= 1
+            if not need:
+                break
+        return need
 
     # -- what became of requests -----------------------------------------
 
