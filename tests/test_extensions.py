@@ -392,6 +392,32 @@ class ExtensionsTests(SynchronousTestCase):
         self.assertEqual(d.pex.calls[-1], ("tick", 12.5))
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
 
+    def test_direct_calls(self) -> None:
+        """handshake_received and message dispatch as peer_event does."""
+        d = Dispatch()
+        d.extensions.handshake_received(d.peer, {b"m": {}})
+        d.extensions.message(d.peer, ExtensionMessage(1, b"m!", b"ut_metadata"))
+        d.extensions.message(d.peer, ExtensionMessage(5, b"?", None))
+        self.assertEqual(d.metadata.calls[1:], [("handshake", {b"m": {}}), ("message", b"m!")])
+        self.assertEqual(d.pex.calls[1:], [("handshake", {b"m": {}})])
+
+    def test_error_is_a_protocol_error(self) -> None:
+        """ExtensionError is a RemoteProtocolError: a swarm closing peers on those needs no more."""
+        d = Dispatch()
+        d.pex.fail = RemoteProtocolError("bad")
+        self.assertRaises(RemoteProtocolError, d.from_remote, b"ut_pex", b"x")
+
+    def test_stop(self) -> None:
+        """After stop nothing is sent, dispatched or ticked; peer_lost still fans out."""
+        d = Dispatch()
+        d.extensions.stop()
+        self.assertFalse(d.extensions.send(d.peer, b"ut_metadata", b""))
+        d.from_remote(b"ut_pex", b"late")
+        d.extensions.tick(1.0)
+        d.extensions.peer_lost(d.peer)
+        self.assertEqual(d.peer.link.sent, [])
+        self.assertEqual(d.pex.calls[1:], [("lost", d.peer)])
+
     def test_register_twice(self) -> None:
         """A second plug-in of the same name is refused."""
         d = Dispatch()

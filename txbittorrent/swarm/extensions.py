@@ -14,19 +14,21 @@ network:
   are now, for ``PeerSession(extension_handshake=...)`` (the swarm adds
   ``v``, ``p``, ``reqq``);
 * ``peer_event(peer, event)`` for ``ExtensionHandshake`` and
-  ``ExtensionMessage`` events: a handshake goes to every plug-in (the peer may
-  have added, moved or disabled any of them), a message to the plug-in it is
-  named after (incoming messages carry our ids; the session has named them);
-  a message under an id we never gave out is ignored;
+  ``ExtensionMessage`` events (or ``handshake_received`` and ``message``
+  directly): a handshake goes to every plug-in (the peer may have added,
+  moved or disabled any of them), a message to the plug-in it is named after
+  (incoming messages carry our ids; the session has named them); a message
+  under an id we never gave out is ignored;
 * ``send(peer, name, payload)`` for the plug-ins: under the id the PEER gave
   ``name``; False, and nothing sent, if the peer does not support it or is
   gone;
-* ``peer_lost(peer)`` and ``tick(now)`` fan out to every plug-in.
+* ``peer_lost(peer)`` and ``tick(now)`` fan out to every plug-in;
+* ``stop()``: nothing is sent, dispatched or ticked any more.
 
 A plug-in that raises while handling a peer's handshake or message must not
-take the connection's ``dataReceived`` down with it: ``peer_event`` raises
-``ExtensionError`` instead, naming the peer and the plug-in, and the swarm
-closes that peer.  ``RemoteProtocolError`` from a plug-in means the peer broke
+take the connection's ``dataReceived`` down with it: the dispatch raises
+``ExtensionError`` instead (a ``RemoteProtocolError``), naming the peer and
+the plug-in, and the swarm closes that peer.  ``RemoteProtocolError`` from a plug-in means the peer broke
 the extension's protocol (``ExtensionError.peer_fault``); anything else is a
 bug in the plug-in and is also logged with its traceback.  An error in
 ``peer_lost`` or ``tick`` is logged and the other plug-ins still run.
@@ -46,7 +48,7 @@ from twisted.logger import Logger
 
 from txbittorrent.core.wire.events import ExtensionHandshake, ExtensionMessage
 from txbittorrent.core.wire.extensions import ExtensionRegistry, as_name
-from txbittorrent.errors import RemoteProtocolError, TxBitTorrentError
+from txbittorrent.errors import RemoteProtocolError
 
 if TYPE_CHECKING:
     from txbittorrent.core.wire.session import PeerSession
@@ -106,12 +108,14 @@ class PeerExtension(Protocol):
         """Periodic work (timeouts, PEX rounds), from the swarm's tick."""
 
 
-class ExtensionError(TxBitTorrentError):
+class ExtensionError(RemoteProtocolError):
     """A plug-in failed on what a peer sent: the swarm must close that peer.
 
     ``peer_fault`` is true when the plug-in found the peer broke the
     extension's protocol (it raised ``RemoteProtocolError``), false when the
-    plug-in itself failed (a bug, logged with its traceback)."""
+    plug-in itself failed (a bug, logged with its traceback).  Either way the
+    connection cannot go on, so it is a ``RemoteProtocolError``: a swarm that
+    closes peers on those needs nothing more."""
 
     def __init__(self, peer: ExtensionPeer, name: bytes, reason: str, peer_fault: bool) -> None:
         self.peer = peer
@@ -127,6 +131,7 @@ class Extensions:
     def __init__(self) -> None:
         self.registry = ExtensionRegistry()
         self._plugins: dict[bytes, PeerExtension] = {}
+        self._stopped = False
 
     def register(self, extension: PeerExtension) -> int:
         """Add a plug-in (before any connection is made: sessions built
@@ -142,12 +147,16 @@ class Extensions:
     def __contains__(self, name: object) -> bool:
         return name in self.registry
 
-    def handshake(self) -> dict[bytes, Any]:
-        """Our extension handshake: ``m`` and each plug-in's current fields."""
+    def handshake(self) -> dict[bytes | str, Any]:
+        """Our extension handshake: ``m`` and each plug-in's current fields
+        (bytes keys; typed as ``PeerSession``'s ``extension_handshake`` takes
+        them, so the swarm can add ``"v"`` and the like to it)."""
         registry = self.registry
         for name, plugin in self._plugins.items():
             registry.set_fields(name, plugin.handshake_fields())
-        return registry.handshake()
+        payload: dict[bytes | str, Any] = {}
+        payload.update((key, value) for key, value in registry.handshake().items())
+        return payload
 
     # -- for the plug-ins ----------------------------------------------------------
 
@@ -162,7 +171,7 @@ class Extensions:
         id for it (a mapping payload is bencoded).  False, and nothing sent,
         if the peer does not support ``name`` or its connection is closing."""
         session = peer.session
-        if not peer.connected or session.dead or not self.supports(peer, name):
+        if self._stopped or not peer.connected or session.dead or not self.supports(peer, name):
             return False
         peer.link.send(session.send_extended(name, payload))
         return True
@@ -171,18 +180,30 @@ class Extensions:
 
     def peer_event(self, peer: ExtensionPeer, event: object) -> None:
         """Hand an ``ExtensionHandshake`` or ``ExtensionMessage`` to the plug-ins
-        (other events, and events of a peer being closed, are ignored).  Raises
-        ``ExtensionError`` if a plug-in fails: close the peer."""
-        if not peer.connected:
-            return
+        (``handshake_received`` or ``message``; other events are ignored)."""
         if isinstance(event, ExtensionMessage):
-            name = event.name
-            plugin = self._plugins.get(name) if name is not None else None
-            if plugin is not None and name is not None:
-                self._call(peer, name, plugin.on_message, event.payload)
+            self.message(peer, event)
         elif isinstance(event, ExtensionHandshake):
-            for name, plugin in list(self._plugins.items()):
-                self._call(peer, name, plugin.on_handshake, event.payload)
+            self.handshake_received(peer, event.payload)
+
+    def handshake_received(self, peer: ExtensionPeer, payload: Mapping[bytes, Any]) -> None:
+        """The peer's extension handshake, to every plug-in.  Raises
+        ``ExtensionError`` if one fails: close the peer."""
+        if self._stopped or not peer.connected:
+            return
+        for name, plugin in list(self._plugins.items()):
+            self._call(peer, name, plugin.on_handshake, payload)
+
+    def message(self, peer: ExtensionPeer, event: ExtensionMessage) -> None:
+        """A message, to the plug-in it is named after (none if the peer used
+        an id we never gave out).  Raises ``ExtensionError`` if the plug-in
+        fails: close the peer."""
+        name = event.name
+        if name is None or self._stopped or not peer.connected:
+            return
+        plugin = self._plugins.get(name)
+        if plugin is not None:
+            self._call(peer, name, plugin.on_message, event.payload)
 
     def _call(
         self,
@@ -213,8 +234,15 @@ class Extensions:
 
     def tick(self, now: float) -> None:
         """Every plug-in's periodic work (an error is logged, not raised)."""
+        if self._stopped:
+            return
         for name, plugin in list(self._plugins.items()):
             try:
                 plugin.tick(now)
             except Exception:
                 _log.failure("extension {name!r} failed in tick", name=name)
+
+    def stop(self) -> None:
+        """The swarm stopped: from now on nothing is sent, dispatched or ticked
+        (``peer_lost`` still reaches the plug-ins, so they can forget peers)."""
+        self._stopped = True

@@ -36,8 +36,8 @@ whenever it has no piece, metadata or not).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol
 
 from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.wire import codec as wire
@@ -45,7 +45,14 @@ from txbittorrent.core.wire.codec import encode, encode_have, encode_reject
 from txbittorrent.core.wire.extensions import as_name, encode_payload
 from txbittorrent.errors import LocalProtocolError
 
-__all__ = ["SendSide", "BlockKey", "CANCELLED_MEMORY", "MAX_PEER_REQUEST_LENGTH", "describe"]
+__all__ = [
+    "SendSide",
+    "PieceSet",
+    "BlockKey",
+    "CANCELLED_MEMORY",
+    "MAX_PEER_REQUEST_LENGTH",
+    "describe",
+]
 
 MAX_PEER_REQUEST_LENGTH = 128 * 1024
 """The longest block a peer may request; more is a violation."""
@@ -64,6 +71,24 @@ _NOT_INTERESTED_BYTES = encode(wire.NotInterested())
 _HAVE_ALL_BYTES = encode(wire.HaveAll())
 _HAVE_NONE_BYTES = encode(wire.HaveNone())
 _KEEP_ALIVE_BYTES = encode(wire.KeepAlive())
+
+
+class PieceSet(Protocol):
+    """What ``send_bitfield`` reads of our pieces: a ``Bitfield``, or a
+    read-only view of one (``core.transfer.completion.BitfieldView``)."""
+
+    @property
+    def piece_count(self) -> int: ...
+
+    @property
+    def count(self) -> int: ...
+
+    @property
+    def complete(self) -> bool: ...
+
+    def to_bytes(self) -> bytes: ...
+
+    def __iter__(self) -> Iterator[int]: ...
 
 
 def describe(key: BlockKey) -> str:
@@ -162,7 +187,7 @@ class SendSide:
         self._handshake_sent = True
         return encode(self._ours)
 
-    def send_bitfield(self, have: Bitfield | None) -> bytes:
+    def send_bitfield(self, have: PieceSet | None) -> bytes:
         """Our pieces, once, before any other BEP 3 message.  With the fast
         extension this is HAVE_ALL or HAVE_NONE where they apply (and must be
         sent); without it, nothing if we have no piece (BEP 3 allows that).
@@ -193,7 +218,7 @@ class SendSide:
             return _HAVE_NONE_BYTES if self.fast else b""
         return self._encode_bitfield(have)
 
-    def _encode_bitfield(self, have: Bitfield) -> bytes:
+    def _encode_bitfield(self, have: PieceSet) -> bytes:
         if self.fast:
             if have.complete:
                 return _HAVE_ALL_BYTES
