@@ -575,6 +575,48 @@ class DownloadTests(SynchronousTestCase):
         self.assertEqual(sorted(h.passed), [0, 1])
 
 
+class DeadlineTests(SynchronousTestCase):
+    """Streaming deadlines reach the picker through the swarm."""
+
+    def test_far_piece_first(self) -> None:
+        """A piece far ahead of the others, given a deadline, is requested first."""
+        h = Harness(self, pieces=12, config=small())
+        h.swarm.start()
+        h.swarm.set_deadline(10, 0.0)
+        seed = h.seed()
+        self.assertEqual(seed.asked[0][0], 10)
+        seed.serve(h.data, count=len(seed.asked))
+        self.assertEqual(h.passed[0], 10)
+
+    def test_deadline_over_the_buffer_budget(self) -> None:
+        """With the piece buffer budget used up, a deadline piece still starts."""
+        h = Harness(self, pieces=12, config=small(max_buffer_bytes=PIECE))
+        h.swarm.start()
+        seed = h.seed()
+        started = {index for index, _, _ in seed.asked}
+        self.assertEqual(len(started), 1, "the budget holds one piece")
+        (first,) = started
+        far = 11 if first != 11 else 10
+        h.swarm.set_deadline(far, 0.0)
+        seed.serve(h.data, count=1)
+        self.assertIn(far, {index for index, _, _ in seed.asked})
+
+    def test_cleared_deadline(self) -> None:
+        """A cleared deadline gives the piece no precedence."""
+        h = Harness(self, pieces=12, config=small())
+        h.swarm.start()
+        h.swarm.set_deadline(10, 0.0)
+        h.swarm.clear_deadline(10)
+        self.assertFalse(h.swarm._downloader.picker.has_deadlines)
+
+    def test_no_deadlines_before_metadata(self) -> None:
+        """A swarm without its metadata takes deadlines quietly (there is no piece yet)."""
+        swarm = Swarm.for_info_hash(b"i" * 20, OUR_ID, FakeDialer(), Clock(), random.Random(1))
+        swarm.set_deadline(3, 0.0)
+        swarm.clear_deadline(3)
+        self.assertFalse(swarm.has_metadata)
+
+
 class HashFailureTests(SynchronousTestCase):
     """Pieces that fail their hash: never written, and their senders banned."""
 

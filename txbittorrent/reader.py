@@ -184,7 +184,7 @@ class FileReader:
         self._pending = [p for p in self._pending if p.deferred is not d]
         if not self._pending:
             self._stop_watching()
-            self._host.set_deadlines(self, {})
+        self._update_deadlines()
 
     def _stop_watching(self) -> None:
         unwatch, self._unwatch = self._unwatch, None

@@ -1,0 +1,237 @@
+"""Streaming: where a read lies in pieces, FileReader over a fake torrent,
+and the merged deadlines of several readers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from txbittorrent.core.layout import Layout
+from txbittorrent.core.transfer.readahead import (
+    piece_reads,
+    pieces_of_range,
+    readahead_deadlines,
+)
+from txbittorrent.errors import LocalProtocolError
+from txbittorrent.reader import DeadlineBook, FileReader, ReaderConfig
+
+PIECE = 100
+# Two files: a (250 bytes: pieces 0-2) and b (430 bytes: pieces 2-6).
+LAYOUT = Layout([250, 430], PIECE)
+DATA = bytes(i % 251 for i in range(680))
+
+
+class ReadaheadTests(SynchronousTestCase):
+    """The pure arithmetic of reads and deadlines."""
+
+    def test_pieces_of_range(self) -> None:
+        """The pieces under a file range, with the file's offset in the torrent."""
+        self.assertEqual(pieces_of_range(LAYOUT, 0, 0, 250), range(0, 3))
+        self.assertEqual(pieces_of_range(LAYOUT, 1, 0, 1), range(2, 3))
+        self.assertEqual(pieces_of_range(LAYOUT, 1, 50, 100), range(3, 4))
+        self.assertEqual(pieces_of_range(LAYOUT, 1, 50, 101), range(3, 5))
+        self.assertEqual(pieces_of_range(LAYOUT, 1, 0, 0), range(0))
+
+    def test_range_cut_at_end_of_file(self) -> None:
+        """A range past the end of its file stops there."""
+        self.assertEqual(pieces_of_range(LAYOUT, 0, 200, 1000), range(2, 3))
+        self.assertEqual(list(piece_reads(LAYOUT, 0, 200, 1000)), [(2, 0, 50)])
+
+    def test_piece_reads_cross_pieces(self) -> None:
+        """A read is cut at piece boundaries."""
+        self.assertEqual(
+            list(piece_reads(LAYOUT, 1, 40, 200)), [(2, 90, 10), (3, 0, 100), (4, 0, 90)]
+        )
+
+    def test_bad_ranges(self) -> None:
+        """Negative values and offsets past the end are refused."""
+        self.assertRaises(ValueError, pieces_of_range, LAYOUT, 0, -1, 5)
+        self.assertRaises(ValueError, pieces_of_range, LAYOUT, 0, 0, -5)
+        self.assertRaises(ValueError, pieces_of_range, LAYOUT, 0, 251, 5)
+
+    def test_deadlines_in_reading_order(self) -> None:
+        """The piece under the position is due now, each next one a step later."""
+        self.assertEqual(
+            readahead_deadlines(LAYOUT, 1, 100, 250, 10.0, 0.5),
+            [(3, 10.0), (4, 10.5), (5, 11.0)],
+        )
+        self.assertEqual(readahead_deadlines(LAYOUT, 1, 430, 250, 10.0, 0.5), [])
+        self.assertEqual(readahead_deadlines(LAYOUT, 1, 0, 0, 10.0, 0.5), [])
+
+
+class FakeTorrent:
+    """A ReaderHost: pieces in memory, passed by the test."""
+
+    def __init__(self, have: set[int] | None = None) -> None:
+        self.layout = LAYOUT
+        self.have = set(have or ())
+        self.clock = Clock()
+        self.deadlines: dict[object, dict[int, float]] = {}
+        self.watchers: list[Callable[[int], object]] = []
+        self.reads: list[tuple[int, int, int]] = []
+
+    def has_piece(self, index: int) -> bool:
+        return index in self.have
+
+    def read_piece_range(self, index: int, begin: int, length: int) -> Deferred[bytes]:
+        assert index in self.have, f"read of piece {index}, not verified"
+        self.reads.append((index, begin, length))
+        start = index * PIECE + begin
+        return succeed(DATA[start : start + length])
+
+    def watch_pieces(self, callback: Callable[[int], object]) -> Callable[[], None]:
+        self.watchers.append(callback)
+        return lambda: self.watchers.remove(callback)
+
+    def set_deadlines(self, owner: object, deadlines: dict[int, float]) -> None:
+        if deadlines:
+            self.deadlines[owner] = dict(deadlines)
+        else:
+            self.deadlines.pop(owner, None)
+
+    def seconds(self) -> float:
+        return self.clock.seconds()
+
+    def passed(self, index: int) -> None:
+        self.have.add(index)
+        for watcher in list(self.watchers):
+            watcher(index)
+
+
+def file_bytes(file_index: int, offset: int, length: int) -> bytes:
+    start = LAYOUT.file_offset(file_index) + offset
+    end = min(start + length, LAYOUT.file_offset(file_index) + LAYOUT.file_length(file_index))
+    return DATA[start:end]
+
+
+class FileReaderTests(SynchronousTestCase):
+    """FileReader waits for verified pieces and sets deadlines while it waits."""
+
+    def reader(self, torrent: FakeTorrent, **config: float) -> FileReader:
+        return FileReader(torrent, 1, ReaderConfig(**config))  # type: ignore[arg-type]
+
+    def test_verified_bytes_at_once(self) -> None:
+        """A read of verified pieces fires at once with the file's bytes."""
+        torrent = FakeTorrent(have=set(range(7)))
+        reader = self.reader(torrent)
+        self.assertEqual(reader.size, 430)
+        got = self.successResultOf(reader.read(40, 200))
+        self.assertEqual(got, file_bytes(1, 40, 200))
+        self.assertEqual(torrent.deadlines, {})
+
+    def test_waits_then_fires(self) -> None:
+        """A read waits until every piece it needs is verified."""
+        torrent = FakeTorrent(have={2})
+        reader = self.reader(torrent)
+        d = reader.read(40, 200)  # pieces 2, 3, 4
+        self.assertNoResult(d)
+        torrent.passed(4)
+        self.assertNoResult(d)
+        torrent.passed(3)
+        self.assertEqual(self.successResultOf(d), file_bytes(1, 40, 200))
+        self.assertEqual(torrent.watchers, [], "no watching once nothing waits")
+        self.assertEqual(torrent.deadlines, {}, "no deadlines once nothing waits")
+
+    def test_far_piece_gets_a_deadline_now(self) -> None:
+        """Reading far ahead makes the pieces there due now, the window after them."""
+        torrent = FakeTorrent()
+        torrent.clock.advance(50)
+        reader = self.reader(torrent, readahead=250, step=1.0)
+        reader.read(350, 10)  # piece 6 (the file's end)
+        (deadlines,) = torrent.deadlines.values()
+        self.assertEqual(deadlines, {6: 50.0})
+        reader.read(100, 10)
+        (deadlines,) = torrent.deadlines.values()
+        self.assertEqual(deadlines[3], 50.0)
+        self.assertEqual((deadlines[4], deadlines[5]), (51.0, 52.0))
+        self.assertEqual(deadlines[6], 50.0, "still waited for by the first read")
+
+    def test_cancel_drops_deadlines(self) -> None:
+        """Cancelling the only pending read drops the reader's deadlines."""
+        torrent = FakeTorrent()
+        reader = self.reader(torrent)
+        d = reader.read(0, 10)
+        self.assertTrue(torrent.deadlines)
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        self.assertEqual(torrent.deadlines, {})
+        self.assertEqual(torrent.watchers, [])
+        torrent.passed(2)  # nothing listens any more
+
+    def test_cancel_keeps_other_reads(self) -> None:
+        """Cancelling one read keeps the deadlines another read waits for."""
+        torrent = FakeTorrent()
+        reader = self.reader(torrent, readahead=0)
+        first = reader.read(0, 10)
+        second = reader.read(350, 10)
+        first.cancel()
+        self.failureResultOf(first, CancelledError)
+        (deadlines,) = torrent.deadlines.values()
+        self.assertIn(6, deadlines)
+        self.assertNotIn(2, deadlines)
+        torrent.passed(6)
+        self.assertEqual(self.successResultOf(second), file_bytes(1, 350, 10))
+
+    def test_close_fails_pending_reads(self) -> None:
+        """close() cancels what waits and refuses later reads."""
+        torrent = FakeTorrent()
+        reader = self.reader(torrent)
+        d = reader.read(0, 10)
+        reader.close()
+        self.failureResultOf(d, CancelledError)
+        self.assertEqual(torrent.deadlines, {})
+        self.assertRaises(LocalProtocolError, reader.read, 0, 10)
+
+    def test_bounds(self) -> None:
+        """A read past max_read or past the file's end is refused; at the end, empty."""
+        torrent = FakeTorrent(have=set(range(7)))
+        reader = self.reader(torrent, max_read=100)
+        self.assertRaises(ValueError, reader.read, 0, 101)
+        self.assertRaises(ValueError, reader.read, 431, 1)
+        self.assertEqual(self.successResultOf(reader.read(430, 50)), b"")
+        self.assertEqual(self.successResultOf(reader.read(400, 100)), file_bytes(1, 400, 30))
+        self.assertRaises(ValueError, reader.seek, 431)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, float | None]] = []
+
+    def set_deadline(self, index: int, when: float) -> None:
+        self.calls.append(("set", index, when))
+
+    def clear_deadline(self, index: int) -> None:
+        self.calls.append(("clear", index, None))
+
+
+class DeadlineBookTests(SynchronousTestCase):
+    """Several readers' deadlines, merged and applied as changes."""
+
+    def test_earliest_wins_and_changes_only(self) -> None:
+        """The earliest deadline per piece is applied; unchanged ones are not resent."""
+        book, target = DeadlineBook(), Recorder()
+        book.attach(target)
+        book.set("a", {1: 5.0, 2: 6.0})
+        book.set("b", {2: 3.0})
+        self.assertEqual(book.merged(), {1: 5.0, 2: 3.0})
+        self.assertEqual(target.calls, [("set", 1, 5.0), ("set", 2, 6.0), ("set", 2, 3.0)])
+        target.calls.clear()
+        book.set("b", {})
+        self.assertEqual(target.calls, [("set", 2, 6.0)])
+        target.calls.clear()
+        book.set("a", {})
+        self.assertEqual(sorted(target.calls), [("clear", 1, None), ("clear", 2, None)])
+
+    def test_applied_on_attach(self) -> None:
+        """Deadlines set while detached reach the target when it is attached."""
+        book, target = DeadlineBook(), Recorder()
+        book.set("a", {4: 1.0})
+        self.assertEqual(target.calls, [])
+        book.attach(target)
+        self.assertEqual(target.calls, [("set", 4, 1.0)])
+        book.attach(None)
+        book.set("a", {})
+        self.assertEqual(target.calls, [("set", 4, 1.0)])
