@@ -132,7 +132,7 @@ class PeerState:
             client=client_name(self.peer_id, self.client_v),
             flags=self.flags(),
             outgoing=self.outgoing,
-            progress=s.peer_have.count / count if count else 1.0,
+            progress=(s.peer_have.count / count if count else 1.0) if s.metadata_known else 0.0,
             download_rate=self.down.rate(now, window),
             upload_rate=self.up.rate(now, window),
             downloaded=self.down.total,

@@ -46,7 +46,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +81,7 @@ from txbittorrent.core.wire.session import PeerSession
 from txbittorrent.core.transfer.picker import RandomSource
 from txbittorrent.swarm.downloader import Downloader
 from txbittorrent.errors import LocalProtocolError, RemoteProtocolError
+from txbittorrent.swarm.extensions import Extensions
 from txbittorrent.swarm.peerstate import PeerInfo, PeerState, RateMeter
 from txbittorrent.storage.store import Store
 from txbittorrent.swarm.config import SwarmConfig, SwarmObserver
@@ -98,28 +99,6 @@ CLIENT_VERSION = f"txbittorrent {__version__}"
 _log = Logger()
 
 _NEW, _RUNNING, _STOPPED = "new", "running", "stopped"
-
-
-class Extensions:
-    """Stand-in until the BEP 10 plug-in dispatcher lands (swarm/extensions.py)."""
-
-    def handshake(self) -> dict[bytes, Any]:
-        return {b"m": {}}
-
-    def handshake_received(self, peer: PeerState, payload: Any) -> None:
-        pass
-
-    def message(self, peer: PeerState, event: Any) -> None:
-        pass
-
-    def peer_lost(self, peer: PeerState) -> None:
-        pass
-
-    def tick(self, now: float) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
 
 
 class Swarm:
@@ -716,7 +695,7 @@ class Swarm:
                     download_rate=peer.down.rate(now, window),
                     upload_rate=peer.up.rate(now, window),
                     snubbed=peer.snubbed,
-                    is_seed=peer.session.peer_have.complete,
+                    is_seed=peer.session.metadata_known and peer.session.peer_have.complete,
                     connected_at=peer.connected_at,
                     last_unchoked=peer.last_unchoked,
                 )
