@@ -144,6 +144,7 @@ class PeerState:
             snubbed=self.snubbed,
             outstanding_requests=len(s.outstanding_requests),
             pending_peer_requests=len(s.pending_peer_requests),
+            extensions=tuple(sorted(n.decode("utf-8", "replace") for n in s.peer_extensions)),
         )
 
     def flags(self) -> str:
@@ -195,3 +196,5 @@ class PeerInfo:
     """Our requests the peer has not answered yet."""
     pending_peer_requests: int
     """The peer's requests we have not answered yet."""
+    extensions: tuple[str, ...] = ()
+    """The BEP 10 extensions the peer offers (its handshake's ``m``), sorted."""
