@@ -205,7 +205,9 @@ class Torrent(TorrentAccessors, TorrentRunHost):
         if metainfo.info_hash != self.infohash:
             raise LocalProtocolError("the metadata is of another torrent")
         self._data = data = self._make_data(metainfo)
-        data.have_known = self.resume_path is None  # nothing on disk to trust yet
+        # Stopped: the next start checks what is on disk.  Running: pieces
+        # already on disk are fetched again (a check first is in TODO).
+        data.have_known = self._run is not None
         if self._run is not None:
             self._run.attach_data(data)
             self._deadlines.attach(self._run.swarm)

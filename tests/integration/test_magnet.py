@@ -32,7 +32,7 @@ class MagnetTests(TestCase):
     def setUp(self) -> None:
         ltutil.skip_without_libtorrent()
         self.root = os.path.abspath(self.mktemp())
-        make_files(os.path.join(self.root, "seed", "tree"), SIZES)
+        self.data = make_files(os.path.join(self.root, "seed", "tree"), SIZES)
         self.raw = create_torrent(os.path.join(self.root, "seed", "tree"), piece_length=16384)
         self.info_hash = parse(self.raw).info_hash
         self.session = ltutil.make_session(self)
@@ -88,3 +88,26 @@ class MagnetTests(TestCase):
         yield wait_until(lambda: any("ut_metadata" in p.extensions for p in t.peers()), 20,
                          "libtorrent's extension handshake")
         self.assertEqual(t.trackers(), ())
+
+    @inlineCallbacks
+    def test_metadata_given_later_downloads(self) -> Any:
+        """Once the metadata is set on a running magnet torrent, the peers
+        already connected learn our pieces and the download completes."""
+        host, port = self.lt_address
+        t = self.torrent(f"magnet:?xt=urn:btih:{self.info_hash.hex()}&x.pe={host}:{port}")
+        states: list[str] = []
+        t.subscribe(lambda e: states.append(str(e.new)), kinds="state_changed")
+        yield t.start()
+        yield wait_until(lambda: any("ut_metadata" in p.extensions for p in t.peers()), 20,
+                         "libtorrent's extension handshake")
+        t.set_metainfo(parse(self.raw))
+        self.assertTrue(t.has_metadata)
+        yield wait_until(lambda: t.complete, 30, "the download",
+                         lambda: f"left={t.left} peers={t.peers()!r}")
+        self.assertEqual(t.peers()[0].address, self.lt_address, "the same connection")
+        self.assertEqual(states, ["metadata", "downloading", "seeding"])
+        yield t.stop()
+        for name in SIZES:
+            with open(os.path.join(self.root, "leech", "tree", name), "rb") as f:
+                self.assertEqual(f.read(), self.data[name], name)
+
