@@ -64,6 +64,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from txbittorrent._reactor import resolve_reactor
 from txbittorrent.errors import LocalProtocolError
 from txbittorrent.interfaces import Address, PeerHost
 from txbittorrent.peer.links import LinkConfig, LinkGroup, normalize_host
@@ -234,11 +235,7 @@ class Session:
 
     def resolve_reactor(self) -> Any:
         """The reactor given to the constructor, else the global one."""
-        if self._given_reactor is not None:
-            return self._given_reactor
-        from twisted.internet import reactor as global_reactor
-
-        return global_reactor
+        return resolve_reactor(self._given_reactor)
 
     # -- UDP: one socket per family, shared ----------------------------------------
 

@@ -36,6 +36,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred, suc
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from txbittorrent._reactor import resolve_reactor
 from txbittorrent.accessors import FileInfo, TorrentAccessors
 from txbittorrent.config import TorrentConfig
 from txbittorrent.core.bitfield import Bitfield
@@ -339,10 +340,7 @@ class Torrent(TorrentAccessors, TorrentRunHost):
     def _clock(self) -> Any:
         if self._run is not None:
             return self._run.clock
-        if self._reactor is None:
-            from twisted.internet import reactor
-
-            self._reactor = reactor
+        self._reactor = resolve_reactor(self._reactor)
         return self._reactor
 
     # -- verification and resume ----------------------------------------------------------

@@ -71,6 +71,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from txbittorrent._reactor import resolve_reactor
 from txbittorrent.errors import LocalProtocolError, TxBitTorrentError
 
 __all__ = [
@@ -271,10 +272,7 @@ class DatagramMux:
         """Bind the sockets (see the module docstring); raises ``CannotListenError``."""
         if self._running:
             raise LocalProtocolError("the datagram mux is already started")
-        if self._reactor is None:
-            from twisted.internet import reactor
-
-            self._reactor = reactor
+        self._reactor = resolve_reactor(self._reactor)
         try:
             port = self.requested_port
             if self.interface4 is not None:

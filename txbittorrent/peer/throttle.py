@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from txbittorrent._reactor import resolve_reactor
 from txbittorrent.core.transfer.ratelimit import TokenBucket
 
 __all__ = ["Throttle", "longest_delay"]
@@ -51,9 +52,7 @@ class Throttle:
     def _now(self) -> float:
         clock = self._clock
         if clock is None:
-            from twisted.internet import reactor
-
-            clock = self._clock = reactor
+            clock = self._clock = resolve_reactor()
         seconds: float = clock.seconds()
         return seconds
 

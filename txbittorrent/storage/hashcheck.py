@@ -51,6 +51,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
+from txbittorrent._reactor import resolve_reactor
 from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.metainfo import Metainfo
 from txbittorrent.errors import MissingDataError
@@ -116,10 +117,7 @@ class HashChecker:
         self._idle_waiters: list[Deferred[None]] = []
 
     def _resolve(self) -> tuple[Any, Any]:
-        if self._reactor is None:
-            from twisted.internet import reactor
-
-            self._reactor = reactor
+        self._reactor = resolve_reactor(self._reactor)
         if self._threadpool is None:
             self._threadpool = self._reactor.getThreadPool()
         return self._reactor, self._threadpool

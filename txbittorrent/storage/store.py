@@ -33,6 +33,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from txbittorrent._reactor import resolve_reactor
 from txbittorrent.errors import LocalProtocolError
 from txbittorrent.storage.files import FileStorage
 
@@ -72,12 +73,7 @@ class Store:
         """Resolve the reactor and start the thread pool (unless injected)."""
         if self._state != _NEW:
             raise LocalProtocolError(f"Store.start() called when {self._state}")
-        reactor = self._given_reactor
-        if reactor is None:
-            from twisted.internet import reactor as global_reactor
-
-            reactor = global_reactor
-        self._reactor = reactor
+        self._reactor = reactor = resolve_reactor(self._given_reactor)
         if self._own_pool:
             self._pool = ThreadPool(0, self._threads, name="txbittorrent-store")
             self._pool.start()

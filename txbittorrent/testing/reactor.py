@@ -46,6 +46,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer  # type: ignore[import-untyped]
 
+from txbittorrent._reactor import resolve_reactor
+
 __all__ = ["FakeReactor", "ManualPool", "PoolJob", "SyncPool", "wait_until"]
 
 _log = Logger()
@@ -252,7 +254,7 @@ def wait_until(
     from twisted.trial.unittest import FailTest
 
     if clock is None:
-        from twisted.internet import reactor as clock
+        clock = resolve_reactor()
     done: Deferred[None] = Deferred()
     deadline = clock.seconds() + timeout
 

@@ -79,6 +79,7 @@ from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
 
+from txbittorrent._reactor import resolve_reactor
 from txbittorrent.core.tracker.announce import (
     MAX_RESPONSE_SIZE,
     AnnounceRequest,
@@ -246,10 +247,7 @@ class HTTPTrackerClient:
         self.max_redirects = max_redirects
 
     def _resolve(self) -> tuple[Any, Any]:
-        if self._reactor is None:
-            from twisted.internet import reactor
-
-            self._reactor = reactor
+        self._reactor = resolve_reactor(self._reactor)
         if self._treq is None:
             from treq.client import HTTPClient
             from twisted.web.client import Agent
@@ -387,10 +385,7 @@ class UDPTrackerClient:
 
     def start(self) -> None:
         """Accept requests (a private mux binds on the first one)."""
-        if self._reactor is None:
-            from twisted.internet import reactor
-
-            self._reactor = reactor
+        self._reactor = resolve_reactor(self._reactor)
         if self._rng is None:
             self._rng = random.SystemRandom()
         if self._mux is None:
