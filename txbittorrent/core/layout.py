@@ -13,7 +13,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from txbittorrent.core.metainfo import Metainfo
+from txbittorrent.core.metainfo import Metainfo, piece_size
 
 __all__ = ["Span", "Layout", "BLOCK_SIZE"]
 
@@ -81,9 +81,7 @@ class Layout:
         return self._starts[file_index]
 
     def piece_size(self, index: int) -> int:
-        if not 0 <= index < self.piece_count:
-            raise IndexError(f"piece index {index} out of range")
-        return min(self.piece_length, self.total_length - index * self.piece_length)
+        return piece_size(index, self.piece_length, self.total_length)
 
     def spans(self, index: int, offset: int = 0, length: int | None = None) -> list[Span]:
         """The file ranges holding ``length`` bytes at ``offset`` of piece ``index``.

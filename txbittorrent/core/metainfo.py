@@ -31,7 +31,9 @@ from typing import Any
 from txbittorrent.core.bencoding import decode_prefix, decode_spans
 from txbittorrent.errors import BencodeError, MetainfoError, UnsupportedTorrentError
 
-__all__ = ["MetainfoLimits", "FileEntry", "Metainfo", "parse", "parse_info", "sanitize_path"]
+__all__ = [
+    "MetainfoLimits", "FileEntry", "Metainfo", "parse", "parse_info", "piece_size", "sanitize_path",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +107,17 @@ class Metainfo:
 
     def piece_size(self, index: int) -> int:
         """The length of piece ``index`` (the last one may be shorter)."""
-        if not 0 <= index < self.piece_count:
-            raise IndexError(f"piece index {index} out of range")
-        if index == self.piece_count - 1:
-            return self.total_length - index * self.piece_length
-        return self.piece_length
+        return piece_size(index, self.piece_length, self.total_length)
+
+
+def piece_size(index: int, piece_length: int, total_length: int) -> int:
+    """The length of piece ``index`` of a torrent of ``total_length`` bytes
+    in pieces of ``piece_length`` (the last one may be shorter): the one
+    definition ``Metainfo``, ``Layout`` and the picker share."""
+    start = index * piece_length
+    if index < 0 or start >= total_length:
+        raise IndexError(f"piece index {index} out of range")
+    return min(piece_length, total_length - start)
 
 
 # -- paths ---------------------------------------------------------------------
