@@ -458,7 +458,7 @@ class TrackerChangeTests(SynchronousTestCase):
         self.assertEqual(self.events(), [(A, AnnounceEvent.STARTED)])
 
     def test_remove_in_flight(self) -> None:
-        """Removing the tracker being announced to cancels it, reports no error, and tries the next URL."""
+        """Removing the tracker announced to cancels it, reports no error, tries the next URL."""
         announcer = self.watch([[A, C, "http://d.test/announce"], [B]])
         announcer.start()
         announcer.remove_tracker(A)
@@ -533,7 +533,7 @@ class TrackerChangeTests(SynchronousTestCase):
         self.assertEqual((c.url, c.failures), (C, 0))
 
     def test_remove_in_flight_with_announce_to_all(self) -> None:
-        """With announce_to_all the removed tracker's tier goes on with its next URL; others are untouched."""
+        """With announce_to_all the removed tracker's tier goes on alone with its next URL."""
         announcer = self.watch([[A, C], [B]], announce_to_all=True)
         announcer.start()
         announcer.remove_tracker(A)
@@ -569,7 +569,7 @@ class TrackerChangeTests(SynchronousTestCase):
     )
 
     def test_remove_end_of_tier_in_flight(self) -> None:
-        """Removing the in-flight last URL of a tier goes on with the next tier, not a failed URL."""
+        """Removing the in-flight last URL of a tier goes on to the next tier, not a failed URL."""
         announcer = self.watch([[A, C], [B]])
         announcer.start()
         self.answer(A, RemoteProtocolError("down"))
@@ -584,7 +584,7 @@ class TrackerChangeTests(SynchronousTestCase):
     )
 
     def test_remove_tier_keeps_lane_timers(self) -> None:
-        """With announce_to_all, removing a one-URL tier leaves the other tiers on their own schedules."""
+        """With announce_to_all, removing a one-URL tier leaves other tiers on their schedules."""
         announcer = self.watch([[A], [B], [C]], announce_to_all=True)
         announcer.start()
         self.answer(A, AnnounceResponse(interval=100))

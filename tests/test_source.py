@@ -62,7 +62,8 @@ class TorrentFileTests(SynchronousTestCase):
 
     def test_metainfo(self) -> None:
         """A Metainfo is taken as it is, its tiers kept."""
-        metainfo = parse(with_tiers(RAW, [["http://a.test/", "http://b.test/"], ["udp://c.test:1"]]))
+        tiers = [["http://a.test/", "http://b.test/"], ["udp://c.test:1"]]
+        metainfo = parse(with_tiers(RAW, tiers))
         source = load_source(metainfo, LIMITS)
         self.assertIs(source.metainfo, metainfo)
         self.assertEqual(source, TorrentSource.from_metainfo(metainfo))
@@ -224,7 +225,7 @@ class MagnetRoundTripTests(SynchronousTestCase):
         self.assertEqual(load_source(source.magnet().to_uri(), LIMITS), source)
 
     def test_from_metainfo(self) -> None:
-        """A .torrent's magnet is magnet_from_metainfo's; it loads to the same hash, name and trackers."""
+        """A .torrent's magnet is magnet_from_metainfo's; it loads to its hash, name, trackers."""
         metainfo = parse(with_tiers(RAW, [["http://a.test/"], ["http://b.test/", TRACKER]]))
         source = load_source(metainfo, LIMITS)
         magnet = source.magnet()

@@ -85,7 +85,7 @@ class TorrentStateTests(SynchronousTestCase):
                 self.assertTrue(state != other)
 
     def test_hashing(self) -> None:
-        """A state hashes as its value: a dict key and a set member, found by itself or its value."""
+        """A state hashes as its value: a dict key or set member found by itself or its value."""
         table = {state: state.perl_name for state in TorrentState}
         self.assertEqual(len(table), len(TorrentState))
         for state in TorrentState:
