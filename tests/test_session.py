@@ -133,11 +133,12 @@ class SessionTestCase(SynchronousTestCase):
         return self.reactor.tcpClients[-1][2]
 
     def complete(self, factory: Any) -> tuple[PeerProtocol, StringTransport]:
-        """Complete a recorded TCP connect: the factory's protocol on a StringTransport."""
-        protocol = factory.buildProtocol(None)
+        """Complete a recorded TCP connect: the factory's protocol on a
+        StringTransport (the endpoint's wrapper around it set aside)."""
+        wrapper = factory.buildProtocol(None)
         transport = StringTransport()
-        protocol.makeConnection(transport)
-        return protocol, transport
+        wrapper.makeConnection(transport)
+        return getattr(wrapper, "_wrappedProtocol", wrapper), transport
 
     def accept(self) -> tuple[PeerProtocol | None, StringTransport]:
         """Accept an incoming connection on the first listening factory."""
@@ -442,7 +443,6 @@ class ConnectTests(SessionTestCase):
         self.assertTrue(transport.value().startswith(b"\x13BitTorrent protocol"))
         self.assertFalse(self.session.connect(self.host, PEER))
         lost(protocol)
-        factory.clientConnectionLost(None, Failure(Exception("gone")))
         self.assertEqual(self.host.names(), ["connect_failed"])
         self.assertEqual(self.session.connection_count(), 0)
         self.dial()
@@ -479,6 +479,62 @@ class ConnectTests(SessionTestCase):
         self.assertTrue(session.is_own_address(("192.0.2.10", 6881)))
         self.assertFalse(session.is_own_address(("192.0.2.11", 6881)))
         self.assertFalse(session.is_own_address(("192.0.2.10", 6882)))
+
+
+class FakeEndpoint:
+    """An IStreamClientEndpoint whose connect waits for the test."""
+
+    def __init__(self) -> None:
+        self.factories: list[Any] = []
+        self.deferreds: list[Deferred[Any]] = []
+
+    def connect(self, factory: Any) -> Deferred[Any]:
+        self.factories.append(factory)
+        d: Deferred[Any] = Deferred()
+        self.deferreds.append(d)
+        return d
+
+
+class EndpointTests(SessionTestCase):
+    """Outgoing connections go through the endpoint ``client_endpoint`` makes."""
+
+    def test_custom_endpoint(self) -> None:
+        """A session's client_endpoint is asked for each dial, with the timeout."""
+        endpoint = FakeEndpoint()
+        asked: list[tuple[Any, tuple[str, int], float]] = []
+
+        def make(reactor: Any, address: tuple[str, int], timeout: float) -> FakeEndpoint:
+            asked.append((reactor, address, timeout))
+            return endpoint
+
+        self.session.client_endpoint = make  # type: ignore[assignment]
+        self.assertTrue(self.session.connect(self.host, PEER))
+        self.assertEqual(asked, [(self.reactor, PEER, self.config.connect_timeout)])
+        self.assertEqual(self.reactor.tcpClients, [])
+        protocol = endpoint.factories[0].buildProtocol(None)
+        self.assertIsInstance(protocol, PeerProtocol)
+        self.assertEqual(self.session.half_open, 0)
+        endpoint.deferreds[0].callback(protocol)
+        self.assertEqual(self.session.connection_count(self.host), 0, "no link yet")
+
+    def test_endpoint_failure(self) -> None:
+        """An endpoint's failure is the host's connect_failed, with the reason."""
+        endpoint = FakeEndpoint()
+        self.session.client_endpoint = lambda *a: endpoint  # type: ignore[assignment]
+        self.session.connect(self.host, PEER)
+        endpoint.deferreds[0].errback(Failure(ConnectionRefusedError("no")))
+        self.assertEqual(self.host.names(), ["connect_failed"])
+        self.assertEqual(self.session.half_open, 0)
+        self.assertTrue(self.session.connect(self.host, PEER), "the address is free again")
+
+    def test_stop_cancels_the_endpoint(self) -> None:
+        """Stopping the session cancels the endpoint's attempt."""
+        endpoint = FakeEndpoint()
+        self.session.client_endpoint = lambda *a: endpoint  # type: ignore[assignment]
+        self.session.connect(self.host, PEER)
+        self.session.stop()
+        self.assertTrue(endpoint.deferreds[0].called, "cancelled (and handled)")
+        self.assertEqual(self.host.names(), ["connect_failed"])
 
 
 class RoutingTests(SessionTestCase):

@@ -59,9 +59,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.error import CannotListenError
-from twisted.internet.protocol import ClientFactory, ServerFactory
+from twisted.internet.protocol import Factory, ServerFactory
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from txbittorrent._reactor import resolve_reactor
@@ -71,7 +70,12 @@ from txbittorrent.peer.links import LinkConfig, LinkGroup, normalize_host
 from txbittorrent.peer.protocol import PeerProtocol
 from txbittorrent.eventtypes import TorrentAdded, TorrentRemoved
 from txbittorrent.events import EventBus
-from txbittorrent.net.tcp import TCPListeners, v6only_listening_socket
+from txbittorrent.net.tcp import (
+    ClientEndpointFactory,
+    TCPListeners,
+    tcp_client_endpoint,
+    v6only_listening_socket,
+)
 from txbittorrent.net.udp import DatagramMux, interfaces_for
 from txbittorrent.tracker.client import UDPTrackerClient
 from txbittorrent.peer.throttle import Throttle
@@ -123,8 +127,10 @@ class _Listener(ServerFactory):
         return self._session._incoming()
 
 
-class _Dial(ClientFactory):
-    """One outgoing attempt: its host, address, connector and state."""
+class _Dial(Factory):
+    """One outgoing attempt: its host, address, endpoint Deferred and state.
+    It is the factory given to the endpoint, and lives until the TCP
+    connect succeeds (the link then takes over) or fails."""
 
     noisy = False
 
@@ -132,18 +138,12 @@ class _Dial(ClientFactory):
         self.session = session
         self.host = host
         self.address = address
-        self.connector: Any = None
+        self.deferred: Deferred[Any] | None = None
         self.connected = False
         self.done = False
 
     def buildProtocol(self, addr: Any) -> PeerProtocol | None:
         return self.session._dial_connected(self)
-
-    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
-        self.session._dial_failed(self, f"connect failed: {reason.getErrorMessage()}")
-
-    def clientConnectionLost(self, connector: Any, reason: Failure) -> None:
-        self.session._dial_ended(self)
 
 
 class Session:
@@ -179,6 +179,10 @@ class Session:
         self._half_open = 0
         self._links: LinkGroup | None = None
         self._v6only_socket: Callable[[str, int, int], Any] = v6only_listening_socket
+        self.client_endpoint: ClientEndpointFactory = tcp_client_endpoint
+        """Makes the endpoint an outgoing connection goes through:
+        ``(reactor, address, timeout) -> IStreamClientEndpoint`` (plain TCP
+        by default; an encrypting, uTP or proxy endpoint could go here)."""
         self.events = EventBus()
         """Every event of the session's torrents (``events.EventBus``)."""
         self._torrents: dict[bytes, Torrent] = {}
@@ -431,8 +435,11 @@ class Session:
         dial = _Dial(self, host, address)
         self._dials[key] = dial
         self._half_open += 1
-        dial.connector = self._reactor.connectTCP(
-            address[0], address[1], dial, timeout=config.connect_timeout
+        endpoint = self.client_endpoint(self._reactor, address, config.connect_timeout)
+        d = dial.deferred = endpoint.connect(dial)
+        d.addCallbacks(
+            lambda _: self._dial_ended(dial),
+            lambda f: self._dial_failed(dial, f"connect failed: {f.getErrorMessage()}"),
         )
         return True
 
@@ -504,8 +511,6 @@ class Session:
             # Its link is in the group; closing the link ends the attempt.
             return
         self._forget_dial(dial)
-        try:
-            dial.connector.stopConnecting()
-        except Exception:  # already connected or failed in the meantime
-            pass
+        if dial.deferred is not None:
+            dial.deferred.cancel()  # the endpoint stops connecting
         dial.host.connect_failed(dial.address, reason)

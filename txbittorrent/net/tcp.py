@@ -1,4 +1,5 @@
-"""The listening TCP sockets of a session: every interface, one port number.
+"""TCP for a session: its listening sockets (every interface, one port
+number) and the endpoints its outgoing connections go through.
 
 Theory of operation
 -------------------
@@ -16,7 +17,14 @@ IPv6-only socket of its own, handed to the reactor with
 IPv4 peers keep their plain addresses.
 
 It owns only the sockets: what an accepted connection becomes is the
-factory's business (the ``Session``'s).
+factory's business (the ``Session``'s).  Listening stays on ``listenTCP``
+and ``adoptStreamPort`` rather than server endpoints, because binding every
+interface on one port number, with retries when a kernel-chosen number is
+taken on a later interface, must finish within ``Session.start``.
+
+Outgoing connections go through ``IStreamClientEndpoint``\ s made by a
+``ClientEndpointFactory`` (``tcp_client_endpoint`` by default), so an
+encrypted (MSE), uTP or proxied transport is another endpoint.
 """
 
 from __future__ import annotations
@@ -28,11 +36,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 
-__all__ = ["TCPListeners", "v6only_listening_socket", "PORT_ATTEMPTS"]
+__all__ = [
+    "ClientEndpointFactory", "PORT_ATTEMPTS", "TCPListeners", "tcp_client_endpoint",
+    "v6only_listening_socket",
+]
 
 _log = Logger()
 
@@ -82,6 +95,20 @@ def _cannot_listen(interface: str, port: int, error: OSError) -> CannotListenErr
 
 def _is_ipv6(interface: str) -> bool:
     return ":" in interface
+
+
+ClientEndpointFactory = Callable[[Any, tuple[str, int], float], IStreamClientEndpoint]
+"""``(reactor, (host, port), timeout)`` to the endpoint a peer is dialed through."""
+
+
+def tcp_client_endpoint(
+    reactor: Any, address: tuple[str, int], timeout: float
+) -> IStreamClientEndpoint:
+    """A plain TCP endpoint to an IPv4 or IPv6 literal address."""
+    host, port = address
+    if ":" in host:
+        return TCP6ClientEndpoint(reactor, host, port, timeout=timeout)
+    return TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
 
 
 class TCPListeners:
