@@ -529,13 +529,14 @@ def check_invariants(test: SynchronousTestCase, picker: PiecePicker[str]) -> Non
     wanted = [i for i in range(p.piece_count) if i not in p._have and p._priority[i] > 0]
     test.assertEqual(p.wanted_left(), len(wanted))
     candidates = {i for i in wanted if i not in p._progress}
-    test.assertEqual({i for i in range(p.piece_count) if p._slot[i] >= 0}, candidates)
-    test.assertEqual(p._candidates, len(candidates))
-    for priority, level in p._levels.items():
+    buckets = p._buckets
+    test.assertEqual({i for i in range(p.piece_count) if buckets.slot[i] >= 0}, candidates)
+    test.assertEqual(buckets.count, len(candidates))
+    for priority, level in buckets.levels.items():
         for avail, bucket in enumerate(level):
             for slot, index in enumerate(bucket):
-                test.assertEqual((p._priority[index], p._avail[index]), (priority, avail))
-                test.assertEqual(p._slot[index], slot)
+                test.assertEqual((p._priority[index], buckets.avail[index]), (priority, avail))
+                test.assertEqual(buckets.slot[index], slot)
     for index in range(p.piece_count):
         partial = sum(index in has for has in p._peers.values())
         test.assertEqual(p.availability(index), partial + len(p._seeds))

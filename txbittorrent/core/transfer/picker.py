@@ -37,11 +37,10 @@ priority 0 are never picked, even with a deadline.
 
 Complexity
 ----------
-Candidates sit in buckets, per priority level a list indexed by availability
-of lists of pieces, with each piece's slot in its bucket: adding, removing or
-moving a piece one availability step (a HAVE) is O(1).  Peers that have
-everything are counted apart (they add the same to every piece), so a seed
-coming or going is O(1).
+Candidates sit in ``buckets.CandidateBuckets``, by priority then
+availability: adding, removing or moving a piece one availability step (a
+HAVE) is O(1).  Peers that have everything are counted apart (they add the
+same to every piece), so a seed coming or going is O(1).
 
 ``pick`` is amortised O(1) per block while a piece is in progress: the peer's
 current piece is a dict lookup, its next free block a ``bytearray.find`` from
@@ -63,6 +62,7 @@ from typing import Generic, Protocol, TypeVar
 
 from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.layout import BLOCK_SIZE, Layout
+from txbittorrent.core.transfer.buckets import CandidateBuckets
 from txbittorrent.errors import LocalProtocolError
 
 __all__ = ["PiecePicker", "RandomSource", "Request", "RANDOM_FIRST_PIECES", "ENDGAME_REQUESTERS"]
@@ -137,15 +137,10 @@ class PiecePicker(Generic[K]):
         self._random_first = random_first
         self._blocks_per_piece = (piece_length + block_size - 1) // block_size
         self._have = have.copy() if have is not None else Bitfield(n)
-        self._avail = [0] * n  # peers with the piece, seeds left out
+        self._buckets = CandidateBuckets(n)
         self._seeds: set[K] = set()
         self._peers: dict[K, Bitfield] = {}  # what each partial peer has
         self._priority = [1] * n
-        self._levels: dict[int, list[list[int]]] = {}  # priority -> availability -> pieces
-        self._level_count: dict[int, int] = {}
-        self._levels_desc: list[int] = []
-        self._slot = [-1] * n  # position in its bucket; -1 when not a candidate
-        self._candidates = 0
         self._wanted_left = 0
         self._progress: dict[int, _Piece[K]] = {}
         self._open: dict[int, None] = {}  # an ordered set
@@ -174,53 +169,16 @@ class PiecePicker(Generic[K]):
         if not 0 <= index < self.piece_count:
             raise IndexError(f"piece index {index} out of range")
 
-    # -- candidate buckets -------------------------------------------------
-
     def _rebuild(self) -> None:
-        """Recompute the buckets and counters from have, priorities and progress."""
-        self._levels, self._level_count, self._levels_desc = {}, {}, []
-        self._slot = [-1] * self.piece_count
-        self._candidates = self._wanted_left = 0
+        """Recompute the candidates and counters from have, priorities and progress."""
+        buckets, priority = self._buckets, self._priority
+        buckets.clear()
+        self._wanted_left = 0
         for index in range(self.piece_count):
-            if index not in self._have and self._priority[index] > 0:
+            if index not in self._have and priority[index] > 0:
                 self._wanted_left += 1
                 if index not in self._progress:
-                    self._add_candidate(index)
-
-    def _add_candidate(self, index: int) -> None:
-        priority = self._priority[index]
-        level = self._levels.get(priority)
-        if level is None:
-            level = self._levels[priority] = []
-            self._level_count[priority] = 0
-            self._levels_desc = sorted(self._levels, reverse=True)
-        avail = self._avail[index]
-        while len(level) <= avail:
-            level.append([])
-        self._slot[index] = len(level[avail])
-        level[avail].append(index)
-        self._level_count[priority] += 1
-        self._candidates += 1
-
-    def _remove_candidate(self, index: int) -> None:
-        priority = self._priority[index]
-        bucket = self._levels[priority][self._avail[index]]
-        slot = self._slot[index]
-        last = bucket.pop()
-        if last != index:
-            bucket[slot] = last
-            self._slot[last] = slot
-        self._slot[index] = -1
-        self._level_count[priority] -= 1
-        self._candidates -= 1
-
-    def _change_avail(self, index: int, delta: int) -> None:
-        if self._slot[index] < 0:
-            self._avail[index] += delta
-            return
-        self._remove_candidate(index)
-        self._avail[index] += delta
-        self._add_candidate(index)
+                    buckets.add(index, priority[index])
 
     # -- what peers have -------------------------------------------------
 
@@ -233,8 +191,9 @@ class PiecePicker(Generic[K]):
             self._seeds.add(peer)
         else:
             self._peers[peer] = bitfield.copy()
+            change_avail, priority = self._buckets.change_avail, self._priority
             for index in bitfield:
-                self._change_avail(index, 1)
+                change_avail(index, 1, priority[index])
 
     def peer_have_all(self, peer: K) -> None:
         """HAVE ALL (BEP 6): the peer is a seed."""
@@ -251,12 +210,13 @@ class PiecePicker(Generic[K]):
             pieces = self._peers[peer] = Bitfield(self.piece_count)
         if index not in pieces:
             pieces.add(index)
-            self._change_avail(index, 1)
+            self._buckets.change_avail(index, 1, self._priority[index])
 
     def _forget_pieces(self, peer: K) -> None:
         self._seeds.discard(peer)
+        change_avail, priority = self._buckets.change_avail, self._priority
         for index in self._peers.pop(peer, ()):
-            self._change_avail(index, -1)
+            change_avail(index, -1, priority[index])
 
     def peer_gone(self, peer: K) -> None:
         """The connection closed: forget its pieces and free the blocks it owed us."""
@@ -268,7 +228,7 @@ class PiecePicker(Generic[K]):
 
     def availability(self, index: int) -> int:
         """How many connected peers have piece ``index``."""
-        return self._avail[index] + len(self._seeds)
+        return self._buckets.avail[index] + len(self._seeds)
 
     # -- priorities and deadlines ----------------------------------------
 
@@ -288,12 +248,12 @@ class PiecePicker(Generic[K]):
         if index in self._have or old == priority:
             self._priority[index] = priority
             return
-        if self._slot[index] >= 0:
-            self._remove_candidate(index)
+        if self._buckets.slot[index] >= 0:
+            self._buckets.remove(index, old)
         self._wanted_left += (priority > 0) - (old > 0)
         self._priority[index] = priority
         if priority > 0 and index not in self._progress:
-            self._add_candidate(index)
+            self._buckets.add(index, priority)
 
     def set_deadline(self, index: int, deadline: float) -> None:
         """Fetch piece ``index`` before anything else, earliest deadline first."""
@@ -354,7 +314,7 @@ class PiecePicker(Generic[K]):
                 break
             self._peer_piece[peer] = best.index
             need = self._take(best, peer, need, now, out)
-        while need > 0 and starts > 0 and self._candidates:
+        while need > 0 and starts > 0 and self._buckets.count:
             index = self._choose_new(peer_has, allowed, suggested)
             if index < 0:
                 break
@@ -394,8 +354,9 @@ class PiecePicker(Generic[K]):
 
     def _choose_new(self, peer_has: Bitfield, allowed: _Allowed, suggested: Collection[int]) -> int:
         """The candidate piece to start next for a peer having ``peer_has``, or -1."""
-        slot, priority = self._slot, self._priority
-        top = next((p for p in self._levels_desc if self._level_count[p]), 0)
+        buckets, priority = self._buckets, self._priority
+        slot = buckets.slot
+        top = buckets.top_priority()
         for index in suggested:
             if 0 <= index < self.piece_count and slot[index] >= 0 and index in peer_has:
                 if priority[index] == top and (allowed is None or index in allowed):
@@ -404,12 +365,12 @@ class PiecePicker(Generic[K]):
         source: Iterable[int]
         if allowed is not None:
             source = [i for i in allowed if 0 <= i < self.piece_count and i in peer_has]
-        elif random_first or peer_has.count * _SMALL_PEER < self._candidates:
+        elif random_first or peer_has.count * _SMALL_PEER < buckets.count:
             source = peer_has
         else:
-            return self._scan_buckets(peer_has)
+            return buckets.scan(peer_has, self._rng)
         # One pass over the peer's pieces, keeping every candidate with the best key.
-        avail, rarity = self._avail, 0 if random_first else 1
+        avail, rarity = buckets.avail, 0 if random_first else 1
         best_key, ties = 0, list[int]()
         for index in source:
             if slot[index] >= 0:
@@ -420,25 +381,10 @@ class PiecePicker(Generic[K]):
                     ties.append(index)
         return ties[self._rng.randrange(len(ties))] if ties else -1
 
-    def _scan_buckets(self, peer_has: Bitfield) -> int:
-        """By priority then rarity, the first piece the peer has, from a random
-        point in each bucket."""
-        for priority in self._levels_desc:
-            if not self._level_count[priority]:
-                continue
-            for bucket in self._levels[priority]:
-                size = len(bucket)
-                if size:
-                    start = self._rng.randrange(size)
-                    for k in range(start, start + size):
-                        if bucket[k % size] in peer_has:
-                            return bucket[k % size]
-        return -1
-
     def _start(self, index: int, peer: K) -> _Piece[K]:
         """Put piece ``index`` in progress, as ``peer``'s current piece."""
-        if self._slot[index] >= 0:
-            self._remove_candidate(index)
+        if self._buckets.slot[index] >= 0:
+            self._buckets.remove(index, self._priority[index])
         piece: _Piece[K] = _Piece(index, self._block_count(index))
         self._progress[index] = piece
         self._open[index] = None
@@ -476,13 +422,13 @@ class PiecePicker(Generic[K]):
         """Whether a pick that may start no new piece (``new_pieces=0``) could
         return anything: a piece in progress has a free block, or no piece is
         left to start (so endgame may apply).  O(1)."""
-        return bool(self._open) or not self._candidates
+        return bool(self._open) or not self._buckets.count
 
     @property
     def is_endgame(self) -> bool:
         """True when every missing wanted block is requested and some are in flight."""
         priority = self._priority
-        if self._candidates or any(priority[index] for index in self._open):
+        if self._buckets.count or any(priority[index] for index in self._open):
             return False
         return any(p.requests and priority[i] for i, p in self._progress.items())
 
@@ -637,8 +583,8 @@ class PiecePicker(Generic[K]):
         if index in self._have:
             return
         self._drop_progress(index)
-        if self._slot[index] >= 0:
-            self._remove_candidate(index)
+        if self._buckets.slot[index] >= 0:
+            self._buckets.remove(index, self._priority[index])
         if self._priority[index] > 0:
             self._wanted_left -= 1
         self._have.add(index)
@@ -650,8 +596,8 @@ class PiecePicker(Generic[K]):
         if index in self._have:
             raise LocalProtocolError(f"piece {index} failed after it passed")
         piece = self._drop_progress(index)
-        if self._priority[index] > 0 and self._slot[index] < 0:
-            self._add_candidate(index)
+        if self._priority[index] > 0 and self._buckets.slot[index] < 0:
+            self._buckets.add(index, self._priority[index])
         return piece.contributors if piece is not None else set()
 
     # -- introspection ---------------------------------------------------
