@@ -561,12 +561,6 @@ class TrackerChangeTests(SynchronousTestCase):
         announcer.remove_tracker(A)
         self.assertEqual(self.events(), [(A, AnnounceEvent.STARTED), (B, AnnounceEvent.STARTED)])
 
-    test_remove_last_in_flight_goes_to_next_tier.todo = (  # type: ignore[attr-defined]
-        "announcer.py remove_tracker only moves the walk on when the number of tiers is "
-        "unchanged (len(self._tiers.tiers) == tiers_before): without announce_to_all, "
-        "removing the in-flight tracker of a one-URL tier leaves nothing in flight and no "
-        "timer, so the torrent never announces again"
-    )
 
     def test_remove_end_of_tier_in_flight(self) -> None:
         """Removing the in-flight last URL of a tier goes on to the next tier, not a failed URL."""
@@ -578,10 +572,6 @@ class TrackerChangeTests(SynchronousTestCase):
             (A, AnnounceEvent.STARTED), (C, AnnounceEvent.STARTED), (B, AnnounceEvent.STARTED),
         ])
 
-    test_remove_end_of_tier_in_flight.todo = (  # type: ignore[attr-defined]
-        "TrackerTiers.remove steps the cursor back to A (failed moments ago) and "
-        "remove_tracker announces to A again at once, ignoring its backoff"
-    )
 
     def test_remove_tier_keeps_lane_timers(self) -> None:
         """With announce_to_all, removing a one-URL tier leaves other tiers on their schedules."""
@@ -598,8 +588,3 @@ class TrackerChangeTests(SynchronousTestCase):
         self.clock.advance(100)
         self.assertEqual(self.events()[-1], (C, None))
 
-    test_remove_tier_keeps_lane_timers.todo = (  # type: ignore[attr-defined]
-        "announcer.py remove_tracker leaves the lane timers keyed by the old tier numbers: "
-        "A's timer (lane 0) announces to B at A's time, lane 1's to C, and lane 2's raises "
-        "IndexError in _due/_lane_url (current[lane] out of range)"
-    )

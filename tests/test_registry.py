@@ -221,11 +221,6 @@ class MagnetAddTests(SynchronousTestCase):
         [event] = self.events
         self.assertIsNone(event.name)
 
-    test_added_event_without_metadata.todo = (  # type: ignore[attr-defined]
-        "session.py Session.adopt publishes TorrentAdded(info_hash, torrent.name), and "
-        "Torrent.name falls back to the hex info hash, while eventtypes.TorrentAdded says "
-        "name is None for a magnet whose metadata has not arrived"
-    )
 
 
 class SessionUDPTests(SynchronousTestCase):

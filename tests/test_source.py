@@ -124,10 +124,6 @@ class TorrentFileTests(SynchronousTestCase):
         os.makedirs(directory)
         self.assertRaises(MetainfoError, load_source, directory, LIMITS)
 
-    test_directory.todo = (  # type: ignore[attr-defined]
-        "source.py load_source catches only FileNotFoundError: a directory (or an "
-        "unreadable file) raises IsADirectoryError/PermissionError, not MetainfoError"
-    )
 
 
 class MagnetSourceTests(SynchronousTestCase):
@@ -169,11 +165,6 @@ class MagnetSourceTests(SynchronousTestCase):
         for uri in (f"MAGNET:?xt=urn:btih:{HEX}", f"  magnet:?xt=urn:btih:{HEX}\n"):
             self.assertEqual(load_source(uri, LIMITS).info_hash, INFO_HASH)
 
-    test_scheme_case_and_whitespace.todo = (  # type: ignore[attr-defined]
-        "source.py load_source tests source.startswith('magnet:') (case-sensitive, no "
-        "strip) while parse_magnet accepts any case and surrounding whitespace: such a "
-        "URI is taken for a path and fails with MetainfoError 'no such file'"
-    )
 
 
 class BareInfoHashTests(SynchronousTestCase):
@@ -199,10 +190,6 @@ class BareInfoHashTests(SynchronousTestCase):
         info_hash = b"d" + bytes(19)
         self.assertEqual(load_source(info_hash, LIMITS).info_hash, info_hash)
 
-    test_raw_starting_with_d.todo = (  # type: ignore[attr-defined]
-        "source.py:92 treats 20 bytes starting with b'd' as a .torrent, so one info hash "
-        "in 256 is refused with MetainfoError"
-    )
 
     def test_not_a_hash(self) -> None:
         """Texts of the wrong length or alphabet are no info hash."""

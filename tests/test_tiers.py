@@ -455,11 +455,6 @@ class RemoveTests(SynchronousTestCase):
         self.tiers.remove("c")
         self.assertEqual(self.tiers.current(), ("d",))
 
-    test_current_url_at_end_of_tier.todo = (  # type: ignore[attr-defined]
-        "tiers.py TrackerTiers.remove (the cursor fix-up under 'if position < "
-        "self._cursor[index] or ...') steps the cursor back to 'b', which already failed "
-        "in this round, instead of moving the walk on as failed() would"
-    )
 
 
 class RemoveAnnounceToAllTests(SynchronousTestCase):

@@ -72,6 +72,8 @@ class TorrentConfig:
             )
         if "listen_interfaces" in changes and changes["listen_interfaces"] is not None:
             interfaces: Sequence[str] = changes["listen_interfaces"]
+            if isinstance(interfaces, str):
+                raise TypeError("listen_interfaces is a list of addresses, not one string")
             changes["listen_interfaces"] = tuple(interfaces)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(changes) - names)

@@ -88,8 +88,8 @@ class TorrentEvent:
 
 @dataclass(frozen=True, slots=True)
 class TorrentAdded(TorrentEvent):
-    """A session took a torrent on.  ``name`` is None for a magnet link
-    whose metadata has not arrived yet."""
+    """A session took a torrent on.  ``name`` is None when unknown (a
+    magnet link without ``dn`` whose metadata has not arrived yet)."""
 
     kind: ClassVar[str] = "torrent_added"
     name: str | None

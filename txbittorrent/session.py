@@ -293,7 +293,8 @@ class Session:
         if known is not None:
             raise LocalProtocolError(f"the session has torrent {torrent.info_hash.hex()} already")
         self._torrents[torrent.info_hash] = torrent
-        self.events.publish(TorrentAdded(torrent.info_hash, torrent.name))
+        name = torrent.name if torrent.has_metadata else torrent.source.display_name
+        self.events.publish(TorrentAdded(torrent.info_hash, name))
 
     def remove(self, info_hash: bytes) -> Deferred[None]:
         """Stop and close a torrent and forget it (its data stays on disk)."""

@@ -89,11 +89,11 @@ def load_source(source: Source, limits: MetainfoLimits) -> TorrentSource:
         return TorrentSource.from_magnet(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
         raw = bytes(source)
-        if len(raw) == 20 and not raw.startswith(b"d"):
+        if len(raw) == 20:  # no .torrent is that short
             return TorrentSource(raw, None, None, ())
         return TorrentSource.from_metainfo(parse(raw, limits))
-    if source.startswith("magnet:"):
-        return TorrentSource.from_magnet(parse_magnet(source))
+    if source.strip()[:7].lower() == "magnet:":
+        return TorrentSource.from_magnet(parse_magnet(source.strip()))
     try:
         with open(source, "rb") as f:
             data = f.read(limits.max_torrent_size + 1)
@@ -102,4 +102,6 @@ def load_source(source: Source, limits: MetainfoLimits) -> TorrentSource:
         if info_hash is not None:
             return TorrentSource(info_hash, None, None, ())
         raise MetainfoError(str(source), "no such file") from None
+    except OSError as e:
+        raise MetainfoError(str(source), e.strerror or str(e)) from None
     return TorrentSource.from_metainfo(parse(data, limits))

@@ -217,6 +217,12 @@ class Torrent(TorrentAccessors, TorrentRunHost):
             self.infohash, metainfo.name, metainfo.piece_count, metainfo.total_length
         ))
 
+    @property
+    def session(self) -> Session | None:
+        """The shared ``Session`` this torrent was made with (None: it makes
+        one of its own while it runs)."""
+        return self._shared_session
+
     def _require_data(self) -> TorrentData:
         if self._data is None:
             raise LocalProtocolError("the torrent's metadata is not known yet")

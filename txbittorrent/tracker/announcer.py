@@ -121,6 +121,7 @@ class Announcer:
         self._completed = False
         self._completed_sent: set[str] = set()
         self._tracker_ids: dict[str, bytes] = {}
+        self._farewells: list[Deferred[AnnounceResponse]] = []
 
     # -- the torrent's view --
 
@@ -175,13 +176,15 @@ class Announcer:
             self._announce(url)
 
     def remove_tracker(self, url: str) -> None:
-        """Forget a tracker: its announce in flight is abandoned, and one
-        that heard ``started`` hears ``stopped`` (its answer is ignored)."""
+        """Forget a tracker: its announce in flight is abandoned (the walk goes
+        on to the next URL, as after a failure), and one that heard
+        ``started`` hears ``stopped`` (answer ignored; ``stop()`` waits for it)."""
         if url not in self._tiers:
             return
         lane = self._lane(url)
         tiers_before = len(self._tiers.tiers)
         self._tiers.remove(url)  # first: the cancelled announce finds it gone
+        tier_gone = len(self._tiers.tiers) < tiers_before
         d = self._in_flight.pop(url, None)
         if d is not None:
             d.cancel()
@@ -190,14 +193,37 @@ class Announcer:
             goodbye = self._send(url, AnnounceEvent.STOPPED)
             goodbye.addTimeout(self.stop_timeout, self._clock)  # type: ignore[arg-type]
             goodbye.addErrback(lambda _: None)
+            self._farewells.append(goodbye)
+            goodbye.addBoth(lambda _: self._farewells.remove(goodbye))
         self._completed_sent.discard(url)
         self._tracker_ids.pop(url, None)
-        if self._running and d is not None and len(self._tiers.tiers) == tiers_before:
-            # The walk was waiting on it: go on with the next URL of its lane.
+        if self._tiers.announce_to_all and tier_gone:
+            self._drop_lane(lane)
+            lane = -1  # its lane is gone with its tier
+        if self._running and d is not None and lane >= 0:
             following = self._lane_url(lane)
             if following is not None and following not in self._in_flight:
                 self._schedule(lane, None)
                 self._announce(following)
+
+    def _drop_lane(self, lane: int) -> None:
+        """A tier went (``announce_to_all``: lanes are tiers): cancel its timer
+        and move the later lanes' timers down one, due when they were."""
+        now = self._clock.seconds()
+        timers, self._timers = self._timers, {}
+        for old, timer in sorted(timers.items()):
+            if not timer.active():
+                continue
+            if old == lane:
+                timer.cancel()
+            elif old > lane:
+                when = timer.getTime()
+                timer.cancel()
+                self._timers[old - 1] = self._clock.callLater(
+                    max(0.0, when - now), self._due, old - 1
+                )
+            else:
+                self._timers[old] = timer
 
     def stop(self) -> Deferred[None]:
         """Stop announcing; send ``stopped``; fire within ``stop_timeout`` seconds."""
@@ -211,7 +237,7 @@ class Announcer:
         for d in list(self._in_flight.values()):
             d.cancel()
         self._in_flight.clear()
-        goodbyes = []
+        goodbyes: list[Deferred[Any]] = list(self._farewells)  # removed trackers
         for url in self._tiers:
             if url in self._started:
                 d = self._send(url, AnnounceEvent.STOPPED)
@@ -229,7 +255,7 @@ class Announcer:
 
     def _lane_url(self, lane: int) -> str | None:
         current = self._tiers.current()
-        if not current:
+        if not current or lane >= len(current):
             return None
         return current[lane] if self._tiers.announce_to_all else current[0]
 

@@ -246,25 +246,35 @@ class TrackerTiers:
         return True
 
     def remove(self, url: str) -> bool:
-        """Forget ``url`` (an emptied tier goes, and the later tiers move up).
-        False if it was not there."""
+        """Forget ``url``; False if it was not there.  The walk goes on as if
+        it had failed: removing the URL being tried moves to the next one of
+        its tier, or past the tier once it was the last (the round ends
+        when that was the last tier).  An emptied tier goes, and the later
+        tiers move up."""
         status = self._status.pop(url, None)
         if status is None:
             return False
         index = status.tier
         tier = self._tiers[index]
         position = tier.index(url)
-        tier.remove(url)
-        if position < self._cursor[index] or self._cursor[index] >= max(len(tier), 1):
-            self._cursor[index] = max(0, self._cursor[index] - 1) if tier else 0
+        del tier[position]
+        cursor = self._cursor[index]
+        if position < cursor:
+            self._cursor[index] = cursor - 1
+        elif position == cursor and cursor >= len(tier):
+            self._cursor[index] = 0
+            if tier and not self.announce_to_all and self._tier == index:
+                self._tier = (self._tier + 1) % len(self._tiers)
         if not tier:
             del self._tiers[index]
             del self._cursor[index]
-            for other in self._status.values():
+            for other in list(self._status.values()):
                 if other.tier > index:
                     self._status[other.url] = replace(other, tier=other.tier - 1)
-            if self._tier > index or self._tier >= len(self._tiers):
-                self._tier = max(0, self._tier - 1) if self._tier > index else 0
+            if self._tier > index:
+                self._tier -= 1
+            if self._tier >= len(self._tiers):
+                self._tier = 0
         return True
 
     def _known(self, url: str) -> str:
