@@ -11,12 +11,14 @@ reports what peers announce and what arrives, passes ``now`` in, and sends the
 requests and cancels that ``pick`` and ``block_received`` (or
 ``block_arrived``, which also says whether to keep the block) return.
 
+The picker is the policy over two books: the per-block state is
+``requests.RequestBook``'s, which the picker extends (``block_arrived``,
+``request_failed``, ``timed_out`` and the rest are the book's), and the
+pieces it may start are ``buckets.CandidateBuckets``, which it owns.
+
 Each piece is in one place: *had* (never picked again), *in progress* (it has
-per-block state), a *candidate* (not had, not in progress, priority > 0; kept
-in the availability buckets below) or *idle* (priority 0).  Invariants: a
-block is requested exactly when it has requesters, and each (peer, block) in
-flight is also in that peer's request set; ``_open`` holds exactly the pieces
-in progress with a free block; no block before a piece's cursor is free.
+per-block state in the request book), a *candidate* (not had, not in
+progress, priority > 0; kept in the buckets) or *idle* (priority 0).
 
 ``pick`` fills a peer's pipeline in this order:
 
@@ -58,11 +60,12 @@ and requests); priorities O(pieces).
 from __future__ import annotations
 
 from collections.abc import Collection, Hashable, Iterable
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.layout import BLOCK_SIZE, Layout
 from txbittorrent.core.transfer.buckets import CandidateBuckets
+from txbittorrent.core.transfer.requests import STATE_CHARS, PieceInProgress, Request, RequestBook
 from txbittorrent.errors import LocalProtocolError
 
 __all__ = ["PiecePicker", "RandomSource", "Request", "RANDOM_FIRST_PIECES", "ENDGAME_REQUESTERS"]
@@ -77,13 +80,8 @@ _NO_CAP = 1 << 62  # new_pieces=None: no cap on the pieces one pick may start
 
 K = TypeVar("K", bound=Hashable)
 
-Request = tuple[int, int, int]
-"""``(piece_index, begin, length)`` of one block."""
-
 _Out = list[Request]
 _Allowed = Collection[int] | None
-_FREE, _REQUESTED, _RECEIVED = 0, 1, 2
-_STATE_CHARS = ".r#"
 _PRIORITY_STEP = 1 << 32  # sort key of a new piece: availability - priority * _PRIORITY_STEP
 _SMALL_PEER = 8  # walk a peer's own pieces when it has < 1/_SMALL_PEER of the candidates
 
@@ -94,23 +92,9 @@ class RandomSource(Protocol):
     def randrange(self, start: int, /) -> int: ...
 
 
-class _Piece(Generic[K]):
-    """One piece in progress: the state of each block and who asked for it."""
-
-    __slots__ = ("index", "state", "requests", "free", "received", "cursor", "contributors")
-
-    def __init__(self, index: int, blocks: int) -> None:
-        self.index = index
-        self.state = bytearray(blocks)  # _FREE, _REQUESTED or _RECEIVED per block
-        self.requests: dict[int, dict[K, float]] = {}  # block -> {peer: requested at}
-        self.free = blocks
-        self.received = 0
-        self.cursor = 0  # no block before this one is free
-        self.contributors: set[K] = set()
-
-
-class PiecePicker(Generic[K]):
-    """Rarest-first block selection with priorities, deadlines and endgame.
+class PiecePicker(RequestBook[K]):
+    """Rarest-first block selection with priorities, deadlines and endgame,
+    over the per-block state of the ``RequestBook`` it extends.
 
     ``K`` is whatever the swarm uses to name a peer connection (hashable)."""
 
@@ -124,27 +108,18 @@ class PiecePicker(Generic[K]):
         endgame_requesters: int = ENDGAME_REQUESTERS,
         random_first: int = RANDOM_FIRST_PIECES,
     ) -> None:
-        if piece_length <= 0 or block_size <= 0 or total_length < 0:
-            raise ValueError("piece_length and block_size must be positive")
-        self.piece_length = piece_length
-        self.total_length = total_length
-        self.block_size = block_size
-        self.piece_count = n = (total_length + piece_length - 1) // piece_length
+        super().__init__(piece_length, total_length, block_size, endgame_requesters)
+        n = self.piece_count
         if have is not None and have.piece_count != n:
             raise ValueError(f"have has {have.piece_count} pieces, expected {n}")
         self._rng = rng
-        self._endgame_requesters = endgame_requesters
         self._random_first = random_first
-        self._blocks_per_piece = (piece_length + block_size - 1) // block_size
         self._have = have.copy() if have is not None else Bitfield(n)
         self._buckets = CandidateBuckets(n)
         self._seeds: set[K] = set()
         self._peers: dict[K, Bitfield] = {}  # what each partial peer has
         self._priority = [1] * n
         self._wanted_left = 0
-        self._progress: dict[int, _Piece[K]] = {}
-        self._open: dict[int, None] = {}  # an ordered set
-        self._peer_requests: dict[K, set[int]] = {}  # piece * blocks_per_piece + block
         self._peer_piece: dict[K, int] = {}  # the piece each peer was last given
         self._deadlines: dict[int, float] = {}
         self._deadline_order: list[int] | None = []
@@ -155,19 +130,6 @@ class PiecePicker(Generic[K]):
         cls, layout: Layout, rng: RandomSource, have: Bitfield | None = None
     ) -> PiecePicker[K]:
         return cls(layout.piece_length, layout.total_length, rng, have)
-
-    def piece_size(self, index: int) -> int:
-        return min(self.piece_length, self.total_length - index * self.piece_length)
-
-    def _block_count(self, index: int) -> int:
-        return (self.piece_size(index) + self.block_size - 1) // self.block_size
-
-    def _block_length(self, index: int, block: int) -> int:
-        return min(self.block_size, self.piece_size(index) - block * self.block_size)
-
-    def _check_index(self, index: int) -> None:
-        if not 0 <= index < self.piece_count:
-            raise IndexError(f"piece index {index} out of range")
 
     def _rebuild(self) -> None:
         """Recompute the candidates and counters from have, priorities and progress."""
@@ -222,9 +184,7 @@ class PiecePicker(Generic[K]):
         """The connection closed: forget its pieces and free the blocks it owed us."""
         self._forget_pieces(peer)
         self._peer_piece.pop(peer, None)
-        for number in self._peer_requests.pop(peer, ()):
-            index, block = divmod(number, self._blocks_per_piece)
-            self._release(peer, self._progress[index], block)
+        self._release_all(peer)
 
     def availability(self, index: int) -> int:
         """How many connected peers have piece ``index``."""
@@ -304,7 +264,7 @@ class PiecePicker(Generic[K]):
             if allowed is None or current in allowed:
                 need = self._take(self._progress[current], peer, need, now, out)
         while need > 0 and self._open:
-            best: _Piece[K] | None = None
+            best: PieceInProgress[K] | None = None
             for index in self._open:
                 piece = self._progress[index]
                 if (best is None or piece.free < best.free) and priority[index]:
@@ -381,41 +341,13 @@ class PiecePicker(Generic[K]):
                     ties.append(index)
         return ties[self._rng.randrange(len(ties))] if ties else -1
 
-    def _start(self, index: int, peer: K) -> _Piece[K]:
+    def _start(self, index: int, peer: K) -> PieceInProgress[K]:
         """Put piece ``index`` in progress, as ``peer``'s current piece."""
         if self._buckets.slot[index] >= 0:
             self._buckets.remove(index, self._priority[index])
-        piece: _Piece[K] = _Piece(index, self._block_count(index))
-        self._progress[index] = piece
-        self._open[index] = None
+        piece = self._begin(index)
         self._peer_piece[peer] = index
         return piece
-
-    def _take(self, piece: _Piece[K], peer: K, need: int, now: float, out: _Out) -> int:
-        """Request up to ``need`` free blocks of ``piece`` from ``peer``; the new need."""
-        index, state, size = piece.index, piece.state, self.block_size
-        requests = self._peer_requests.get(peer)
-        if requests is None:
-            requests = self._peer_requests[peer] = set()
-        base = index * self._blocks_per_piece
-        last = len(state) - 1
-        last_length = self._block_length(index, last)  # only the last block may be short
-        block, free, piece_requests = piece.cursor, piece.free, piece.requests
-        add, append, find = requests.add, out.append, state.find
-        while need and free:
-            block = find(_FREE, block)
-            state[block] = _REQUESTED
-            free -= 1
-            piece_requests[block] = {peer: now}
-            add(base + block)
-            append((index, block * size, size if block != last else last_length))
-            need -= 1
-            block += 1
-        piece.cursor = block
-        piece.free = free
-        if not free:
-            self._open.pop(index, None)
-        return need
 
     @property
     def has_started_blocks(self) -> bool:
@@ -444,138 +376,7 @@ class PiecePicker(Generic[K]):
             if not need:
                 return
 
-    def _duplicate(
-        self, piece: _Piece[K], peer: K, need: int, now: float, out: _Out, mine: set[int]
-    ) -> int:
-        """Request from ``peer`` too the blocks of ``piece`` others were asked
-        for (at most ``endgame_requesters`` peers a block); the new need."""
-        index = piece.index
-        base = index * self._blocks_per_piece
-        for block, requesters in piece.requests.items():
-            if peer in requesters or len(requesters) >= self._endgame_requesters:
-                continue
-            requesters[peer] = now
-            mine.add(base + block)
-            out.append((index, block * self.block_size, self._block_length(index, block)))
-            need -= 1
-            if not need:
-                break
-        return need
-
-    # -- what became of requests -----------------------------------------
-
-    def _locate(self, index: int, begin: int) -> tuple[_Piece[K] | None, int]:
-        piece = self._progress.get(index)
-        block, rest = divmod(begin, self.block_size)
-        if piece is None or rest or not 0 <= block < len(piece.state):
-            return None, -1
-        return piece, block
-
-    def wants_block(self, index: int, begin: int) -> bool:
-        """Whether a block arriving now is needed (store it) or not (drop it)."""
-        piece, block = self._locate(index, begin)
-        return piece is not None and piece.state[block] != _RECEIVED
-
-    def block_arrived(self, peer: K, index: int, begin: int) -> list[K] | None:
-        """``wants_block`` and ``block_received`` in one step: ``None`` if the
-        block is not wanted (nothing changes), else the peers to CANCEL."""
-        piece = self._progress.get(index)
-        if piece is None:
-            return None
-        block, rest = divmod(begin, self.block_size)
-        state = piece.state
-        if rest or not 0 <= block < len(state) or state[block] == _RECEIVED:
-            return None
-        requesters = piece.requests.pop(block, None)
-        if state[block] == _FREE:  # its request had timed out
-            piece.free -= 1
-            if not piece.free:
-                self._open.pop(index, None)
-        state[block] = _RECEIVED
-        piece.received += 1
-        piece.contributors.add(peer)
-        if not requesters:
-            return []
-        number = index * self._blocks_per_piece + block
-        peer_requests = self._peer_requests
-        for other in requesters:
-            peer_requests[other].discard(number)
-        if len(requesters) == 1 and peer in requesters:
-            return []
-        return [other for other in requesters if other != peer]
-
-    def block_received(self, peer: K, index: int, begin: int) -> list[K]:
-        """A block arrived from ``peer``: the other peers to send CANCEL for it.
-
-        A block not wanted (a second copy, a piece not in progress) changes
-        nothing and returns ``[]``; ask ``wants_block`` before storing one."""
-        piece, block = self._locate(index, begin)
-        if piece is None or piece.state[block] == _RECEIVED:
-            return []
-        number = index * self._blocks_per_piece + block
-        requesters = piece.requests.pop(block, {})
-        for other in requesters:
-            self._peer_requests[other].discard(number)
-        if piece.state[block] == _FREE:  # its request had timed out
-            piece.free -= 1
-            if not piece.free:
-                self._open.pop(index, None)
-        piece.state[block] = _RECEIVED
-        piece.received += 1
-        piece.contributors.add(peer)
-        return [other for other in requesters if other != peer]
-
-    def request_failed(self, peer: K, index: int, begin: int) -> None:
-        """A REJECT, a choke that dropped the request, or our CANCEL: free the block."""
-        piece, block = self._locate(index, begin)
-        if piece is not None and peer in piece.requests.get(block, ()):
-            self._peer_requests[peer].discard(index * self._blocks_per_piece + block)
-            self._release(peer, piece, block)
-
-    def _release(self, peer: K, piece: _Piece[K], block: int) -> None:
-        """Drop ``peer``'s request for ``block``; with no requester left it is free."""
-        requesters = piece.requests.get(block)
-        if requesters is None or requesters.pop(peer, None) is None or requesters:
-            return
-        del piece.requests[block]
-        piece.state[block] = _FREE
-        piece.free += 1
-        piece.cursor = min(piece.cursor, block)
-        self._open[piece.index] = None
-
-    def timed_out(self, now: float, timeout: float) -> list[tuple[K, int, int, int]]:
-        """Requests made ``timeout`` or more ago, as ``(peer, index, begin, length)``.
-
-        They are released (the block is free unless another peer has it too),
-        so the swarm can ask again elsewhere and mark the peers snubbed.  A
-        late copy still counts if it arrives first."""
-        expired: list[tuple[K, int, int, int]] = []
-        for index, piece in self._progress.items():
-            for block, requesters in piece.requests.items():
-                for peer, since in requesters.items():
-                    if now - since >= timeout:
-                        length = self._block_length(index, block)
-                        expired.append((peer, index, block * self.block_size, length))
-        for peer, index, begin, _ in expired:
-            self.request_failed(peer, index, begin)
-        return expired
-
     # -- whole pieces ----------------------------------------------------
-
-    def piece_complete(self, index: int) -> bool:
-        """All blocks of piece ``index`` received: ready to hash."""
-        piece = self._progress.get(index)
-        return piece is not None and piece.received == len(piece.state)
-
-    def _drop_progress(self, index: int) -> _Piece[K] | None:
-        piece = self._progress.pop(index, None)
-        if piece is not None:
-            self._open.pop(index, None)
-            base = index * self._blocks_per_piece
-            for block, requesters in piece.requests.items():
-                for peer in requesters:
-                    self._peer_requests[peer].discard(base + block)
-        return piece
 
     def piece_passed(self, index: int) -> None:
         """The piece hashed correctly (or was found on disk): we have it."""
@@ -607,24 +408,12 @@ class PiecePicker(Generic[K]):
         """Our pieces (a copy)."""
         return self._have.copy()
 
-    def in_progress(self) -> list[int]:
-        """The pieces with per-block state, in index order."""
-        return sorted(self._progress)
-
     def block_states(self, index: int) -> str:
         """One character per block: ``.`` free, ``r`` requested, ``#`` received."""
         piece = self._progress.get(index)
         if piece is None:
             return ("#" if index in self._have else ".") * self._block_count(index)
-        return "".join(_STATE_CHARS[s] for s in piece.state)
-
-    def requests_of(self, peer: K) -> list[Request]:
-        """The blocks in flight from ``peer``, in order."""
-        out: _Out = []
-        for number in sorted(self._peer_requests.get(peer, ())):
-            index, block = divmod(number, self._blocks_per_piece)
-            out.append((index, block * self.block_size, self._block_length(index, block)))
-        return out
+        return "".join(STATE_CHARS[s] for s in piece.state)
 
     def wanted_left(self) -> int:
         """Pieces of priority > 0 we do not have yet."""
