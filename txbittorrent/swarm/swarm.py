@@ -241,7 +241,7 @@ class Swarm:
             metainfo, layout, store, completion, self._rng, cfg, self._clock, self._down, self
         )
         self._cache = UploadCache(store.read_piece, cfg.upload_cache_bytes)
-        self._uploader = Uploader(self._cache, have, cfg, self._up, self._clock, self.disk_error)
+        self._uploader = Uploader(self._cache, have, cfg, self._up, self.disk_error)
         d.paused = self._uploader.paused = self._paused
         self._handlers.update({
             BlockReceived: lambda p, e: d.block(p, e.piece_index, e.begin, e.block),

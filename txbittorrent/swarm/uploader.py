@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from twisted.python.failure import Failure
 
@@ -74,7 +74,6 @@ class Uploader:
         have: Bitfield,
         config: SwarmConfig,
         meter: RateMeter,
-        clock: Any,
         on_disk_error: Callable[[int, Failure], object],
     ) -> None:
         self.cache = cache
