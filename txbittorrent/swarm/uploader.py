@@ -45,11 +45,11 @@ from typing import TYPE_CHECKING
 
 from twisted.python.failure import Failure
 
-from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.swarm.peerstate import RateMeter
 from txbittorrent.storage.uploadcache import PieceData, UploadCache
 
 if TYPE_CHECKING:
+    from txbittorrent.core.transfer.completion import BitfieldView
     from txbittorrent.swarm.peerstate import PeerState
     from txbittorrent.swarm.config import SwarmConfig
 
@@ -71,7 +71,7 @@ class Uploader:
     def __init__(
         self,
         cache: UploadCache,
-        have: Bitfield,
+        have: BitfieldView,
         config: SwarmConfig,
         meter: RateMeter,
         on_disk_error: Callable[[int, Failure], object],
