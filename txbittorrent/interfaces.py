@@ -2,11 +2,11 @@
 
 Three parts meet here, each written and tested on its own:
 
-* the peer protocol adapter (``peerprotocol.PeerProtocol``), one per TCP
-  connection: it owns the transport, feeds a ``core.peer.PeerSession`` and
-  writes its bytes;
-* the swarm (``swarm.Swarm``), one per torrent: the policy (what to request,
-  whom to unchoke, what to serve, whom to ban);
+* the peer protocol adapter (``peer.protocol.PeerProtocol``), one per TCP
+  connection: it owns the transport, feeds a ``core.wire.session.PeerSession``
+  and writes its bytes;
+* the swarm (``swarm.swarm.Swarm``), one per torrent: the policy (what to
+  request, whom to unchoke, what to serve, whom to ban);
 * the session (``session.Session``): the listening sockets, outgoing
   connection attempts under global limits, and the global rate limits; it
   routes an incoming connection to a swarm by the info hash in the handshake.
@@ -60,7 +60,16 @@ class PeerLink(Protocol):
 
 
 class PeerHost(Protocol):
-    """What a connection needs of the torrent it belongs to (a ``Swarm``)."""
+    """What a connection needs of the torrent it belongs to (a ``Swarm``).
+
+    One method is optional, so left out of the protocol:
+    ``peer_writable(link: PeerLink) -> None``.  An adapter calls it, if the
+    host has it, when the link has handed every queued byte to its transport
+    and the transport takes bytes again (it had paused us, or a rate limit
+    had held blocks back): a host that stopped writing to a backed-up link
+    can go on now.  ``PeerProtocol`` looks it up once per connection; the
+    ``Swarm`` has it (its uploader serves the peer again), and keeps a coarse
+    retry for links that never call it."""
 
     info_hash: bytes
     peer_id: bytes

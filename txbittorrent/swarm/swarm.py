@@ -12,24 +12,25 @@ injected clock and chance from an injected ``random.Random``.
 The work is split by concept; the swarm wires the parts and keeps the
 connections:
 
-* ``downloader.Downloader``: interest, requests (``core.picker``), blocks
-  into piece buffers, hash-and-write, HAVEs;
-* ``uploader.Uploader``: serving requests from ``uploadcache`` under
-  backpressure;
-* ``core.choker``: whom to unchoke, every ``rechoke_interval``, with the
-  optimistic unchoke;
+* ``downloader.Downloader``: interest, requests (``core.transfer.picker``),
+  blocks into piece buffers, hash-and-write, HAVEs;
+* ``uploader.Uploader``: serving requests from ``storage.uploadcache``
+  under backpressure;
+* ``core.transfer.choker``: whom to unchoke, every ``rechoke_interval``,
+  with the optimistic unchoke;
 * ``addressbook.AddressBook``: whom to dial, backoff, bans.
 
 Each event from ``peer_event`` goes to one handler, found by its type in a
 table.  ``HandshakeReceived`` is ``peer_connected``'s, and ``Reply`` bytes are
 written by the adapter itself, so neither comes here.
 
-Timers, from ``start`` to ``stop``: the tick (rates, queue depths, stalled
-uploads and pipelines), the request check (timeouts, snubbing), the rechoke,
-the connection top-up, and the uploader's stall retry while a peer's link is
-backed up.  The adapter keeps the idle and
-keep-alive timers; ``SwarmConfig.keepalive_interval`` is the policy it may
-read.
+Timers, from ``start`` to ``stop``: the tick (rates, queue depths, idle
+pipelines, and ``Uploader.retry_stalled``), the request check (timeouts,
+snubbing), the rechoke and the connection top-up.  No timer waits for a
+backed-up link: uploads held back resume when ``PeerProtocol`` says the link
+drained (``peer_writable``); the retry on the tick (``tick_interval``, 1 s)
+is only a safety net for ``PeerLink``s that never say so.  The adapter keeps the idle and
+keep-alive timers (``LinkConfig.keepalive_interval``).
 
 Invariants:
 
