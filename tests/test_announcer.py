@@ -11,6 +11,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from txbittorrent.tracker.announcer import Announcer
+from txbittorrent.tracker.config import TrackerConfig
 from txbittorrent.core.tracker.announce import (
     AnnounceEvent,
     AnnounceRequest,
@@ -55,6 +56,32 @@ class FakeClient:
         return d
 
 
+class Host:
+    """The torrent's side: port 6881, (10, 20, test.left), peers kept by the test."""
+
+    def __init__(self, test: Any, on_reply: Any = None, on_error: Any = None) -> None:
+        self.test = test
+        self.on_reply = on_reply
+        self.on_error = on_error
+
+    def listen_port(self) -> int:
+        return 6881
+
+    def transfer_stats(self) -> tuple[int, int, int]:
+        return 10, 20, self.test.left
+
+    def add_peers(self, peers: Any, source: str) -> None:
+        self.test.peers.append((peers, source))
+
+    def tracker_reply(self, url: str, response: AnnounceResponse) -> None:
+        if self.on_reply is not None:
+            self.on_reply(url, response)
+
+    def tracker_error(self, url: str, message: str) -> None:
+        if self.on_error is not None:
+            self.on_error(url, message)
+
+
 class AnnouncerTests(SynchronousTestCase):
     """The announcer's schedule, tier walk and events."""
 
@@ -66,13 +93,11 @@ class AnnouncerTests(SynchronousTestCase):
         self.udp = FakeClient(self.calls)
         self.peers: list[tuple[list[Any], str]] = []
         self.left = 100
+        key = options.pop("key", None)
+        host = Host(self, options.pop("on_reply", None), options.pop("on_error", None))
         return Announcer(
-            tiers, INFO_HASH, PEER_ID,
-            port_provider=lambda: 6881,
-            stats_provider=lambda: (10, 20, self.left),
-            on_peers=lambda peers, source: self.peers.append((peers, source)),
-            clock=self.clock, rng=NoShuffle(7), http_client=self.http, udp_client=self.udp,
-            **options,
+            tiers, INFO_HASH, PEER_ID, host, self.clock, NoShuffle(7), self.http, self.udp,
+            TrackerConfig(**options), key=key,
         )
 
     def pending(self) -> list[Call]:
@@ -280,10 +305,10 @@ class AnnouncerTests(SynchronousTestCase):
         self.assertEqual((wss.failures, a.failures, a.last_error), (1, 1, "boom"))
         self.assertIn("unsupported", wss.last_error or "")
 
-    def test_on_peers_error_contained(self) -> None:
-        """An exception from on_peers is logged, and announcing goes on."""
+    def test_add_peers_error_contained(self) -> None:
+        """An exception from the host's add_peers is logged, and announcing goes on."""
         announcer = self.make([[A]])
-        announcer._on_peers = lambda peers, source: 1 / 0  # type: ignore[assignment]
+        announcer._host.add_peers = lambda peers, source: 1 / 0  # type: ignore[method-assign]
         announcer.start()
         self.answer(A)
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)

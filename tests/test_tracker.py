@@ -581,13 +581,28 @@ class EndToEndTests(TestCase):
         udp = Recording(udp_client)
         udp_client.start()
         found: Deferred[list[tuple[str, int]]] = Deferred()
-        common = dict(stats_provider=lambda: (0, 0, 10), clock=global_reactor,
-                      http_client=http, udp_client=udp)
-        first = Announcer([[tracker.udp_url]], INFO_HASH, PEER_A, lambda: 7001,
-                          on_peers=lambda peers, source: None, rng=random.Random(1), **common)
-        second = Announcer([[tracker.announce_url]], INFO_HASH, PEER_B, lambda: 7002,
-                           on_peers=lambda peers, source: found.callback(peers),
-                           rng=random.Random(2), **common)
+        class Host:
+            def __init__(self, port: int, on_peers: Any) -> None:
+                self.port, self.add_peers = port, on_peers
+
+            def listen_port(self) -> int:
+                return self.port
+
+            def transfer_stats(self) -> tuple[int, int, int]:
+                return 0, 0, 10
+
+            def tracker_reply(self, url: str, response: Any) -> None:
+                pass
+
+            def tracker_error(self, url: str, message: str) -> None:
+                pass
+
+        first = Announcer([[tracker.udp_url]], INFO_HASH, PEER_A,
+                          Host(7001, lambda peers, source: None), global_reactor,
+                          random.Random(1), http, udp)
+        second = Announcer([[tracker.announce_url]], INFO_HASH, PEER_B,
+                           Host(7002, lambda peers, source: found.callback(peers)),
+                           global_reactor, random.Random(2), http, udp)
         try:
             first.start()
             await udp.calls[0]

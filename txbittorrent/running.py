@@ -102,18 +102,12 @@ class RunningTorrent:
             [list(tier) for tier in trackers],
             host.info_hash,
             host.peer_id,
-            lambda: session.port or 0,
-            host.transfer_stats,
-            self.add_peers_from_tracker,
+            self,
             clock,
             host.rng,
             HTTPTrackerClient(reactor=clock, timeout=tracker_cfg.http_timeout),
             _SessionUDPTracker(session, tracker_cfg.udp_max_n),
-            announce_to_all=tracker_cfg.announce_to_all,
-            numwant=tracker_cfg.numwant,
-            stop_timeout=tracker_cfg.stop_timeout,
-            on_reply=host.tracker_reply,
-            on_error=host.tracker_error,
+            tracker_cfg,
         )
         self.saver: LoopingCall | None = None
         self.completed_sent = False
@@ -155,8 +149,22 @@ class RunningTorrent:
             on_piece_failed=host.piece_failed,
         )
 
-    def add_peers_from_tracker(self, peers: list[Address], source: str) -> None:
-        self.swarm.add_peers(peers, source)
+    # -- AnnounceHost -------------------------------------------------------------
+
+    def listen_port(self) -> int:
+        return self.session.port or 0
+
+    def transfer_stats(self) -> tuple[int, int, int]:
+        return self.host.transfer_stats()
+
+    def add_peers(self, peers: list[Address], source: str) -> int:
+        return self.swarm.add_peers(peers, source)
+
+    def tracker_reply(self, url: str, response: AnnounceResponse) -> None:
+        self.host.tracker_reply(url, response)
+
+    def tracker_error(self, url: str, message: str) -> None:
+        self.host.tracker_error(url, message)
 
     def start_saving(self, save: Callable[[], Any], interval: float) -> None:
         """Call ``save`` every ``interval`` seconds until ``stop``."""

@@ -8,7 +8,7 @@ each.  The announcer joins them with timers on the injected clock:
 
 * ``start()`` announces ``started`` to the current tracker (or, with
   ``announce_to_all``, to the current tracker of each tier).
-* A success records the reply, hands its peers to ``on_peers`` and schedules
+* A success records the reply, hands its peers to the host and schedules
   the next announce (no event) at ``core.tiers.next_announce``.  A failure
   (garbage, a refusal, a time-out, an unreachable host, an unsupported URL)
   is recorded; the tiers name the tracker(s) to try at once, or, when the
@@ -23,7 +23,7 @@ each.  The announcer joins them with timers on the injected clock:
   first reached after completion gets ``started`` with ``left`` 0 instead.
 * ``stop()`` cancels every timer and announce in flight, sends ``stopped`` to
   the trackers that acknowledged ``started``, and fires when they answered or
-  after ``STOP_TIMEOUT`` seconds, whichever is first.
+  after ``TrackerConfig.stop_timeout`` seconds, whichever is first.
 
 A tracker counts as started only once it answered the ``started`` announce:
 an announce still in flight at ``stop()`` is cancelled and gets no
@@ -48,13 +48,9 @@ from txbittorrent.core.tracker.announce import (
     TrackerFailure,
 )
 from txbittorrent.core.tracker.tiers import TrackerStatus, TrackerTiers
+from txbittorrent.tracker.config import TrackerConfig
 
-__all__ = ["STOP_TIMEOUT", "DEFAULT_NUMWANT", "TrackerClient", "Announcer"]
-
-STOP_TIMEOUT = 5.0
-"""Seconds ``stop()`` waits for the trackers to acknowledge ``stopped``."""
-DEFAULT_NUMWANT = 50
-"""Peers asked for in each announce."""
+__all__ = ["AnnounceHost", "TrackerClient", "Announcer"]
 
 _log = Logger()
 
@@ -77,6 +73,25 @@ class Rng(Protocol):
     def getrandbits(self, k: int, /) -> int: ...
 
 
+class AnnounceHost(Protocol):
+    """The torrent's side of its announcer."""
+
+    def listen_port(self) -> int:
+        """The port we listen on, for announces (0 when not listening)."""
+
+    def transfer_stats(self) -> tuple[int, int, int]:
+        """(uploaded, downloaded, left) for the next announce."""
+
+    def add_peers(self, peers: list[Peer], source: str) -> object:
+        """Peers a tracker (``source``: its URL) gave."""
+
+    def tracker_reply(self, url: str, response: AnnounceResponse) -> None:
+        """A tracker answered."""
+
+    def tracker_error(self, url: str, message: str) -> None:
+        """An announce failed."""
+
+
 class Announcer:
     """Announces one torrent to its trackers (see the module docstring)."""
 
@@ -85,34 +100,28 @@ class Announcer:
         tiers: Sequence[Sequence[str]],
         info_hash: bytes,
         peer_id: bytes,
-        port_provider: Callable[[], int],
-        stats_provider: Callable[[], tuple[int, int, int]],
-        on_peers: Callable[[list[Peer], str], None],
+        host: AnnounceHost,
         clock: Clock,
         rng: Rng,
         http_client: TrackerClient | None,
         udp_client: TrackerClient | None,
+        config: TrackerConfig | None = None,
         *,
-        announce_to_all: bool = False,
-        numwant: int = DEFAULT_NUMWANT,
         key: int | None = None,
-        stop_timeout: float = STOP_TIMEOUT,
-        on_reply: Callable[[str, AnnounceResponse], object] | None = None,
-        on_error: Callable[[str, str], object] | None = None,
     ) -> None:
-        self._tiers = TrackerTiers(tiers, rng, announce_to_all=announce_to_all)
-        self._on_reply = on_reply
-        self._on_error = on_error
+        """``host`` is the torrent's side (port, figures, where peers and
+        replies go); ``config`` the announce settings; ``key`` BEP 7's
+        (random by default)."""
+        cfg = config if config is not None else TrackerConfig()
+        self._tiers = TrackerTiers(tiers, rng, announce_to_all=cfg.announce_to_all)
+        self._host = host
         self.info_hash = info_hash
         self.peer_id = peer_id
-        self._port_provider = port_provider
-        self._stats_provider = stats_provider
-        self._on_peers = on_peers
         self._clock = clock
         self._clients = {"http": http_client, "https": http_client, "udp": udp_client}
-        self.numwant = numwant
+        self.numwant = cfg.numwant
         self.key = rng.getrandbits(32) if key is None else key
-        self.stop_timeout = stop_timeout
+        self.stop_timeout = cfg.stop_timeout
         self._running = False
         self._stopping: Deferred[None] | None = None
         self._timers: dict[int, Any] = {}
@@ -305,11 +314,11 @@ class Announcer:
             client = self._clients.get(urlsplit(url).scheme.lower())
             if client is None:
                 raise ValueError(f"unsupported tracker URL {url!r}")
-            uploaded, downloaded, left = self._stats_provider()
+            uploaded, downloaded, left = self._host.transfer_stats()
             request = AnnounceRequest(
                 info_hash=self.info_hash,
                 peer_id=self.peer_id,
-                port=self._port_provider(),
+                port=self._host.listen_port(),
                 uploaded=uploaded,
                 downloaded=downloaded,
                 left=left,
@@ -342,19 +351,17 @@ class Announcer:
         elif event is AnnounceEvent.COMPLETED:
             self._completed_sent.add(url)
         self._schedule(self._lane(url), self._tiers.status(url).next_announce)
-        self._tell(self._on_reply, url, response)
+        self._tell(self._host.tracker_reply, url, response)
         peers = list(response.peers) + list(response.peers6)
         if peers:
             try:
-                self._on_peers(peers, url)
+                self._host.add_peers(peers, url)
             except Exception:
-                _log.failure("announcer: on_peers raised")
+                _log.failure("announcer: add_peers raised")
         if self._running and self._event(url) is AnnounceEvent.COMPLETED:
             self._announce(url)  # completed() came while this announce was under way
 
-    def _tell(self, callback: Callable[..., object] | None, *args: Any) -> None:
-        if callback is None:
-            return
+    def _tell(self, callback: Callable[..., object], *args: Any) -> None:
         try:
             callback(*args)
         except Exception:
@@ -367,7 +374,7 @@ class Announcer:
         error = failure.value
         retry_in = error.retry_in if isinstance(error, TrackerFailure) else None
         reason = str(error) or type(error).__name__
-        self._tell(self._on_error, url, reason)
+        self._tell(self._host.tracker_error, url, reason)
         walking = url in self._tiers.current()
         following = self._tiers.failed(url, self._clock.seconds(), reason, retry_in)
         if not walking:
