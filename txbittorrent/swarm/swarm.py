@@ -16,8 +16,8 @@ connections:
   blocks into piece buffers, hash-and-write, HAVEs;
 * ``uploader.Uploader``: serving requests from ``storage.uploadcache``
   under backpressure;
-* ``core.transfer.choker``: whom to unchoke, every ``rechoke_interval``,
-  with the optimistic unchoke;
+* ``choking.Choking``: whom to unchoke (``core.transfer.choker``), every
+  ``rechoke_interval``, with the optimistic unchoke;
 * ``addressbook.AddressBook``: whom to dial, backoff, bans.
 
 Each event from ``peer_event`` goes to one handler, found by its type in a
@@ -60,7 +60,6 @@ from txbittorrent import __version__
 from txbittorrent.swarm.addressbook import AddressBook, ban_key
 from txbittorrent.interfaces import SELF_CONNECTION
 from txbittorrent.core.transfer.completion import BitfieldView, Completion
-from txbittorrent.core.transfer.choker import OptimisticUnchoke, PeerStats, choke
 from txbittorrent.core.wire.events import (
     BlockReceived,
     BlockRequested,
@@ -80,6 +79,7 @@ from txbittorrent.core.layout import Layout
 from txbittorrent.core.metainfo import Metainfo
 from txbittorrent.core.wire.session import PeerSession
 from txbittorrent.core.transfer.picker import RandomSource
+from txbittorrent.swarm.choking import Choking
 from txbittorrent.swarm.downloader import Downloader
 from txbittorrent.errors import LocalProtocolError, RemoteProtocolError
 from txbittorrent.swarm.extensions import Extensions
@@ -194,9 +194,7 @@ class Swarm:
         self._uploader: Uploader | None = None
         self._cache: UploadCache | None = None
         self._book = AddressBook(cfg.max_candidates, cfg.reconnect_backoff, cfg.connect_timeout)
-        self._optimistic: OptimisticUnchoke[PeerState] = OptimisticUnchoke(
-            rng, interval=cfg.optimistic_interval
-        )
+        self._choking = Choking(cfg, clock, rng)
         self._peers: dict[PeerLink, PeerState] = {}
         self._by_id: dict[bytes, PeerState] = {}
         self._loops: list[LoopingCall] = []
@@ -622,12 +620,7 @@ class Swarm:
 
     def _on_interested(self, peer: PeerState, event: PeerInterested) -> None:
         """A free upload slot goes to a newly interested peer at once."""
-        if self._paused or not peer.session.am_choking:
-            return
-        unchoked = sum(not p.session.am_choking for p in self._peers.values())
-        if unchoked < self.config.unchoke_slots:
-            peer.link.send(peer.session.unchoke())
-            peer.last_unchoked = self._clock.seconds()
+        self._choking.interested(peer, self._peers.values(), self._paused)
 
     def _on_extension_handshake(self, peer: PeerState, event: ExtensionHandshake) -> None:
         payload = event.payload
@@ -679,43 +672,16 @@ class Swarm:
             self._downloader.check_requests(self._clock.seconds())
 
     def _rechoke(self) -> None:
-        """Give the upload slots to the best peers (``core.choker``)."""
+        """Give the upload slots to the best peers (``choking``)."""
         if not self.running:
             return
-        now = self._clock.seconds()
-        window = self.config.choke_rate_window
-        peers = self.live_peers()
-        optimistic: PeerState | None = None
-        unchoke: set[PeerState] = set()
-        if not self._paused:
-            stats = [
-                PeerStats(
-                    key=peer,
-                    peer_interested=peer.session.peer_interested,
-                    am_choking=peer.session.am_choking,
-                    download_rate=peer.down.rate(now, window),
-                    upload_rate=peer.up.rate(now, window),
-                    snubbed=peer.snubbed,
-                    is_seed=peer.session.metadata_known and peer.session.peer_have.complete,
-                    connected_at=peer.connected_at,
-                    last_unchoked=peer.last_unchoked,
-                )
-                for peer in peers
-            ]
-            optimistic = self._optimistic.update(stats, now)
-            seeding = self._downloader.seeding if self._downloader is not None else False
-            unchoke = choke(stats, self.config.unchoke_slots, seeding, optimistic)
-        for peer in peers:
-            session = peer.session
-            peer.optimistic = peer is optimistic and peer in unchoke
-            if peer in unchoke:
-                if session.am_choking:
-                    peer.link.send(session.unchoke())
-                    peer.last_unchoked = now
-            elif not session.am_choking:
-                peer.link.send(session.choke())
-                if self._uploader is not None:
-                    self._uploader.forget(peer)
+        downloader = self._downloader
+        self._choking.rechoke(
+            self.live_peers(),
+            paused=self._paused,
+            seeding=downloader.seeding if downloader is not None else False,
+            uploader=self._uploader,
+        )
 
     def _top_up(self) -> None:
         """Dial known peers while there is room for more connections."""
