@@ -14,8 +14,18 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txbittorrent.peer.links import LinkConfig, LinkGroup, normalize_host
 from txbittorrent.peer.protocol import PeerProtocol
+from txbittorrent.testing import FakePeerHost
+from txbittorrent.testing import connection_lost as lost
 
-from tests.test_peerprotocol import ADDRESS, FakeHost, lost
+ADDRESS = ("127.0.0.1", 6881)
+INFO_HASH = bytes(range(20))
+OUR_ID = b"-TX0100-ourselves000"
+
+
+def FakeHost(clock: Clock) -> FakePeerHost:
+    """A recording PeerHost for the links under test."""
+    return FakePeerHost(clock, INFO_HASH, OUR_ID)
+
 
 
 class NormalizeHostTests(SynchronousTestCase):

@@ -12,10 +12,9 @@ import struct
 from typing import Any, Callable
 
 from twisted.internet.address import IPv6Address
-from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.python.failure import Failure
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -39,10 +38,12 @@ from txbittorrent.core.wire.codec import (
     make_reserved,
 )
 from txbittorrent.errors import LocalProtocolError
-from txbittorrent.interfaces import Address, PeerLink
+from txbittorrent.interfaces import PeerLink
 from txbittorrent.peer.links import LinkConfig, LinkGroup
 from txbittorrent.peer.protocol import PeerProtocol
 from txbittorrent.peer.throttle import Throttle
+from txbittorrent.testing import FakePeerHost
+from txbittorrent.testing import connection_lost as lost
 
 INFO_HASH = b"\x22" * 20
 OTHER_INFO_HASH = b"\x33" * 20
@@ -66,62 +67,13 @@ def unknown_message(size: int) -> bytes:
     return struct.pack(">IB", size - 4, 99) + b"\0" * (size - 5)
 
 
-class FakeHost:
-    """A PeerHost that records its calls and says yes unless told otherwise."""
+class FakeHost(FakePeerHost):
+    """``testing.FakePeerHost`` on this module's torrent, ids as defaults."""
 
     def __init__(
-        self,
-        clock: Any,
-        info_hash: bytes = INFO_HASH,
-        peer_id: bytes = OUR_ID,
-        *,
-        upload_rate: float | None = None,
-        download_rate: float | None = None,
-        burst: float | None = None,
+        self, clock: Any, info_hash: bytes = INFO_HASH, peer_id: bytes = OUR_ID, **options: Any
     ) -> None:
-        self.info_hash = info_hash
-        self.peer_id = peer_id
-        self.upload_throttle = Throttle(upload_rate, clock, burst)
-        self.download_throttle = Throttle(download_rate, clock, burst)
-        self.is_accepting = True
-        self.welcome = True
-        self.calls: list[tuple[Any, ...]] = []
-        self.sessions: list[PeerSession] = []
-        self.on_connected: Callable[[PeerLink], None] | None = None
-
-    def accepting(self) -> bool:
-        return self.is_accepting
-
-    def new_peer_session(self, outgoing: bool) -> PeerSession:
-        session = make_session(self.peer_id, outgoing, self.info_hash)
-        self.sessions.append(session)
-        return session
-
-    def peer_connected(self, link: PeerLink) -> bool:
-        self.calls.append(("peer_connected", link))
-        if self.on_connected is not None:
-            self.on_connected(link)
-        return self.welcome
-
-    def peer_event(self, link: PeerLink, event: object) -> None:
-        self.calls.append(("peer_event", event))
-
-    def peer_events_done(self, link: PeerLink) -> None:
-        self.calls.append(("peer_events_done",))
-
-    def peer_lost(self, link: PeerLink, reason: str) -> None:
-        self.calls.append(("peer_lost", reason))
-
-    def connect_failed(self, address: Address, reason: str) -> None:
-        self.calls.append(("connect_failed", address, reason))
-
-    def names(self) -> list[str]:
-        """The names of the callbacks so far, in order."""
-        return [call[0] for call in self.calls]
-
-    def events(self) -> list[object]:
-        """The events passed to peer_event, in order."""
-        return [call[1] for call in self.calls if call[0] == "peer_event"]
+        super().__init__(clock, info_hash, peer_id, layout=LAYOUT, **options)
 
 
 class RecordingTransport(StringTransport):
@@ -142,11 +94,6 @@ class RecordingTransport(StringTransport):
                 raise TypeError("transports take bytes only")
         self.calls.append(("writeSequence", data))
         super().writeSequence(data)
-
-
-def lost(protocol: PeerProtocol, error: Exception | None = None) -> None:
-    """Deliver connectionLost, as the reactor would once the transport is closed."""
-    protocol.connectionLost(Failure(error if error is not None else ConnectionDone()))
 
 
 class LinkTestCase(SynchronousTestCase):

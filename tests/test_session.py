@@ -21,7 +21,6 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.error import (
     CannotListenError,
-    ConnectionDone,
     ConnectionRefusedError,
     TimeoutError,
 )
@@ -36,17 +35,13 @@ from txbittorrent.interfaces import PeerLink
 from txbittorrent.peer.protocol import PeerProtocol
 from txbittorrent.session import DEFAULT_INTERFACES, Session, SessionConfig, v6only_listening_socket
 from txbittorrent.testing import FakePeerHost
+from txbittorrent.testing import connection_lost as lost
 
 INFO_HASH = b"\x22" * 20
 OTHER_INFO_HASH = b"\x33" * 20
 OUR_ID = b"-TX0001-ourselves000"
 THEIR_ID = b"-TX0001-theirs000000"
 PEER = ("10.0.0.2", 6881)
-
-
-def lost(protocol: PeerProtocol) -> None:
-    """Deliver connectionLost, as the reactor would once the transport is closed."""
-    protocol.connectionLost(Failure(ConnectionDone()))
 
 
 def unknown_message(size: int) -> bytes:

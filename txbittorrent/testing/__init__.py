@@ -68,10 +68,16 @@ from txbittorrent.testing.data import (
     nonzero_bytes,
     same_files,
 )
-from txbittorrent.testing.peers import DEFAULT_LAYOUT, FakePeerHost, FakePeerLink
+from txbittorrent.testing.peers import (
+    DEFAULT_LAYOUT,
+    FakePeerHost,
+    FakePeerLink,
+    connection_lost,
+)
 from txbittorrent.testing.reactor import FakeReactor, ManualPool, PoolJob, SyncPool, wait_until
 
 __all__ = [
+    "connection_lost",
     "DEFAULT_LAYOUT",
     "FakePeerHost",
     "FakePeerLink",

@@ -26,6 +26,9 @@ is held (``pending_write_bytes`` grows) until ``drain()``.  With
 
 from __future__ import annotations
 
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
+
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -277,3 +280,10 @@ class FakePeerLink:
     def asked(self) -> list[tuple[int, int, int]]:
         """The host's requests the remote has not answered."""
         return list(self.remote.pending_peer_requests)
+
+
+def connection_lost(protocol: Any, error: Exception | None = None) -> None:
+    """Deliver ``connectionLost`` to a protocol on a fake transport, as the
+    reactor would once the transport is closed (``ConnectionDone`` unless
+    ``error`` is given)."""
+    protocol.connectionLost(Failure(error if error is not None else ConnectionDone()))
