@@ -18,7 +18,8 @@ connections:
   under backpressure;
 * ``choking.Choking``: whom to unchoke (``core.transfer.choker``), every
   ``rechoke_interval``, with the optimistic unchoke;
-* ``addressbook.AddressBook``: whom to dial, backoff, bans.
+* ``connections.Connections``: whom to dial, whom to admit, whom to ban,
+  over the ``addressbook.AddressBook`` (backoff, bans).
 
 Each event from ``peer_event`` goes to one handler, found by its type in a
 table.  ``HandshakeReceived`` is ``peer_connected``'s, and ``Reply`` bytes are
@@ -57,8 +58,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txbittorrent import __version__
-from txbittorrent.swarm.addressbook import AddressBook, ban_key
-from txbittorrent.interfaces import SELF_CONNECTION
+from txbittorrent.swarm.addressbook import AddressBook
 from txbittorrent.core.transfer.completion import BitfieldView, Completion
 from txbittorrent.core.wire.events import (
     BlockReceived,
@@ -80,6 +80,7 @@ from txbittorrent.core.metainfo import Metainfo
 from txbittorrent.core.wire.session import PeerSession
 from txbittorrent.core.transfer.picker import RandomSource
 from txbittorrent.swarm.choking import Choking
+from txbittorrent.swarm.connections import Connections
 from txbittorrent.swarm.downloader import Downloader
 from txbittorrent.errors import LocalProtocolError, RemoteProtocolError
 from txbittorrent.swarm.extensions import Extensions
@@ -183,7 +184,6 @@ class Swarm:
         """The BEP 10 plug-ins (``ut_metadata``, ``ut_pex``...): register before ``start``."""
         self._rng = rng
         self._have: BitfieldView | None = None
-        self._dialer = dialer
         self._clock = clock
         self._observer = observer if observer is not None else SwarmObserver()
         self._keep = max(cfg.choke_rate_window, cfg.rate_window) + 2 * cfg.tick_interval
@@ -197,6 +197,7 @@ class Swarm:
         self._choking = Choking(cfg, clock, rng)
         self._peers: dict[PeerLink, PeerState] = {}
         self._by_id: dict[bytes, PeerState] = {}
+        self._connections = Connections(self._book, dialer, peer_id, cfg, self._peers, self._by_id)
         self._loops: list[LoopingCall] = []
         self._state = _NEW
         self._paused = False
@@ -443,13 +444,12 @@ class Swarm:
     def peer_connected(self, link: PeerLink) -> bool:
         session = link.session
         now = self._clock.seconds()
-        refusal = self._refusal(link, session.peer_id)
+        if self._state != _RUNNING:
+            refusal: str | None = "stopped"
+        else:
+            refusal = self._connections.refusal(link, session.peer_id)
         if refusal is not None:
-            if link.outgoing:
-                if refusal == "self":
-                    self._book.forget_own(link.address)
-                else:
-                    self._book.failed(link.address, now)
+            self._connections.refused(link, refusal, now)
             return False
         twin = self._by_id.get(session.peer_id) if session.peer_id is not None else None
         if twin is not None:
@@ -462,8 +462,7 @@ class Swarm:
             self._downloader.set_depth(peer, self.config.min_queue_depth)
         self._peers[link] = peer
         self._by_id[peer.peer_id] = peer
-        if link.outgoing:
-            self._book.connected(link.address, "outgoing")
+        self._connections.connected(link)
         data = session.send_bitfield(self._have) if self._have is not None else b""
         if session.extended:
             try:  # BEP 10: tell the peer the address we see it at
@@ -475,29 +474,6 @@ class Swarm:
             link.send(data)
         self._observer.peer_connected(peer.info(now, self.config.rate_window))
         return True
-
-    def _replaces(self, link: PeerLink, twin: PeerState) -> bool:
-        """Two connections to one peer (both sides dialled at once): keep the
-        one opened by the side with the lower peer id, so both sides agree."""
-        if link.outgoing == twin.outgoing:
-            return False
-        lower_dials = link.outgoing if self.peer_id < twin.peer_id else not link.outgoing
-        return lower_dials
-
-    def _refusal(self, link: PeerLink, peer_id: bytes | None) -> str | None:
-        if self._state != _RUNNING:
-            return "stopped"
-        if peer_id is None:
-            return "no handshake"
-        if peer_id == self.peer_id:
-            return "self"
-        if peer_id in self._by_id and not self._replaces(link, self._by_id[peer_id]):
-            return "duplicate"
-        if self._book.is_banned(ban_key(link.address), peer_id):
-            return "banned"
-        if len(self._peers) >= self.config.max_connections:
-            return "full"
-        return None
 
     def peer_event(self, link: PeerLink, event: object) -> None:
         peer = self._peers.get(link)
@@ -533,19 +509,13 @@ class Swarm:
         self._forget(peer)
         self.extensions.peer_lost(peer)
         now = self._clock.seconds()
-        if peer.outgoing:
-            self._book.lost(peer.address, now)
-        if peer.listen_address is not None:
-            self._book.lost(peer.listen_address, now)
+        self._connections.lost(peer, now)
         self._observer.peer_lost(peer.info(now, self.config.rate_window), reason)
         if not peer.session.am_choking:
             self._rechoke()  # its upload slot is free now
 
     def connect_failed(self, address: Address, reason: str) -> None:
-        if reason == SELF_CONNECTION:
-            self._book.forget_own(address)
-            return
-        self._book.failed(address, self._clock.seconds())
+        self._connections.failed(address, reason, self._clock.seconds())
 
     def peer_writable(self, link: PeerLink) -> None:
         """Optional, beyond ``PeerHost``: the link's unwritten bytes went down
@@ -573,27 +543,19 @@ class Swarm:
         others once their host reaches ``ban_threshold`` failed pieces."""
         self.on_piece_failed(index)
         self._observer.piece_verified(index, False)
-        if len(contributors) == 1:
-            (peer,) = contributors
-            self._ban(peer, f"sent every block of piece {index}, which failed its hash check")
-            return
-        threshold = self.config.ban_threshold
-        for peer in contributors:
-            if self._book.hash_failure(ban_key(peer.address)) >= threshold:
-                self._ban(peer, f"sent data for {threshold} pieces that failed their hash check")
+        for peer, reason in self._connections.charge(index, contributors):
+            self._ban(peer, reason)
 
     def disk_error(self, index: int, failure: Failure) -> None:
         self._observer.disk_error(index, failure)
 
     def _ban(self, peer: PeerState, reason: str) -> None:
-        host = ban_key(peer.address)
-        if self._book.is_banned(host, peer.peer_id):
+        """Ban the peer's host and peer id, and close every connection to either."""
+        if not self._connections.ban(peer):
             return
-        self._book.ban(host, peer.peer_id)
         self._observer.peer_banned(peer.address, peer.peer_id, reason)
-        for other in list(self._peers.values()):
-            if ban_key(other.address) == host or other.peer_id == peer.peer_id:
-                self._close(other, f"banned: {reason}")
+        for other in self._connections.sharing_ban(peer):
+            self._close(other, f"banned: {reason}")
 
     def _close(self, peer: PeerState, reason: str) -> None:
         """Close a link and stop counting on the peer now, not at ``peer_lost``."""
@@ -629,11 +591,7 @@ class Swarm:
             peer.client_v = v.decode("utf-8", "replace")
         if self._downloader is not None:
             self._downloader.set_depth(peer, peer.depth)  # the peer's reqq may be known now
-        port = payload.get(b"p")
-        if not peer.outgoing and type(port) is int and 0 < port < 65536:
-            if peer.listen_address is None:  # so that we do not dial it as well
-                peer.listen_address = (peer.address[0], port)
-                self._book.connected(peer.listen_address)
+        self._connections.listening(peer, payload.get(b"p"))
         self._extension_call(peer, self.extensions.handshake_received, payload)
 
     def _on_extension_message(self, peer: PeerState, event: ExtensionMessage) -> None:
@@ -687,21 +645,4 @@ class Swarm:
         """Dial known peers while there is room for more connections."""
         if not self.running or self._paused:
             return
-        book = self._book
-        room = self.config.max_connections - len(self._peers) - book.attempts
-        if room <= 0:
-            return
-        now = self._clock.seconds()
-        for address in book.due(now):
-            if book.is_banned(ban_key(address)):
-                continue
-            if self._dialer.is_own_address(address):
-                book.forget_own(address)
-                continue
-            book.connecting(address, now)
-            if not self._dialer.connect(self, address):
-                book.not_started(address)
-                break
-            room -= 1
-            if room <= 0:
-                break
+        self._connections.top_up(self, self._clock.seconds())
