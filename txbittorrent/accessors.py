@@ -52,6 +52,9 @@ class TorrentAccessors:
     def make_peer_id(self) -> bytes:
         raise NotImplementedError
 
+    def _require_data(self) -> TorrentData:
+        raise NotImplementedError
+
     # -- accessors -----------------------------------------------------------------
 
     @property
@@ -97,7 +100,7 @@ class TorrentAccessors:
         return self._peer_id
 
     @property
-    def peer_id(self) -> bytes:  # type: ignore[override]
+    def peer_id(self) -> bytes:
         return self.peerid
 
     @property

@@ -18,7 +18,7 @@ connection, timer and socket it made is gone.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred, DeferredList, fail, inlineCallbacks
 from twisted.internet.task import LoopingCall
@@ -42,31 +42,33 @@ __all__ = ["RunningTorrent", "TorrentRunHost"]
 _log = Logger()
 
 
-class TorrentRunHost:
+class TorrentRunHost(Protocol):
     """What the running parts need of their torrent (the facade provides it)."""
 
-    info_hash: bytes
-    peer_id: bytes
-    config: TorrentConfig
-    rng: Any
+    @property
+    def info_hash(self) -> bytes: ...
+
+    @property
+    def peer_id(self) -> bytes: ...
+
+    @property
+    def config(self) -> TorrentConfig: ...
+
+    @property
+    def rng(self) -> Any: ...
 
     def transfer_stats(self) -> tuple[int, int, int]:
         """(uploaded, downloaded, left) for announces."""
-        raise NotImplementedError
 
     def piece_downloaded(self, index: int) -> None:
         """The swarm verified and wrote a piece."""
-        raise NotImplementedError
 
     def piece_failed(self, index: int) -> None:
         """A downloaded piece failed its hash check."""
-        raise NotImplementedError
 
-    def tracker_reply(self, url: str, response: Any) -> None:
-        raise NotImplementedError
+    def tracker_reply(self, url: str, response: Any) -> None: ...
 
-    def tracker_error(self, url: str, message: str) -> None:
-        raise NotImplementedError
+    def tracker_error(self, url: str, message: str) -> None: ...
 
 
 class RunningTorrent:

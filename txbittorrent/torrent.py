@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred, succeed
 from twisted.logger import Logger
@@ -57,7 +57,7 @@ from txbittorrent.eventtypes import (
     TrackerReply,
 )
 from txbittorrent.reader import DeadlineBook, FileReader, ReaderConfig
-from txbittorrent.running import RunningTorrent, TorrentRunHost
+from txbittorrent.running import RunningTorrent
 from txbittorrent.session import Session, SessionConfig
 from txbittorrent.source import Source, TorrentSource, load_source
 from txbittorrent.state import TorrentState
@@ -77,7 +77,7 @@ LEFT_UNKNOWN = 16 * 1024
 we seed, and trackers send seeds no seeds), the length of one block."""
 
 
-class Torrent(TorrentAccessors, TorrentRunHost):
+class Torrent(TorrentAccessors):
     """One torrent: its source, its data on disk (once the metadata is
     known), what of it is verified, and (between ``start`` and ``stop``)
     its peers and trackers.
@@ -334,7 +334,9 @@ class Torrent(TorrentAccessors, TorrentRunHost):
         return self._ensure_store().read(index, begin, length)
 
     def watch_pieces(self, callback: Callable[[int], object]) -> Callable[[], None]:
-        subscription = self.subscribe(lambda e: callback(e.piece_index), kinds="piece_passed")
+        subscription = self.subscribe(
+            lambda e: callback(cast(PiecePassed, e).piece_index), kinds="piece_passed"
+        )
         return subscription.cancel
 
     def set_deadlines(self, owner: object, deadlines: dict[int, float]) -> None:

@@ -38,7 +38,6 @@ from typing import Any
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 
@@ -97,18 +96,16 @@ def _is_ipv6(interface: str) -> bool:
     return ":" in interface
 
 
-ClientEndpointFactory = Callable[[Any, tuple[str, int], float], IStreamClientEndpoint]
+ClientEndpointFactory = Callable[[Any, tuple[str, int], float], Any]
 """``(reactor, (host, port), timeout)`` to the endpoint a peer is dialed through."""
 
 
-def tcp_client_endpoint(
-    reactor: Any, address: tuple[str, int], timeout: float
-) -> IStreamClientEndpoint:
-    """A plain TCP endpoint to an IPv4 or IPv6 literal address."""
+def tcp_client_endpoint(reactor: Any, address: tuple[str, int], timeout: float) -> Any:
+    """A plain TCP endpoint (an ``IStreamClientEndpoint``) to an IPv4 or IPv6
+    literal address."""
     host, port = address
-    if ":" in host:
-        return TCP6ClientEndpoint(reactor, host, port, timeout=timeout)
-    return TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
+    make: Any = TCP6ClientEndpoint if ":" in host else TCP4ClientEndpoint  # untyped in Twisted
+    return make(reactor, host, port, timeout=timeout)
 
 
 class TCPListeners:

@@ -286,4 +286,5 @@ def connection_lost(protocol: Any, error: Exception | None = None) -> None:
     """Deliver ``connectionLost`` to a protocol on a fake transport, as the
     reactor would once the transport is closed (``ConnectionDone`` unless
     ``error`` is given)."""
-    protocol.connectionLost(Failure(error if error is not None else ConnectionDone()))
+    failure: Any = Failure  # untyped in Twisted
+    protocol.connectionLost(failure(error if error is not None else ConnectionDone()))
