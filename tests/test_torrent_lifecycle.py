@@ -103,6 +103,22 @@ class LifecycleTests(TestCase):
         self.assertEqual(rec.seen[-1], ("state", "active", "stopped"))
 
     @inlineCallbacks
+    def test_progress_events(self) -> Any:
+        """A running torrent publishes Progress on its timer; none once stopped."""
+        seeder = self.torrent("seed", progress_interval=0.05)
+        seen: list[Any] = []
+        seeder.subscribe(seen.append, kinds="progress")
+        yield seeder.start()
+        yield wait_until(lambda: len(seen) >= 2, 10, "two progress events")
+        event = seen[-1]
+        self.assertEqual((event.have_pieces, event.piece_count), (seeder.piece_count,) * 2)
+        self.assertEqual((event.bytes_done, event.left, event.peers), (seeder.size, 0, 0))
+        yield seeder.stop()
+        count = len(seen)
+        yield deferLater(reactor, 0.15, lambda: None)
+        self.assertEqual(len(seen), count)
+
+    @inlineCallbacks
     def test_paused_serves_nothing(self) -> Any:
         """A paused seeder keeps accepting connections but sends no data; start()
         resumes it and the download completes."""

@@ -43,6 +43,8 @@ class TorrentConfig:
     """Pieces hashed at once by a hash check (None: one per core)."""
     resume_save_interval: float = 60.0
     """Seconds between the unclean resume saves of a running torrent."""
+    progress_interval: float = 1.0
+    """Seconds between the ``Progress`` events of a running torrent (0: none)."""
 
     def swarm_config(self) -> SwarmConfig:
         """``swarm`` with ``max_peers`` applied."""

@@ -12,11 +12,13 @@ Three parts meet here, each written and tested on its own:
   routes an incoming connection to a swarm by the info hash in the handshake.
 
 The adapter sees a swarm only as a ``PeerHost``; the swarm sees a connection
-only as a ``PeerLink`` and asks for new ones through a ``Dialer``.
+only as a ``PeerLink`` and asks for new ones through a ``Dialer``.  Whatever
+finds peers hands them to a ``PeerSource``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -114,3 +116,14 @@ class Dialer(Protocol):
 
     def is_own_address(self, address: Address) -> bool:
         """Whether ``address`` is one we listen on (never worth dialling)."""
+
+
+class PeerSource(Protocol):
+    """Where candidate peers go, whoever found them: trackers (``source`` is
+    the tracker's URL), the user ("user"), a magnet link's ``x.pe``
+    ("magnet"), and next PEX ("pex") and the DHT ("dht").  A ``Torrent``,
+    its ``Swarm`` and its ``RunningTorrent`` (for its announcer) are
+    ``PeerSource``\ s."""
+
+    def add_peers(self, addresses: Iterable[Address], source: str) -> int:
+        """Remember candidates (bounded); the number new."""

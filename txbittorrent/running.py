@@ -111,7 +111,7 @@ class RunningTorrent:
             _SessionUDPTracker(session, tracker_cfg.udp_max_n),
             tracker_cfg,
         )
-        self.saver: LoopingCall | None = None
+        self.loops: list[LoopingCall] = []
         self.completed_sent = False
 
     @classmethod
@@ -159,7 +159,7 @@ class RunningTorrent:
     def transfer_stats(self) -> tuple[int, int, int]:
         return self.host.transfer_stats()
 
-    def add_peers(self, peers: list[Address], source: str) -> int:
+    def add_peers(self, peers: Iterable[Address], source: str) -> int:
         return self.swarm.add_peers(peers, source)
 
     def tracker_reply(self, url: str, response: AnnounceResponse) -> None:
@@ -168,18 +168,22 @@ class RunningTorrent:
     def tracker_error(self, url: str, message: str) -> None:
         self.host.tracker_error(url, message)
 
-    def start_saving(self, save: Callable[[], Any], interval: float) -> None:
-        """Call ``save`` every ``interval`` seconds until ``stop``."""
-        self.saver = LoopingCall(save)
-        self.saver.clock = self.clock
-        self.saver.start(interval, now=False)
+    def every(self, interval: float, f: Callable[[], Any]) -> None:
+        """Call ``f`` every ``interval`` seconds until ``stop`` (resume
+        saves, progress events)."""
+        loop = LoopingCall(f)
+        loop.clock = self.clock
+        self.loops.append(loop)
+        loop.start(interval, now=False)
 
     @inlineCallbacks
     def stop(self) -> Any:
         """Stop announcing (``stopped`` to the trackers), close every
         connection, stop the session if it is ours."""
-        if self.saver is not None and self.saver.running:
-            self.saver.stop()
+        for loop in self.loops:
+            if loop.running:
+                loop.stop()
+        self.loops = []
         waits = [self.swarm.stop(), self.announcer.stop()]
         yield DeferredList(waits, consumeErrors=True)
         self.session.remove_host(self.swarm)

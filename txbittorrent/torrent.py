@@ -51,6 +51,7 @@ from txbittorrent.eventtypes import (
     MetadataReceived,
     PieceFailed,
     PiecePassed,
+    Progress,
     StateChanged,
     TorrentEvent,
     TrackerError,
@@ -544,7 +545,9 @@ class Torrent(TorrentAccessors):
         if self.source.peers:
             run.swarm.add_peers(list(self.source.peers), source="magnet")
         if self.resume_path is not None and self._data is not None:
-            run.start_saving(self._periodic_save, self.config.resume_save_interval)
+            run.every(self.config.resume_save_interval, self._periodic_save)
+        if self.config.progress_interval > 0:
+            run.every(self.config.progress_interval, self._publish_progress)
         self._start_paused = False
         self._refresh_state()
         self._check_complete()
@@ -563,6 +566,19 @@ class Torrent(TorrentAccessors):
             self, session, own, clock, self._trackers, _SwarmBridge(self.events, self.infohash),
             data,
         )
+
+    def _publish_progress(self) -> None:
+        completion = self._data.completion if self._data is not None else None
+        self._publish(Progress(
+            self.infohash,
+            have_pieces=completion.have.count if completion is not None else 0,
+            piece_count=self.piece_count,
+            bytes_done=completion.wanted_size - completion.left_wanted if completion else 0,
+            left=completion.left_wanted if completion is not None else 0,
+            download_rate=self.download_rate,
+            upload_rate=self.upload_rate,
+            peers=len(self.peers()),
+        ))
 
     def _periodic_save(self) -> Any:
         d = self._require_data().save(clean=False)
