@@ -21,17 +21,18 @@ connections:
 * ``connections.Connections``: whom to dial, whom to admit, whom to ban,
   over the ``addressbook.AddressBook`` (backoff, bans).
 
-Each event from ``peer_event`` goes to one handler, found by its type in a
-table.  ``HandshakeReceived`` is ``peer_connected``'s, and ``Reply`` bytes are
-written by the adapter itself, so neither comes here.
+Each event from ``peer_event`` goes to one handler, found by its type in the
+table of ``peerevents.PeerEvents`` (the downloader's events, REQUESTs for
+the uploader, extension events, and INTERESTED for the choking); a
+``BlockReceived``, the hot path, goes straight to the downloader.
 
 Timers, from ``start`` to ``stop``: the tick (rates, queue depths, idle
 pipelines, and ``Uploader.retry_stalled``), the request check (timeouts,
 snubbing), the rechoke and the connection top-up.  No timer waits for a
 backed-up link: uploads held back resume when ``PeerProtocol`` says the link
 drained (``peer_writable``); the retry on the tick (``tick_interval``, 1 s)
-is only a safety net for ``PeerLink``s that never say so.  The adapter keeps the idle and
-keep-alive timers (``LinkConfig.keepalive_interval``).
+is only a safety net for ``PeerLink``s that never say so.  The adapter keeps
+the idle and keep-alive timers (``LinkConfig.keepalive_interval``).
 
 Invariants:
 
@@ -60,21 +61,7 @@ from twisted.python.failure import Failure
 from txbittorrent import __version__
 from txbittorrent.swarm.addressbook import AddressBook
 from txbittorrent.core.transfer.completion import BitfieldView, Completion
-from txbittorrent.core.wire.events import (
-    BlockReceived,
-    BlockRequested,
-    DHTPort,
-    ExtensionHandshake,
-    ExtensionMessage,
-    PeerAllowedFast,
-    PeerBitfield,
-    PeerChoked,
-    PeerHave,
-    PeerInterested,
-    PeerUnchoked,
-    RequestRejected,
-    Suggested,
-)
+from txbittorrent.core.wire.events import BlockReceived, PeerInterested
 from txbittorrent.core.layout import Layout
 from txbittorrent.core.metainfo import Metainfo
 from txbittorrent.core.wire.session import PeerSession
@@ -84,6 +71,7 @@ from txbittorrent.swarm.connections import Connections
 from txbittorrent.swarm.downloader import Downloader
 from txbittorrent.errors import LocalProtocolError, RemoteProtocolError
 from txbittorrent.swarm.extensions import Extensions
+from txbittorrent.swarm.peerevents import PeerEvents
 from txbittorrent.swarm.peerstate import PeerInfo, PeerState, RateMeter
 from txbittorrent.storage.store import Store
 from txbittorrent.swarm.config import SwarmConfig, SwarmObserver
@@ -201,14 +189,10 @@ class Swarm:
         self._loops: list[LoopingCall] = []
         self._state = _NEW
         self._paused = False
-        self._handlers: dict[type, Callable[[PeerState, Any], None]] = {
-            PeerChoked: self._on_choked,
-            PeerInterested: self._on_interested,
-            Suggested: self._on_suggested,
-            ExtensionHandshake: self._on_extension_handshake,
-            ExtensionMessage: self._on_extension_message,
-            DHTPort: self._on_dht_port,
-        }
+        self._events = PeerEvents(
+            cfg, self.extensions, self._connections, self._close, self._on_interested
+        )
+        self._handlers = self._events.handlers  # (one lookup less in peer_event)
 
     @property
     def has_metadata(self) -> bool:
@@ -243,15 +227,7 @@ class Swarm:
         self._cache = UploadCache(store.read_piece, cfg.upload_cache_bytes)
         self._uploader = Uploader(self._cache, have, cfg, self._up, self.disk_error)
         d.paused = self._uploader.paused = self._paused
-        self._handlers.update({
-            BlockReceived: lambda p, e: d.block(p, e.piece_index, e.begin, e.block),
-            BlockRequested: self._on_requested,
-            PeerHave: lambda p, e: d.peer_have(p, e.piece_index),
-            RequestRejected: lambda p, e: d.rejected(p, e.piece_index, e.begin),
-            PeerBitfield: lambda p, e: d.peer_bitfield(p, e.have),
-            PeerUnchoked: lambda p, e: d.fill(p),
-            PeerAllowedFast: lambda p, e: d.fill(p),
-        })
+        self._events.attach(d)
         for peer in self.live_peers():
             self._peer_learns_metadata(peer)
 
@@ -494,10 +470,9 @@ class Swarm:
             peer.serve_due = False
             self._uploader.serve(peer)
 
-    def _on_requested(self, peer: PeerState, event: Any) -> None:
-        # Served once the whole batch is in (peer_events_done): one write for
-        # all the blocks a batch of REQUESTs asks for.
-        peer.serve_due = True
+    def _on_interested(self, peer: PeerState, event: PeerInterested) -> None:
+        """A free upload slot goes to a newly interested peer at once."""
+        self._choking.interested(peer, self._peers.values(), self._paused)
 
     def peer_lost(self, link: PeerLink, reason: str) -> None:
         peer = self._peers.pop(link, None)
@@ -567,46 +542,6 @@ class Swarm:
         if self._downloader is not None and self._uploader is not None:
             self._downloader.peer_gone(peer)
             self._uploader.forget(peer)
-
-    # -- events the downloader and uploader do not take ---------------------------------
-
-    def _on_choked(self, peer: PeerState, event: PeerChoked) -> None:
-        # Not sending while choking us is no snub.  A non-fast peer's choke
-        # also dropped our requests: RequestRejected events follow.
-        peer.asking_since = None
-
-    def _on_suggested(self, peer: PeerState, event: Suggested) -> None:
-        if len(peer.suggested) >= self.config.max_suggested:
-            peer.suggested.clear()  # the older ones are likely taken by now
-        peer.suggested.add(event.piece_index)
-
-    def _on_interested(self, peer: PeerState, event: PeerInterested) -> None:
-        """A free upload slot goes to a newly interested peer at once."""
-        self._choking.interested(peer, self._peers.values(), self._paused)
-
-    def _on_extension_handshake(self, peer: PeerState, event: ExtensionHandshake) -> None:
-        payload = event.payload
-        v = payload.get(b"v")
-        if isinstance(v, bytes):
-            peer.client_v = v.decode("utf-8", "replace")
-        if self._downloader is not None:
-            self._downloader.set_depth(peer, peer.depth)  # the peer's reqq may be known now
-        self._connections.listening(peer, payload.get(b"p"))
-        self._extension_call(peer, self.extensions.handshake_received, payload)
-
-    def _on_extension_message(self, peer: PeerState, event: ExtensionMessage) -> None:
-        self._extension_call(peer, self.extensions.message, event)
-
-    def _on_dht_port(self, peer: PeerState, event: DHTPort) -> None:
-        peer.dht_port = event.port
-
-    def _extension_call(self, peer: PeerState, call: Callable[..., object], *args: Any) -> None:
-        """Hand an extension event to its plug-in; a plug-in's complaint
-        about the peer closes the connection."""
-        try:
-            call(peer, *args)
-        except RemoteProtocolError as e:
-            self._close(peer, f"protocol error: {e}")
 
     # -- timers -----------------------------------------------------------------------------
 
