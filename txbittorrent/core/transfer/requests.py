@@ -30,6 +30,8 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
+from txbittorrent.core.metainfo import piece_size
+
 __all__ = ["RequestBook", "PieceInProgress", "Request", "STATE_CHARS"]
 
 K = TypeVar("K", bound=Hashable)
@@ -78,7 +80,7 @@ class RequestBook(Generic[K]):
         self._peer_requests: dict[K, set[int]] = {}  # piece * blocks_per_piece + block
 
     def piece_size(self, index: int) -> int:
-        return min(self.piece_length, self.total_length - index * self.piece_length)
+        return piece_size(index, self.piece_length, self.total_length)
 
     def _block_count(self, index: int) -> int:
         return (self.piece_size(index) + self.block_size - 1) // self.block_size
