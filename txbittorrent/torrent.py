@@ -32,7 +32,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -59,6 +59,7 @@ from txbittorrent.eventtypes import (
 )
 from txbittorrent.reader import DeadlineBook, FileReader, ReaderConfig
 from txbittorrent.running import RunningTorrent
+from txbittorrent.serial import Serial
 from txbittorrent.session import Session, SessionConfig
 from txbittorrent.source import Source, TorrentSource, load_source
 from txbittorrent.state import TorrentState
@@ -141,7 +142,8 @@ class Torrent(TorrentAccessors):
             self._data = self._make_data(self.source.metainfo)
         self._closed = False
         self._run: RunningTorrent | None = None
-        self._transitions: Deferred[None] = succeed(None)
+        self._steps = Serial()
+        """start, pause and stop, one after another in call order."""
         self.events: EventBus = session.events if session is not None else EventBus()
         """Where this torrent's events go: its session's bus when it shares
         one (filter by ``info_hash``), else a bus of its own."""
@@ -459,42 +461,21 @@ class Torrent(TorrentAccessors):
         else:
             self._set_state(TorrentState.DOWNLOADING)
 
-    def _serially(self, step: Callable[[], Any]) -> Deferred[None]:
-        """Run life-cycle steps one after another, in call order.  Each call
-        gets a Deferred of its own, and the next step begins only after the
-        callbacks on the previous step's Deferred have run."""
-        out: Deferred[None] = Deferred()
-        gate: Deferred[None] = Deferred()
-        previous, self._transitions = self._transitions, gate
-
-        def finish(result: object) -> None:
-            if isinstance(result, Failure):
-                out.errback(result)
-            else:
-                out.callback(None)
-            gate.callback(None)
-
-        def run(_: object) -> None:
-            maybeDeferred(step).addBoth(finish)
-
-        previous.addCallback(run)
-        return out
-
     def start(self) -> Deferred[None]:
         """Begin (or resume) sharing: verify or load resume data if the state
         of the data is unknown, listen, announce ``started``, make and accept
         connections.  From "paused", resume; fires once running."""
-        return self._serially(self._start)
+        return self._steps.run(self._start)
 
     def pause(self) -> Deferred[None]:
         """Keep connections (and accept new ones) but request and serve nothing;
         no tracker event.  ``start()`` resumes."""
-        return self._serially(self._pause)
+        return self._steps.run(self._pause)
 
     def stop(self) -> Deferred[None]:
         """Announce ``stopped``, close every connection and file, stop
         listening, cancel every timer, and save a clean resume record."""
-        return self._serially(self._stop)
+        return self._steps.run(self._stop)
 
     def close(self) -> Deferred[None]:
         """``stop()``, then refuse any further use.  Safe to call twice."""
