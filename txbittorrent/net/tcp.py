@@ -30,7 +30,6 @@ encrypted (MSE), uTP or proxied transport is another endpoint.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -40,6 +39,15 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
+
+from txbittorrent.net.sockets import (
+    UNAVAILABLE,
+    cannot_listen,
+    is_ipv6,
+    is_unspecified,
+    socket_errno,
+    v6only_socket,
+)
 
 __all__ = [
     "ClientEndpointFactory", "PORT_ATTEMPTS", "TCPListeners", "tcp_client_endpoint",
@@ -52,48 +60,13 @@ PORT_ATTEMPTS = 5
 """How many kernel-chosen port numbers ``start`` tries before giving up when
 a later interface finds the number taken."""
 
-_UNAVAILABLE = frozenset(
-    code
-    for code in (
-        getattr(errno, "EADDRNOTAVAIL", None),
-        getattr(errno, "EAFNOSUPPORT", None),
-        getattr(errno, "EPROTONOSUPPORT", None),
-        getattr(errno, "ENETUNREACH", None),
-    )
-    if code is not None
-)
-"""Errors meaning this host has no such address or family: skip the interface."""
+
 
 
 def v6only_listening_socket(interface: str, port: int, backlog: int) -> socket.socket:
     """A non-blocking IPv6 socket listening on ``interface`` and ``port``
     with ``IPV6_V6ONLY`` set (so it does not claim the IPv4 port)."""
-    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((interface, port))
-        sock.listen(backlog)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _socket_errno(error: CannotListenError) -> int | None:
-    socket_error = getattr(error, "socketError", None)
-    return getattr(socket_error, "errno", None)
-
-
-def _cannot_listen(interface: str, port: int, error: OSError) -> CannotListenError:
-    make: Any = CannotListenError  # untyped in Twisted
-    result: CannotListenError = make(interface, port, error)
-    return result
-
-
-def _is_ipv6(interface: str) -> bool:
-    return ":" in interface
+    return v6only_socket(socket.SOCK_STREAM, interface, port, backlog)
 
 
 ClientEndpointFactory = Callable[[Any, tuple[str, int], float], Any]
@@ -144,14 +117,14 @@ class TCPListeners:
     def _listen_once(self, factory: ServerFactory, last: bool) -> None:
         port = self.requested_port
         # IPv4 first: a dual-stack "::" bound first would take the IPv4 port too.
-        ordered = sorted(self.interfaces, key=_is_ipv6)
+        ordered = sorted(self.interfaces, key=is_ipv6)
         try:
             for interface in ordered:
                 try:
                     listening = self._listen_on(interface, port, factory)
                 except CannotListenError as e:
-                    code = _socket_errno(e)
-                    if code in _UNAVAILABLE:
+                    code = socket_errno(e)
+                    if code in UNAVAILABLE:
                         _log.info(
                             "not listening on {interface}: unavailable here ({error})",
                             interface=interface,
@@ -170,7 +143,7 @@ class TCPListeners:
             self.close()
             raise
         if self.interfaces and not self.listening:
-            raise _cannot_listen(
+            raise cannot_listen(
                 ",".join(self.interfaces),
                 self.requested_port,
                 OSError("no interface available"),
@@ -185,11 +158,11 @@ class TCPListeners:
         except CannotListenError as e:
             if not (
                 port
-                and _is_ipv6(interface)
-                and ipaddress.ip_address(interface.partition("%")[0]).is_unspecified
-                and _socket_errno(e) == errno.EADDRINUSE
+                and is_ipv6(interface)
+                and is_unspecified(interface)
+                and socket_errno(e) == errno.EADDRINUSE
                 and any(
-                    not _is_ipv6(bound) and ipaddress.ip_address(bound).is_unspecified
+                    not is_ipv6(bound) and is_unspecified(bound)
                     for bound, _ in self.listening
                 )
                 and hasattr(reactor, "adoptStreamPort")
@@ -199,7 +172,7 @@ class TCPListeners:
         try:
             sock = self.v6only_socket(interface, port, backlog)
         except OSError as e:
-            raise _cannot_listen(interface, port, e) from e
+            raise cannot_listen(interface, port, e) from e
         try:
             return reactor.adoptStreamPort(sock.fileno(), socket.AF_INET6, factory)
         finally:

@@ -73,6 +73,13 @@ from twisted.logger import Logger
 
 from txbittorrent._reactor import resolve_reactor
 from txbittorrent.errors import LocalProtocolError, TxBitTorrentError
+from txbittorrent.net.sockets import (
+    UNAVAILABLE,
+    cannot_listen,
+    is_unspecified,
+    socket_errno,
+    v6only_socket,
+)
 
 __all__ = [
     "MAX_DATAGRAM_SIZE", "Address", "Consumer", "Predicate", "FamilyUnavailableError",
@@ -93,17 +100,7 @@ Consumer = Callable[[bytes, Address], None]
 Predicate = Callable[[bytes], bool]
 """Says whether a datagram is for the consumer it was added with."""
 
-_UNAVAILABLE = frozenset(
-    code
-    for code in (
-        getattr(errno, "EADDRNOTAVAIL", None),
-        getattr(errno, "EAFNOSUPPORT", None),
-        getattr(errno, "EPROTONOSUPPORT", None),
-        getattr(errno, "ENETUNREACH", None),
-    )
-    if code is not None
-)
-"""Errors meaning this host has no such address or family: skip the family."""
+
 
 
 class FamilyUnavailableError(TxBitTorrentError, OSError):
@@ -167,33 +164,7 @@ def _bep15_transaction(datagram: bytes) -> int | None:
 def v6only_datagram_socket(interface: str, port: int) -> socket.socket:
     """A non-blocking IPv6 UDP socket bound to ``interface`` and ``port`` with
     ``IPV6_V6ONLY`` set (so it does not take the IPv4 port too)."""
-    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    try:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((interface, port))
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _socket_errno(error: CannotListenError) -> int | None:
-    socket_error = getattr(error, "socketError", None)
-    return getattr(socket_error, "errno", None)
-
-
-def _cannot_listen(interface: str, port: int, error: OSError) -> CannotListenError:
-    make: Any = CannotListenError  # untyped in Twisted
-    result: CannotListenError = make(interface, port, error)
-    return result
-
-
-def _is_unspecified(interface: str) -> bool:
-    try:
-        return ipaddress.ip_address(interface.partition("%")[0]).is_unspecified
-    except ValueError:
-        return False
+    return v6only_socket(socket.SOCK_DGRAM, interface, port)
 
 
 class _Socket(DatagramProtocol):
@@ -285,7 +256,7 @@ class DatagramMux:
             raise
         if not self._sockets:
             wanted = ",".join(i for i in (self.interface4, self.interface6) if i is not None)
-            raise _cannot_listen(wanted, self.requested_port, OSError("no interface available"))
+            raise cannot_listen(wanted, self.requested_port, OSError("no interface available"))
         self._running = True
 
     def stop(self) -> Deferred[None]:
@@ -350,7 +321,7 @@ class DatagramMux:
             try:
                 listening = self._listen(family, interface, port)
             except CannotListenError as e:
-                if not port or _socket_errno(e) != errno.EADDRINUSE:
+                if not port or socket_errno(e) != errno.EADDRINUSE:
                     raise
                 _log.info(
                     "UDP port {port} on {interface} is taken; binding another",
@@ -359,7 +330,7 @@ class DatagramMux:
                 )
                 listening = self._listen(family, interface, 0)
         except CannotListenError as e:
-            if _socket_errno(e) not in _UNAVAILABLE:
+            if socket_errno(e) not in UNAVAILABLE:
                 raise
             _log.info(
                 "no IPv{family} UDP socket on {interface}: unavailable here ({error})",
@@ -378,13 +349,13 @@ class DatagramMux:
         v6only = family == 6 and 4 in self._sockets and can_adopt
         if not v6only:
             listening = reactor.listenUDP(port, protocol, interface=interface, maxPacketSize=size)
-            self._dual_stack = family == 6 and _is_unspecified(interface)
+            self._dual_stack = family == 6 and is_unspecified(interface)
             return listening
         # A dual-stack socket would collide with our own IPv4 one: IPv6 only.
         try:
             sock = self._v6only_socket(interface, port)
         except OSError as e:
-            raise _cannot_listen(interface, port, e) from e
+            raise cannot_listen(interface, port, e) from e
         try:
             return reactor.adoptDatagramPort(sock.fileno(), socket.AF_INET6, protocol, size)
         finally:
