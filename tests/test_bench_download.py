@@ -151,7 +151,7 @@ class BaselineCheckoutTests(SynchronousTestCase):
     def test_copy_of_head(self) -> None:
         """prepare_baseline extracts HEAD's tree, which imports its own code and
         has a tx-leech child; the leecher is named after the short SHA-1."""
-        from bench.download import baseline_name, prepare_baseline
+        from bench._baseline import baseline_name, prepare_baseline
 
         commit, short = _git_head()
         where = os.path.join(os.path.abspath(self.mktemp()), "copy")
@@ -193,7 +193,7 @@ class MixedSizesTests(SynchronousTestCase):
 
     def test_sizes_add_up(self) -> None:
         """mixed_sizes gives count positive sizes that add up to the total."""
-        from bench.download import mixed_sizes
+        from bench._download_bench import mixed_sizes
 
         for total, count in ((8 << 20, 40), (1 << 30, 2000), (5000, 5000)):
             sizes = mixed_sizes(total, count)
@@ -207,14 +207,14 @@ class ReportTests(SynchronousTestCase):
 
     def test_failed_run_has_no_figures(self) -> None:
         """A run that did not verify keeps its note but no number."""
-        from bench.download import finish
+        from bench._download_report import finish
 
         raw = {"verified": False, "seconds": 1.0, "cpu_seconds": 2.0, "note": "timed out"}
         self.assertEqual(finish(raw, 1024), {"verified": False, "note": "timed out"})
 
     def test_failed_run_shown_as_failed(self) -> None:
         """The medians leave out failed runs; a client with none verified reads "failed"."""
-        from bench.download import compare, finish, summarise, table
+        from bench._download_report import compare, finish, summarise, table
 
         size = 1024 * 1024 * 1024
         ok = {"verified": True, "seconds": 2.0, "connect_seconds": 0.5,
@@ -241,7 +241,7 @@ class ReportTests(SynchronousTestCase):
 
     def test_baseline_ratios_and_spreads(self) -> None:
         """The table gives txbittorrent / baseline and each median's min-max."""
-        from bench.download import compare, finish, spreads, summarise, table
+        from bench._download_report import compare, finish, spreads, summarise, table
 
         size = 1024 * 1024 * 1024
         run = {"verified": True, "seconds": 2.0, "connect_seconds": 0.0,
@@ -275,7 +275,7 @@ class ReportTests(SynchronousTestCase):
 
     def test_tracker_copy_keeps_info_hash(self) -> None:
         """The torrent given to aria2c differs only by its announce URL."""
-        from bench.download import with_tracker
+        from bench._download_bench import with_tracker
         from txbittorrent.core.bencoding import encode
         from txbittorrent.core.metainfo import parse
 
