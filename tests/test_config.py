@@ -31,7 +31,8 @@ class FromOptionsTests(SynchronousTestCase):
         limits = MetainfoLimits(max_files=3)
         options = dict(max_peers=4, download_limit=1000.0, upload_limit=2000.0, swarm=swarm,
                        tracker=tracker, limits=limits, disk_threads=1, hash_workers=3,
-                       resume_save_interval=5.0, listen_interfaces=("::1",))
+                       resume_save_interval=5.0, progress_interval=0.5,
+                       listen_interfaces=("::1",))
         config = TorrentConfig.from_options(None, options)
         self.assertEqual(config, TorrentConfig(**options))  # type: ignore[arg-type]
         self.assertEqual({f.name for f in dataclasses.fields(TorrentConfig)}, set(options))
