@@ -7,7 +7,7 @@ runs, and nothing else: the ``Session`` (shared, or one of its own that it
 starts and stops), the ``Swarm`` (made for the info hash alone, and given
 the data with ``attach_data`` as soon as the metadata is known, which may be
 at once), the ``Announcer`` (always made, so trackers can be added to a
-torrent that had none), and the timer of the periodic resume saves.
+torrent that had none), and its timers (resume saves, progress events).
 
 It decides nothing about pieces, peers or trackers: the swarm, the
 announcer and the torrent's data do.  ``launch`` builds and starts
@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred, DeferredList, fail, inlineCallbacks
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 
 from txbittorrent.interfaces import Address
 from txbittorrent.peer.throttle import Throttle
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RunningTorrent", "TorrentRunHost"]
 
-_log = Logger()
 
 
 class TorrentRunHost(Protocol):
@@ -127,7 +125,7 @@ class RunningTorrent:
         data: TorrentData | None,
     ) -> Any:
         """Start the session (if it is ours) and the swarm; fires with the
-        ``RunningTorrent``.  The announcer is started by ``announce``."""
+        ``RunningTorrent``.  The torrent starts the announcer when ready."""
         if own_session:
             yield session.start()
         run = cls(host, session, own_session, clock, trackers, observer)
