@@ -27,6 +27,7 @@ from txbittorrent.interfaces import Address
 from txbittorrent.peer.throttle import Throttle
 from txbittorrent.session import Session
 from txbittorrent.swarm.config import SwarmObserver
+from txbittorrent.swarm.plugins import PluginContext
 from txbittorrent.swarm.swarm import Swarm
 from txbittorrent.tracker.announcer import Announcer
 from txbittorrent.core.tracker.announce import AnnounceRequest, AnnounceResponse
@@ -35,6 +36,7 @@ from txbittorrent.tracker.client import HTTPTrackerClient, TrackerConnectionErro
 if TYPE_CHECKING:
     from txbittorrent.config import TorrentConfig
     from txbittorrent.storage.data import TorrentData
+    from txbittorrent.swarm.extensions import PeerExtension
 
 __all__ = ["RunningTorrent", "TorrentRunHost"]
 
@@ -67,6 +69,18 @@ class TorrentRunHost(Protocol):
     def tracker_reply(self, url: str, response: Any) -> None: ...
 
     def tracker_error(self, url: str, message: str) -> None: ...
+
+    def make_extensions(self, context: PluginContext) -> list[PeerExtension]:
+        """The BEP 10 plug-ins of the swarm."""
+
+    def info_bytes(self) -> bytes | None:
+        """The raw info dictionary, when known."""
+
+    def metadata_received(self, info_bytes: bytes) -> None:
+        """A fetched info dictionary whose SHA-1 is the info hash."""
+
+    @property
+    def private(self) -> bool: ...
 
 
 class RunningTorrent:
@@ -131,6 +145,20 @@ class RunningTorrent:
         run = cls(host, session, own_session, clock, trackers, observer)
         swarm = run.swarm
         swarm.listen_port = session.port
+        context = PluginContext(
+            info_hash=host.info_hash,
+            config=host.config,
+            clock=clock,
+            rng=host.rng,
+            extensions=swarm.extensions,
+            live_peers=swarm.live_peers,
+            add_peers=swarm.add_peers,
+            info_bytes=host.info_bytes,
+            metadata_received=host.metadata_received,
+            private=lambda: host.private,
+        )
+        for extension in host.make_extensions(context):
+            swarm.extensions.register(extension)
         if data is not None:
             run.attach_data(data)
         session.add_host(swarm)
@@ -138,7 +166,8 @@ class RunningTorrent:
         return run
 
     def attach_data(self, data: TorrentData) -> None:
-        """The metadata is known: pieces move from now on."""
+        """The metadata is known: pieces move from now on, and connected
+        peers hear our extension handshake again (``metadata_size``...)."""
         host = self.host
         self.swarm.attach(
             data.metainfo,

@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.logger import Logger
@@ -40,11 +40,10 @@ from txbittorrent._reactor import resolve_reactor
 from txbittorrent.accessors import FileInfo, TorrentAccessors
 from txbittorrent.config import TorrentConfig
 from txbittorrent.core.bitfield import Bitfield
-from txbittorrent.core.layout import Layout
-from txbittorrent.core.metainfo import Metainfo
+from txbittorrent.core.metainfo import Metainfo, parse_info
 from txbittorrent.core.peerid import make_peer_id
 from txbittorrent.core.tracker.tiers import TrackerStatus, TrackerTiers
-from txbittorrent.errors import LocalProtocolError
+from txbittorrent.errors import LocalProtocolError, MetainfoError
 from txbittorrent.events import EventBus, SwarmPublisher, Subscription, attach_observer
 from txbittorrent.eventtypes import (
     Complete,
@@ -57,7 +56,8 @@ from txbittorrent.eventtypes import (
     TrackerError,
     TrackerReply,
 )
-from txbittorrent.reader import DeadlineBook, FileReader, ReaderConfig
+from txbittorrent.reader import DeadlineBook
+from txbittorrent.streaming import TorrentStreaming
 from txbittorrent.running import RunningTorrent
 from txbittorrent.serial import Serial
 from txbittorrent.session import Session, SessionConfig
@@ -67,6 +67,8 @@ from txbittorrent.storage.data import TorrentData
 from txbittorrent.storage.files import FileStorage
 from txbittorrent.storage.hashcheck import OnProgress
 from txbittorrent.storage.store import Store
+from txbittorrent.swarm.extensions import PeerExtension
+from txbittorrent.swarm.plugins import PluginContext, builtin_extensions
 
 __all__ = ["Torrent", "FileInfo", "TorrentState"]
 
@@ -79,7 +81,7 @@ LEFT_UNKNOWN = 16 * 1024
 we seed, and trackers send seeds no seeds), the length of one block."""
 
 
-class Torrent(TorrentAccessors):
+class Torrent(TorrentAccessors, TorrentStreaming):
     """One torrent: its source, its data on disk (once the metadata is
     known), what of it is verified, and (between ``start`` and ``stop``)
     its peers and trackers.
@@ -231,10 +233,6 @@ class Torrent(TorrentAccessors):
             raise LocalProtocolError("the torrent's metadata is not known yet")
         return self._data
 
-    @property
-    def layout(self) -> Layout:
-        return self._require_data().layout
-
     def add_peers(self, addresses: Iterable[tuple[str, int]], source: str = "user") -> int:
         """Peers to connect to (``PeerSource``): ignored while stopped; the number new."""
         if self._run is None:
@@ -319,35 +317,6 @@ class Torrent(TorrentAccessors):
         priorities[index] = priority
         return self.set_priorities(priorities)
 
-    # -- streaming ------------------------------------------------------------------
-
-    def open(self, file_index: int, config: ReaderConfig | None = None) -> FileReader:
-        """A reader of file ``file_index`` that waits for its pieces and
-        fetches them in reading order first (see ``reader``).  A file of
-        priority 0 is refused: raise its priority first."""
-        data = self._require_data()
-        if data.completion.file_priorities[file_index] == 0:
-            raise LocalProtocolError(f"file {file_index} is skipped (priority 0)")
-        return FileReader(self, file_index, config)
-
-    def has_piece(self, index: int) -> bool:
-        return index in self._require_data().completion.have
-
-    def read_piece_range(self, index: int, begin: int, length: int) -> Deferred[bytes]:
-        return self._ensure_store().read(index, begin, length)
-
-    def watch_pieces(self, callback: Callable[[int], object]) -> Callable[[], None]:
-        subscription = self.subscribe(
-            lambda e: callback(cast(PiecePassed, e).piece_index), kinds="piece_passed"
-        )
-        return subscription.cancel
-
-    def set_deadlines(self, owner: object, deadlines: dict[int, float]) -> None:
-        self._deadlines.set(owner, deadlines)
-
-    def seconds(self) -> float:
-        return float(self._clock().seconds())
-
     def _clock(self) -> Any:
         if self._run is not None:
             return self._run.clock
@@ -421,6 +390,26 @@ class Torrent(TorrentAccessors):
         waiters, self._complete_waiters = self._complete_waiters, []
         for d in waiters:
             d.callback(self)
+
+    # -- plug-ins (TorrentRunHost) ------------------------------------------------
+
+    def make_extensions(self, context: PluginContext) -> list[PeerExtension]:
+        """The BEP 10 plug-ins of this torrent's swarm (override to add or
+        leave out some): ``swarm.plugins.builtin_extensions`` by default."""
+        return builtin_extensions(context)
+
+    def info_bytes(self) -> bytes | None:
+        return self._data.metainfo.info_bytes if self._data is not None else None
+
+    def metadata_received(self, info_bytes: bytes) -> None:
+        """An info dictionary fetched from peers (BEP 9): parsed with the
+        torrent's limits, checked against the info hash, then used."""
+        if self._data is not None:
+            return
+        metainfo = parse_info(info_bytes, self.config.limits)
+        if metainfo.info_hash != self.infohash:
+            raise MetainfoError("info", "its SHA-1 is not the info hash")
+        self.set_metainfo(metainfo)
 
     # -- TorrentRunHost ---------------------------------------------------------------------
 

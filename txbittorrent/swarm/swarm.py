@@ -243,6 +243,12 @@ class Swarm:
             return
         self._downloader.set_depth(peer, peer.depth)
         data = session.send_bitfield(self._have)
+        if session.extended:  # the plug-ins' fields may have changed (metadata_size)
+            session.extension_handshake.update(
+                {k.encode() if isinstance(k, str) else k: v
+                 for k, v in self.extensions.handshake().items()}
+            )
+            data += session.send_extension_handshake()
         if data:
             peer.link.send(data)
         for event in events:
