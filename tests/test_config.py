@@ -32,6 +32,7 @@ class FromOptionsTests(SynchronousTestCase):
         options = dict(max_peers=4, download_limit=1000.0, upload_limit=2000.0, swarm=swarm,
                        tracker=tracker, limits=limits, disk_threads=1, hash_workers=3,
                        resume_save_interval=5.0, progress_interval=0.5,
+                       max_metadata_size=1024, pex=False, dht=False,
                        listen_interfaces=("::1",))
         config = TorrentConfig.from_options(None, options)
         self.assertEqual(config, TorrentConfig(**options))  # type: ignore[arg-type]

@@ -45,6 +45,14 @@ class TorrentConfig:
     """Seconds between the unclean resume saves of a running torrent."""
     progress_interval: float = 1.0
     """Seconds between the ``Progress`` events of a running torrent (0: none)."""
+    max_metadata_size: int = 16 * 1024 * 1024
+    """The largest info dictionary fetched from peers (BEP 9); a peer saying
+    more is not asked."""
+    pex: bool = True
+    """Exchange peers with peers (BEP 11; never for private torrents)."""
+    dht: bool = True
+    """Announce to and look peers up in the session's DHT node, if it runs
+    one (BEP 5; never for private torrents)."""
 
     def swarm_config(self) -> SwarmConfig:
         """``swarm`` with ``max_peers`` applied."""
