@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from txbittorrent.swarm.pex import PexExtension
+
 if TYPE_CHECKING:
     from txbittorrent.config import TorrentConfig
     from txbittorrent.interfaces import Address
@@ -57,4 +59,6 @@ def builtin_extensions(context: PluginContext) -> list[PeerExtension]:
     """The plug-ins every torrent runs unless ``Torrent.make_extensions`` says
     otherwise (each decides for itself whether private torrents use it)."""
     out: list[PeerExtension] = []
+    if context.config.pex and not context.private():  # BEP 11 (never private: BEP 27)
+        out.append(PexExtension(context))
     return out
