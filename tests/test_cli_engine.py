@@ -27,6 +27,7 @@ from txbittorrent.commands import _engine, download
 from txbittorrent.commands import seed as seed_command
 from txbittorrent.core.bencoding import encode
 from txbittorrent.core.bitfield import Bitfield
+from txbittorrent.core.magnet import Magnet
 from txbittorrent.core.metainfo import parse
 from txbittorrent.errors import LocalProtocolError, MetainfoError
 from txbittorrent.testing import FakeReactor, make_torrent
@@ -78,7 +79,36 @@ class FakeTorrent:
         self.added_peers: list[tuple[str, int]] = []
         self.calls: list[str] = []
         self.stop_result: Deferred[None] = succeed(None)
+        self.has_metadata = not isinstance(metainfo, Magnet)
+        self.subscribers: list[tuple[Any, Any]] = []
+        self.priority_calls: list[list[int]] = []
+        self.tiers: list[list[str]] = []
         FakeTorrent.made.append(self)
+
+    def subscribe(self, callback: Any, kinds: Any = None) -> Any:
+        entry = (callback, kinds)
+        self.subscribers.append(entry)
+        return SimpleNamespace(cancel=lambda: self.subscribers.remove(entry))
+
+    def metadata_arrives(self, metainfo: Any) -> None:
+        """As Torrent.set_metainfo: the metadata, then the event."""
+        self.metainfo = metainfo
+        self.has_metadata = True
+        event = SimpleNamespace(kind="metadata_received", name=metainfo.name,
+                                piece_count=self.piece_count, size=self.size)
+        for callback, kinds in list(self.subscribers):
+            if kinds in (None, "metadata_received"):
+                callback(event)
+
+    def set_priorities(self, priorities: list[int]) -> Deferred[None]:
+        self.priority_calls.append(list(priorities))
+        return succeed(None)
+
+    def info_bytes(self) -> bytes:
+        return self.metainfo.info_bytes  # type: ignore[no-any-return]
+
+    def trackers(self) -> list[list[Any]]:
+        return [[SimpleNamespace(url=url) for url in tier] for tier in self.tiers]
 
     @property
     def complete(self) -> bool:

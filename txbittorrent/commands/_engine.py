@@ -1,5 +1,9 @@
 """What ``download``, ``seed`` and ``demo`` share: options, the progress
-line, JSON events, and running a Torrent until a goal is met or Ctrl-C."""
+line, JSON events, and running a Torrent until a goal is met or Ctrl-C.
+
+Before a magnet's metadata arrives the progress line is "fetching metadata
+(n peers)" (JSON: "fetching_metadata" events instead of "progress"), and
+the metadata's arrival is a "metadata_received" event."""
 
 from __future__ import annotations
 
@@ -101,6 +105,59 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     p.add_argument("--quiet", action="store_true",
                    help="no progress line or messages (errors still go to stderr)")
+    add_discovery_options(p)
+
+
+def add_discovery_options(p: argparse.ArgumentParser) -> None:
+    """--dht/--no-dht, --dht-port, --dht-bootstrap and --no-pex (each None
+    when not given: the library's default).  ``check_discovery_options``
+    refuses contradictions."""
+    p.add_argument("--dht", action=argparse.BooleanOptionalAction, default=None,
+                   help="find peers in the DHT (BEP 5; default: on, never for a "
+                        "private torrent)")
+    p.add_argument("--dht-port", type=parse_port, default=None, metavar="N",
+                   help="UDP port of the DHT node (default: the session's)")
+    p.add_argument("--dht-bootstrap", action="append", type=parse_peer, default=[],
+                   metavar="HOST:PORT",
+                   help="a DHT node to join through (repeatable; default: the public "
+                        "routers)")
+    p.add_argument("--no-pex", dest="pex", action="store_false", default=None,
+                   help="do not exchange peers with peers (BEP 11)")
+    p.set_defaults(usage_error=p.error)
+
+
+def check_discovery_options(args: argparse.Namespace) -> None:
+    """A usage error (exit 2) for DHT settings given along with --no-dht."""
+    if args.dht is False and (args.dht_port is not None or args.dht_bootstrap):
+        option = "--dht-port" if args.dht_port is not None else "--dht-bootstrap"
+        args.usage_error(f"{option} needs the DHT (drop --no-dht)")
+
+
+def torrent_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``TorrentConfig`` fields the discovery options set (only those
+    given): ``pex`` and ``dht``, for ``Torrent(..., **torrent_settings(args))``."""
+    settings: dict[str, Any] = {}
+    if args.pex is not None:
+        settings["pex"] = args.pex
+    if args.dht is not None:
+        settings["dht"] = args.dht
+    return settings
+
+
+def dht_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The session's DHT node settings the command line gives (only those
+    given): ``enabled`` (--dht/--no-dht), ``port`` (--dht-port: an int,
+    0 for any) and ``bootstrap_nodes`` (--dht-bootstrap: a tuple of
+    ``(host, port)``).  Not wired yet: the Session's DHT settings are to
+    come (see the issue 9 report)."""
+    settings: dict[str, Any] = {}
+    if args.dht is not None:
+        settings["enabled"] = args.dht
+    if args.dht_port is not None:
+        settings["port"] = args.dht_port
+    if args.dht_bootstrap:
+        settings["bootstrap_nodes"] = tuple(args.dht_bootstrap)
+    return settings
 
 
 def resume_path_for(directory: str, info_hash_hex: str) -> str:
@@ -184,6 +241,8 @@ class Reporter(TorrentObserver):
 
     def line(self) -> str:
         t = self.torrent
+        if not t.has_metadata:
+            return f"fetching metadata ({len(t.peers())} peers)"
         total = t.wanted_size
         done = max(total - t.left_wanted, 0)
         pct = 100.0 * done / total if total else 100.0
@@ -204,6 +263,9 @@ class Reporter(TorrentObserver):
             return
         if self.json_mode:
             t = self.torrent
+            if not t.has_metadata:
+                self.event("fetching_metadata", peers=len(t.peers()))
+                return
             self.event("progress", size=t.wanted_size, left=t.left_wanted,
                        pieces=t.bitfield.count, downloaded=t.downloaded,
                        uploaded=t.uploaded, down_rate=round(t.download_rate),
@@ -248,6 +310,14 @@ class Reporter(TorrentObserver):
         else:
             self.message(f"listening on port {port}")
 
+    def metadata_received(self, name: str, piece_count: int, size: int) -> None:
+        """The info dictionary arrived (JSON: a "metadata_received" event)."""
+        if self.json_mode:
+            self.event("metadata_received", name=name, pieces=piece_count, size=size)
+        else:
+            self.message(f"metadata received: {name}, {format_size(size)} in "
+                         f"{piece_count} pieces")
+
     # observer methods
     def piece_verified(self, torrent: Any, index: int, passed: bool) -> None:
         if not passed:
@@ -277,6 +347,36 @@ class Reporter(TorrentObserver):
         # Text mode: the engine logs it (see start_logging).
         text = failure.getErrorMessage() if hasattr(failure, "getErrorMessage") else str(failure)
         self.event("disk_error", piece=index, error=text)
+
+
+def wait_for_metadata(reactor: Any, torrent: Any, reporter: Reporter,
+                      interval: float = 1.0) -> Deferred[None]:
+    """Tick the reporter every ``interval`` until ``torrent`` has its
+    metadata; fires in the same turn as the "metadata_received" event (so
+    what follows, such as --files, applies before pieces are asked for)."""
+    from twisted.internet.task import LoopingCall
+
+    if torrent.has_metadata:
+        return succeed(None)
+    done: Deferred[None] = Deferred()
+
+    def arrived(event: Any) -> None:
+        subscription.cancel()
+        if loop.running:
+            loop.stop()
+        if not done.called:
+            done.callback(None)
+
+    def failed(failure: Any) -> None:
+        subscription.cancel()
+        if not done.called:
+            done.errback(failure)
+
+    loop = LoopingCall(reporter.tick)
+    loop.clock = reactor
+    subscription = torrent.subscribe(arrived, kinds="metadata_received")
+    loop.start(interval, now=False).addErrback(failed)
+    return done
 
 
 def wait_for_goal(reactor: Any, torrent: Any, reporter: Reporter,

@@ -37,13 +37,17 @@ from twisted.python.failure import Failure
 from txbittorrent.commands._common import load_torrent
 from txbittorrent.core.magnet import Magnet, parse_magnet
 from txbittorrent.core.metainfo import DEFAULT_LIMITS, Metainfo, MetainfoLimits, parse
-from txbittorrent.errors import MetainfoError, TxBitTorrentError
+from txbittorrent.errors import MetainfoError, StorageError, TxBitTorrentError
 from txbittorrent.source import bare_info_hash
 
 __all__ = [
     "FETCH_TIMEOUT", "MAX_REDIRECTS", "FetchError", "TorrentURL", "Target",
-    "resolve_local", "fetch_torrent", "write_torrent_file",
+    "resolve_local", "fetch_torrent", "check_save_path", "torrent_trackers",
+    "write_torrent_file", "TORRENT_ID_HELP",
 ]
+
+TORRENT_ID_HELP = ("a .torrent file, a magnet: URI, a bare info hash (40 hex digits or "
+                   "32 base32 characters) or an http(s) URL of a .torrent")
 
 FETCH_TIMEOUT = 30.0
 """Seconds a .torrent download may take, connecting included."""
@@ -219,6 +223,18 @@ class _CappedBody(Protocol):
             self.done.callback(b"".join(self.parts))
         else:
             self.done.errback(reason)
+
+
+def check_save_path(path: str | None) -> None:
+    """Refuse a --save-torrent PATH whose directory is not there (or that is
+    a directory), before anything is fetched."""
+    if path is None:
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise StorageError("no such directory", directory)
+    if os.path.isdir(path):
+        raise StorageError("is a directory (--save-torrent wants a file name)", path)
 
 
 def torrent_trackers(torrent: Any) -> list[list[str]]:

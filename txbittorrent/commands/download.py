@@ -1,4 +1,11 @@
-"""``txbittorrent download TORRENT -o DIR``: download, verify, optionally seed.
+"""``txbittorrent download TORRENT_ID -o DIR``: download, verify, optionally seed.
+
+TORRENT_ID is a .torrent path, a magnet URI, a bare info hash or an http(s)
+URL of a .torrent (see ``_source``).  A URL is fetched once the reactor
+runs.  A magnet starts without its metadata: the progress line says
+"fetching metadata (n peers)" until the info dictionary arrives from peers,
+then ``--files`` applies, ``--save-torrent`` writes the .torrent, and the
+download goes on as for a .torrent.
 
 Exits 0 once every wanted piece is verified (and any seeding goal is met).
 Ctrl-C stops cleanly: trackers hear ``stopped`` and the resume record is
@@ -12,21 +19,35 @@ import argparse
 import os
 from typing import Any
 
-from txbittorrent.commands._common import load_torrent
 from txbittorrent.commands._engine import (
     Reporter,
     add_engine_options,
+    check_discovery_options,
     parse_file_selection,
     resume_path_for,
     start_logging,
+    torrent_settings,
     wait_for_goal,
+    wait_for_metadata,
 )
-from txbittorrent.errors import LocalProtocolError, TxBitTorrentError
-
+from txbittorrent.commands._react import anticipated as _anticipated
+from txbittorrent.commands._source import (
+    TORRENT_ID_HELP,
+    Target,
+    TorrentURL,
+    check_save_path,
+    fetch_torrent,
+    resolve_local,
+    torrent_trackers,
+    write_torrent_file,
+)
+from txbittorrent.core.magnet import Magnet
+from txbittorrent.core.metainfo import Metainfo
+from txbittorrent.errors import LocalProtocolError
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("download", help="download a torrent into a directory")
-    p.add_argument("torrent", metavar="TORRENT", help="the .torrent file")
+    p.add_argument("torrent", metavar="TORRENT_ID", help=TORRENT_ID_HELP)
     p.add_argument("-o", "--output", default=".", help="download directory (default: .)")
     p.add_argument("--files", type=parse_file_selection, default=None, metavar="LIST",
                    help="only these files, numbered from 0 in the order `info` lists "
@@ -36,16 +57,32 @@ def add_parser(sub: Any) -> None:
                    help="seed until uploaded/size reaches R")
     p.add_argument("--seed-time", type=float, default=None, metavar="SECONDS",
                    help="seed this long after completing")
+    p.add_argument("--save-torrent", default=None, metavar="PATH",
+                   help="once the metadata is known, write it (with the trackers) "
+                        "to this .torrent file")
     add_engine_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    metainfo = load_torrent(args.torrent)
-    priorities = _priorities(metainfo, args.files)
-    os.makedirs(os.path.dirname(resume_path_for(args.output, metainfo.info_hash_hex)),
-                exist_ok=True)
-    return run_engine(args, metainfo, priorities, seed_only=False)
+    check_discovery_options(args)
+    target = resolve_local(args.torrent)
+    priorities = _priorities(target, args.files) if isinstance(target, Metainfo) else None
+    check_save_path(args.save_torrent)
+    return run_engine(args, target, priorities, seed_only=False)
+
+
+def save_torrent(torrent: Any, path: str, reporter: Reporter) -> None:
+    """Write ``torrent``'s metadata and trackers to ``path`` (atomically)."""
+    write_torrent_file(path, torrent.info_bytes(), torrent_trackers(torrent))
+    reporter.message(f"saved {path}")
+
+
+def _label(target: Any) -> str:
+    """What the messages call the torrent before its metadata is known."""
+    if isinstance(target, Magnet):
+        return target.display_name or target.info_hash_hex
+    return str(target.name)
 
 
 def _priorities(metainfo: Any, selection: set[int] | None) -> list[int] | None:
@@ -60,17 +97,6 @@ def _priorities(metainfo: Any, selection: set[int] | None) -> list[int] | None:
     return [1 if i in chosen else 0 for i in range(len(metainfo.files))]
 
 
-def _anticipated(failure: Any) -> BaseException | None:
-    """The error ``cli.main`` prints as one line for ``failure``, or None for a bug."""
-    from twisted.internet.error import CannotListenError
-
-    if failure.check(TxBitTorrentError, OSError):
-        return failure.value  # type: ignore[no-any-return]
-    if failure.check(CannotListenError):
-        return OSError(str(failure.value))  # not an OSError of its own
-    return None
-
-
 class _Outcome:
     """How a run ended, for ``run_engine`` to turn into an exit status."""
 
@@ -83,9 +109,12 @@ class _Outcome:
         """An anticipated failure, re-raised for ``cli.main`` to print."""
 
 
-def run_engine(args: argparse.Namespace, metainfo: Any, priorities: list[int] | None,
+def run_engine(args: argparse.Namespace, target: Target | Any, priorities: list[int] | None,
                seed_only: bool) -> int:
     """Run the reactor until the goal is met or Ctrl-C; the exit status.
+
+    ``target`` is what ``_source.resolve_local`` made of the TORRENT_ID;
+    ``priorities`` apply to a target whose metadata is known already.
 
     ``task.react`` would print an anticipated error as a traceback and exit;
     here it is re-raised once the reactor has stopped, so ``cli.main`` prints
@@ -96,7 +125,7 @@ def run_engine(args: argparse.Namespace, metainfo: Any, priorities: list[int] | 
     outcome = _Outcome()
 
     def main(reactor: Any) -> Any:
-        d = Deferred.fromCoroutine(_main(reactor, args, metainfo, priorities, seed_only,
+        d = Deferred.fromCoroutine(_main(reactor, args, target, priorities, seed_only,
                                          outcome))
 
         def failed(failure: Any) -> Any:
@@ -163,27 +192,40 @@ def _stop_once_on_signals(reactor: Any) -> None:
     reactor.callWhenRunning(install)
 
 
-async def _main(reactor: Any, args: argparse.Namespace, metainfo: Any,
+async def _main(reactor: Any, args: argparse.Namespace, target: Any,
                 priorities: list[int] | None, seed_only: bool, outcome: _Outcome) -> None:
     from twisted.internet.task import deferLater
 
     from txbittorrent.torrent import Torrent
 
     directory = args.output
+    reporter = Reporter(None, args.json, args.quiet)
+    if isinstance(target, TorrentURL):
+        reporter.message(f"fetching {target.url}")
+        target = await fetch_torrent(reactor, target.url)
+        priorities = _priorities(target, args.files)
+    resume_path = resume_path_for(directory, target.info_hash_hex)
+    os.makedirs(os.path.dirname(resume_path), exist_ok=True)
     torrent = Torrent(
-        metainfo,
+        target,
         basedir=directory,
         port=args.port,
         reactor=reactor,
-        resume_path=resume_path_for(directory, metainfo.info_hash_hex),
+        resume_path=resume_path,
         priorities=priorities,
         listen_interfaces=args.interface,
         max_peers=args.max_peers,
         download_limit=args.download_limit,
         upload_limit=args.upload_limit,
+        **torrent_settings(args),
     )
-    reporter = Reporter(torrent, args.json, args.quiet)
+    reporter.torrent = torrent
     torrent.add_observer(reporter)
+
+    def on_metadata(event: Any) -> None:
+        reporter.metadata_received(event.name, event.piece_count, event.size)
+
+    torrent.subscribe(on_metadata, kinds="metadata_received")
 
     def on_shutdown() -> Any:
         if not outcome.finished:
@@ -214,7 +256,12 @@ async def _main(reactor: Any, args: argparse.Namespace, metainfo: Any,
         return torrent.stop().addCallbacks(stopped, failed)
 
     reactor.addSystemEventTrigger("before", "shutdown", on_shutdown)
-    reporter.message(f"{metainfo.name}: checking existing data in {directory}")
+    name = _label(target)
+    fetching = not torrent.has_metadata
+    if fetching:
+        reporter.message(f"{name}: fetching metadata, to download into {directory}")
+    else:
+        reporter.message(f"{name}: checking existing data in {directory}")
     try:
         await torrent.start()
     except Exception:
@@ -222,19 +269,36 @@ async def _main(reactor: Any, args: argparse.Namespace, metainfo: Any,
         raise
     if outcome.interrupted:
         return
-    have = torrent.bitfield.count
-    if seed_only:
-        reporter.message(f"{have}/{torrent.piece_count} pieces verified")
-        if have == 0:
-            reporter.message(f"warning: no data of {metainfo.name} verified in {directory}")
+    if fetching:
+        torrent.add_peers(args.peer)
+        reporter.listening(torrent.port)
+        await wait_for_metadata(reactor, torrent, reporter)
+        metainfo = torrent.metainfo
+        assert metainfo is not None
+        name = metainfo.name
+        if args.save_torrent is not None:
+            save_torrent(torrent, args.save_torrent, reporter)
+        priorities = _priorities(metainfo, args.files)
+        if priorities is not None:
+            await torrent.set_priorities(priorities)
+        reporter.message(f"{torrent.wanted.count} of {torrent.piece_count} pieces "
+                         f"to download")
     else:
-        reporter.message(f"{have}/{torrent.piece_count} pieces verified, "
-                         f"{torrent.wanted.count} to download")
-    torrent.add_peers(args.peer)
-    reporter.listening(torrent.port)
+        have = torrent.bitfield.count
+        if seed_only:
+            reporter.message(f"{have}/{torrent.piece_count} pieces verified")
+            if have == 0:
+                reporter.message(f"warning: no data of {name} verified in {directory}")
+        else:
+            reporter.message(f"{have}/{torrent.piece_count} pieces verified, "
+                             f"{torrent.wanted.count} to download")
+        if args.save_torrent is not None:
+            save_torrent(torrent, args.save_torrent, reporter)
+        torrent.add_peers(args.peer)
+        reporter.listening(torrent.port)
     if not seed_only:
         await wait_for_goal(reactor, torrent, reporter, lambda: torrent.complete)
-        reporter.message(f"complete: {metainfo.name} verified in {directory}")
+        reporter.message(f"complete: {name} verified in {directory}")
     seed = seed_only or args.seed or args.seed_ratio is not None or args.seed_time is not None
     if seed:
         started = reactor.seconds()
