@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from txbittorrent.core.bencoding import decode_prefix, decode_spans
+from txbittorrent.core.bencoding import decode_prefix, decode_spans, encode
 from txbittorrent.errors import BencodeError, MetainfoError, UnsupportedTorrentError
 
 __all__ = [
     "MetainfoLimits", "FileEntry", "Metainfo", "parse", "parse_info", "piece_size", "sanitize_path",
+    "torrent_bytes",
 ]
 
 
@@ -475,3 +477,31 @@ def parse_info(
     if end != len(raw):
         raise MetainfoError("info", f"{len(raw) - end} trailing bytes after the dictionary")
     return parse(b"d4:info" + raw + b"e", limits)
+
+
+def torrent_bytes(info_bytes: bytes, trackers: Sequence[Sequence[str]]) -> bytes:
+    """A .torrent file for an info dictionary (fetched by BEP 9, say) and the
+    tracker tiers (a magnet's ``tr``): ``announce`` is the first tracker,
+    ``announce-list`` the tiers when there is more than one tracker, and
+    ``info`` the raw bytes spliced in verbatim, so the info hash is theirs
+    even if they are not canonical bencoding.  ``MetainfoError`` if
+    ``info_bytes`` is not exactly one bencoded dictionary."""
+    raw = bytes(info_bytes)
+    try:
+        _, end = decode_prefix(raw)
+    except BencodeError as e:
+        raise MetainfoError("info", str(e)) from None
+    if raw[:1] != b"d":
+        raise MetainfoError("info", "not a dictionary")
+    if end != len(raw):
+        raise MetainfoError("info", f"{len(raw) - end} trailing bytes after the dictionary")
+    tiers = [[url for url in tier if url] for tier in trackers]
+    tiers = [tier for tier in tiers if tier]
+    meta: dict[bytes, Any] = {}
+    if tiers:
+        meta[b"announce"] = tiers[0][0]
+        if sum(len(tier) for tier in tiers) > 1:
+            meta[b"announce-list"] = tiers
+    # Every other key sorts before "info": the canonical encoding of the rest,
+    # less its closing "e", then the info bytes as they are.
+    return encode(meta)[:-1] + b"4:info" + raw + b"e"
