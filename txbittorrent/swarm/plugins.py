@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from txbittorrent.swarm.metadata import MetadataExchange
 from txbittorrent.swarm.pex import PexExtension
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class PluginContext:
 def builtin_extensions(context: PluginContext) -> list[PeerExtension]:
     """The plug-ins every torrent runs unless ``Torrent.make_extensions`` says
     otherwise (each decides for itself whether private torrents use it)."""
-    out: list[PeerExtension] = []
+    out: list[PeerExtension] = [MetadataExchange(context)]  # BEP 9 (serves nobody if private)
     if context.config.pex and not context.private():  # BEP 11 (never private: BEP 27)
         out.append(PexExtension(context))
     return out
