@@ -28,7 +28,7 @@ from txbittorrent.core.wire.metadata import (
 from txbittorrent.core.wire.session import PeerSession
 from txbittorrent.errors import MetainfoError, RemoteProtocolError
 from txbittorrent.swarm.extensions import ExtensionError, Extensions
-from txbittorrent.swarm.metadata import SERVE_BUFFER_LIMIT, MetadataExchange
+from txbittorrent.swarm.metadata import MAX_BLOCKED, SERVE_BUFFER_LIMIT, MetadataExchange
 from txbittorrent.swarm.plugins import PluginContext
 
 NAME = b"ut_metadata"
@@ -219,6 +219,16 @@ class FetchingTests(SynchronousTestCase):
         self.assertEqual(requests(t.extensions.take()), [(2, 0), (2, 1), (2, 2)])
         t.plugin.on_handshake(a, {b"m": {NAME: 7}, b"metadata_size": len(INFO)})  # type: ignore
         self.assertEqual(t.extensions.take(), [], "its address is not asked again")
+
+    def test_blocked_addresses_bounded(self) -> None:
+        """At most MAX_BLOCKED culprits' addresses are remembered, the oldest
+        forgotten first."""
+        t = FakeTorrent()
+        t.plugin._block(FakePeer(("10.0.0.1", port)) for port in range(MAX_BLOCKED + 1))
+        for port in (1, 0):
+            peer = FakePeer(("10.0.0.1", port))
+            t.plugin.on_handshake(peer, {b"metadata_size": len(INFO)})  # type: ignore[arg-type]
+        self.assertEqual(requests(t.extensions.take()), [(0, 0), (0, 1), (0, 2)])
 
     def test_hash_failure(self) -> None:
         """Metadata failing the hash is never handed over; its sole sender is

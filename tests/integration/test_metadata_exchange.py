@@ -161,7 +161,8 @@ class MetadataExchangeTests(TestCase):
                          lambda: ltutil.describe(handle))
         pieces = -(-len(info) // METADATA_PIECE_SIZE)
         _log.info("BEP 9: libtorrent fetched {size} bytes of info ({pieces} pieces) from us "
-                  "in {meta:.3f}s after it connected (to within 5 ms)", size=len(info), pieces=pieces, meta=to_metadata)
+                  "in {meta:.3f}s after it connected (to within 5 ms)",
+                  size=len(info), pieces=pieces, meta=to_metadata)
         # libtorrent reports seeding before its disk threads have written
         # every small file: wait for them (bounded), then compare.
         lt_dir = self.path("lt")

@@ -17,7 +17,7 @@ One ``MetadataExchange`` per running torrent, registered with the swarm's
   length, a malformed message) is disconnected, by raising
   ``RemoteProtocolError`` from ``on_message``; the sole sender of metadata
   that fails the hash likewise; peers convicted later are logged.  The
-  addresses of disconnected culprits are not asked again.
+  addresses of culprits (the last ``MAX_BLOCKED``) are not asked again.
 * **Serving**, once the torrent has its metadata: our extension handshake
   carries ``metadata_size`` (``handshake_fields``) and a REQUEST is answered
   with the exact raw info bytes the info hash was computed from.  A REQUEST
@@ -34,7 +34,7 @@ through ``context.extensions.send``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
@@ -71,6 +71,9 @@ SERVE_BUFFER_LIMIT = 10 * 16 * 1024
 """Bytes waiting unsent to a peer above which its requests are rejected
 (libtorrent stops at the same 160 KiB)."""
 
+MAX_BLOCKED = 1024
+"""Addresses of culprits remembered (the oldest forgotten first)."""
+
 _log = Logger()
 
 
@@ -86,7 +89,8 @@ class MetadataExchange:
     def __init__(self, context: PluginContext) -> None:
         self._context = context
         self._fetch: MetadataFetch[ExtensionPeer] | None = None
-        self._blocked: set[Address] = set()
+        self._blocked: dict[Address, None] = {}
+        """Culprits' addresses, never asked again (an ordered set, capped)."""
         self.unusable: str | None = None
         """Why verified metadata was refused by the torrent (then nothing
         more is fetched: the info hash names metadata we cannot use)."""
@@ -171,6 +175,14 @@ class MetadataExchange:
         """The fetch in progress (None when there is none)."""
         return self._fetch
 
+    def _block(self, peers: Iterable[ExtensionPeer]) -> None:
+        blocked = self._blocked
+        for peer in peers:
+            blocked.pop(peer.address, None)
+            blocked[peer.address] = None
+        while len(blocked) > MAX_BLOCKED:
+            del blocked[next(iter(blocked))]
+
     def _pump(self, fetch: MetadataFetch[ExtensionPeer]) -> None:
         """Send the requests the fetch wants sent now."""
         send = self._context.extensions.send
@@ -185,7 +197,7 @@ class MetadataExchange:
         if isinstance(outcome, Ignored):
             return
         if isinstance(outcome, Violation):
-            self._blocked.add(peer.address)
+            self._block([peer])
             self._pump(fetch)
             raise RemoteProtocolError(f"ut_metadata: {outcome.reason}")
         if isinstance(outcome, MetadataHashFailed):
@@ -206,7 +218,7 @@ class MetadataExchange:
             "metadata from {senders} fails the info hash {info_hash}; starting over",
             senders=_names(outcome.senders.values()), info_hash=self._context.info_hash.hex(),
         )
-        self._blocked.update(p.address for p in outcome.excluded)
+        self._block(outcome.excluded)
         self._pump(fetch)
         if peer in outcome.excluded:
             raise RemoteProtocolError("ut_metadata: sent metadata that fails the info hash")
@@ -214,7 +226,7 @@ class MetadataExchange:
     def _verified(self, outcome: MetadataVerified[ExtensionPeer]) -> None:
         self._fetch = None
         if outcome.liars:
-            self._blocked.update(p.address for p in outcome.liars)
+            self._block(outcome.liars)
             _log.warn("{liars} sent metadata pieces that were wrong",
                       liars=_names(outcome.liars))
         try:
