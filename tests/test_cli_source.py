@@ -246,6 +246,9 @@ class WriteTorrentFileTests(SynchronousTestCase):
             self.assertEqual(f.read(), b"d4:infodee")
         self.assertEqual(self.calls, [(b"de", [["http://t/a"], ["udp://t:1"]])])
         self.assertEqual(os.listdir(self.root), ["x.torrent"])
+        umask = os.umask(0)
+        os.umask(umask)
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o666 & ~umask)
 
     def test_failure_cleans_up(self) -> None:
         """A rename that fails (the target is a directory) leaves no temporary file."""

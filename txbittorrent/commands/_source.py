@@ -18,14 +18,15 @@ is a ``FetchError`` (or the ``MetainfoError`` of a body that is not a
 torrent) naming the URL, which the command line prints as one line.
 
 ``write_torrent_file`` writes a .torrent made from fetched metadata
-atomically: a temporary file in the same directory, flushed and synced,
-then renamed over the target.
+atomically: a temporary file in the same directory (its mode left to the
+umask, as for any file we make), flushed and synced, then renamed over
+the target.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -249,8 +250,10 @@ def write_torrent_file(path: str, info_bytes: bytes,
     from txbittorrent.core.metainfo import torrent_bytes
 
     raw = torrent_bytes(info_bytes, trackers)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(prefix=".txbittorrent-", suffix=".part", dir=directory)
+    directory, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.part")
+    # Not tempfile.mkstemp: its 0600 would stay; 0666 lets the umask decide.
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(raw)

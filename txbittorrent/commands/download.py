@@ -201,7 +201,7 @@ async def _main(reactor: Any, args: argparse.Namespace, target: Any,
     directory = args.output
     reporter = Reporter(None, args.json, args.quiet)
     if isinstance(target, TorrentURL):
-        reporter.message(f"fetching {target.url}")
+        # No "fetching" message: a failure is to be one line on stderr.
         target = await fetch_torrent(reactor, target.url)
         priorities = _priorities(target, args.files)
     resume_path = resume_path_for(directory, target.info_hash_hex)
