@@ -24,6 +24,14 @@ LOOPBACK = "127.0.0.1"
 SIZES = {"a.bin": 300_000, "b/c.bin": 123_457}
 
 
+class NoPluginTorrent(Torrent):
+    """A torrent without BEP 10 plug-ins: it never fetches the metadata
+    itself, so the state before the metadata can be looked at."""
+
+    def make_extensions(self, context: Any) -> list[Any]:
+        return []
+
+
 class MagnetTests(TestCase):
     """Torrents without their metadata, against libtorrent."""
 
@@ -41,8 +49,8 @@ class MagnetTests(TestCase):
         self.lt_address = ltutil.endpoint(self.session)
 
     def torrent(self, source: str) -> Torrent:
-        t = Torrent(source, basedir=os.path.join(self.root, "leech"), reactor=reactor,
-                    listen_interfaces=[LOOPBACK])
+        t = NoPluginTorrent(source, basedir=os.path.join(self.root, "leech"), reactor=reactor,
+                            listen_interfaces=[LOOPBACK])
         self.addCleanup(t.close)
         return t
 
@@ -64,6 +72,7 @@ class MagnetTests(TestCase):
         yield wait_until(lambda: any("ut_metadata" in p.extensions for p in t.peers()), 20,
                          "libtorrent's extension handshake",
                          lambda: repr(t.peers()))
+        self.assertFalse(t.has_metadata)
         (peer,) = t.peers()
         self.assertEqual(peer.address, self.lt_address)
         self.assertIn("libtorrent", peer.client)
