@@ -102,7 +102,9 @@ class FakeTorrent:
             info_bytes=lambda: self.info,
             metadata_received=self.metadata_received,
             private=lambda: self.private,
+            ban=lambda peer, reason: self.banned.append((peer, reason)),
         )
+        self.banned: list[tuple[Any, str]] = []
         self.plugin = MetadataExchange(self.context)
 
     def add_peers(self, addresses: Iterable[tuple[str, int]], source: str) -> int:
@@ -247,6 +249,32 @@ class FetchingTests(SynchronousTestCase):
         for piece in range(3):
             t.answer(sent[piece][0], piece)
         self.assertEqual(t.received, [INFO])
+
+    def test_liar_among_senders_banned(self) -> None:
+        """When several peers sent a failed attempt, the one whose piece
+        differs from the verified metadata is banned through the context."""
+        t = FakeTorrent()
+        honest = t.join(1)
+        t.extensions.take()
+        t.answer(honest, 0)
+        t.answer(honest, 1)
+        t.clock.advance(60)
+        t.plugin.tick(t.clock.seconds())  # piece 2 timed out: asked of the next peer
+        liar = t.join(2)
+        t.plugin.tick(t.clock.seconds())
+        asked = requests(t.extensions.take())
+        self.assertIn((2, 2), asked)
+        t.answer(liar, 2, bytes(len(INFO)))
+        self.assertEqual((t.received, t.plugin.hash_failures), ([], 1))
+        for peer, m in t.extensions.take():
+            if isinstance(m, MetadataRequest):
+                t.answer(peer, m.piece)
+        t.plugin.tick(t.clock.seconds())
+        for peer, m in t.extensions.take():
+            if isinstance(m, MetadataRequest):
+                t.answer(peer, m.piece)
+        self.assertEqual(t.received, [INFO])
+        self.assertEqual([peer for peer, _ in t.banned], [liar])
 
     def test_unasked_data_ignored(self) -> None:
         """Data nobody asked for is ignored, without an error."""

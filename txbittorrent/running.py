@@ -156,6 +156,7 @@ class RunningTorrent:
             info_bytes=host.info_bytes,
             metadata_received=host.metadata_received,
             private=lambda: host.private,
+            ban=swarm.ban,
         )
         for extension in host.make_extensions(context):
             swarm.extensions.register(extension)

@@ -229,6 +229,8 @@ class MetadataExchange:
             self._block(outcome.liars)
             _log.warn("{liars} sent metadata pieces that were wrong",
                       liars=_names(outcome.liars))
+            for liar in outcome.liars:
+                self._context.ban(liar, "sent metadata pieces that failed the info hash")
         try:
             self._context.metadata_received(outcome.info_bytes)
         except Exception as e:

@@ -54,6 +54,8 @@ class PluginContext:
     """Hand over a fetched info dictionary whose SHA-1 is the info hash."""
     private: Callable[[], bool]
     """BEP 27: the torrent is private (known once the metadata is)."""
+    ban: Callable[[Any, str], None] = lambda peer, reason: None
+    """Ban a peer (its host and peer id) for ``reason``: it lied."""
 
 
 def builtin_extensions(context: PluginContext) -> list[PeerExtension]:

@@ -530,6 +530,10 @@ class Swarm:
     def disk_error(self, index: int, failure: Failure) -> None:
         self._observer.disk_error(index, failure)
 
+    def ban(self, peer: PeerState, reason: str) -> None:
+        """Ban a peer (a plug-in caught it lying): see ``_ban``."""
+        self._ban(peer, reason)
+
     def _ban(self, peer: PeerState, reason: str) -> None:
         """Ban the peer's host and peer id, and close every connection to either."""
         if not self._connections.ban(peer):
