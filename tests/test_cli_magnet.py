@@ -56,6 +56,8 @@ class FakeTorrent:
         self.state = "stopped"
         self.peer_list: list[Any] = []
         self.added_peers: list[tuple[str, int]] = []
+        self.peer_sources: list[str] = []
+        self.added_trackers: list[str] = []
         self.calls: list[str] = []
         self.subscribers: list[tuple[Any, Any]] = []
         self.tiers = [["http://tracker.test/announce"], ["udp://tracker.test:80"]]
@@ -84,8 +86,12 @@ class FakeTorrent:
         self.subscribers.append(entry)
         return SimpleNamespace(cancel=lambda: self.subscribers.remove(entry))
 
-    def add_peers(self, peers: Any) -> None:
+    def add_peers(self, peers: Any, source: str = "user") -> None:
         self.added_peers.extend(peers)
+        self.peer_sources.extend(source for _ in peers)
+
+    def add_tracker(self, url: str) -> None:
+        self.added_trackers.append(url)
 
     def metadata_arrives(self) -> None:
         self.calls.append("metadata")
@@ -247,11 +253,51 @@ class MagnetDownloadTests(DownloadCase):
         t.metadata_arrives()
         with open(path, "rb") as f:
             self.assertEqual(f.read(), b"d4:info" + METAINFO.info_bytes + b"e")
-        self.assertEqual(self.written, [(METAINFO.info_bytes, [
-            ["http://tracker.test/announce"], ["udp://tracker.test:80"]])])
+        trackers = [["http://tracker.test/announce"], ["udp://tracker.test:80"]]
+        self.assertEqual(self.written, [(METAINFO.info_bytes, trackers)] * 2)
         self.assertIn(f"saved {path}\n", self.err.getvalue())
         self.assertEqual(t.calls[-1], "priorities [1, 0, 0]")
         self.assertEqual(sorted(os.listdir(self.root)), [".txbittorrent", "saved.torrent"])
+
+    def test_metadata_kept(self) -> None:
+        """The fetched metadata is kept beside the resume record, with the trackers."""
+        self.main(self.args())
+        FakeTorrent.made[0].metadata_arrives()
+        kept = os.path.join(self.root, ".txbittorrent", METAINFO.info_hash_hex + ".torrent")
+        with open(kept, "rb") as f:
+            self.assertEqual(f.read(), b"d4:info" + METAINFO.info_bytes + b"e")
+
+    def keep(self, raw: bytes) -> None:
+        directory = os.path.join(self.root, ".txbittorrent")
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, METAINFO.info_hash_hex + ".torrent"), "wb") as f:
+            f.write(raw)
+
+    def test_next_run_starts_from_kept_metadata(self) -> None:
+        """A second run of the magnet starts from the kept metadata (checking
+        the data on disk, --files from the start) and still uses the
+        magnet's trackers and peers."""
+        self.keep(RAW)
+        magnet = Magnet(METAINFO.info_hash, trackers=("http://other.test/a",),
+                        peers=(("127.0.0.1", 7001),))
+        self.main(self.args("--files", "1", "--peer", "127.0.0.1:7000"), target=magnet)
+        t = FakeTorrent.made[0]
+        self.assertEqual(t.source, METAINFO)
+        self.assertEqual(t.kwargs["priorities"], [0, 0, 1])
+        self.assertEqual(t.added_trackers, ["http://other.test/a"])
+        self.assertEqual(list(zip(t.added_peers, t.peer_sources)),
+                         [(("127.0.0.1", 7000), "user"), (("127.0.0.1", 7001), "magnet")])
+        self.assertTrue(self.err.getvalue().startswith(
+            f"{METAINFO.name}: checking existing data in {self.root}\n"))
+
+    def test_kept_metadata_unusable(self) -> None:
+        """Kept metadata that is corrupt or of another torrent is ignored."""
+        other = make_torrent({"x.bin": 10}, 16 * KiB)
+        for raw in (RAW[:-5], other):
+            FakeTorrent.made = []
+            self.keep(raw)
+            self.main(self.args())
+            self.assertIs(FakeTorrent.made[0].source, MAGNET)
 
     def test_save_torrent_with_a_torrent(self) -> None:
         """--save-torrent with a .torrent writes it at once, after the check."""

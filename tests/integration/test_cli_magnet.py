@@ -30,7 +30,7 @@ from twisted.web.static import Data
 from tests.integration import ltutil
 from txbittorrent.core.metainfo import parse
 from txbittorrent.storage.create import create_torrent
-from txbittorrent.testing import make_files, same_files
+from txbittorrent.testing import make_files, same_files, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOOPBACK = ltutil.LOOPBACK
@@ -47,6 +47,13 @@ TREE = {
 
 RUN_TIMEOUT = 45.0
 """Seconds any one child may take."""
+CHILD = (
+    "import runpy, signal; "
+    "signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('txbittorrent', run_name='__main__')"
+)
+"""``python -m txbittorrent`` with Ctrl-C handled as in a terminal even when
+this process was started with SIGINT ignored (as a background job is)."""
 DEAD_TRACKER = "http://127.0.0.1:9/announce"
 """A tracker URL that refuses connections (the discard port, never served)."""
 
@@ -61,6 +68,15 @@ class Child(ProcessProtocol):
         self.running = True
         self.code: int | None = None
         """The exit status (None if killed by a signal)."""
+
+    process: Any = None
+
+    def kill(self) -> None:
+        if self.running and self.process is not None:
+            self.process.signalProcess("KILL")
+
+    def interrupt(self) -> None:
+        self.process.signalProcess("INT")
 
     def outReceived(self, data: bytes) -> None:
         self.out += data
@@ -80,7 +96,14 @@ class Child(ProcessProtocol):
         return self.err.decode("utf-8", "replace")
 
     def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.stdout().splitlines()]
+        """The JSON events written so far (a line still being written is left out)."""
+        text = self.stdout()
+        return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
+
+    def event(self, kind: str) -> dict[str, Any] | None:
+        """The last event of this kind so far."""
+        found = [e for e in self.events() if e["event"] == kind]
+        return found[-1] if found else None
 
 
 class CLITestBase(TestCase):
@@ -113,27 +136,28 @@ class CLITestBase(TestCase):
             uri += f"&x.pe={peer[0]}:{peer[1]}"
         return uri + "".join(f"&{e}" for e in extra)
 
-    async def txbt(self, *argv: str, timeout: float = RUN_TIMEOUT) -> Child:
-        """Run ``python -m txbittorrent ARGV`` to its end (killed past ``timeout``)."""
+    def spawn(self, *argv: str) -> Child:
+        """Start ``python -m txbittorrent ARGV`` (killed in cleanup if still running)."""
         child = Child()
         env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        process = reactor.spawnProcess(child, sys.executable,  # type: ignore[attr-defined]
-                                       [sys.executable, "-m", "txbittorrent", *argv],
-                                       env=env, path=ROOT)
+        child.process = reactor.spawnProcess(  # type: ignore[attr-defined]
+            child, sys.executable, [sys.executable, "-c", CHILD, *argv], env=env, path=ROOT)
+        self.addCleanup(lambda: (child.kill(), child.ended)[1])
+        return child
 
-        def kill() -> None:
-            if child.running:
-                process.signalProcess("KILL")
-
-        self.addCleanup(lambda: (kill(), child.ended)[1])
-        deadline = reactor.callLater(timeout, kill)  # type: ignore[attr-defined]
+    async def finish(self, child: Child, timeout: float = RUN_TIMEOUT) -> Child:
+        """Wait for ``child`` to exit; fail (killing it) past ``timeout``."""
+        deadline = reactor.callLater(timeout, child.kill)  # type: ignore[attr-defined]
         await child.ended
-        if deadline.active():
-            deadline.cancel()
-        else:
+        if not deadline.active():
             raise FailTest(f"still running after {timeout} s; stderr:\n{child.stderr()}"
                            f"\nstdout tail:\n{child.stdout()[-2000:]}")
+        deadline.cancel()
         return child
+
+    async def txbt(self, *argv: str, timeout: float = RUN_TIMEOUT) -> Child:
+        """Run ``python -m txbittorrent ARGV`` to its end."""
+        return await self.finish(self.spawn(*argv), timeout)
 
     def assert_exit(self, child: Child, code: int) -> None:
         self.assertEqual(child.code, code, f"stderr={child.stderr()[-2000:]!r}")
@@ -204,6 +228,50 @@ class MagnetDownloadTests(CLITestBase):
         self.assertIn(f"{parse(raw).info_hash_hex}: fetching metadata", err)
         self.assertIn("metadata received: tree, ", err)
         self.assertIn("complete: tree verified in", err)
+
+
+class MagnetInterruptTests(CLITestBase):
+    """Ctrl-C in the middle of a magnet download, then the same magnet again."""
+
+    async def test_sigint_then_resume(self) -> None:
+        """The second run starts from the metadata the first one kept, counts
+        the verified pieces and fetches only the rest."""
+        piece = 64 * KiB
+        raw = self.make_torrent({"big.bin": 3 * MiB}, piece_length=piece)
+        uri = self.magnet(raw, self.lt_seeder(raw))
+        out = self.path("out")
+        first = self.spawn("download", uri, "-o", out, "--interface", LOOPBACK, "--json",
+                           "--download-limit", "512K")
+
+        def some_pieces() -> bool:
+            if not first.running:
+                raise FailTest(f"exited early: {first.stderr()}")
+            progress = first.event("progress")
+            return progress is not None and progress["pieces"] >= 8
+
+        await wait_until(some_pieces, RUN_TIMEOUT, "a few pieces")
+        first.interrupt()
+        await self.finish(first, 10)
+        self.assert_exit(first, 130)
+        stopped = first.event("stopped")
+        assert stopped is not None, first.stdout()
+        had = stopped["pieces"]
+        self.assertTrue(8 <= had < 48, had)
+        kept = os.path.join(out, ".txbittorrent", parse(raw).info_hash_hex + ".torrent")
+        with open(kept, "rb") as f:
+            self.assertEqual(parse(f.read()).info_hash, parse(raw).info_hash)
+
+        second = await self.txbt("download", uri, "-o", out, "--interface", LOOPBACK,
+                                 "--json")
+        self.assert_exit(second, 0)
+        self.assertEqual(same_files(self.path("seed", "tree"), os.path.join(out, "tree"),
+                                    ["big.bin"]), [])
+        texts = [e["text"] for e in second.events() if e["event"] == "message"]
+        self.assertIn(f"{had}/48 pieces verified, {48 - had} to download", texts)
+        self.assertIsNone(second.event("metadata_received"))
+        last = second.event("progress")
+        assert last is not None
+        self.assertLessEqual(last["downloaded"], (48 - had + 2) * piece)
 
 
 class InfoFetchTests(CLITestBase):

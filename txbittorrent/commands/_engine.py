@@ -164,6 +164,13 @@ def resume_path_for(directory: str, info_hash_hex: str) -> str:
     return os.path.join(directory, ".txbittorrent", f"{info_hash_hex}.resume")
 
 
+def metadata_path_for(directory: str, info_hash_hex: str) -> str:
+    """Where ``download`` keeps the metadata it fetched for a magnet, so that
+    the next run of the same magnet starts as from the .torrent (and its
+    resume record counts)."""
+    return os.path.join(directory, ".txbittorrent", f"{info_hash_hex}.torrent")
+
+
 def format_address(address: tuple[str, int]) -> str:
     """('::1', 6881) -> '[::1]:6881'; ('127.0.0.1', 6881) -> '127.0.0.1:6881'."""
     host, port = address[0], address[1]

@@ -5,7 +5,10 @@ URL of a .torrent (see ``_source``).  A URL is fetched once the reactor
 runs.  A magnet starts without its metadata: the progress line says
 "fetching metadata (n peers)" until the info dictionary arrives from peers,
 then ``--files`` applies, ``--save-torrent`` writes the .torrent, and the
-download goes on as for a .torrent.
+download goes on as for a .torrent.  The fetched metadata is kept beside
+the resume record (``DIR/.txbittorrent/INFOHASH.torrent``): the next run of
+the same magnet into DIR starts from it, checks what is on disk and fetches
+only what is missing (the magnet's trackers and peers are still used).
 
 Exits 0 once every wanted piece is verified (and any seeding goal is met).
 Ctrl-C stops cleanly: trackers hear ``stopped`` and the resume record is
@@ -23,6 +26,7 @@ from txbittorrent.commands._engine import (
     Reporter,
     add_engine_options,
     check_discovery_options,
+    metadata_path_for,
     parse_file_selection,
     resume_path_for,
     start_logging,
@@ -42,8 +46,8 @@ from txbittorrent.commands._source import (
     write_torrent_file,
 )
 from txbittorrent.core.magnet import Magnet
-from txbittorrent.core.metainfo import Metainfo
-from txbittorrent.errors import LocalProtocolError
+from txbittorrent.core.metainfo import DEFAULT_LIMITS, Metainfo, parse
+from txbittorrent.errors import LocalProtocolError, MetainfoError
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("download", help="download a torrent into a directory")
@@ -76,6 +80,18 @@ def save_torrent(torrent: Any, path: str, reporter: Reporter) -> None:
     """Write ``torrent``'s metadata and trackers to ``path`` (atomically)."""
     write_torrent_file(path, torrent.info_bytes(), torrent_trackers(torrent))
     reporter.message(f"saved {path}")
+
+
+def cached_metainfo(directory: str, magnet: Magnet) -> Metainfo | None:
+    """The metadata an earlier run fetched for ``magnet`` into ``directory``,
+    if it is there, whole and of that info hash."""
+    path = metadata_path_for(directory, magnet.info_hash_hex)
+    try:
+        with open(path, "rb") as f:
+            metainfo = parse(f.read(DEFAULT_LIMITS.max_torrent_size + 1))
+    except (OSError, MetainfoError):
+        return None
+    return metainfo if metainfo.info_hash == magnet.info_hash else None
 
 
 def _label(target: Any) -> str:
@@ -200,10 +216,16 @@ async def _main(reactor: Any, args: argparse.Namespace, target: Any,
 
     directory = args.output
     reporter = Reporter(None, args.json, args.quiet)
+    magnet: Magnet | None = None  # one whose metadata an earlier run kept
     if isinstance(target, TorrentURL):
         # No "fetching" message: a failure is to be one line on stderr.
         target = await fetch_torrent(reactor, target.url)
         priorities = _priorities(target, args.files)
+    elif isinstance(target, Magnet):
+        cached = cached_metainfo(directory, target)
+        if cached is not None:
+            magnet, target = target, cached
+            priorities = _priorities(cached, args.files)
     resume_path = resume_path_for(directory, target.info_hash_hex)
     os.makedirs(os.path.dirname(resume_path), exist_ok=True)
     torrent = Torrent(
@@ -219,6 +241,9 @@ async def _main(reactor: Any, args: argparse.Namespace, target: Any,
         upload_limit=args.upload_limit,
         **torrent_settings(args),
     )
+    if magnet is not None:
+        for url in magnet.trackers:
+            torrent.add_tracker(url)  # a no-op for one it has
     reporter.torrent = torrent
     torrent.add_observer(reporter)
 
@@ -276,6 +301,8 @@ async def _main(reactor: Any, args: argparse.Namespace, target: Any,
         metainfo = torrent.metainfo
         assert metainfo is not None
         name = metainfo.name
+        write_torrent_file(metadata_path_for(directory, metainfo.info_hash_hex),
+                           metainfo.info_bytes, torrent_trackers(torrent))
         if args.save_torrent is not None:
             save_torrent(torrent, args.save_torrent, reporter)
         priorities = _priorities(metainfo, args.files)
@@ -295,6 +322,8 @@ async def _main(reactor: Any, args: argparse.Namespace, target: Any,
         if args.save_torrent is not None:
             save_torrent(torrent, args.save_torrent, reporter)
         torrent.add_peers(args.peer)
+        if magnet is not None and magnet.peers:
+            torrent.add_peers(list(magnet.peers), source="magnet")
         reporter.listening(torrent.port)
     if not seed_only:
         await wait_for_goal(reactor, torrent, reporter, lambda: torrent.complete)
