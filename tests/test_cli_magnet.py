@@ -436,8 +436,8 @@ class ReporterMetadataTests(SynchronousTestCase):
         """Ticks every second until the event; fires in its turn; no timer or
         subscription is left."""
         ticks: list[bool] = []
-        reporter = SimpleNamespace(tick=lambda final=False: ticks.append(final))
-        d = _engine.wait_for_metadata(self.reactor, self.torrent, reporter)  # type: ignore[arg-type]
+        reporter: Any = SimpleNamespace(tick=lambda final=False: ticks.append(final))
+        d = _engine.wait_for_metadata(self.reactor, self.torrent, reporter)
         self.reactor.advance(1)
         self.reactor.advance(1)
         self.assertNoResult(d)

@@ -220,6 +220,21 @@ class FetchTorrentTests(SynchronousTestCase):
                          "Connection was refused by other side: 111")
 
 
+class WriteRealTorrentTests(SynchronousTestCase):
+    """``write_torrent_file`` over the real ``torrent_bytes``."""
+
+    def test_round_trip(self) -> None:
+        """The file parses back to the same info (verbatim) and the trackers."""
+        path = os.path.join(self.mktemp() + ".torrent")
+        m = parse(RAW)
+        trackers = [["http://t/a", "http://t/b"], ["udp://t:1"]]
+        _source.write_torrent_file(path, m.info_bytes, trackers)
+        with open(path, "rb") as f:
+            again = parse(f.read())
+        self.assertEqual((again.info_hash, again.info_bytes), (m.info_hash, m.info_bytes))
+        self.assertEqual(again.trackers, (("http://t/a", "http://t/b"), ("udp://t:1",)))
+
+
 class WriteTorrentFileTests(SynchronousTestCase):
     """``write_torrent_file``: a .torrent of the info and trackers, atomically."""
 
