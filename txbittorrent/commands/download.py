@@ -49,6 +49,7 @@ from txbittorrent.core.magnet import Magnet
 from txbittorrent.core.metainfo import DEFAULT_LIMITS, Metainfo, parse
 from txbittorrent.errors import LocalProtocolError, MetainfoError
 
+
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("download", help="download a torrent into a directory")
     p.add_argument("torrent", metavar="TORRENT_ID", help=TORRENT_ID_HELP)
