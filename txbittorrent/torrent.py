@@ -151,6 +151,7 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         one (filter by ``info_hash``), else a bus of its own."""
         self._subscriptions: dict[int, tuple[Any, Subscription]] = {}
         self._deadlines = DeadlineBook()
+        self._checking = False
         self._complete_waiters: list[Deferred[Torrent]] = []
         self._uploaded_before = 0
         self._downloaded_before = 0
@@ -204,23 +205,56 @@ class Torrent(TorrentAccessors, TorrentStreaming):
 
     def set_metainfo(self, metainfo: Metainfo) -> None:
         """The info dictionary arrived (BEP 9) for a torrent made from a
-        magnet link or an info hash: set up the files and, if running,
-        start transferring pieces."""
+        magnet link or an info hash: set up the files; if running, check
+        what is on disk (or load the resume record), then transfer pieces.
+        Stopped, the next ``start`` checks."""
         if self._data is not None:
             raise LocalProtocolError("this torrent has its metadata already")
         if metainfo.info_hash != self.infohash:
             raise LocalProtocolError("the metadata is of another torrent")
-        self._data = data = self._make_data(metainfo)
-        # Stopped: the next start checks what is on disk.  Running: pieces
-        # already on disk are fetched again (a check first is in TODO).
-        data.have_known = self._run is not None
-        if self._run is not None:
-            self._run.attach_data(data)
-            self._deadlines.attach(self._run.swarm)
-            self._refresh_state()
+        self._data = self._make_data(metainfo)
         self._publish(MetadataReceived(
             self.infohash, metainfo.name, metainfo.piece_count, metainfo.total_length
         ))
+        if self._run is not None:
+            d = self._steps.run(self._attach_checked)
+            d.addErrback(lambda f: _log.failure("checking {name} failed", f, name=self.name))
+
+    @inlineCallbacks
+    def _attach_checked(self) -> Any:
+        """Check the data, then give it to the running swarm (a life-cycle
+        step: a stop() waits for it)."""
+        run, data = self._run, self._data
+        if run is None or data is None:
+            return None  # stopped meanwhile: the next start checks
+        yield self._verify(data)
+        if self._run is not run:
+            return None
+        run.attach_data(data)
+        self._deadlines.attach(run.swarm)
+        if self.resume_path is not None:
+            run.every(self.config.resume_save_interval, self._periodic_save)
+        self._refresh_state()
+        self._check_complete()
+        return None
+
+    @inlineCallbacks
+    def _verify(self, data: TorrentData) -> Any:
+        """Learn what of the data is on disk, if that is not known yet: the
+        resume record (and a check of what it cannot vouch for) or a check."""
+        data.ensure_store()
+        if data.have_known:
+            return None
+        self._checking = True
+        self._set_state(TorrentState.CHECKING)
+        try:
+            if self.resume_path is not None:
+                yield data.load_resume()
+            else:
+                yield data.hashcheck()
+        finally:
+            self._checking = False
+        return None
 
     @property
     def session(self) -> Session | None:
@@ -441,7 +475,9 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         run = self._run
         if run is None:
             return
-        if run.swarm.paused:
+        if self._checking:
+            self._set_state(TorrentState.CHECKING)
+        elif run.swarm.paused:
             self._set_state(TorrentState.PAUSED)
         elif self._data is None:
             self._set_state(TorrentState.METADATA)
@@ -491,19 +527,12 @@ class Torrent(TorrentAccessors, TorrentStreaming):
                 self._run.swarm.resume()
                 self._refresh_state()
             return None
-        data = self._data
-        if data is not None:
-            data.ensure_store()
-            if not data.have_known:
-                self._set_state(TorrentState.CHECKING)
-                try:
-                    if self.resume_path is not None:
-                        yield data.load_resume()
-                    else:
-                        yield data.hashcheck()
-                except BaseException:
-                    self._set_state(TorrentState.STOPPED)
-                    raise
+        if self._data is not None:
+            try:
+                yield self._verify(self._data)
+            except BaseException:
+                self._set_state(TorrentState.STOPPED)
+                raise
         run = yield self._launch()
         self._run = run
         self._deadlines.attach(run.swarm)

@@ -114,9 +114,26 @@ class MagnetTests(TestCase):
         yield wait_until(lambda: t.complete, 30, "the download",
                          lambda: f"left={t.left} peers={t.peers()!r}")
         self.assertEqual(t.peers()[0].address, self.lt_address, "the same connection")
-        self.assertEqual(states, ["metadata", "downloading", "seeding"])
+        self.assertEqual(states, ["metadata", "checking", "downloading", "seeding"])
         yield t.stop()
         for name in SIZES:
             with open(os.path.join(self.root, "leech", "tree", name), "rb") as f:
                 self.assertEqual(f.read(), self.data[name], name)
+
+    @inlineCallbacks
+    def test_data_already_on_disk_is_checked(self) -> Any:
+        """A running magnet torrent whose files are already on disk checks
+        them once the metadata arrives, and seeds without downloading."""
+        make_files(os.path.join(self.root, "leech", "tree"), SIZES)  # the same bytes
+        host, port = self.lt_address
+        t = Torrent(f"magnet:?xt=urn:btih:{self.info_hash.hex()}&x.pe={host}:{port}",
+                    basedir=os.path.join(self.root, "leech"), reactor=reactor,
+                    listen_interfaces=[LOOPBACK])
+        self.addCleanup(t.close)
+        states: list[str] = []
+        t.subscribe(lambda e: states.append(str(e.new)), kinds="state_changed")
+        yield t.start()
+        yield wait_until(lambda: t.seed, 20, "the check", lambda: f"{t.state} left={t.left}")
+        self.assertEqual(t.downloaded, 0)
+        self.assertEqual(states, ["metadata", "checking", "seeding"])
 
