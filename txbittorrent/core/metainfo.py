@@ -396,8 +396,15 @@ def parse(raw: bytes | bytearray | memoryview, limits: MetainfoLimits = DEFAULT_
     if not isinstance(info, dict):
         raise MetainfoError("info", "not a dictionary")
     start, end = spans[b"info"]
-    info_bytes = raw[start:end]
+    return _from_info(meta, info, raw[start:end], limits)
 
+
+def _from_info(
+    meta: dict[bytes, Any], info: dict[bytes, Any], info_bytes: bytes, limits: MetainfoLimits
+) -> Metainfo:
+    """The ``Metainfo`` of a decoded info dictionary (whose raw bytes are
+    ``info_bytes``) inside the decoded top level ``meta`` (``{}`` for a bare
+    info dictionary fetched from peers)."""
     has_v1 = b"pieces" in info
     has_v2 = info.get(b"meta version") == 2 or b"file tree" in info
     if not has_v1:
@@ -468,15 +475,15 @@ def parse_info(
         raise MetainfoError(
             "info", f"{len(raw)} bytes exceed the limit of {limits.max_torrent_size}"
         )
-    try:
-        _, end = decode_prefix(raw)
-    except BencodeError as e:
-        raise MetainfoError("info", str(e)) from None
     if not raw or raw[0] != 0x64:
         raise MetainfoError("info", "not a dictionary")
+    try:
+        info, end = decode_prefix(raw)
+    except BencodeError as e:
+        raise MetainfoError("info", str(e)) from None
     if end != len(raw):
         raise MetainfoError("info", f"{len(raw) - end} trailing bytes after the dictionary")
-    return parse(b"d4:info" + raw + b"e", limits)
+    return _from_info({}, info, raw, limits)
 
 
 def torrent_bytes(info_bytes: bytes, trackers: Sequence[Sequence[str]]) -> bytes:
