@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
@@ -226,11 +228,11 @@ class FixtureTests(SynchronousTestCase):
         )
 
 
-def _query(method: bytes, args: dict[bytes, object], tid: object = b"aa") -> bytes:
+def _query(method: bytes, args: Mapping[bytes, object], tid: object = b"aa") -> bytes:
     return encode({b"t": tid, b"y": b"q", b"q": method, b"a": args})
 
 
-def _response(r: dict[bytes, object], **top: object) -> bytes:
+def _response(r: Mapping[bytes, object], **top: object) -> bytes:
     return encode({b"t": b"aa", b"y": b"r", b"r": r, **{k.encode(): v for k, v in top.items()}})
 
 

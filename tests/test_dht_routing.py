@@ -403,6 +403,7 @@ class PersistenceTests(SynchronousTestCase):
 
     def test_malformed(self) -> None:
         """Malformed state raises ResumeDataError."""
+        state: object
         for state in (
             None,
             [],

@@ -116,7 +116,7 @@ class PeerStoreTests(SynchronousTestCase):
         """Bounds must be positive."""
         for options in ({"max_peers": 0}, {"max_info_hashes": 0}, {"lifetime": 0.0}):
             with self.assertRaises(ValueError):
-                PeerStore(**options)  # type: ignore[arg-type]
+                PeerStore(**options)
 
     @given(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 40), st.integers(0, 500)),
                     max_size=400))
@@ -185,4 +185,4 @@ class SourceRateLimitTests(SynchronousTestCase):
         """Rates and bounds must be positive."""
         for args in ({"rate": 0.0}, {"burst": 0.5}, {"max_sources": 0}, {"global_rate": 0.0}):
             with self.assertRaises(ValueError):
-                SourceRateLimit(**args)  # type: ignore[arg-type]
+                SourceRateLimit(**args)

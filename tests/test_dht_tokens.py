@@ -99,4 +99,4 @@ class TokenTests(SynchronousTestCase):
         self.assertEqual(len(Tokens(random.Random(1), length=4).token(IP, HASH, 0.0)), 4)
         for options in ({"length": 3}, {"length": 21}, {"interval": 0.0}):
             with self.assertRaises(ValueError):
-                Tokens(random.Random(1), **options)  # type: ignore[arg-type]
+                Tokens(random.Random(1), **options)
