@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Union
 
 from txbittorrent.core.bencoding import Limits, decode, encode
@@ -182,7 +182,7 @@ class ErrorReply(_Envelope):
     """``y = e``: the query failed; ``code`` is usually an ``ErrorCode``."""
 
     code: int
-    message: str = field(default="")
+    message: str = ""
 
 
 Query = Union[PingQuery, FindNodeQuery, GetPeersQuery, AnnouncePeerQuery]
