@@ -9,6 +9,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from txbittorrent.core.tracker.announce import AnnounceResponse
+from txbittorrent.eventtypes import DHTReady
 from txbittorrent.events import (
     EVENT_TYPES,
     Complete,
@@ -76,6 +77,7 @@ def one_of_each(info_hash: bytes = IH1) -> list[TorrentEvent]:
         DiskError.from_failure(info_hash, 9, boom()),
         MetadataReceived(info_hash, "ubuntu.iso", 10, 163840),
         Complete(info_hash),
+        DHTReady(info_hash, 12),
     ]
 
 
@@ -90,6 +92,7 @@ class EventTypesTests(SynchronousTestCase):
                 "torrent_added", "torrent_removed", "state_changed", "progress",
                 "piece_passed", "piece_failed", "peer_connected", "peer_lost", "peer_banned",
                 "tracker_reply", "tracker_error", "disk_error", "metadata_received", "complete",
+                "dht_ready",
             ]),
         )
         self.assertEqual(sorted(e.kind for e in one_of_each()), sorted(EVENT_TYPES))

@@ -45,7 +45,7 @@ __all__ = [
     "TorrentEvent", "TorrentAdded", "TorrentRemoved", "StateChanged", "Progress",
     "PiecePassed", "PieceFailed", "PeerConnected", "PeerLost", "PeerBanned",
     "TrackerReply", "TrackerError", "DiskError", "MetadataReceived", "Complete",
-    "EVENT_TYPES", "PIECE_FAILURE_REASONS",
+    "DHTReady", "EVENT_TYPES", "PIECE_FAILURE_REASONS",
 ]
 
 PIECE_FAILURE_REASONS = frozenset({"hash", "missing"})
@@ -260,12 +260,22 @@ class Complete(TorrentEvent):
     kind: ClassVar[str] = "complete"
 
 
+@dataclass(frozen=True, slots=True)
+class DHTReady(TorrentEvent):
+    """The session's DHT node joined the DHT (BEP 5): its first lookup of its
+    own id got answers and ``node_count`` nodes are in its routing tables.
+    A session-wide event: ``info_hash`` is ``b""``."""
+
+    kind: ClassVar[str] = "dht_ready"
+    node_count: int
+
+
 EVENT_TYPES: dict[str, type[TorrentEvent]] = {
     cls.kind: cls
     for cls in (
         TorrentAdded, TorrentRemoved, StateChanged, Progress, PiecePassed, PieceFailed,
         PeerConnected, PeerLost, PeerBanned, TrackerReply, TrackerError, DiskError,
-        MetadataReceived, Complete,
+        MetadataReceived, Complete, DHTReady,
     )
 }
 """Every event type by its ``kind``."""
