@@ -563,12 +563,15 @@ class MainTests(SynchronousTestCase):
                          "--peer", "127.0.0.1:7000")
         self.main(args, priorities=[1, 0])
         t = FakeTorrent.made[0]
+        session_config = t.kwargs.pop("session_config")
         self.assertEqual(t.kwargs, {
             "basedir": "out", "port": 6881, "reactor": self.reactor,
             "resume_path": os.path.join("out", ".txbittorrent", "ab" * 20 + ".resume"),
             "priorities": [1, 0], "listen_interfaces": ["127.0.0.1"], "max_peers": 9,
             "download_limit": MiB, "upload_limit": 2 * KiB,
         })
+        self.assertEqual(session_config.dht.state_path,  # the DHT node's state by the data
+                         os.path.join("out", ".txbittorrent", "dht.state"))
         self.assertEqual(t.added_peers, [("127.0.0.1", 7000)])
         self.assertEqual(t.calls, ["start"])
 

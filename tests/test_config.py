@@ -9,6 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from txbittorrent.config import SwarmConfig, TorrentConfig, TrackerConfig
 from txbittorrent.core.metainfo import MetainfoLimits
+from txbittorrent.session import SessionConfig
 from txbittorrent.testing import FakeReactor, make_torrent
 from txbittorrent.torrent import Torrent
 
@@ -33,7 +34,7 @@ class FromOptionsTests(SynchronousTestCase):
                        tracker=tracker, limits=limits, disk_threads=1, hash_workers=3,
                        resume_save_interval=5.0, progress_interval=0.5,
                        max_metadata_size=1024, pex=False, dht=False,
-                       listen_interfaces=("::1",))
+                       listen_interfaces=("::1",), session_config=SessionConfig())
         config = TorrentConfig.from_options(None, options)
         self.assertEqual(config, TorrentConfig(**options))  # type: ignore[arg-type]
         self.assertEqual({f.name for f in dataclasses.fields(TorrentConfig)}, set(options))

@@ -12,11 +12,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from txbittorrent.core.metainfo import MetainfoLimits
 from txbittorrent.swarm.config import SwarmConfig
 from txbittorrent.tracker.config import TrackerConfig
+
+if TYPE_CHECKING:
+    from txbittorrent.session import SessionConfig
 
 __all__ = ["TorrentConfig", "TrackerConfig", "SwarmConfig"]
 
@@ -53,6 +56,9 @@ class TorrentConfig:
     dht: bool = True
     """Announce to and look peers up in the session's DHT node, if it runs
     one (BEP 5; never for private torrents)."""
+    session_config: SessionConfig | None = None
+    """The settings of the session a torrent without a shared one makes for
+    itself (its DHT node among them: ``SessionConfig.dht``); None: the defaults."""
 
     def swarm_config(self) -> SwarmConfig:
         """``swarm`` with ``max_peers`` applied."""

@@ -7,7 +7,10 @@ runs, and nothing else: the ``Session`` (shared, or one of its own that it
 starts and stops), the ``Swarm`` (made for the info hash alone, and given
 the data with ``attach_data`` as soon as the metadata is known, which may be
 at once), the ``Announcer`` (always made, so trackers can be added to a
-torrent that had none), and its timers (resume saves, progress events).
+torrent that had none), the ``TorrentDHT`` (when the session runs a DHT
+node, ``TorrentConfig.dht`` is on and the torrent is not private: its
+rounds of get_peers and announce_peer, and the swarm's PORT messages), and
+its timers (resume saves, progress events).
 
 It decides nothing about pieces, peers or trackers: the swarm, the
 announcer and the torrent's data do.  ``launch`` builds and starts
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from twisted.internet.defer import Deferred, DeferredList, fail, inlineCallbacks
 from twisted.internet.task import LoopingCall
 
+from txbittorrent.dht.torrent import TorrentDHT
 from txbittorrent.interfaces import Address
 from txbittorrent.peer.throttle import Throttle
 from txbittorrent.session import Session
@@ -125,6 +129,8 @@ class RunningTorrent:
         )
         self.loops: list[LoopingCall] = []
         self.completed_sent = False
+        self.dht: TorrentDHT | None = None
+        """The torrent's DHT rounds, if it uses the session's DHT node."""
 
     @classmethod
     @inlineCallbacks
@@ -162,9 +168,27 @@ class RunningTorrent:
             swarm.extensions.register(extension)
         if data is not None:
             run.attach_data(data)
+        run.use_dht()
         session.add_host(swarm)
         swarm.start()
+        if run.dht is not None:
+            run.dht.start()
         return run
+
+    def use_dht(self) -> None:
+        """Join the session's DHT node, if it runs one and the torrent may
+        (``TorrentConfig.dht``, not private: BEP 27): PORT messages both ways
+        and a ``TorrentDHT``."""
+        node, host = self.session.dht, self.host
+        if node is None or not node.running or not host.config.dht or host.private:
+            return
+        swarm, session = self.swarm, self.session
+        swarm.dht_port = node.port
+        swarm.on_dht_port = node.add_node
+        self.dht = TorrentDHT(
+            node, host.info_hash, self.clock, add_peers=swarm.add_peers,
+            listen_port=lambda: session.port, private=lambda: host.private,
+        )
 
     def attach_data(self, data: TorrentData) -> None:
         """The metadata is known: pieces move from now on, and connected
@@ -212,6 +236,8 @@ class RunningTorrent:
             if loop.running:
                 loop.stop()
         self.loops = []
+        if self.dht is not None:
+            self.dht.stop()
         waits = [self.swarm.stop(), self.announcer.stop()]
         yield DeferredList(waits, consumeErrors=True)
         self.session.remove_host(self.swarm)

@@ -15,6 +15,10 @@ A ``Session`` owns what the torrents of one client share:
   charged by every link along with its torrent's own;
 * the ``LinkGroup`` of live links, with the one coarse timer that checks
   their timeouts and keep-alives (see ``peerprotocol``);
+* the DHT node (``dht``, BEP 5), when ``SessionConfig.dht.enabled``: on
+  the session's UDP sockets (or on sockets of its own when
+  ``DHTConfig.port`` names another port), started and stopped with the
+  session; it publishes ``DHTReady`` on ``events``;
 * the thread pool (``threadpool``, ``SessionConfig.disk_threads`` threads)
   in which every torrent sharing the session reads, hashes and writes, so a
   thousand torrents make a handful of threads, not thousands.  It is made
@@ -68,6 +72,9 @@ from txbittorrent.errors import LocalProtocolError
 from txbittorrent.interfaces import Address, PeerHost
 from txbittorrent.peer.links import LinkConfig, LinkGroup, normalize_host
 from txbittorrent.peer.protocol import PeerProtocol
+from txbittorrent.dht.bootstrap import resolve_with_reactor
+from txbittorrent.dht.config import DHTConfig
+from txbittorrent.dht.node import DHTNode
 from txbittorrent.eventtypes import TorrentAdded, TorrentRemoved
 from txbittorrent.events import EventBus
 from txbittorrent.net.tcp import (
@@ -113,6 +120,8 @@ class SessionConfig:
     disk_threads: int = 6
     """Threads of the pool shared by the session's torrents for disk I/O and
     hashing (writes to one file go one at a time whatever this is)."""
+    dht: DHTConfig = field(default_factory=DHTConfig)
+    """The DHT node (BEP 5): off unless ``dht.enabled``."""
 
 
 class _Listener(ServerFactory):
@@ -155,10 +164,13 @@ class Session:
         listen_port: int = 0,
         listen_interfaces: Sequence[str] = DEFAULT_INTERFACES,
         config: SessionConfig | None = None,
+        *,
+        events: EventBus | None = None,
     ) -> None:
         """``reactor`` (``IReactorTCP`` and ``IReactorTime``; the global one,
         resolved by ``start``, if None).  ``listen_interfaces`` may be empty:
-        no listening, outgoing connections only."""
+        no listening, outgoing connections only.  ``events``: the bus to
+        publish on (default: a new one)."""
         if not 0 <= listen_port <= 0xFFFF:
             raise ValueError(f"listen_port out of range: {listen_port}")
         self.config = config if config is not None else SessionConfig()
@@ -183,11 +195,13 @@ class Session:
         """Makes the endpoint an outgoing connection goes through:
         ``(reactor, address, timeout) -> IStreamClientEndpoint`` (plain TCP
         by default; an encrypting, uTP or proxy endpoint could go here)."""
-        self.events = EventBus()
+        self.events = events if events is not None else EventBus()
         """Every event of the session's torrents (``events.EventBus``)."""
         self._torrents: dict[bytes, Torrent] = {}
         self._udp: DatagramMux | None = None
         self._udp_tracker: UDPTrackerClient | None = None
+        self._dht: DHTNode | None = None
+        self._dht_udp: DatagramMux | None = None
         self._pool: ThreadPool | None = None
         self._pool_trigger: Any = None
         self._pool_reactor: Any = None
@@ -212,6 +226,8 @@ class Session:
             return fail(e)
         self.port = self._tcp.port
         self._state = _RUNNING
+        if self.config.dht.enabled:
+            self._start_dht()
         return succeed(None)
 
     def stop(self) -> Deferred[None]:
@@ -221,6 +237,12 @@ class Session:
             return self._links.when_empty() if self._links is not None else succeed(None)
         self._state = _STOPPED
         waits: list[Deferred[Any]] = self._tcp.close() if self._tcp is not None else []
+        dht, self._dht = self._dht, None
+        if dht is not None:
+            waits.append(dht.stop())
+        dht_udp, self._dht_udp = self._dht_udp, None
+        if dht_udp is not None:
+            waits.append(dht_udp.stop())
         udp_tracker, self._udp_tracker = self._udp_tracker, None
         if udp_tracker is not None:
             waits.append(udp_tracker.stop())
@@ -270,6 +292,41 @@ class Session:
             client.start()
             self._udp_tracker = client
         return client
+
+    # -- the DHT node ------------------------------------------------------------------
+
+    @property
+    def dht(self) -> DHTNode | None:
+        """The session's DHT node while it runs one (``SessionConfig.dht``)."""
+        return self._dht
+
+    def _start_dht(self) -> None:
+        """Start the DHT node: on ``udp``, or on sockets of its own when
+        ``DHTConfig.port`` is another number.  A port that cannot be bound
+        leaves the session without a DHT (logged), not without a session."""
+        cfg = self.config.dht
+        try:
+            if cfg.port is None or cfg.port == self.port:
+                mux = self.udp
+            else:
+                interface4, interface6 = interfaces_for(
+                    self.listen_interfaces or DEFAULT_INTERFACES
+                )
+                mux = DatagramMux(
+                    self._reactor, port=cfg.port, interface4=interface4, interface6=interface6
+                )
+                mux.start()
+                self._dht_udp = mux
+        except Exception as e:  # the DHT is an extra: the session goes on without
+            _log.warn("no DHT: its UDP socket could not be bound ({error})", error=e)
+            return
+        resolver = getattr(self._reactor, "nameResolver", None)
+        node = DHTNode(
+            mux, cfg, reactor=self._reactor, events=self.events,
+            resolve=resolve_with_reactor(self._reactor) if resolver is not None else None,
+        )
+        node.start()
+        self._dht = node
 
     # -- the registry of torrents -------------------------------------------------------
 

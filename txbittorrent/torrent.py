@@ -192,8 +192,11 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         kwargs: dict[str, Any] = {}
         if interfaces is not None:
             kwargs["listen_interfaces"] = interfaces
+        config = self.config.session_config
         return Session(
-            reactor=self._reactor, listen_port=self._port, config=SessionConfig(), **kwargs
+            reactor=self._reactor, listen_port=self._port,
+            config=config if config is not None else SessionConfig(), events=self.events,
+            **kwargs,
         )
 
     # -- the metadata ----------------------------------------------------------------

@@ -148,8 +148,7 @@ def dht_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The session's DHT node settings the command line gives (only those
     given): ``enabled`` (--dht/--no-dht), ``port`` (--dht-port: an int,
     0 for any) and ``bootstrap_nodes`` (--dht-bootstrap: a tuple of
-    ``(host, port)``).  Not wired yet: the Session's DHT settings are to
-    come (see the issue 9 report)."""
+    ``(host, port)``); ``session_config`` makes them a ``SessionConfig``."""
     settings: dict[str, Any] = {}
     if args.dht is not None:
         settings["enabled"] = args.dht
@@ -158,6 +157,22 @@ def dht_settings(args: argparse.Namespace) -> dict[str, Any]:
     if args.dht_bootstrap:
         settings["bootstrap_nodes"] = tuple(args.dht_bootstrap)
     return settings
+
+
+def session_config(args: argparse.Namespace, state_path: str | None = None) -> Any:
+    """The ``SessionConfig`` of the command's own session: its DHT node on
+    unless --no-dht (the library's default is off), with ``dht_settings``
+    and ``state_path`` (where the node keeps its id and routing table)."""
+    from txbittorrent.dht.config import DHTConfig
+    from txbittorrent.session import SessionConfig
+
+    dht = DHTConfig.from_settings(state_path=state_path, **dht_settings(args))
+    return SessionConfig(dht=dht)
+
+
+def dht_state_path_for(directory: str) -> str:
+    """Where ``download`` and ``seed`` keep the DHT node's state."""
+    return os.path.join(directory, ".txbittorrent", "dht.state")
 
 
 def resume_path_for(directory: str, info_hash_hex: str) -> str:

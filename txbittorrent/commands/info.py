@@ -23,6 +23,7 @@ from txbittorrent.commands._engine import (
     add_discovery_options,
     check_discovery_options,
     parse_peer,
+    session_config,
     torrent_settings,
 )
 from txbittorrent.commands._react import react
@@ -197,7 +198,8 @@ async def fetch_metadata(reactor: Any, magnet: Magnet, args: argparse.Namespace)
 
     workdir = tempfile.mkdtemp(prefix="txbittorrent-info-")
     torrent = Torrent(magnet, basedir=workdir, reactor=reactor,
-                      listen_interfaces=args.interface, **torrent_settings(args))
+                      listen_interfaces=args.interface, session_config=session_config(args),
+                      **torrent_settings(args))
 
     def cleanup(_: object = None) -> object:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -77,6 +77,8 @@ class PeerEvents:
         self._connections = connections
         self._close = close
         self._downloader: Downloader | None = None
+        self.dht_port: Callable[[PeerState], None] | None = None
+        """Hears each peer whose PORT message (BEP 5) set its ``dht_port``."""
         self.handlers: dict[type, Handler] = {
             PeerChoked: self._on_choked,
             PeerInterested: interested,
@@ -129,6 +131,8 @@ class PeerEvents:
 
     def _on_dht_port(self, peer: PeerState, event: DHTPort) -> None:
         peer.dht_port = event.port
+        if self.dht_port is not None:
+            self.dht_port(peer)
 
     def _extension_call(self, peer: PeerState, call: Callable[..., object], *args: Any) -> None:
         """Hand an extension event to its plug-in; a plug-in's complaint

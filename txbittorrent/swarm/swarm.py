@@ -62,6 +62,7 @@ from txbittorrent import __version__
 from txbittorrent.swarm.addressbook import AddressBook
 from txbittorrent.core.transfer.completion import BitfieldView, Completion
 from txbittorrent.core.wire.events import BlockReceived, PeerInterested
+from txbittorrent.core.wire.messages import make_reserved
 from txbittorrent.core.layout import Layout
 from txbittorrent.core.metainfo import Metainfo
 from txbittorrent.core.wire.session import PeerSession
@@ -167,6 +168,12 @@ class Swarm:
         self.download_throttle = download_throttle
         self.listen_port: int | None = None
         """Our listening port, for the ``p`` of our extension handshake (set by the Torrent)."""
+        self.dht_port: int | None = None
+        """Our DHT node's UDP port (BEP 5), set by the torrent when the session
+        runs a node: our handshake then says so, and peers that run one too
+        hear a PORT message after our bitfield."""
+        self.on_dht_port: Callable[[Address], object] | None = None
+        """Hears ``(peer host, port)`` for each PORT message a peer sends."""
         self.layout: Layout | None = None
         self.extensions = Extensions()
         """The BEP 10 plug-ins (``ut_metadata``, ``ut_pex``...): register before ``start``."""
@@ -192,6 +199,7 @@ class Swarm:
         self._events = PeerEvents(
             cfg, self.extensions, self._connections, self._close, self._on_interested
         )
+        self._events.dht_port = self._on_dht_port
         self._handlers = self._events.handlers  # (one lookup less in peer_event)
 
     @property
@@ -242,7 +250,7 @@ class Swarm:
             self._close(peer, f"protocol error: {e}")
             return
         self._downloader.set_depth(peer, peer.depth)
-        data = session.send_bitfield(self._have)
+        data = session.send_bitfield(self._have) + self._port_message(session)
         if session.extended:  # the plug-ins' fields may have changed (metadata_size)
             session.extension_handshake.update(
                 {k.encode() if isinstance(k, str) else k: v
@@ -421,6 +429,7 @@ class Swarm:
             piece_length_of=layout.piece_size if layout is not None else None,
             max_peer_requests=self.config.max_peer_requests,
             extension_handshake=handshake,
+            reserved=make_reserved(dht=bool(self.dht_port)),
         )
 
     def peer_connected(self, link: PeerLink) -> bool:
@@ -445,7 +454,9 @@ class Swarm:
         self._peers[link] = peer
         self._by_id[peer.peer_id] = peer
         self._connections.connected(link)
-        data = session.send_bitfield(self._have) if self._have is not None else b""
+        data = b""
+        if self._have is not None:  # (PORT after the bitfield: BEP 6 wants that first)
+            data = session.send_bitfield(self._have) + self._port_message(session)
         if session.extended:
             try:  # BEP 10: tell the peer the address we see it at
                 session.extension_handshake[b"yourip"] = ip_address(link.address[0]).packed
@@ -475,6 +486,15 @@ class Swarm:
         if peer is not None and peer.serve_due and self._uploader is not None:
             peer.serve_due = False
             self._uploader.serve(peer)
+
+    def _port_message(self, session: PeerSession) -> bytes:
+        """PORT with our DHT node's port, if we run one and so does the peer."""
+        return session.send_port(self.dht_port) if self.dht_port and session.dht else b""
+
+    def _on_dht_port(self, peer: PeerState) -> None:
+        port = peer.dht_port
+        if self.on_dht_port is not None and port:
+            self.on_dht_port((peer.address[0], port))
 
     def _on_interested(self, peer: PeerState, event: PeerInterested) -> None:
         """A free upload slot goes to a newly interested peer at once."""
