@@ -21,28 +21,35 @@ from txbittorrent.dht.config import DHTConfig
 from txbittorrent.dht.node import DHTNode
 
 LOOPBACK = "127.0.0.1"
+LOOPBACK6 = "::1"
 
 
 class FakeMux:
-    """One node's UDP socket on a ``FakeNetwork``."""
+    """One node's UDP sockets on a ``FakeNetwork``: IPv4 at ``address``,
+    and IPv6 at ``address6`` if given."""
 
-    def __init__(self, network: FakeNetwork, address: Address) -> None:
+    def __init__(self, network: FakeNetwork, address: Address,
+                 address6: Address | None = None) -> None:
         self.network = network
         self.address = address
+        self.address6 = address6
         self.consumers: list[tuple[Callable[[bytes], bool], Callable[[bytes, Address], None]]] = []
         self.sent: list[tuple[bytes, Address]] = []
         self.received: list[tuple[bytes, Address]] = []
 
     @property
     def families(self) -> frozenset[int]:
-        return frozenset({4})
+        return frozenset({4, 6} if self.address6 is not None else {4})
 
     def local_address(self, family: int) -> tuple[str, int] | None:
-        return self.address if family == 4 else None
+        return self.address if family == 4 else self.address6
 
     def send(self, data: bytes, address: Address) -> None:
+        source = self.address6 if ":" in address[0] else self.address
+        if source is None:
+            raise OSError("no IPv6 socket")
         self.sent.append((data, address))
-        self.network.carry(data, self.address, address)
+        self.network.carry(data, source, address)
 
     def add_consumer(self, predicate: Callable[[bytes], bool],
                      consumer: Callable[[bytes, Address], None]) -> None:
@@ -78,11 +85,13 @@ class FakeNetwork:
         self.carried = 0
         self._next_port = 7000
 
-    def mux(self, port: int | None = None) -> FakeMux:
+    def mux(self, port: int | None = None, ipv6: bool = False) -> FakeMux:
         if port is None:
             port, self._next_port = self._next_port, self._next_port + 1
-        mux = FakeMux(self, (LOOPBACK, port))
+        mux = FakeMux(self, (LOOPBACK, port), (LOOPBACK6, port) if ipv6 else None)
         self.muxes[mux.address] = mux
+        if mux.address6 is not None:
+            self.muxes[mux.address6] = mux
         return mux
 
     def carry(self, data: bytes, source: Address, destination: Address) -> None:
@@ -105,14 +114,17 @@ def loopback_config(**fields: Any) -> DHTConfig:
     return DHTConfig(enabled=True, **fields)
 
 
-def make_nodes(network: FakeNetwork, count: int, seed: int = 1,
+def make_nodes(network: FakeNetwork, count: int, seed: int = 1, ipv6: bool = False,
                **fields: Any) -> list[DHTNode]:
-    """``count`` started nodes; each joins through the first (which has no router)."""
+    """``count`` started nodes; each joins through the first (which has no
+    router), by IPv4 and, with ``ipv6``, by IPv6 too."""
     nodes = []
     for n in range(count):
-        mux = network.mux()
+        mux = network.mux(ipv6=ipv6)
         if n:
-            fields["bootstrap_nodes"] = (nodes[0].transport.local_address(4),)
+            first = nodes[0].transport
+            fields["bootstrap_nodes"] = tuple(
+                a for a in (first.local_address(4), first.local_address(6)) if a is not None)
         node = DHTNode(mux, loopback_config(**fields), reactor=network.clock,
                        rng=random.Random(seed * 1000 + n))
         node.start()

@@ -213,6 +213,24 @@ class JoinTests(NodeTestCase):
         self.assertEqual(len(results), 1)
         self.assertEqual(results[0].responses, 2)
 
+    def test_when_ready(self) -> None:
+        """when_ready fires with the node count on joining; a cancelled wait is
+        forgotten (joining later does not fire it again)."""
+        nodes = make_nodes(self.network, 2)
+        self.addCleanup(nodes[0].stop)
+        late = self.node(bootstrap_nodes=(nodes[0].transport.local_address(4),))
+        waits = [late.when_ready(), late.when_ready()]
+        fired: list[object] = []
+        waits[0].addCallback(fired.append)
+        waits[1].addErrback(lambda f: fired.append("cancelled"))
+        waits[1].cancel()
+        late.start()
+        settle(self.clock, 1)
+        self.assertEqual(fired, ["cancelled", late.node_count()])
+        now: list[int] = []
+        late.when_ready().addCallback(now.append)  # joined: at once
+        self.assertEqual(now, [late.node_count()])
+
     def test_public_routers_never_tried_on_loopback(self) -> None:
         """A node bound to loopback only does not resolve or contact the
         public routers (the default bootstrap nodes)."""
@@ -345,3 +363,49 @@ class PersistenceTests(NodeTestCase):
         dht.start()
         self.assertEqual(len(dht.node_id), 20)
         self.assertEqual(dht.node_count(), 0)
+
+
+class DualStackTests(NodeTestCase):
+    """BEP 32: IPv4 and IPv6 in separate tables, searches over both."""
+
+    def test_two_tables(self) -> None:
+        """Nodes with both families join in both; each table holds its family
+        only; a search walks both and finds an IPv6 peer and an IPv4 one."""
+        nodes = make_nodes(self.network, 5, ipv6=True)
+        for node in nodes:
+            self.addCleanup(node.stop)
+        settle(self.clock, 10, 0.05)
+        for node in nodes:
+            self.assertEqual((node.node_count(4), node.node_count(6)), (4, 4))
+            self.assertTrue(all(":" in n.address[0] for n in node.families[6].table.nodes()))
+            self.assertTrue(all(":" not in n.address[0] for n in node.families[4].table.nodes()))
+        announced = self.results(nodes[1].announce(INFO_HASH, 6881))
+        settle(self.clock, 1, 0.05)
+        self.assertGreater(announced[0].announced, 4)  # to nodes of both families
+        found = self.results(nodes[3].get_peers(INFO_HASH))
+        settle(self.clock, 1, 0.05)
+        self.assertEqual(set(found[0].peers), {("127.0.0.1", 6881), ("::1", 6881)})
+
+    def test_ipv6_query_answered_from_ipv6_table(self) -> None:
+        """A find_node over IPv6 is answered with nodes6 from the IPv6 table;
+        asking with want n4 gives IPv4 nodes too."""
+        nodes = make_nodes(self.network, 3, ipv6=True)
+        for node in nodes:
+            self.addCleanup(node.stop)
+        settle(self.clock, 10, 0.05)
+        remote = self.network.mux(ipv6=True)
+        target = nodes[0].transport.local_address(6)
+        remote.send(encode_message(FindNodeQuery(
+            transaction_id=b"f6", node_id=REMOTE_ID, target=b"\x00" * 20)), target)  # type: ignore[arg-type]
+        remote.send(encode_message(FindNodeQuery(
+            transaction_id=b"fb", node_id=b"\xdd" * 20, target=b"\x00" * 20,
+            want=(b"n4", b"n6"))), target)  # type: ignore[arg-type]
+        settle(self.clock, 0.1)
+        replies = {m.transaction_id: m for m in (decode_message(d) for d, _ in remote.received)}
+        six = replies[b"f6"]
+        assert isinstance(six, Response)
+        self.assertIsNone(six.nodes)
+        self.assertTrue(six.nodes6 and all(":" in n.address[0] for n in six.nodes6))
+        both = replies[b"fb"]
+        assert isinstance(both, Response)
+        self.assertTrue(both.nodes and both.nodes6)

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
@@ -53,12 +53,12 @@ from txbittorrent.core.dht.tokens import Tokens
 from txbittorrent.dht.bootstrap import Reachability, Resolve, resolve_bootstrap
 from txbittorrent.dht.config import DHTConfig
 from txbittorrent.dht.family import Family, NodeStats
-from txbittorrent.dht.rpc import Exchange, Sent, family_of
+from txbittorrent.dht.rpc import DatagramTransport, Exchange, Sent, family_of
 from txbittorrent.dht.search import LookupResult, OnPeers, Search, Walk
 from txbittorrent.dht.state import NodeState, load_state, save_state
 from txbittorrent.errors import LocalProtocolError, ResumeDataError, StorageError
 from txbittorrent.eventtypes import DHTReady
-from txbittorrent.net.udp import Consumer, is_krpc
+from txbittorrent.net.udp import is_krpc
 
 __all__ = ["DHTNode", "DatagramTransport", "VERSION", "MAINTENANCE_INTERVAL", "MAX_SEARCHES"]
 
@@ -74,21 +74,6 @@ MAX_QUEUED = 1024
 """Searches waiting; beyond that a search fails at once."""
 JOIN_RETRY = (5.0, 15.0, 60.0, 300.0)
 """Seconds before joining again after a join got no answer, then each further failure."""
-
-
-class DatagramTransport(Protocol):
-    """What the node uses of ``net.udp.DatagramMux``."""
-
-    @property
-    def families(self) -> frozenset[int]: ...
-
-    def local_address(self, family: int) -> tuple[str, int] | None: ...
-
-    def send(self, data: bytes, address: Address) -> None: ...
-
-    def add_consumer(self, predicate: Callable[[bytes], bool], consumer: Consumer) -> None: ...
-
-    def remove_consumer(self, consumer: Consumer) -> None: ...
 
 
 class DHTNode:
@@ -250,10 +235,11 @@ class DHTNode:
         return sum(len(f.table) for n, f in self.families.items() if family in (None, n))
 
     def when_ready(self) -> Deferred[int]:
-        """Fires with the node count once the node has joined (at once if it has)."""
+        """Fires with the node count once the node has joined (at once if it
+        has); cancel it to stop waiting."""
         if self.ready:
             return succeed(self.node_count())
-        d: Deferred[int] = Deferred()
+        d: Deferred[int] = Deferred(self._ready_waiters.remove)  # cancel: forgotten
         self._ready_waiters.append(d)
         return d
 

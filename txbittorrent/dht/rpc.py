@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from twisted.logger import Logger
 
@@ -55,9 +55,9 @@ if TYPE_CHECKING:
     import random
 
     from txbittorrent.dht.config import DHTConfig
-    from txbittorrent.dht.node import DatagramTransport
+    from txbittorrent.net.udp import Consumer
 
-__all__ = ["Exchange", "Sent", "family_of"]
+__all__ = ["Exchange", "Sent", "family_of", "DatagramTransport"]
 
 _log = Logger()
 
@@ -65,6 +65,21 @@ _log = Logger()
 def family_of(address: Address) -> int:
     """4 or 6, from a canonical host."""
     return 6 if ":" in address[0] else 4
+
+
+class DatagramTransport(Protocol):
+    """What the node uses of ``net.udp.DatagramMux``."""
+
+    @property
+    def families(self) -> frozenset[int]: ...
+
+    def local_address(self, family: int) -> tuple[str, int] | None: ...
+
+    def send(self, data: bytes, address: Address) -> None: ...
+
+    def add_consumer(self, predicate: Callable[[bytes], bool], consumer: Consumer) -> None: ...
+
+    def remove_consumer(self, consumer: Consumer) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,6 +88,7 @@ class TorrentDHT:
         self.history: deque[LookupResult] = deque(maxlen=HISTORY)
         self._empty_rounds = 0
         self._timer: Any = None
+        self._waiting: Any = None
         self._in_round = False
         self._running = False
 
@@ -104,9 +105,11 @@ class TorrentDHT:
             self._schedule(0.0)
             return
         self._schedule(self.start_wait)
-        self.node.when_ready().addCallback(lambda _: self._ready())
+        self._waiting = self.node.when_ready()
+        self._waiting.addCallbacks(lambda _: self._ready(), lambda _: None)
 
     def _ready(self) -> None:
+        self._waiting = None
         # At once, unless a round under way or done already found peers.
         if self._running and not self._in_round and (self.last is None or not self.last.peers):
             self._schedule(0.0)
@@ -115,6 +118,9 @@ class TorrentDHT:
         """No more rounds; peers of the round under way are not handed on."""
         self._running = False
         self._cancel()
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            waiting.cancel()
 
     def _cancel(self) -> None:
         timer, self._timer = self._timer, None
