@@ -17,6 +17,9 @@ found only through the DHT.
   completes.
 * A restart: our node saves its id and table, and a new node started from
   that file (with no bootstrap router at all) joins through the saved nodes.
+* The command line: ``download INFO_HASH --dht-bootstrap 127.0.0.1:PORT``
+  finds the libtorrent seeder through the DHT, completes, and keeps the
+  node's state in ``DIR/.txbittorrent/dht.state``.
 
 Each test is bounded well under a minute; the seconds each step took and
 the lookups' queries are logged (trial's test.log) and printed.
@@ -24,6 +27,7 @@ the lookups' queries are logged (trial's test.log) and printed.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -36,6 +40,7 @@ from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
 from tests.integration import ltutil
+from tests.integration.test_cli_magnet import TREE, CLITestBase
 from txbittorrent import Torrent
 from txbittorrent.core.metainfo import parse
 from txbittorrent.dht.config import DHTConfig
@@ -107,6 +112,35 @@ def lt_dht_nodes(session: Any) -> int:
         return int(session.status().dht_nodes)
 
 
+def introduce(sessions: list[tuple[Any, int]]) -> float:
+    """Every libtorrent session learns every other's DHT node; the seconds
+    until each knows them all."""
+    for session, port in sessions:
+        for _, other in sessions:
+            if other != port:
+                session.add_dht_node((LOOPBACK, other))
+    need = len(sessions) - 1
+    return ltutil.wait_for(lambda: all(lt_dht_nodes(s) >= need for s, _ in sessions),
+                           20, "the libtorrent DHT nodes to know each other",
+                           lambda: repr([lt_dht_nodes(s) for s, _ in sessions]))
+
+
+def wait_announced(sessions: list[tuple[Any, int]], info_hash: bytes) -> float:
+    """Wait until some libtorrent node stored an announce of ``info_hash``."""
+    lt = ltutil.lt
+    seen: list[Any] = []
+
+    def announced() -> bool:
+        for session, _ in sessions:
+            for alert in session.pop_alerts():
+                if isinstance(alert, lt.dht_announce_alert) and \
+                        bytes(alert.info_hash.to_bytes()) == info_hash:
+                    seen.append(alert)
+        return bool(seen)
+
+    return ltutil.wait_for(announced, 20, "an announce stored in the libtorrent DHT")
+
+
 def ours_config(bootstrap: list[tuple[str, int]], **fields: Any) -> SessionConfig:
     """Our session's settings: a DHT node joining through ``bootstrap``,
     generous rate limits (every libtorrent node is 127.0.0.1)."""
@@ -132,33 +166,6 @@ class DHTTests(TestCase):
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.root, *parts)
-
-    def introduce(self, sessions: list[tuple[Any, int]]) -> float:
-        """Every libtorrent session learns every other's DHT node; the seconds
-        until each knows them all."""
-        for session, port in sessions:
-            for _, other in sessions:
-                if other != port:
-                    session.add_dht_node((LOOPBACK, other))
-        need = len(sessions) - 1
-        return ltutil.wait_for(lambda: all(lt_dht_nodes(s) >= need for s, _ in sessions),
-                               20, "the libtorrent DHT nodes to know each other",
-                               lambda: repr([lt_dht_nodes(s) for s, _ in sessions]))
-
-    def wait_announced(self, sessions: list[tuple[Any, int]], info_hash: bytes) -> float:
-        """Wait until some libtorrent node stored an announce of ``info_hash``."""
-        lt = ltutil.lt
-        seen: list[Any] = []
-
-        def announced() -> bool:
-            for session, _ in sessions:
-                for alert in session.pop_alerts():
-                    if isinstance(alert, lt.dht_announce_alert) and \
-                            bytes(alert.info_hash.to_bytes()) == info_hash:
-                        seen.append(alert)
-            return bool(seen)
-
-        return ltutil.wait_for(announced, 20, "an announce stored in the libtorrent DHT")
 
     def ours(self, source: Any, basedir: str, bootstrap_port: int,
              upload_limit: float | None = None, **fields: Any) -> Torrent:
@@ -188,11 +195,11 @@ class DHTTests(TestCase):
         libtorrent seeder with get_peers, fetches the metadata and every byte."""
         seeder, seeder_port = lt_dht_session(self)
         dht = self.nodes + [(seeder, seeder_port)]
-        self.introduce(dht)
+        introduce(dht)
         handle = ltutil.add_torrent(seeder, self.raw, self.path("seed"))
         ltutil.wait_until_seeding(handle, 20)
         handle.force_dht_announce()
-        announced_in = self.wait_announced(self.nodes, self.metainfo.info_hash)
+        announced_in = wait_announced(self.nodes, self.metainfo.info_hash)
         t = self.ours(self.metainfo.info_hash.hex(), self.path("leech"), self.nodes[0][1],
                       state_path=self.path("leech", "dht.state"))
         started = time.monotonic()
@@ -219,7 +226,7 @@ class DHTTests(TestCase):
         """DHT only: our seeder announces itself; a libtorrent leecher given only
         the info hash finds it through its DHT and completes."""
         lt = ltutil.lt
-        self.introduce(self.nodes)
+        introduce(self.nodes)
         # Rate limited, so that libtorrent is still connected to us when we look
         # at how it found us (it drops a seed once it seeds itself).
         t = self.ours(self.raw, self.path("seed"), self.nodes[0][1], upload_limit=SLOW)
@@ -270,7 +277,7 @@ class DHTTests(TestCase):
     def test_restart_uses_saved_table(self) -> Any:
         """A node saved on stop restarts with its id and nodes and joins
         through them, with no bootstrap router at all."""
-        self.introduce(self.nodes)
+        introduce(self.nodes)
         state = self.path("dht.state")
 
         def node(bootstrap: tuple[tuple[str, int], ...]) -> tuple[DHTNode, DatagramMux]:
@@ -299,5 +306,40 @@ class DHTTests(TestCase):
         self.assertGreaterEqual(count, LT_NODES)
         line = (f"restart from the saved table: ready in {elapsed:.3f} s with {count} nodes, "
                 f"{second.stats.queries_sent} queries")
+        _log.info("{line}", line=line)
+        print(f"\n  {line}")
+
+
+class CommandLineDHTTests(CLITestBase):
+    """``download`` finds its peers through the DHT."""
+
+    async def test_download_bare_hash_through_dht(self) -> None:
+        """A bare info hash, no peer given: the seeder comes from the DHT
+        (joined through --dht-bootstrap), every byte arrives, and the node's
+        state is kept for the next run."""
+        raw = self.make_torrent()
+        metainfo = parse(raw)
+        nodes = [lt_dht_session(self) for _ in range(LT_NODES)]
+        seeder, seeder_port = lt_dht_session(self)
+        dht = nodes + [(seeder, seeder_port)]
+        introduce(dht)
+        handle = ltutil.add_torrent(seeder, raw, self.path("seed"))
+        ltutil.wait_until_seeding(handle, 20)
+        handle.force_dht_announce()
+        wait_announced(nodes, metainfo.info_hash)
+        out = self.path("out")
+        started = time.monotonic()
+        child = await self.txbt("download", metainfo.info_hash_hex, "-o", out,
+                                "--interface", LOOPBACK, "--json",
+                                "--dht-bootstrap", f"{LOOPBACK}:{nodes[0][1]}", timeout=DEADLINE)
+        elapsed = time.monotonic() - started
+        self.assert_exit(child, 0)
+        self.assert_same(out, list(TREE))
+        connected = [e["address"] for e in child.events() if e["event"] == "peer_connected"]
+        self.assertEqual(connected, [f"{LOOPBACK}:{seeder_port}"])
+        with open(os.path.join(out, ".txbittorrent", "dht.state"), "rb") as f:
+            state = json.load(f)
+        self.assertGreaterEqual(len(state["tables"]["4"]["nodes"]), LT_NODES)
+        line = f"CLI download through the DHT: {elapsed:.2f} s including the process start"
         _log.info("{line}", line=line)
         print(f"\n  {line}")
