@@ -409,3 +409,26 @@ class DualStackTests(NodeTestCase):
         both = replies[b"fb"]
         assert isinstance(both, Response)
         self.assertTrue(both.nodes and both.nodes6)
+
+
+class MaintenanceTests(NodeTestCase):
+    """Pings of questionable nodes and bucket refreshes, on the clock."""
+
+    def test_refresh_and_ping(self) -> None:
+        """After 15 quiet minutes a bucket is refreshed by a find_node, and
+        nodes not heard from are pinged; stopping during a refresh is quiet."""
+        nodes = make_nodes(self.network, 4)
+        for node in nodes:
+            self.addCleanup(node.stop)
+        settle(self.clock, 10, 0.05)
+        dht = nodes[1]
+        sent = len(dht.transport.sent)  # type: ignore[attr-defined]
+        lookups = dht.stats.lookups
+        self.clock.advance(15 * 60)  # quiet: every node questionable, every bucket stale
+        self.clock.advance(5)
+        kinds = [getattr(decode_message(d), "method", b"reply")
+                 for d, _ in dht.transport.sent[sent:]]  # type: ignore[attr-defined]
+        self.assertIn(b"ping", kinds)
+        self.assertIn(b"find_node", kinds)
+        dht.stop()  # refreshes under way fail without an unhandled error
+        self.assertGreaterEqual(dht.stats.lookups, lookups)

@@ -419,5 +419,7 @@ class DHTNode:
                 self.exchange.ping(node.address, node.node_id)
             for target in family.table.refresh_due(now, self._rng):
                 if len(self._searches) < MAX_SEARCHES // 2:
-                    self._search(Search(target, LookupKind.FIND_NODE, now), (number,))
+                    refresh = Search(target, LookupKind.FIND_NODE, now)
+                    refresh.deferred.addErrback(lambda _: None)  # (the node stopped)
+                    self._search(refresh, (number,))
             family.store.expire(now)
