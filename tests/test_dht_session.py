@@ -62,10 +62,12 @@ class SessionDHTTests(SynchronousTestCase):
         reply = decode_message(port.written[-1][0])
         assert isinstance(reply, Response)
         self.assertEqual(reply.node_id, node.node_id)
+        self.reactor.advance(12)  # the join times out; the maintenance runs
+        self.assertEqual(node.stats.timeouts, 1)
         session.stop()
         self.assertIsNone(session.dht)
         self.assertFalse(node.running)
-        self.assertEqual(self.reactor.udp_ports, [])
+        self.assertEqual((self.reactor.udp_ports, self.reactor.getDelayedCalls()), ([], []))
 
     def test_own_port(self) -> None:
         """dht.port names another port: the node gets sockets of its own there."""
