@@ -40,7 +40,7 @@ from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
 from tests.integration import ltutil
-from tests.integration.test_cli_magnet import TREE, CLITestBase
+from tests.integration.clibase import TREE, CLITestBase
 from txbittorrent import Torrent
 from txbittorrent.core.metainfo import parse
 from txbittorrent.dht.config import DHTConfig
