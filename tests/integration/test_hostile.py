@@ -19,19 +19,27 @@ dials every 0.5 s and retries after 1, 2, 4... s (instead of 10, 30...), so
 the gate costs a second, and the hostile peers are redialled (and attack
 again) every second or so.
 
-Figures (seconds, memory, largest reactor gap) are printed for each test.
+The DHT test runs the leecher in a session of ours with a DHT node, and
+floods that node with KRPC queries and bogus datagrams from 250 loopback
+source addresses (127.0.1.x: a per-source rate limit must see many hosts)
+while an honest node pings it from 127.0.0.9.
+
+Figures (seconds, memory, largest reactor gap; the DHT flood's counters)
+are printed for each test.  Three tests are marked ``todo``: they fail on
+library weaknesses described in their ``todo`` strings.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks
 from twisted.internet.task import Clock, LoopingCall
 from twisted.internet.testing import StringTransport
 from twisted.logger import Logger
@@ -60,6 +68,17 @@ from txbittorrent.core.wire.metadata import (
     serve_piece,
 )
 from txbittorrent.core.wire.pex import MAX_ENTRIES, MAX_MESSAGE_SIZE, decode_pex
+from txbittorrent.core.dht.krpc import (
+    AnnouncePeerQuery,
+    GetPeersQuery,
+    KRPCError,
+    Response,
+    decode_message,
+    encode_message,
+)
+from txbittorrent.core.dht.storage import MAX_INFO_HASHES, MAX_PEERS
+from txbittorrent.dht.config import DHTConfig
+from txbittorrent.session import Session, SessionConfig
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.swarm.config import SwarmConfig
 from txbittorrent.testing import make_files, make_torrent, same_files, wait_until
@@ -68,6 +87,9 @@ from txbittorrent.testing.hostile import (
     METADATA,
     OUR_IDS,
     HostileFactory,
+    KRPCFlood,
+    KRPCPinger,
+    krpc_bogus,
     LieAboutSize,
     RejectAll,
     Script,
@@ -93,6 +115,12 @@ WATCH_INTERVAL = 0.01
 PEER_ID = b"-TX0100-hostile-test"
 """Our leecher's peer id: what tells its connections to a hostile peer
 from the seeder's (see ``HostilePeerTests.ours``)."""
+
+DHT_SOURCES = 250
+"""Source addresses of the DHT flood (127.0.1.1 to 127.0.1.250)."""
+DHT_FLOOD_SECONDS = 3.0
+HONEST_HOST = "127.0.0.9"
+"""Where the honest DHT node pings from (its own host for the rate limit)."""
 
 SWARM = SwarmConfig(connect_interval=0.5, reconnect_backoff=(1.0, 2.0, 4.0, 8.0, 16.0))
 """Quick redials: the gate costs a second, hostile peers come back often."""
@@ -288,26 +316,35 @@ class HostilePeerTests(TestCase):
         gate: Callable[[], object] | None = None,
         metadata_timeout: float = 60.0,
         late_seeder: bool = False,
+        session: Session | None = None,
+        on_start: Callable[[], object] | None = None,
+        before_finish: Callable[[Torrent], Deferred[Any]] | None = None,
     ) -> Generator[Deferred[Any], Any, Run]:
         """Our leecher, from a magnet naming every hostile peer (first) and
         the libtorrent seeder, downloads the torrent; with ``gate``, the
         seeder is paused until ``gate()`` is true.  With ``late_seeder`` the
         magnet names only the hostile peers, and the seeder is added once
-        ``gate()`` is true, as if a tracker had named it.  Checks the bytes,
-        the memory and the reactor; returns what it saw."""
+        ``gate()`` is true, as if a tracker had named it.  ``session``: the
+        leecher's (else it makes its own); ``on_start()`` is called once the
+        watch runs, just before the leecher starts; ``before_finish(t)`` is
+        waited for after completion, still watched.  Checks the bytes, the
+        memory and the reactor; returns what it saw."""
         handle, seeder = self.lt_seeder(paused=gate is not None and not late_seeder)
         peers = tuple((LOOPBACK, self.port_of(f)) for f in self.factories.values())
         if not late_seeder:
             peers += (seeder,)
         magnet = Magnet(self.metainfo.info_hash, peers=peers).to_uri()
         t = Torrent(magnet, basedir=os.path.join(self.root, "leech"), reactor=reactor,
-                    listen_interfaces=[LOOPBACK], swarm=SWARM, dht=False, peer_id=PEER_ID)
+                    listen_interfaces=[LOOPBACK], swarm=SWARM, dht=session is not None,
+                    peer_id=PEER_ID, session=session)
         self.addCleanup(t.close)
         banned: list[tuple[str, int]] = []
         t.subscribe(lambda e: banned.append(tuple(e.address)), kinds="peer_banned")
         watch = Watch(reactor)
         self.addCleanup(watch.stop)
         watch.start()
+        if on_start is not None:
+            on_start()
         started = time.monotonic()
         yield t.start()
         if gate is not None:
@@ -324,6 +361,8 @@ class HostilePeerTests(TestCase):
                          lambda: f"left={t.left} peers={[p.address for p in t.peers()]}")
         to_complete = time.monotonic() - started
         live = {name: [p.live for p in self.ours(name)] for name in self.factories}
+        if before_finish is not None:
+            yield before_finish(t)
         figures = watch.stop()
         yield t.stop()
         self.assertEqual(same_files(os.path.join(self.root, "seed", "tree"),
@@ -566,6 +605,88 @@ class HostilePeerTests(TestCase):
         print(f"  the storm of {len(storm)} extension handshakes drew {asked} metadata requests")
         self.assertLessEqual(asked, 4 * len(storm))
 
+    # -- (f) a DHT query flood and bogus KRPC datagrams ----------------------------------
+
+    @inlineCallbacks
+    def test_dht_flood(self) -> Generator[Deferred[Any], Any, None]:
+        """Our session's DHT node (its default rate limits) takes a flood of
+        KRPC queries (ping, find_node, get_peers, announce_peer with forged
+        and with real tokens, each from a new node id) and bogus datagrams
+        from 250 loopback source addresses for 3 s, while our leecher
+        downloads from the seeder: an honest node pinging it from its own
+        address four times a second is still answered, the node's table,
+        store and rate limiter stay within their bounds, nothing raises."""
+        session = Session(reactor, listen_interfaces=[LOOPBACK], config=SessionConfig(
+            dht=DHTConfig(enabled=True, bootstrap_nodes=())))
+        yield session.start()
+        self.addCleanup(session.stop)
+        node = session.dht
+        assert node is not None and node.port is not None
+        target = (LOOPBACK, node.port)
+        flood = KRPCFlood(target, clock=reactor, rng=random.Random(9))
+        for i in range(DHT_SOURCES):
+            port = reactor.listenUDP(0, flood.source(), interface=f"127.0.1.{i + 1}")
+            self.addCleanup(port.stopListening)
+        honest = KRPCPinger(target, clock=reactor)
+        port = reactor.listenUDP(0, honest, interface=HONEST_HOST)
+        self.addCleanup(port.stopListening)
+        self.addCleanup(flood.stop)
+        self.addCleanup(honest.stop)
+        flooding: list[Deferred[None]] = []
+        after: list[float] = []
+
+        def start() -> None:
+            flooding.append(flood.start(DHT_FLOOD_SECONDS))
+            honest.start()
+
+        @inlineCallbacks
+        def finish(t: Torrent) -> Generator[Deferred[Any], Any, None]:
+            yield flooding[0]
+            honest.stop()
+            during = (honest.pings, len(honest.rtts))
+            rtt = yield wait_for_deferred(honest.ping(), 2.0, "a ping after the flood")
+            after.append(rtt)
+            self.assertGreaterEqual(during[1], during[0] * 0.9,
+                                    f"honest pings answered during the flood: {during}")
+
+        yield self.download(session=session, on_start=start, before_finish=finish)
+        stats = node.stats
+        rtts = sorted(honest.rtts)
+        table = node.node_count()
+        store = node.families[4].store
+        limiter = node.exchange.ratelimit
+        line = (f"flood: {flood.sent} datagrams ({dict(flood.sent_by_kind)}), "
+                f"{flood.bytes_sent / MiB:.1f} MiB in {DHT_FLOOD_SECONDS:.0f} s, "
+                f"{flood.replies} replies, errors {flood.errors}, {flood.announced} announces "
+                f"stored; node: {stats}; table {table} nodes, store {len(store)} info hashes / "
+                f"{store.peer_count} peers, limiter {len(limiter)} hosts; honest pings "
+                f"{len(honest.rtts)}/{honest.pings} answered, median "
+                f"{rtts[len(rtts) // 2] * 1000:.1f} ms, max {rtts[-1] * 1000:.1f} ms, after "
+                f"the flood {after[0] * 1000:.1f} ms")
+        print(f"  {line}")
+        _log.info("{line}", line=line)
+        self.assertEqual(stats.errors, 0)
+        self.assertGreater(stats.rate_limited, 0)
+        self.assertGreater(stats.malformed, 0)
+        self.assertGreater(flood.announced, 0)
+        self.assertLessEqual(table, 160 * 8)
+        self.assertLessEqual(len(store), MAX_INFO_HASHES)
+        self.assertLessEqual(store.peer_count, MAX_PEERS)
+        self.assertLessEqual(len(limiter), node.config.max_sources)
+
+
+def wait_for_deferred(d: Deferred[Any], timeout: float, what: str) -> Deferred[Any]:
+    """``d``'s result, or a ``FailTest`` naming ``what`` after ``timeout`` seconds."""
+    from twisted.trial.unittest import FailTest
+
+    def expired(failure: Any) -> Any:
+        if failure.check(CancelledError):
+            raise FailTest(f"timed out after {timeout} s waiting for {what}")
+        return failure
+
+    d.addTimeout(timeout, reactor)
+    return d.addErrback(expired)
+
 
 # -- the hostile peer itself, without a network -----------------------------------------------------
 
@@ -683,6 +804,54 @@ class HostilePeerUnitTests(SynchronousTestCase):
         self.assertNotEqual(other, info)
         self.assertEqual(decode(other).keys(), decode(info).keys())
 
+    def test_krpc_bogus_is_refused(self) -> None:
+        """The core's KRPC codec refuses every krpc_bogus datagram (a reply
+        owed for four readable queries) but three well-formed ones: a
+        get_peers wanting 4,000 families, and a reply and an error nobody
+        asked for."""
+        owed, readable = 0, []
+        for datagram in krpc_bogus(random.Random(1)):
+            try:
+                readable.append(type(decode_message(datagram)).__name__)
+            except KRPCError as e:
+                owed += e.reply() is not None
+        self.assertEqual(owed, 4)
+        self.assertEqual(readable, ["GetPeersQuery", "Response", "ErrorReply"])
+
+    def test_krpc_flood_kinds(self) -> None:
+        """A KRPCFlood sends each kind in turn from each source, stops at
+        its deadline and fires; a token in reply to its get_peers becomes
+        an announce_peer with it."""
+        clock = Clock()
+        flood = KRPCFlood(("127.0.0.1", 6881), clock=clock, rng=random.Random(2), batch=12,
+                          interval=0.01)
+        sources = [flood.source() for _ in range(2)]
+        written: list[list[bytes]] = [[], []]
+        for source, out in zip(sources, written):
+            source.transport = _UDPTransport(out)  # type: ignore[assignment]
+        done = flood.start(0.05)
+        self.assertEqual(flood.sent_by_kind["ping"], 2)
+        def readable(datagrams: list[bytes]) -> list[Any]:
+            out = []
+            for datagram in datagrams:
+                try:
+                    out.append(decode_message(datagram))
+                except KRPCError:
+                    pass
+            return out
+
+        (get_peers,) = [m for m in readable(written[0]) if isinstance(m, GetPeersQuery)]
+        sources[0].datagramReceived(encode_message(Response(
+            transaction_id=get_peers.transaction_id, node_id=b"n" * 20, token=b"tok")), None)
+        clock.advance(0.01)
+        announces = [m for m in readable(written[0])
+                     if isinstance(m, AnnouncePeerQuery) and m.token == b"tok"]
+        self.assertEqual([a.info_hash for a in announces], [get_peers.info_hash])
+        clock.advance(0.1)
+        self.successResultOf(done)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertEqual(flood.sent, sum(map(len, written)))
+
     def test_bad_bytes_close(self) -> None:
         """Bytes that are not BitTorrent make the hostile peer hang up (its
         own doing, not the other side's); the factory's close() fires once
@@ -697,3 +866,12 @@ class HostilePeerUnitTests(SynchronousTestCase):
         self.successResultOf(d)
         self.assertFalse(remote.peer.closed_by_remote)
 
+
+class _UDPTransport:
+    """Keeps what a DatagramProtocol writes."""
+
+    def __init__(self, out: list[bytes]) -> None:
+        self.out = out
+
+    def write(self, datagram: bytes, address: Any) -> None:
+        self.out.append(datagram)
