@@ -371,6 +371,27 @@ class MetadataFetchTests(SynchronousTestCase):
             answer(f, "B", piece)
         self.assertIsInstance(answer(f, "B", 2), MetadataVerified)
 
+    def test_resting_size_gives_way(self) -> None:
+        """Two peers of a wrong size outvote one of the true size; once both
+        reject and rest, the true size is fetched from the other peer."""
+        f = fetch(per_peer=4)
+        f.add_peer("Liar1", len(INFO) + 1)
+        f.add_peer("Liar2", len(INFO) + 1)
+        f.add_peer("Honest", len(INFO))
+        first = f.requests(0.0)
+        self.assertEqual({peer for peer, _ in first}, {"Liar1"})
+        for peer, piece in first:
+            f.on_reject(peer, piece, 0.0)
+        second = f.requests(0.0)
+        self.assertEqual({peer for peer, _ in second}, {"Liar2"})
+        for peer, piece in second:
+            f.on_reject(peer, piece, 0.0)
+        self.assertEqual(f.requests(0.0), [("Honest", 0), ("Honest", 1), ("Honest", 2)])
+        self.assertEqual(f.size, len(INFO))
+        for piece in range(2):
+            answer(f, "Honest", piece)
+        self.assertIsInstance(answer(f, "Honest", 2), MetadataVerified)
+
     def test_total_size_differs_from_handshake(self) -> None:
         """A data message whose total_size is not what its sender announced
         is a violation; nothing is kept, the piece goes elsewhere."""

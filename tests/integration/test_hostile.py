@@ -25,8 +25,8 @@ source addresses (127.0.1.x: a per-source rate limit must see many hosts)
 while an honest node pings it from 127.0.0.9.
 
 Figures (seconds, memory, largest reactor gap; the DHT flood's counters)
-are printed for each test.  Three tests are marked ``todo``: they fail on
-library weaknesses described in their ``todo`` strings.
+are printed for each test.  One test is marked ``todo``: it fails on the
+library weakness described in its ``todo`` string.
 """
 
 from __future__ import annotations
@@ -468,25 +468,12 @@ class HostilePeerTests(TestCase):
         not keep the fetch from the seeder's true size."""
         return self.rejected_with_another_size(RejectAll(self.size + 1))
 
-    test_reject_everything_with_another_size.todo = (  # type: ignore[attr-defined]
-        "library bug: core.wire.metadatafetch.MetadataFetch.requests keeps the attempt's "
-        "size while any peer announced it (it only re-chooses when no peer of that size is "
-        "left) and asks only peers of that size; a peer that announced a wrong size, joined "
-        "first (or outvoted the honest one with a second address) and REJECTs is rested for "
-        "reject_backoff (60 s) and asked again for ever, while the seeder that announced the "
-        "true size is never asked: the metadata never arrives"
-    )
 
     def test_silent_peer_with_another_size(self) -> Deferred[None]:
         """A peer that announces a wrong size and never answers does not keep
         the fetch from the seeder's true size."""
         return self.rejected_with_another_size(Script(extension_handshake(self.size + 1)))
 
-    test_silent_peer_with_another_size.todo = (  # type: ignore[attr-defined]
-        "library bug: as with REJECT, MetadataFetch keeps fetching the size of a peer that "
-        "never answers (request_timeout 10 s, slow_backoff 30 s, then asked again) and never "
-        "asks the seeder of the true size"
-    )
 
     # -- (d) PEX floods -------------------------------------------------------------------------------
 

@@ -244,21 +244,34 @@ class MetadataFetch(Generic[P]):
             record.outstanding.clear()
             record.late.clear()
 
-    def _choose_size(self) -> int | None:
-        """The size most usable peers announced (the clean ones count first)."""
-        votes: dict[int, tuple[int, int, int]] = {}
+    def _choose_size(self, now: float) -> int | None:
+        """The size most usable peers announced: peers that may be asked now
+        before resting ones, clean ones (no failed attempt, no reject or
+        timeout) first."""
+        votes: dict[int, tuple[int, int, int, int]] = {}
         for record in self._peers.values():
-            clean, total, first = votes.get(record.size, (0, 0, -record.order))
-            votes[record.size] = (clean + (record.strikes == 0), total + 1,
-                                  max(first, -record.order))
+            ready, clean, total, first = votes.get(record.size, (0, 0, 0, -record.order))
+            votes[record.size] = (
+                ready + (record.not_before <= now),
+                clean + (record.strikes == 0 and record.slow == 0),
+                total + 1,
+                max(first, -record.order),
+            )
         if not votes:
             return None
         return max(votes, key=lambda size: votes[size])
 
     def requests(self, now: float) -> list[tuple[P, int]]:
-        """The requests to send now, as ``(peer, piece)``; they count as sent."""
-        if self._size not in {record.size for record in self._peers.values()}:
-            self._reset(self._choose_size())
+        """The requests to send now, as ``(peer, piece)``; they count as sent.
+
+        When every peer of the size being fetched is resting (it rejected,
+        timed out) and a peer of another size may be asked now, the attempt
+        moves to that size: a peer announcing a wrong size and never giving
+        it cannot hold the fetch."""
+        sizes = {record.size for record in self._peers.values()}
+        ready = {record.size for record in self._peers.values() if record.not_before <= now}
+        if self._size not in sizes or (ready and self._size not in ready):
+            self._reset(self._choose_size(now))
         size = self._size
         if size is None:
             return []
