@@ -23,6 +23,47 @@ class AddressBookTests(SynchronousTestCase):
         self.assertEqual(list(b.due(0)), [A, B])
         self.assertEqual(b.source(A), "tracker")
 
+    def test_full_book_keeps_room_for_trusted_sources(self) -> None:
+        """Full of never-tried PEX addresses, the book takes a tracker's peer in
+        place of one of them, but not another PEX address."""
+        b = book(max_size=3)
+        self.assertEqual(b.add([("10.0.0.1", 1), ("10.0.0.2", 1), ("10.0.0.3", 1)], "pex"), 3)
+        self.assertEqual(b.add([("10.0.0.4", 1)], "pex"), 0)
+        self.assertEqual(b.add([("10.0.0.9", 1)], "http://tracker/announce"), 1)
+        self.assertIn(("10.0.0.9", 1), b)
+        self.assertEqual(len(b), 3)
+        self.assertEqual(b.add([("10.0.0.8", 1)], "dht"), 1, "the DHT outranks PEX")
+        self.assertEqual(b.add([("10.0.0.7", 1)], "dht"), 1)
+        self.assertEqual(b.add([("10.0.0.6", 1)], "dht"), 0, "only its own rank and better left")
+
+    def test_full_book_drops_failed_first(self) -> None:
+        """A failed address gives way to any newcomer; a connected one never."""
+        b = book(max_size=2)
+        b.add([("10.0.0.1", 1), ("10.0.0.2", 1)], "user")
+        b.connecting(("10.0.0.1", 1), 0.0)
+        b.failed(("10.0.0.1", 1), 0.0)
+        b.connecting(("10.0.0.2", 1), 0.0)
+        b.connected(("10.0.0.2", 1))
+        self.assertEqual(b.add([("10.0.0.3", 1)], "pex"), 1)
+        self.assertNotIn(("10.0.0.1", 1), b)
+        self.assertEqual(b.add([("10.0.0.4", 1)], "user"), 1, "in place of the PEX one")
+        self.assertNotIn(("10.0.0.3", 1), b)
+        self.assertEqual(b.add([("10.0.0.5", 1)], "user"), 0, "none failed, none weaker")
+
+    def test_due_order(self) -> None:
+        """Never-failed before failed, trusted sources before PEX, then oldest."""
+        b = AddressBook(10, backoff=(1.0, 2.0, 4.0), connect_timeout=30.0)
+        b.add([("10.0.0.1", 1), ("10.0.0.2", 1)], "pex")
+        b.add([("10.0.0.3", 1)], "dht")
+        for address in [("10.0.0.1", 1), ("10.0.0.2", 1)]:
+            b.connecting(address, 0.0)
+            b.failed(address, 0.0)
+        b.add([("10.0.0.9", 1)], "tracker")
+        b.add([("10.0.0.4", 1)], "pex")
+        self.assertEqual(list(b.due(5.0)), [
+            ("10.0.0.9", 1), ("10.0.0.3", 1), ("10.0.0.4", 1), ("10.0.0.1", 1), ("10.0.0.2", 1),
+        ])
+
     def test_backoff_then_forget(self) -> None:
         """Each failure waits the next backoff step; one more and it is forgotten."""
         b = book()

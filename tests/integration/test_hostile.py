@@ -530,15 +530,6 @@ class HostilePeerTests(TestCase):
 
         yield self.download(gate=flooded, late_seeder=True)
 
-    test_pex_flood_then_a_seeder.todo = (  # type: ignore[attr-defined]
-        "library weakness: swarm.addressbook.AddressBook ignores new addresses once it holds "
-        "max_candidates (1000), and never evicts one to make room: 1,200 decoys learned "
-        "through PEX (within BEP 11's limits) fill it, and the seeder a tracker names next "
-        "is dropped (Torrent.add_peers returns 0); the decoys stay until each has failed "
-        "len(reconnect_backoff) times (10+30+60+300+900 s by default, about 22 minutes); "
-        "libtorrent (peer_list::erase_peers) erases candidates that failed to connect once its "
-        "list is 95% full"
-    )
 
     # -- (e) bogus extension messages, malformed BEP 10 handshakes ----------------------------------
 

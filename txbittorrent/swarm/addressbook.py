@@ -10,13 +10,20 @@ swarm passes ``now`` in and asks ``due(now)`` which addresses to dial.
 
 Rules:
 
-* The book is bounded (``max_size``): new addresses beyond it are ignored,
-  and an address is forgotten after ``len(backoff)`` failed attempts in a
-  row.  Between failures it waits ``backoff[n - 1]`` seconds after the n-th;
+* The book is bounded (``max_size``).  When it is full a new address
+  takes the place of an idle one that failed to connect (the most failures
+  first), or of an idle one from a weaker source (PEX, then the DHT, below
+  trackers, magnets, the user and incoming peers) that was never tried;
+  otherwise it is ignored.  So a flood of made-up addresses from PEX cannot
+  keep out the peers a tracker or the user gives later.  An address is
+  forgotten after ``len(backoff)`` failed attempts in a row.  Between failures it waits ``backoff[n - 1]`` seconds after the n-th;
   after a connection that worked and ended it waits ``backoff[0]``.
 * An attempt that neither connected nor failed within ``connect_timeout``
   seconds is taken as failed (the dialer should have said; we do not rely
   on it).
+* ``due`` hands out never-failed addresses before failed ones, and
+  trusted sources before weak ones, so retries of bad addresses cannot
+  starve a good one.
 * Bans are by host (IP address), as libtorrent's are, and by peer id; they
   last as long as the book.  Hash failures are counted per host, so that a
   peer cannot reset its count by reconnecting.  The one exception is a
@@ -44,6 +51,11 @@ def ban_key(address: Address) -> str:
     return host
 
 _IDLE, _CONNECTING, _CONNECTED = 0, 1, 2
+
+_RANK = {"pex": 0, "dht": 1}
+"""How much a source's word is worth when the book is full (higher keeps)."""
+_TRUSTED = 2
+"""The rank of every other source: trackers, a magnet, the user, incoming peers."""
 
 
 class _Entry:
@@ -88,24 +100,54 @@ class AddressBook:
             host, port = address
             if address in entries or address in self._own or not 0 < port < 65536:
                 continue
-            if ban_key(address) in self._banned_hosts or len(entries) >= self.max_size:
+            if ban_key(address) in self._banned_hosts:
+                continue
+            if len(entries) >= self.max_size and not self._make_room(source):
                 continue
             entries[(host, port)] = _Entry(source)
             added += 1
         return added
+
+    def _make_room(self, source: str) -> bool:
+        """Forget one idle entry for a newcomer from ``source`` (see the
+        module docstring); False if none may go."""
+        rank = _RANK.get(source, _TRUSTED)
+        victim: Address | None = None
+        best: tuple[bool, int, int] | None = None
+        for address, entry in self._entries.items():
+            if entry.state != _IDLE:
+                continue
+            entry_rank = _RANK.get(entry.source, _TRUSTED)
+            if not entry.failures and entry_rank >= rank:
+                continue
+            key = (not entry.failures, entry_rank, -entry.failures)
+            if best is None or key < best:
+                victim, best = address, key
+        if victim is None:
+            return False
+        del self._entries[victim]
+        return True
 
     def source(self, address: Address) -> str | None:
         entry = self._entries.get(address)
         return entry.source if entry is not None else None
 
     def due(self, now: float) -> Iterator[Address]:
-        """Addresses to dial now, longest-known first."""
-        for address, entry in list(self._entries.items()):
+        """Addresses to dial now: those that never failed before those that
+        did (fewest failures first), trusted sources before the DHT before
+        PEX, then longest-known first; so addresses that keep failing (a
+        flood of made-up ones) cannot starve a good one given later."""
+        ready: list[tuple[int, int, int, Address]] = []
+        for order, (address, entry) in enumerate(list(self._entries.items())):
             if entry.state == _CONNECTING and now - entry.since >= self.connect_timeout:
                 self._fail(address, entry, now)
                 continue
             if entry.state == _IDLE and entry.next_try <= now:
-                yield address
+                rank = _RANK.get(entry.source, _TRUSTED)
+                ready.append((entry.failures, -rank, order, address))
+        ready.sort()
+        for _, _, _, address in ready:
+            yield address
 
     def _set_state(self, entry: _Entry, state: int) -> None:
         self.attempts += (state == _CONNECTING) - (entry.state == _CONNECTING)
@@ -128,7 +170,7 @@ class AddressBook:
         """A connection to (or from the listener at) ``address`` is up."""
         entry = self._entries.get(address)
         if entry is None:
-            if len(self._entries) >= self.max_size:
+            if len(self._entries) >= self.max_size and not self._make_room(source):
                 return
             entry = self._entries[address] = _Entry(source)
         self._set_state(entry, _CONNECTED)
