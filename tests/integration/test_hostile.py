@@ -25,8 +25,7 @@ source addresses (127.0.1.x: a per-source rate limit must see many hosts)
 while an honest node pings it from 127.0.0.9.
 
 Figures (seconds, memory, largest reactor gap; the DHT flood's counters)
-are printed for each test.  One test is marked ``todo``: it fails on the
-library weakness described in its ``todo`` string.
+are printed for each test.
 """
 
 from __future__ import annotations

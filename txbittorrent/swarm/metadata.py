@@ -90,6 +90,8 @@ class MetadataExchange:
         self._context = context
         self._fetch: MetadataFetch[ExtensionPeer] | None = None
         self._blocked: dict[Address, None] = {}
+        self._oversized: set[ExtensionPeer] = set()
+        """Connected peers already logged for announcing too large a size."""
         """Culprits' addresses, never asked again (an ordered set, capped)."""
         self.unusable: str | None = None
         """Why verified metadata was refused by the torrent (then nothing
@@ -119,10 +121,12 @@ class MetadataExchange:
             return
         assert isinstance(size, int)
         if not fetch.add_peer(peer, size):
-            _log.info(
-                "not fetching metadata from {peer!r}: it says {size} bytes (limit {limit})",
-                peer=peer, size=size, limit=fetch.max_size,
-            )
+            if peer not in self._oversized:  # once per peer: a handshake storm is no log storm
+                self._oversized.add(peer)
+                _log.info(
+                    "not fetching metadata from {peer!r}: it says {size} bytes (limit {limit})",
+                    peer=peer, size=size, limit=fetch.max_size,
+                )
             return
         self._pump(fetch)
 
@@ -142,6 +146,7 @@ class MetadataExchange:
         self._data(fetch, peer, message)
 
     def on_peer_lost(self, peer: ExtensionPeer) -> None:
+        self._oversized.discard(peer)
         fetch = self._fetch
         if fetch is not None:
             fetch.remove_peer(peer)
