@@ -37,21 +37,22 @@ class AddressBookTests(SynchronousTestCase):
         self.assertEqual(b.add([("10.0.0.6", 1)], "dht"), 0, "only its own rank and better left")
 
     def test_full_book_drops_failed_first(self) -> None:
-        """A failed address gives way to any newcomer; a connected one never."""
+        """A failed address gives way to a newcomer of its rank or better; a
+        connected one never."""
         b = book(max_size=2)
         b.add([("10.0.0.1", 1), ("10.0.0.2", 1)], "user")
         b.connecting(("10.0.0.1", 1), 0.0)
         b.failed(("10.0.0.1", 1), 0.0)
         b.connecting(("10.0.0.2", 1), 0.0)
         b.connected(("10.0.0.2", 1))
-        self.assertEqual(b.add([("10.0.0.3", 1)], "pex"), 1)
+        self.assertEqual(b.add([("10.0.0.3", 1)], "pex"), 0, "PEX never evicts a user's address")
+        self.assertEqual(b.add([("10.0.0.3", 1)], "user"), 1)
         self.assertNotIn(("10.0.0.1", 1), b)
-        self.assertEqual(b.add([("10.0.0.4", 1)], "user"), 1, "in place of the PEX one")
-        self.assertNotIn(("10.0.0.3", 1), b)
-        self.assertEqual(b.add([("10.0.0.5", 1)], "user"), 0, "none failed, none weaker")
+        self.assertEqual(b.add([("10.0.0.4", 1)], "user"), 0, "none failed, none weaker")
 
     def test_due_order(self) -> None:
-        """Never-failed before failed, trusted sources before PEX, then oldest."""
+        """Trusted sources before the DHT before PEX, then never-failed before
+        failed, then oldest."""
         b = AddressBook(10, backoff=(1.0, 2.0, 4.0), connect_timeout=30.0)
         b.add([("10.0.0.1", 1), ("10.0.0.2", 1)], "pex")
         b.add([("10.0.0.3", 1)], "dht")
@@ -63,6 +64,9 @@ class AddressBookTests(SynchronousTestCase):
         self.assertEqual(list(b.due(5.0)), [
             ("10.0.0.9", 1), ("10.0.0.3", 1), ("10.0.0.4", 1), ("10.0.0.1", 1), ("10.0.0.2", 1),
         ])
+        b.connecting(("10.0.0.9", 1), 5.0)
+        b.failed(("10.0.0.9", 1), 5.0)
+        self.assertEqual(next(b.due(10.0)), ("10.0.0.9", 1), "a tracker's, even failed, first")
 
     def test_backoff_then_forget(self) -> None:
         """Each failure waits the next backoff step; one more and it is forgotten."""

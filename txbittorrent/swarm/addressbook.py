@@ -11,19 +11,19 @@ swarm passes ``now`` in and asks ``due(now)`` which addresses to dial.
 Rules:
 
 * The book is bounded (``max_size``).  When it is full a new address
-  takes the place of an idle one that failed to connect (the most failures
-  first), or of an idle one from a weaker source (PEX, then the DHT, below
-  trackers, magnets, the user and incoming peers) that was never tried;
-  otherwise it is ignored.  So a flood of made-up addresses from PEX cannot
+  takes the place of an idle one from a weaker source (PEX, then the DHT,
+  below trackers, magnets, the user and incoming peers), failed ones
+  first, or of an idle one from the same source that failed; otherwise it
+  is ignored.  So a flood of made-up addresses from PEX cannot
   keep out the peers a tracker or the user gives later.  An address is
   forgotten after ``len(backoff)`` failed attempts in a row.  Between failures it waits ``backoff[n - 1]`` seconds after the n-th;
   after a connection that worked and ended it waits ``backoff[0]``.
 * An attempt that neither connected nor failed within ``connect_timeout``
   seconds is taken as failed (the dialer should have said; we do not rely
   on it).
-* ``due`` hands out never-failed addresses before failed ones, and
-  trusted sources before weak ones, so retries of bad addresses cannot
-  starve a good one.
+* ``due`` hands out trusted sources before weak ones, and within a source
+  never-failed addresses before failed ones, so retries of bad addresses
+  cannot starve a good one.
 * Bans are by host (IP address), as libtorrent's are, and by peer id; they
   last as long as the book.  Hash failures are counted per host, so that a
   peer cannot reset its count by reconnecting.  The one exception is a
@@ -118,7 +118,7 @@ class AddressBook:
             if entry.state != _IDLE:
                 continue
             entry_rank = _RANK.get(entry.source, _TRUSTED)
-            if not entry.failures and entry_rank >= rank:
+            if entry_rank > rank or (entry_rank == rank and not entry.failures):
                 continue
             key = (not entry.failures, entry_rank, -entry.failures)
             if best is None or key < best:
@@ -133,10 +133,10 @@ class AddressBook:
         return entry.source if entry is not None else None
 
     def due(self, now: float) -> Iterator[Address]:
-        """Addresses to dial now: those that never failed before those that
-        did (fewest failures first), trusted sources before the DHT before
-        PEX, then longest-known first; so addresses that keep failing (a
-        flood of made-up ones) cannot starve a good one given later."""
+        """Addresses to dial now: trusted sources before the DHT before PEX,
+        then fewest failures first, then longest-known first; so addresses
+        from PEX (a flood of made-up ones) cannot starve one a tracker, the
+        user or a magnet gave, even one that failed before."""
         ready: list[tuple[int, int, int, Address]] = []
         for order, (address, entry) in enumerate(list(self._entries.items())):
             if entry.state == _CONNECTING and now - entry.since >= self.connect_timeout:
@@ -144,7 +144,7 @@ class AddressBook:
                 continue
             if entry.state == _IDLE and entry.next_try <= now:
                 rank = _RANK.get(entry.source, _TRUSTED)
-                ready.append((entry.failures, -rank, order, address))
+                ready.append((-rank, entry.failures, order, address))
         ready.sort()
         for _, _, _, address in ready:
             yield address
