@@ -114,7 +114,7 @@ class EventTypesTests(SynchronousTestCase):
         self.assertEqual(connected.to_json(), {
             "kind": "peer_connected", "info_hash": IH1.hex(), "event_id": 0,
             "address": ["::1", 6881], "peer_id": PEER_ID.hex(),
-            "client": "txbittorrent 0.0.1",
+            "client": "txbittorrent 0.0.1", "source": "",
         })
         banned = PeerBanned(IH1, ("10.0.0.3", 51413), None, "flood")
         self.assertIsNone(banned.to_json()["peer_id"])

@@ -159,11 +159,14 @@ class PeerConnected(TorrentEvent):
     address: Address
     peer_id: bytes
     client: str
+    source: str = ""
+    """Who named the peer: a tracker's URL, "user", "magnet", "pex", "dht",
+    or "incoming" (peers learned, by source)."""
     info: PeerInfo | None = _rich()
 
     @classmethod
     def from_info(cls, info_hash: bytes, info: PeerInfo) -> PeerConnected:
-        return cls(info_hash, info.address, info.peer_id, info.client, info=info)
+        return cls(info_hash, info.address, info.peer_id, info.client, info.source, info=info)
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,7 +121,9 @@ class PexTests(TestCase):
                          PEX_DEADLINE, "our connection to B, learned from A",
                          lambda: repr([(p.address, p.outgoing) for p in t.peers()]))
         elapsed = time.monotonic() - start
-        self.assertTrue(any(p.address == a_address for p in t.peers()), "still connected to A")
+        sources = {p.address: p.source for p in t.peers()}
+        self.assertEqual((sources[a_address], sources[b_address]), ("user", "pex"),
+                         "each peer says who named it")
         print(f"\n  learned B from libtorrent's PEX and connected in {elapsed:.1f} s")
         yield t.stop()
 

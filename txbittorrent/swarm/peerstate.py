@@ -74,7 +74,7 @@ class PeerState:
         "link", "session", "address", "outgoing", "peer_id", "connected_at", "connected",
         "down", "up", "wasted", "depth", "low_water", "asking_since", "last_block_at",
         "snubbed", "last_unchoked", "suggested", "client_v", "listen_address",
-        "wanted_count", "optimistic", "serve_due", "dht_port",
+        "wanted_count", "optimistic", "serve_due", "dht_port", "source",
     )
 
     def __init__(self, link: PeerLink, now: float, keep: float, depth: int) -> None:
@@ -107,6 +107,9 @@ class PeerState:
         self.client_v: str | None = None
         self.listen_address: Address | None = None
         self.dht_port: int | None = None
+        self.source = ""
+        """Who named the peer: a tracker's URL, "user", "magnet", "pex",
+        "dht", or "incoming" for a connection it made to us."""
         """The UDP port of the peer's DHT node, from its PORT message (BEP 5)."""
         self.wanted_count = 0
         """How many pieces we want that the peer has: interested iff > 0."""
@@ -145,6 +148,7 @@ class PeerState:
             outstanding_requests=len(s.outstanding_requests),
             pending_peer_requests=len(s.pending_peer_requests),
             extensions=tuple(sorted(n.decode("utf-8", "replace") for n in s.peer_extensions)),
+            source=self.source,
         )
 
     def flags(self) -> str:
@@ -198,3 +202,6 @@ class PeerInfo:
     """The peer's requests we have not answered yet."""
     extensions: tuple[str, ...] = ()
     """The BEP 10 extensions the peer offers (its handshake's ``m``), sorted."""
+    source: str = ""
+    """Who named the peer: a tracker's URL, "user", "magnet", "pex", "dht",
+    or "incoming"."""

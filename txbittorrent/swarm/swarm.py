@@ -449,6 +449,7 @@ class Swarm:
             if self._by_id.get(twin.peer_id) is twin:
                 del self._by_id[twin.peer_id]
         peer = PeerState(link, now, self._keep, self.config.min_queue_depth)
+        peer.source = (self._book.source(link.address) or "") if link.outgoing else "incoming"
         if self._downloader is not None:
             self._downloader.set_depth(peer, self.config.min_queue_depth)
         self._peers[link] = peer
