@@ -506,7 +506,9 @@ class HostilePeerTests(TestCase):
         self.assert_dropped(*floods)
         self.assert_kept(run, "within")
         paced_first = self.ours("paced")[0]
-        self.assertLess(paced_first.bytes_sent, 10 * 6 * KiB, self.describe())
+        # Closed at its 7th message; what it wrote before the close reached it
+        # depends on scheduling (8-9 messages seen), far from all 50 (350 KiB).
+        self.assertLess(paced_first.bytes_sent, 20 * 6 * KiB, self.describe())
 
     @inlineCallbacks
     def test_pex_flood_then_a_seeder(self) -> Generator[Deferred[Any], Any, None]:
