@@ -163,3 +163,16 @@ def file_list(files: Any) -> list[tuple[str, int, bool]]:
         )
         for i in range(files.num_files())
     ]
+
+
+def limit_local_peers(session: Any, upload: int | None = None, download: int | None = None) -> None:
+    """Rate limits for peers on this machine: libtorrent spares loopback
+    peers its session-wide limits unless their peer class has them."""
+    local = lt.session.local_peer_class_id
+    limits = session.get_peer_class(local)
+    if upload is not None:
+        limits["upload_limit"] = upload
+    if download is not None:
+        limits["download_limit"] = download
+    session.set_peer_class(local, limits)
+

@@ -220,7 +220,8 @@ class SwarmTests(EngineTestBase):
         sizes = {"big.bin": 6 * MiB}
         raw, _ = self.make_torrent(sizes, piece_length=64 * KiB,
                                    trackers=[tracker.announce_url])
-        session, handle = self.lt_seed(raw, self.path("seed"), upload_rate_limit=1 * MiB)
+        session, handle = self.lt_seed(raw, self.path("seed"))
+        ltutil.limit_local_peers(session, upload=1 * MiB)  # a slow seed, on loopback too
         leechers = []
         for n in range(3):
             t = self.torrent(raw, self.path(f"leech{n}"))

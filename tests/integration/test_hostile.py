@@ -625,7 +625,9 @@ class HostilePeerTests(TestCase):
             during = (honest.pings, len(honest.rtts))
             rtt = yield wait_for_deferred(honest.ping(), 2.0, "a ping after the flood")
             after.append(rtt)
-            self.assertGreaterEqual(during[1], during[0] * 0.9,
+            # Most are answered even on a loaded machine (a ping is given up
+            # after its own deadline); every one after the flood is.
+            self.assertGreaterEqual(during[1], during[0] * 0.75,
                                     f"honest pings answered during the flood: {during}")
 
         yield self.download(session=session, on_start=start, before_finish=finish)
