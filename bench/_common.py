@@ -23,7 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -489,3 +489,29 @@ def run_in(root: str, code: str, timeout: float = 60.0) -> str:
     if done.returncode != 0:
         raise RuntimeError(f"python -c in {root} failed: {done.stderr.strip()[-1500:]}")
     return done.stdout
+
+
+def bench_main(
+    name: str,
+    args: Any,
+    children: Mapping[str, Callable[[dict[str, Any]], None]],
+    run: Callable[[Any], int],
+) -> None:
+    """The entry point every multi-process benchmark shares: a ``--child``
+    role runs and returns; otherwise libtorrent must be importable, SIGTERM
+    ends the run through ``SystemExit`` (so the children are ended), and
+    ``run(args)`` is the exit status."""
+    if args.child:
+        children[args.child](json.loads(args.spec))
+        return
+    try:
+        import libtorrent  # noqa: F401  (every benchmark compares with libtorrent)
+    except ImportError:
+        sys.exit(f"{name} needs libtorrent's Python bindings (pip install libtorrent)")
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise SystemExit(f"stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, terminated)
+    sys.exit(run(args))
+

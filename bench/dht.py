@@ -46,7 +46,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -55,6 +54,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench._common import (
+    bench_main,
     LOOPBACK,
     TMP_BASE,
     Child,
@@ -449,19 +449,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if args.child:
-        CHILDREN[args.child](json.loads(args.spec))
-        return
-    try:
-        import libtorrent  # noqa: F401  (the DHT and one client are libtorrent)
-    except ImportError:
-        sys.exit("bench.dht needs libtorrent's Python bindings (pip install libtorrent)")
-
-    def terminated(signum: int, frame: Any) -> None:
-        raise SystemExit(f"stopped by signal {signum}")  # so that children are ended
-
-    signal.signal(signal.SIGTERM, terminated)
-    sys.exit(run(args))
+    bench_main("bench.dht", args, CHILDREN, run)
 
 
 if __name__ == "__main__":

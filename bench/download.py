@@ -115,12 +115,12 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
 from typing import Any
 
 from bench._baseline import baseline_name, prepare_baseline
+from bench._common import bench_main
 from bench._common import TMP_BASE, Checkout, Children, Result, environment, resolve_commit
 from bench._download_bench import QUIET_WINDOW, Bench
 from bench._download_children import CHILDREN
@@ -291,19 +291,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if args.child:
-        CHILDREN[args.child](json.loads(args.spec))
-        return
-    try:
-        import libtorrent  # noqa: F401  (the seeder is libtorrent)
-    except ImportError:
-        sys.exit("bench.download needs libtorrent's Python bindings (pip install libtorrent)")
-
-    def terminated(signum: int, frame: Any) -> None:
-        raise SystemExit(f"stopped by signal {signum}")  # so that children are ended
-
-    signal.signal(signal.SIGTERM, terminated)
-    sys.exit(run(args))
+    bench_main("bench.download", args, CHILDREN, run)
 
 
 if __name__ == "__main__":

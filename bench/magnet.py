@@ -48,13 +48,13 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 from bench._common import (
+    bench_main,
     TMP_BASE,
     Children,
     Result,
@@ -369,19 +369,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if args.child:
-        CHILDREN[args.child](json.loads(args.spec))
-        return
-    try:
-        import libtorrent  # noqa: F401  (the seeder and one leecher are libtorrent)
-    except ImportError:
-        sys.exit("bench.magnet needs libtorrent's Python bindings (pip install libtorrent)")
-
-    def terminated(signum: int, frame: Any) -> None:
-        raise SystemExit(f"stopped by signal {signum}")  # so that children are ended
-
-    signal.signal(signal.SIGTERM, terminated)
-    sys.exit(run(args))
+    bench_main("bench.magnet", args, CHILDREN, run)
 
 
 if __name__ == "__main__":
