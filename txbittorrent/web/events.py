@@ -1,0 +1,267 @@
+"""Live events over HTTP: Server-Sent Events, and the same over a WebSocket.
+
+Theory of operation
+-------------------
+``EventStreamResource(bus, clock=...)`` answers ``GET`` with a
+``text/event-stream`` that never ends on its own.  Each request gets one
+``_SSEStream``: it parses the filter (``?ih=<40 hex>`` and
+``?kinds=a,b``), replays what the client missed when it reconnects with
+``Last-Event-ID`` (``bus.since(id)``; when the bus no longer keeps those
+events it sends ``event: reset`` first so the client resynchronises), then
+subscribes to the bus and writes every matching event as::
+
+    id: <event_id>
+    event: <kind>
+    data: <event.to_json() as one line of JSON>
+
+A ``: heartbeat`` comment goes out every ``heartbeat`` seconds on the
+injected clock (so proxies keep the connection and clients notice a dead
+one).  When the request finishes (the client went: ``notifyFinish``), the
+stream cancels its subscription and its timer.
+
+Bounded memory: the stream registers itself as a *streaming producer* on
+the request.  Twisted's TCP transport calls ``pauseProducing`` once its
+write buffer passes its ``bufferSize`` (64 KiB) because the client is not
+reading.  While paused the stream queues the encoded events itself; once
+that queue passes ``max_buffer`` bytes the stream gives up and aborts the
+connection (``abortConnection``: ``loseConnection`` would wait forever for
+a buffer the client never drains).  ``resumeProducing`` flushes the queue.
+So a stuck client costs at most about ``max_buffer`` + 64 KiB.
+
+``EventWebSocketResource`` (only when ``twisted.web.websocket`` and its
+``wsproto`` dependency are importable: see ``websocket_available``) sends
+the same events, one JSON text frame each, with the same query filter.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from txbittorrent.eventtypes import EVENT_TYPES
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall, IReactorTime
+    from twisted.python.failure import Failure
+    from twisted.web.server import Request
+
+    from txbittorrent.events import EventBus, Subscription
+    from txbittorrent.eventtypes import TorrentEvent
+
+__all__ = ["EventStreamResource", "EventFilter", "parse_filter", "encode_sse"]
+
+_log = Logger()
+
+DEFAULT_MAX_BUFFER = 1 << 20
+
+
+class EventFilter:
+    """What a client asked for: one torrent (``info_hash``, None: all) and
+    some kinds (None: all)."""
+
+    __slots__ = ("info_hash", "kinds")
+
+    def __init__(self, info_hash: bytes | None, kinds: frozenset[str] | None) -> None:
+        self.info_hash = info_hash
+        self.kinds = kinds
+
+    def matches(self, event: TorrentEvent) -> bool:
+        return ((self.info_hash is None or event.info_hash == self.info_hash)
+                and (self.kinds is None or event.kind in self.kinds))
+
+
+def parse_filter(args: dict[bytes, list[bytes]]) -> EventFilter:
+    """The filter in a request's query (``ih=<40 hex>``, ``kinds=a,b``);
+    ValueError with a message for bad input."""
+    info_hash: bytes | None = None
+    ih = args.get(b"ih")
+    if ih:
+        text = ih[0].decode("ascii", "replace")
+        try:
+            info_hash = bytes.fromhex(text)
+        except ValueError:
+            raise ValueError(f"ih is not hex: {text!r}") from None
+        if len(info_hash) != 20:
+            raise ValueError("ih must be 40 hex digits")
+    kinds: frozenset[str] | None = None
+    raw = args.get(b"kinds")
+    if raw:
+        names = frozenset(name.strip() for part in raw
+                          for name in part.decode("ascii", "replace").split(",")
+                          if name.strip())
+        unknown = names - EVENT_TYPES.keys()
+        if unknown:
+            raise ValueError(f"unknown event kinds: {', '.join(sorted(unknown))}")
+        kinds = names or None
+    return EventFilter(info_hash, kinds)
+
+
+def event_json(event: TorrentEvent) -> str:
+    """One event as compact JSON, with its ``event_id``."""
+    body = event.to_json()
+    body.setdefault("event_id", event.event_id)
+    return json.dumps(body, separators=(",", ":"), sort_keys=True)
+
+
+def encode_sse(event: TorrentEvent) -> bytes:
+    """One event as an SSE message (JSON never holds a raw newline)."""
+    return (f"id: {event.event_id}\nevent: {event.kind}\n"
+            f"data: {event_json(event)}\n\n").encode()
+
+
+def _error(request: Request, code: int, message: str) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"application/json")
+    return json.dumps({"error": message}).encode()
+
+
+class EventStreamResource(Resource):
+    """``GET``: the bus's events as Server-Sent Events (see the module)."""
+
+    isLeaf = True
+
+    def __init__(self, bus: EventBus, *, clock: IReactorTime, heartbeat: float = 15.0,
+                 max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
+        super().__init__()
+        self.bus = bus
+        self.clock = clock
+        self.heartbeat = heartbeat
+        self.max_buffer = max_buffer
+        self.streams: set[_SSEStream] = set()
+
+    def render_GET(self, request: Request) -> bytes | int:
+        try:
+            wanted = parse_filter(request.args or {})
+        except ValueError as e:
+            return _error(request, 400, str(e))
+        last_id: int | None = None
+        header = request.getHeader(b"last-event-id")
+        if header is not None and header.strip():
+            try:
+                last_id = int(header.strip())
+            except ValueError:
+                return _error(request, 400, "Last-Event-ID must be an integer")
+        stream = _SSEStream(self, request, wanted)
+        self.streams.add(stream)
+        stream.start(last_id)
+        return NOT_DONE_YET
+
+    def stop(self) -> None:
+        """End every open stream (the daemon is stopping)."""
+        for stream in list(self.streams):
+            stream.finish()
+
+
+class _SSEStream:
+    """One client's stream; a streaming producer on its request."""
+
+    def __init__(self, owner: EventStreamResource, request: Request,
+                 wanted: EventFilter) -> None:
+        self.owner = owner
+        self.request = request
+        self.wanted = wanted
+        self.subscription: Subscription | None = None
+        self.timer: IDelayedCall | None = None
+        self.paused = False
+        self.pending: list[bytes] = []
+        self.pending_size = 0
+        self.open = True
+
+    def start(self, last_id: int | None) -> None:
+        request = self.request
+        request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-cache, no-store")
+        request.setHeader(b"x-accel-buffering", b"no")
+        request.registerProducer(self, True)
+        request.notifyFinish().addBoth(self._gone)
+        self._write(b": connected\n\n")  # sends the headers now
+        if last_id is not None:
+            missed = self.owner.bus.since(last_id)
+            if missed is None:
+                reset = {"last_event_id": self.owner.bus.last_event_id}
+                self._write(f"event: reset\ndata: {json.dumps(reset)}\n\n".encode())
+            else:
+                for event in missed:
+                    if self.wanted.matches(event):
+                        self._write(encode_sse(event))
+        if not self.open:
+            return
+        self.subscription = self.owner.bus.subscribe(
+            self._deliver, info_hash=self.wanted.info_hash, kinds=self.wanted.kinds)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        self.timer = self.owner.clock.callLater(self.owner.heartbeat, self._beat)
+
+    def _beat(self) -> None:
+        self.timer = None
+        self._write(b": heartbeat\n\n")
+        if self.open:
+            self._schedule()
+
+    def _deliver(self, event: TorrentEvent) -> None:
+        self._write(encode_sse(event))
+
+    def _write(self, data: bytes) -> None:
+        if not self.open:
+            return
+        if self.paused:
+            self.pending.append(data)
+            self.pending_size += len(data)
+            if self.pending_size > self.owner.max_buffer:
+                _log.info("event stream client not reading ({size} bytes queued): closing",
+                          size=self.pending_size)
+                self._abort()
+            return
+        self.request.write(data)
+
+    # IPushProducer
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        pending, self.pending, self.pending_size = self.pending, [], 0
+        for data in pending:
+            if not self.open:
+                break
+            if self.paused:  # paused again while flushing: keep the rest queued
+                self._write(data)
+            else:
+                self.request.write(data)
+
+    def stopProducing(self) -> None:
+        self._cleanup()
+
+    def finish(self) -> None:
+        """End the response cleanly (server side)."""
+        if self.open:
+            self._cleanup()
+            self.request.unregisterProducer()
+            self.request.finish()
+
+    def _abort(self) -> None:
+        transport: Any = self.request.transport
+        self._cleanup()
+        if transport is not None:
+            abort = getattr(transport, "abortConnection", None)
+            (abort or transport.loseConnection)()
+
+    def _gone(self, result: None | Failure) -> None:
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        self.open = False
+        self.pending, self.pending_size = [], 0
+        self.owner.streams.discard(self)
+        if self.subscription is not None:
+            self.subscription.cancel()
+            self.subscription = None
+        if self.timer is not None:
+            if self.timer.active():
+                self.timer.cancel()
+            self.timer = None
