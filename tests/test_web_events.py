@@ -14,7 +14,13 @@ from twisted.web.server import Site
 
 from txbittorrent.events import EventBus
 from txbittorrent.eventtypes import PiecePassed, StateChanged, TorrentAdded
-from txbittorrent.web.events import EventStreamResource, encode_sse, parse_filter
+from txbittorrent.web.events import (
+    EventStreamResource,
+    EventWebSocketResource,
+    encode_sse,
+    parse_filter,
+    websocket_available,
+)
 
 IH_A = bytes(range(20))
 IH_B = bytes(range(1, 21))
@@ -283,3 +289,164 @@ class HelpersTests(unittest.TestCase):
         wanted = parse_filter({})
         self.assertIsNone(wanted.info_hash)
         self.assertIsNone(wanted.kinds)
+
+
+class _WSClient:
+    """A WebSocketProtocol for twisted's client that keeps the JSON frames."""
+
+    def __init__(self) -> None:
+        self.transport: object = None
+        self.frames: list[dict[str, object]] = []
+        self.waiting: tuple[int, defer.Deferred[None]] | None = None
+        self.lost: defer.Deferred[None] = defer.Deferred()
+        self.reason: Failure | None = None
+
+    def negotiationStarted(self, transport: object) -> None:
+        self.transport = transport
+
+    def negotiationFinished(self) -> None:
+        pass
+
+    def pongReceived(self, payload: bytes) -> None:
+        pass
+
+    def textMessageReceived(self, message: str) -> None:
+        self.frames.append(json.loads(message))
+        if self.waiting is not None and len(self.frames) >= self.waiting[0]:
+            d, self.waiting = self.waiting[1], None
+            d.callback(None)
+
+    def bytesMessageReceived(self, data: bytes) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.reason = reason
+        self.lost.callback(None)
+
+    def wait_frames(self, n: int) -> defer.Deferred[None]:
+        d: defer.Deferred[None] = defer.Deferred()
+        if len(self.frames) >= n:
+            d.callback(None)
+        else:
+            self.waiting = (n, d)
+        return d
+
+
+class EventWebSocketTests(unittest.TestCase):
+    """The WebSocket resource with Twisted's own WebSocket client."""
+
+    timeout = 20
+
+    def setUp(self) -> None:
+        if not websocket_available():
+            raise unittest.SkipTest("twisted.web.websocket needs wsproto (twisted[websocket])")
+        self.bus = EventBus()
+        self.clock = Clock()
+        self.resource = EventWebSocketResource(self.bus, clock=self.clock, heartbeat=15.0)
+        self.port = reactor.listenTCP(0, Site(self.resource), interface="127.0.0.1")
+        self.addCleanup(self.port.stopListening)
+
+    @defer.inlineCallbacks
+    def connect(self, query: str = "") -> defer.Generator:
+        from twisted.web.websocket import WebSocketClientEndpoint
+
+        client = _WSClient()
+
+        class Factory:
+            def buildProtocol(self, url: str) -> _WSClient:
+                return client
+
+        url = f"ws://127.0.0.1:{self.port.getHost().port}/{query}"
+        endpoint = WebSocketClientEndpoint.new(reactor, url)
+        yield defer.Deferred.fromCoroutine(endpoint.connect(Factory()))
+        self.addCleanup(self.close, client)
+        return client
+
+    def close(self, client: _WSClient) -> defer.Deferred[None]:
+        if not client.lost.called:
+            client.transport.loseConnection()  # type: ignore[attr-defined]
+        return client.lost
+
+    @defer.inlineCallbacks
+    def wait_subscribed(self) -> defer.Generator:
+        # the server subscribes when the upgrade completes, which the client
+        # may see first: one turn of the reactor at most, but turn until then
+        from twisted.internet.task import deferLater
+
+        for _ in range(200):
+            if self.bus._subscriptions:
+                return
+            yield deferLater(reactor, 0, lambda: None)
+        self.fail("the server never subscribed")
+
+    @defer.inlineCallbacks
+    def test_one_json_frame_per_event_filtered(self) -> defer.Generator:
+        """Each matching event arrives as one JSON text frame with its event_id, in order; ?ih and ?kinds filter."""
+        client = yield self.connect(f"?ih={IH_A.hex()}&kinds=piece_passed,state_changed")
+        yield self.wait_subscribed()
+        self.bus.publish(PiecePassed(IH_A, 1))
+        self.bus.publish(PiecePassed(IH_B, 2))
+        self.bus.publish(TorrentAdded(IH_A, "a"))
+        self.bus.publish(StateChanged(IH_A, "stopped", "active"))
+        yield client.wait_frames(2)
+        self.assertEqual([(f["event_id"], f["kind"]) for f in client.frames],
+                         [(1, "piece_passed"), (4, "state_changed")])
+        self.assertEqual(client.frames[0]["info_hash"], IH_A.hex())
+
+    @defer.inlineCallbacks
+    def test_client_close_unsubscribes(self) -> defer.Generator:
+        """When the client closes, the server cancels its subscription and its ping timer."""
+        client = yield self.connect()
+        yield self.wait_subscribed()
+        (stream,) = self.resource.streams
+        client.transport.loseConnection()  # type: ignore[attr-defined]
+        yield client.lost
+        from twisted.internet.task import deferLater
+
+        for _ in range(200):
+            if not stream.subscription:
+                break
+            yield deferLater(reactor, 0, lambda: None)
+        self.assertEqual(self.bus._subscriptions, [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    @defer.inlineCallbacks
+    def test_stop_closes_cleanly(self) -> defer.Generator:
+        """``stop()`` sends a close frame; the client sees a clean end."""
+        client = yield self.connect()
+        yield self.wait_subscribed()
+        self.clock.advance(15)  # a ping goes out and the timer re-arms
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.resource.stop()
+        yield client.lost
+        from twisted.internet.error import ConnectionDone
+
+        self.assertTrue(client.reason is not None and client.reason.check(ConnectionDone))
+        self.assertEqual(self.bus._subscriptions, [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    @defer.inlineCallbacks
+    def test_bad_filter_refused(self) -> defer.Generator:
+        """A bad ?kinds= is refused before the upgrade."""
+        from twisted.web.websocket import ConnectionRejected
+
+        try:
+            yield self.connect("?kinds=nope")
+        except ConnectionRejected as e:
+            self.assertEqual(e.response.code, 400)
+        else:
+            self.fail("connected")
+
+    @defer.inlineCallbacks
+    def test_slow_reader_is_cut_off(self) -> defer.Generator:
+        """Past the transport's buffer plus max_buffer of queued frames, the WebSocket is aborted."""
+        self.resource.max_buffer = 8192
+        client = yield self.connect()
+        yield self.wait_subscribed()
+        (stream,) = self.resource.streams
+        for _ in range(40):  # ~160 KB in one reactor turn
+            self.bus.publish(TorrentAdded(IH_A, "x" * 4000))
+        self.assertFalse(stream.open)
+        self.assertEqual(self.bus._subscriptions, [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        yield client.lost

@@ -29,8 +29,13 @@ a buffer the client never drains).  ``resumeProducing`` flushes the queue.
 So a stuck client costs at most about ``max_buffer`` + 64 KiB.
 
 ``EventWebSocketResource`` (only when ``twisted.web.websocket`` and its
-``wsproto`` dependency are importable: see ``websocket_available``) sends
-the same events, one JSON text frame each, with the same query filter.
+``wsproto`` dependency, Twisted's ``websocket`` extra, are importable: see
+``websocket_available()``) sends the same events, one JSON text frame each
+(``event_json``: the event's ``to_json()`` plus ``event_id``), with the same
+query filter, a ping every ``heartbeat`` seconds, the same bound on what a
+client that does not read may cost (the protocol is a producer registered
+on the upgraded request, whose channel forwards the transport's pause), and a clean close (code 1001) from ``stop()``.
+A bad filter is refused with a 400 before the upgrade.
 """
 
 from __future__ import annotations
@@ -52,7 +57,8 @@ if TYPE_CHECKING:
     from txbittorrent.events import EventBus, Subscription
     from txbittorrent.eventtypes import TorrentEvent
 
-__all__ = ["EventStreamResource", "EventFilter", "parse_filter", "encode_sse"]
+__all__ = ["EventStreamResource", "EventWebSocketResource", "EventFilter", "parse_filter",
+           "encode_sse", "event_json", "websocket_available"]
 
 _log = Logger()
 
@@ -253,6 +259,166 @@ class _SSEStream:
 
     def _gone(self, result: None | Failure) -> None:
         self._cleanup()
+
+    def _cleanup(self) -> None:
+        self.open = False
+        self.pending, self.pending_size = [], 0
+        self.owner.streams.discard(self)
+        if self.subscription is not None:
+            self.subscription.cancel()
+            self.subscription = None
+        if self.timer is not None:
+            if self.timer.active():
+                self.timer.cancel()
+            self.timer = None
+
+
+# -- the same over a WebSocket ------------------------------------------------------------
+
+
+def websocket_available() -> bool:
+    """Whether ``twisted.web.websocket`` imports (Twisted >= 24.10 with wsproto)."""
+    try:
+        import twisted.web.websocket  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class EventWebSocketResource(Resource):
+    """``GET`` with a WebSocket upgrade: one JSON text frame per event."""
+
+    isLeaf = True
+
+    def __init__(self, bus: EventBus, *, clock: IReactorTime, heartbeat: float = 15.0,
+                 max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
+        super().__init__()
+        self.bus = bus
+        self.clock = clock
+        self.heartbeat = heartbeat
+        self.max_buffer = max_buffer
+        self.streams: set[_EventWebSocket] = set()
+
+    def render_GET(self, request: Request) -> bytes | int:
+        try:
+            from twisted.web.websocket import WebSocketResource
+        except ImportError:
+            return _error(request, 501, "WebSocket support needs Twisted's websocket extra")
+        try:
+            wanted = parse_filter(request.args or {})
+        except ValueError as e:
+            return _error(request, 400, str(e))
+        owner = self
+
+        class _Factory:
+            def buildProtocol(self, request: Request) -> _EventWebSocket:
+                protocol = _EventWebSocket(owner, wanted, request)
+                # The upgraded connection keeps the HTTPChannel as its
+                # transport's producer (so WebSocketTransport.attachProducer
+                # fails server side): register on the request instead, and the
+                # channel forwards pause/resume.  Its idle timeout would drop a
+                # quiet socket: liveness is the pings' job now.
+                request.registerProducer(protocol, True)
+                request.channel.setTimeout(None)
+                return protocol
+
+        result: bytes | int = WebSocketResource(_Factory()).render_GET(request)  # type: ignore[arg-type]
+        return result
+
+    def stop(self) -> None:
+        """Close every open WebSocket (1001: going away)."""
+        for stream in list(self.streams):
+            stream.close(1001)
+
+
+class _EventWebSocket:
+    """One WebSocket client (a ``WebSocketProtocol``), a push producer on
+    its transport."""
+
+    def __init__(self, owner: EventWebSocketResource, wanted: EventFilter,
+                 request: Request) -> None:
+        self.owner = owner
+        self.wanted = wanted
+        self.request = request
+        self.transport: Any = None
+        self.subscription: Subscription | None = None
+        self.timer: IDelayedCall | None = None
+        self.paused = False
+        self.pending: list[str] = []
+        self.pending_size = 0
+        self.open = False
+
+    # WebSocketProtocol
+    def negotiationStarted(self, transport: Any) -> None:
+        self.transport = transport
+
+    def negotiationFinished(self) -> None:
+        self.open = True
+        self.owner.streams.add(self)
+        self.subscription = self.owner.bus.subscribe(
+            self._deliver, info_hash=self.wanted.info_hash, kinds=self.wanted.kinds)
+        self._schedule()
+
+    def pongReceived(self, payload: bytes) -> None:
+        pass
+
+    def textMessageReceived(self, message: str) -> None:
+        pass  # the stream is one way
+
+    def bytesMessageReceived(self, data: bytes | bytearray) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure) -> None:
+        self._cleanup()
+
+    # sending
+    def _schedule(self) -> None:
+        self.timer = self.owner.clock.callLater(self.owner.heartbeat, self._beat)
+
+    def _beat(self) -> None:
+        self.timer = None
+        if self.open:
+            self.transport.ping(b"")
+            self._schedule()
+
+    def _deliver(self, event: TorrentEvent) -> None:
+        self._send(event_json(event))
+
+    def _send(self, text: str) -> None:
+        if not self.open:
+            return
+        if self.paused:
+            self.pending.append(text)
+            self.pending_size += len(text)
+            if self.pending_size > self.owner.max_buffer:
+                _log.info("event WebSocket client not reading ({size} bytes queued): closing",
+                          size=self.pending_size)
+                raw = getattr(self.transport, "transport", None)
+                self._cleanup()
+                if raw is not None:
+                    getattr(raw, "abortConnection", raw.loseConnection)()
+            return
+        self.transport.sendTextMessage(text)
+
+    # IPushProducer
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        pending, self.pending, self.pending_size = self.pending, [], 0
+        for text in pending:
+            self._send(text)
+
+    def stopProducing(self) -> None:
+        self._cleanup()
+
+    def close(self, code: int = 1000) -> None:
+        """Send a close frame and end the connection."""
+        if self.open:
+            self._cleanup()
+            self.request.unregisterProducer()
+            self.transport.loseConnection(code)
 
     def _cleanup(self) -> None:
         self.open = False
