@@ -1,0 +1,1 @@
+"""HTTP for txbittorrent: twisted.web resources."""
