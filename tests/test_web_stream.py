@@ -375,7 +375,7 @@ class WaitingStreamTests(HTTPCase):
         deadline), then answers once the piece passes."""
         torrent = FakeTorrent()
         url = self.serve(FileStreamResource(torrent, 1, chunk_size=64, readahead=200))
-        d = self.fetch(url, Range="bytes=60-139")  # file 1 starts at 250: pieces 3 and 3
+        d = self.fetch(url, Range="bytes=60-139")  # torrent bytes 310-389: all in piece 3
         yield torrent.deadlines_set
         self.assertNoResult(d)
         (reader,) = torrent.readers
