@@ -1,3 +1,5 @@
+# twisted.web's Request and the reactor interfaces are untyped: their calls are all over here.
+# mypy: disable-error-code="no-untyped-call"
 """Live events over HTTP: Server-Sent Events, and the same over a WebSocket.
 
 Theory of operation
@@ -50,7 +52,6 @@ from twisted.web.server import NOT_DONE_YET
 from txbittorrent.eventtypes import EVENT_TYPES
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IDelayedCall, IReactorTime
     from twisted.python.failure import Failure
     from twisted.web.server import Request
 
@@ -130,7 +131,7 @@ class EventStreamResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, bus: EventBus, *, clock: IReactorTime, heartbeat: float = 15.0,
+    def __init__(self, bus: EventBus, *, clock: Any, heartbeat: float = 15.0,
                  max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
         super().__init__()
         self.bus = bus
@@ -171,7 +172,7 @@ class _SSEStream:
         self.request = request
         self.wanted = wanted
         self.subscription: Subscription | None = None
-        self.timer: IDelayedCall | None = None
+        self.timer: Any | None = None
         self.paused = False
         self.pending: list[bytes] = []
         self.pending_size = 0
@@ -290,7 +291,7 @@ class EventWebSocketResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, bus: EventBus, *, clock: IReactorTime, heartbeat: float = 15.0,
+    def __init__(self, bus: EventBus, *, clock: Any, heartbeat: float = 15.0,
                  max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
         super().__init__()
         self.bus = bus
@@ -322,7 +323,7 @@ class EventWebSocketResource(Resource):
                 request.channel.setTimeout(None)
                 return protocol
 
-        result: bytes | int = WebSocketResource(_Factory()).render_GET(request)  # type: ignore[arg-type]
+        result: bytes | int = WebSocketResource(_Factory()).render_GET(request)
         return result
 
     def stop(self) -> None:
@@ -342,7 +343,7 @@ class _EventWebSocket:
         self.request = request
         self.transport: Any = None
         self.subscription: Subscription | None = None
-        self.timer: IDelayedCall | None = None
+        self.timer: Any | None = None
         self.paused = False
         self.pending: list[str] = []
         self.pending_size = 0
