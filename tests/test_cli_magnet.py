@@ -423,6 +423,14 @@ class ReporterMetadataTests(SynchronousTestCase):
         self.torrent.metadata_arrives()
         self.assertTrue(self.reporter().line().startswith("  0.0%  0 B / 16.0 KiB"))
 
+    def test_dht_ready(self) -> None:
+        """Text: one message; JSON: one event with the node count."""
+        self.reporter().dht_ready(12)
+        self.assertEqual(self.err.getvalue(), "DHT ready: 12 nodes\n")
+        self.reporter(json_mode=True).dht_ready(12)
+        event = json.loads(self.out.getvalue().splitlines()[-1])
+        self.assertEqual((event["event"], event["nodes"]), ("dht_ready", 12))
+
     def test_metadata_received(self) -> None:
         """Text: one message; JSON: one event."""
         self.reporter().metadata_received("tree", 4, 3 * MiB)

@@ -340,6 +340,13 @@ class Reporter(TorrentObserver):
             self.message(f"metadata received: {name}, {format_size(size)} in "
                          f"{piece_count} pieces")
 
+    def dht_ready(self, node_count: int) -> None:
+        """The DHT node has joined (JSON: a "dht_ready" event)."""
+        if self.json_mode:
+            self.event("dht_ready", nodes=node_count)
+        else:
+            self.message(f"DHT ready: {node_count} nodes")
+
     # observer methods
     def piece_verified(self, torrent: Any, index: int, passed: bool) -> None:
         if not passed:

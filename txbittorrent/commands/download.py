@@ -255,6 +255,9 @@ async def _main(reactor: Any, args: argparse.Namespace, target: Any,
         reporter.metadata_received(event.name, event.piece_count, event.size)
 
     torrent.subscribe(on_metadata, kinds="metadata_received")
+    events = getattr(torrent, "events", None)
+    if events is not None:  # the DHT node's news is the session's, not the torrent's
+        events.subscribe(lambda event: reporter.dht_ready(event.node_count), kinds="dht_ready")
 
     def on_shutdown() -> Any:
         if not outcome.finished:
