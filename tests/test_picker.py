@@ -378,6 +378,17 @@ class DeadlineTests(SynchronousTestCase):
         self.assertEqual(pieces(picker.pick("a", bits("1111"), 8, 0.0, new_pieces=0)), [2])
         self.assertEqual(picker.pick("b", bits("1111"), 8, 0.0, new_pieces=0), [])
 
+    def test_piece_lost(self) -> None:
+        """A piece we had and lost (a failed recheck) is picked again."""
+        picker = setup_picker("11")
+        picker.piece_passed(0)
+        picker.piece_passed(1)
+        self.assertEqual(picker.wanted_left(), 0)
+        picker.piece_lost(1)
+        picker.piece_lost(1)  # twice: once
+        self.assertEqual(picker.wanted_left(), 1)
+        self.assertEqual(pieces(picker.pick("a", bits("11"), 8, 0.0)), [1])
+
     def test_late_deadline_asks_a_second_peer(self) -> None:
         """Once its deadline has passed, a deadline piece's requested blocks
         are asked of a second peer too, never of a third."""

@@ -609,6 +609,21 @@ class DeadlineTests(SynchronousTestCase):
         h.swarm.clear_deadline(10)
         self.assertFalse(h.swarm._downloader.picker.has_deadlines)
 
+    def test_recheck_loss_is_fetched_again(self) -> None:
+        """A piece the completion model loses while running (a recheck found
+        it bad) is wanted again: we become interested and request it."""
+        h = Harness(self, pieces=5, config=small())
+        h.swarm.start()
+        seed = h.seed()
+        seed.serve(h.data)
+        self.assertTrue(h.have.complete)
+        self.assertEqual(len(seed.of(PeerNotInterested)), 1)
+        h.completion.failed(3)
+        self.assertEqual(len(seed.of(PeerInterested)), 2)
+        self.assertEqual({index for index, _, _ in seed.asked}, {3})
+        seed.serve(h.data)
+        self.assertTrue(h.have.complete)
+
     def test_no_deadlines_before_metadata(self) -> None:
         """A swarm without its metadata takes deadlines quietly (there is no piece yet)."""
         swarm = Swarm.for_info_hash(b"i" * 20, OUR_ID, FakeDialer(), Clock(), random.Random(1))

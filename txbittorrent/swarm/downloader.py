@@ -51,6 +51,13 @@ from txbittorrent.core.transfer.choker import SNUB_TIMEOUT, is_snubbed
 from txbittorrent.core.transfer.picker import PiecePicker, RandomSource
 from txbittorrent.swarm.piecebuffer import PieceBuffers, verify_and_write
 
+from txbittorrent.core.transfer.completion import (
+    CompletionEvent,
+    HaveReplaced,
+)
+from txbittorrent.core.transfer.completion import PieceFailed as CompletionPieceFailed
+from txbittorrent.core.transfer.completion import PiecePassed as CompletionPiecePassed
+
 if TYPE_CHECKING:
     from txbittorrent.core.layout import Layout
     from txbittorrent.core.transfer.completion import Completion
@@ -120,6 +127,37 @@ class Downloader:
     def seeding(self) -> bool:
         """We have every piece we want."""
         return self._completion.complete
+
+    def follow(self) -> None:
+        """Hear the completion model's changes that do not come through us
+        (a recheck while running finding a piece bad, or good)."""
+        self._completion.add_listener(self._completion_changed)
+
+    def unfollow(self) -> None:
+        self._completion.remove_listener(self._completion_changed)
+
+    def _completion_changed(self, event: CompletionEvent) -> None:
+        if isinstance(event, CompletionPieceFailed):
+            self._lost(event.piece_index)
+        elif isinstance(event, CompletionPiecePassed):
+            self.picker.piece_passed(event.piece_index)  # (ours already told it: a no-op)
+        elif isinstance(event, HaveReplaced):
+            for index in event.removed:
+                self._lost(index)
+            for index in event.added:
+                self.picker.piece_passed(index)
+
+    def _lost(self, index: int) -> None:
+        """A verified piece is not any more: fetch it again."""
+        self.picker.piece_lost(index)
+        if self.stopped or not self._completion.is_wanted(index):
+            return
+        for peer in self._host.live_peers():
+            if index in peer.session.peer_have:
+                peer.wanted_count += 1
+                if peer.wanted_count == 1:
+                    self.send_interest(peer)
+                self.fill(peer)
 
     def when_idle(self) -> Deferred[None]:
         """Fires once no hash-and-write job is in flight."""

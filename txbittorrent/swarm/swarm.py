@@ -232,6 +232,7 @@ class Swarm:
         self._downloader = d = Downloader(
             metainfo, layout, store, completion, self._rng, cfg, self._clock, self._down, self
         )
+        d.follow()
         self._cache = UploadCache(store.read_piece, cfg.upload_cache_bytes)
         self._uploader = Uploader(self._cache, have, cfg, self._up, self.disk_error)
         d.paused = self._uploader.paused = self._paused
@@ -299,6 +300,7 @@ class Swarm:
         downloader, uploader, cache = self._downloader, self._uploader, self._cache
         if downloader is not None and uploader is not None:
             downloader.stopped = uploader.stopped = True
+            downloader.unfollow()
         for loop in self._loops:
             if loop.running:
                 loop.stop()

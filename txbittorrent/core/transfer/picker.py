@@ -401,6 +401,17 @@ class PiecePicker(RequestBook[K]):
             self._buckets.add(index, self._priority[index])
         return piece.contributors if piece is not None else set()
 
+    def piece_lost(self, index: int) -> None:
+        """A piece we had is no longer verified (a recheck found it bad or
+        missing): it is wanted again, a candidate like any other."""
+        self._check_index(index)
+        if index not in self._have:
+            return
+        self._have.discard(index)
+        if self._priority[index] > 0:
+            self._wanted_left += 1
+            self._buckets.add(index, self._priority[index])
+
     # -- introspection ---------------------------------------------------
 
     @property
