@@ -1,0 +1,445 @@
+"""The daemon's security layer (txbittorrent.web.auth.Guard) through real
+sockets on 127.0.0.1 with treq, in front of a tiny test resource."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator
+from typing import Any
+
+import treq
+from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks, succeed
+from twisted.internet.task import Clock
+from twisted.python.threadpool import ThreadPool
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import UNKNOWN_LENGTH, HTTPConnectionPool
+from twisted.web.iweb import IBodyProducer
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+from twisted.web.test.requesthelper import DummyChannel
+from zope.interface import implementer
+
+from txbittorrent.daemon.store import StateStore
+from txbittorrent.web.auth import SESSION_COOKIE, Guard, host_of
+
+COOKIE = SESSION_COOKIE.decode("ascii")
+
+
+class _Echo(Resource):
+    """GET says hello; POST answers with the size of the body it got."""
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        return b"hello"
+
+    def render_POST(self, request: Request) -> bytes:
+        assert request.content is not None
+        return b"changed %d" % (len(request.content.read()),)
+
+
+def _app() -> Resource:
+    root = Resource()
+    root.putChild(b"echo", _Echo())
+    return root
+
+
+@implementer(IBodyProducer)
+class _ChunkedBody:
+    """A body producer of unknown length (sent chunked)."""
+
+    length = UNKNOWN_LENGTH
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def startProducing(self, consumer: Any) -> Any:
+        for i in range(0, len(self.data), 65536):
+            consumer.write(self.data[i:i + 65536])
+        return succeed(None)
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
+
+
+class GuardTests(TestCase):
+    """Every rule of the Guard, over HTTP."""
+
+    def setUp(self) -> None:
+        self.store = StateStore(self.mktemp())
+        self.addCleanup(self.store.close)
+        self.store.set_password("admin", "s3cret")
+        self.token = self.store.create_token("cli", 0.0)
+        self.clock = Clock()
+        self.pool = HTTPConnectionPool(reactor, persistent=False)
+        self.addCleanup(self.pool.closeCachedConnections)
+        self.serve(Guard(_app(), store=self.store, clock=self.clock, max_body=1000))
+
+    def serve(self, guard: Guard, site: Site | None = None) -> None:
+        self.guard = guard
+        port = reactor.listenTCP(0, site or guard.site(), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.base = f"http://127.0.0.1:{port.getHost().port}"
+
+    @inlineCallbacks
+    def call(
+        self, method: str, path: str, headers: dict[str, str] | None = None,
+        data: Any = None, auth: bool = False, **kwargs: Any,
+    ) -> Generator[Any, Any, tuple[int, bytes, Any]]:
+        headers = dict(headers or {})
+        if auth:
+            headers["Authorization"] = f"Bearer {self.token}"
+        response = yield treq.request(
+            method, self.base + path, headers=headers, data=data, pool=self.pool, **kwargs
+        )
+        body = yield treq.content(response)
+        return response.code, body, response.headers
+
+    @inlineCallbacks
+    def login(self, password: str = "s3cret") -> Generator[Any, Any, tuple[int, Any]]:
+        code, body, headers = yield self.call(
+            "POST", "/login", data={"username": "admin", "password": password}
+        )
+        return code, headers
+
+    def cookie_of(self, headers: Any) -> str:
+        for value in headers.getRawHeaders(b"set-cookie", []):
+            name, _, rest = value.decode("latin-1").partition("=")
+            if name == COOKIE:
+                return rest.split(";")[0]
+        raise AssertionError("no session cookie")
+
+    # -- Host --------------------------------------------------------------
+
+    @inlineCallbacks
+    def test_allowed_host_with_port(self) -> Generator[Any, Any, None]:
+        """Host 127.0.0.1:<port> (what clients send) is accepted."""
+        code, body, _ = yield self.call("GET", "/echo", auth=True)
+        self.assertEqual((code, body), (200, b"hello"))
+
+    @inlineCallbacks
+    def test_allowed_hosts_without_port(self) -> Generator[Any, Any, None]:
+        """localhost and [::1], with or without a port, are accepted."""
+        for host in ("localhost", "LOCALHOST:8080", "[::1]", "[::1]:8080", "127.0.0.1"):
+            code, _, _ = yield self.call("GET", "/echo", headers={"Host": host}, auth=True)
+            self.assertEqual(code, 200, host)
+
+    @inlineCallbacks
+    def test_foreign_host_refused(self) -> Generator[Any, Any, None]:
+        """A Host not in the allowlist (DNS rebinding) is refused with 403,
+        even with a valid token."""
+        for host in ("evil.example", "evil.example:8080", "127.0.0.1.evil.example", "[::2]"):
+            code, body, _ = yield self.call("GET", "/echo", headers={"Host": host}, auth=True)
+            self.assertEqual(code, 403, host)
+            self.assertEqual(json.loads(body), {"error": "host not allowed"})
+
+    @inlineCallbacks
+    def test_custom_allowed_hosts(self) -> Generator[Any, Any, None]:
+        """allowed_hosts replaces the default list."""
+        self.serve(Guard(_app(), store=self.store, clock=self.clock, allowed_hosts=["box.lan"]))
+        code, _, _ = yield self.call("GET", "/echo", headers={"Host": "box.lan:80"}, auth=True)
+        self.assertEqual(code, 200)
+        code, _, _ = yield self.call("GET", "/echo", auth=True)
+        self.assertEqual(code, 403)
+
+    # -- authentication -----------------------------------------------------
+
+    @inlineCallbacks
+    def test_unauthenticated_gets_401_json(self) -> Generator[Any, Any, None]:
+        """Without a token or session the answer is a JSON 401."""
+        code, body, headers = yield self.call("GET", "/echo")
+        self.assertEqual(code, 401)
+        self.assertEqual(json.loads(body), {"error": "authentication required"})
+        self.assertEqual(headers.getRawHeaders(b"content-type"), [b"application/json"])
+        code, _, _ = yield self.call("GET", "/")
+        self.assertEqual(code, 401)
+
+    @inlineCallbacks
+    def test_bearer_token(self) -> Generator[Any, Any, None]:
+        """A stored API token as a Bearer credential is accepted; another is not."""
+        code, _, _ = yield self.call("GET", "/echo", auth=True)
+        self.assertEqual(code, 200)
+        code, _, _ = yield self.call("GET", "/echo", headers={"Authorization": "Bearer nope"})
+        self.assertEqual(code, 401)
+        code, _, _ = yield self.call("GET", "/echo", headers={"Authorization": self.token})
+        self.assertEqual(code, 401)
+
+    @inlineCallbacks
+    def test_login_form_sets_session_cookie(self) -> Generator[Any, Any, None]:
+        """POST /login with a form body sets an HttpOnly, SameSite=Strict,
+        Path=/ session cookie that then authenticates."""
+        code, headers = yield self.login()
+        self.assertEqual(code, 200)
+        (raw,) = [v for v in headers.getRawHeaders(b"set-cookie") if v.startswith(SESSION_COOKIE)]
+        attributes = {a.strip().lower() for a in raw.decode("latin-1").split(";")[1:]}
+        self.assertIn("httponly", attributes)
+        self.assertIn("samesite=strict", attributes)
+        self.assertIn("path=/", attributes)
+        cookie = self.cookie_of(headers)
+        self.assertGreaterEqual(len(cookie), 40)
+        code, body, _ = yield self.call("GET", "/echo", headers={"Cookie": f"{COOKIE}={cookie}"})
+        self.assertEqual((code, body), (200, b"hello"))
+
+    @inlineCallbacks
+    def test_login_json(self) -> Generator[Any, Any, None]:
+        """POST /login takes a JSON body too; each login gets a new random id."""
+        cookies = []
+        for _ in range(2):
+            code, body, headers = yield self.call(
+                "POST", "/login", headers={"Content-Type": "application/json"},
+                data=json.dumps({"username": "admin", "password": "s3cret"}).encode(),
+            )
+            self.assertEqual((code, json.loads(body)), (200, {"ok": True}))
+            cookies.append(self.cookie_of(headers))
+        self.assertNotEqual(cookies[0], cookies[1])
+
+    @inlineCallbacks
+    def test_login_wrong_credentials(self) -> Generator[Any, Any, None]:
+        """A wrong password or user gets 401 and no cookie; a missing field 400."""
+        code, headers = yield self.login("wrong")
+        self.assertEqual(code, 401)
+        self.assertFalse(headers.getRawHeaders(b"set-cookie"))
+        code, _, _ = yield self.call(
+            "POST", "/login", data={"username": "root", "password": "s3cret"})
+        self.assertEqual(code, 401)
+        code, _, _ = yield self.call("POST", "/login", data={"username": "admin"})
+        self.assertEqual(code, 400)
+        code, _, _ = yield self.call(
+            "POST", "/login", headers={"Content-Type": "application/json"}, data=b"{nope")
+        self.assertEqual(code, 400)
+
+    @inlineCallbacks
+    def test_unknown_or_forged_cookie(self) -> Generator[Any, Any, None]:
+        """A session id the guard did not issue is refused."""
+        code, _, _ = yield self.call("GET", "/echo", headers={"Cookie": f"{COOKIE}=forged"})
+        self.assertEqual(code, 401)
+
+    @inlineCallbacks
+    def test_session_expires(self) -> Generator[Any, Any, None]:
+        """A session stops working once its lifetime has passed on the clock."""
+        code, headers = yield self.login()
+        cookie = {"Cookie": f"{COOKIE}={self.cookie_of(headers)}"}
+        self.clock.advance(self.guard.session_lifetime - 1)
+        code, _, _ = yield self.call("GET", "/echo", headers=cookie)
+        self.assertEqual(code, 200)
+        self.clock.advance(1)
+        code, _, _ = yield self.call("GET", "/echo", headers=cookie)
+        self.assertEqual(code, 401)
+        self.assertEqual(self.guard.session_count(), 0)
+
+    @inlineCallbacks
+    def test_logout(self) -> Generator[Any, Any, None]:
+        """POST /logout ends the session and clears the cookie."""
+        code, headers = yield self.login()
+        cookie = {"Cookie": f"{COOKIE}={self.cookie_of(headers)}"}
+        code, _, headers = yield self.call("POST", "/logout", headers=cookie)
+        self.assertEqual(code, 200)
+        self.assertEqual(self.cookie_of(headers), "")
+        code, _, _ = yield self.call("GET", "/echo", headers=cookie)
+        self.assertEqual(code, 401)
+
+    @inlineCallbacks
+    def test_get_login_not_allowed(self) -> Generator[Any, Any, None]:
+        """GET /login is not a login (405)."""
+        code, _, _ = yield self.call("GET", "/login")
+        self.assertEqual(code, 405)
+
+    @inlineCallbacks
+    def test_login_in_threadpool(self) -> Generator[Any, Any, None]:
+        """With an injected threadpool, the password is checked there."""
+        pool = ThreadPool(minthreads=1, maxthreads=1)
+        pool.start()
+        self.addCleanup(pool.stop)
+        self.serve(Guard(_app(), store=self.store, clock=self.clock, threadpool=pool,
+                         reactor=reactor))
+        code, _ = yield self.login()
+        self.assertEqual(code, 200)
+        code, _ = yield self.login("wrong")
+        self.assertEqual(code, 401)
+
+    # -- bans -----------------------------------------------------------------
+
+    @inlineCallbacks
+    def test_ban_after_five_failures(self) -> Generator[Any, Any, None]:
+        """Five failed logins ban the address (403 even with the right
+        password) until the ban ends on the clock."""
+        for _ in range(4):
+            code, _ = yield self.login("wrong")
+            self.assertEqual(code, 401)
+        code, _ = yield self.login("wrong")
+        self.assertEqual(code, 401)
+        self.assertTrue(self.guard.is_banned("127.0.0.1"))
+        code, _ = yield self.login()
+        self.assertEqual(code, 403)
+        self.clock.advance(self.guard.ban_duration)
+        code, _ = yield self.login()
+        self.assertEqual(code, 200)
+
+    @inlineCallbacks
+    def test_failures_outside_window_do_not_ban(self) -> Generator[Any, Any, None]:
+        """Failures spread wider than the window do not add up to a ban,
+        and a success forgets earlier failures."""
+        self.guard.ban_threshold = 3
+        for _ in range(2):
+            code, _ = yield self.login("wrong")
+        self.clock.advance(self.guard.ban_window + 1)
+        for _ in range(2):
+            code, _ = yield self.login("wrong")
+        self.assertFalse(self.guard.is_banned("127.0.0.1"))
+        code, _ = yield self.login()
+        self.assertEqual(code, 200)
+        for _ in range(2):
+            code, _ = yield self.login("wrong")
+        self.assertFalse(self.guard.is_banned("127.0.0.1"))
+
+    # -- Origin / Referer -------------------------------------------------------
+
+    @inlineCallbacks
+    def test_cross_origin_change_refused(self) -> Generator[Any, Any, None]:
+        """A POST whose Origin (or Referer, lacking Origin) names another host
+        is refused with 403, even authenticated; so is Origin: null."""
+        for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"},
+                        {"Referer": "http://evil.example/page"},
+                        {"Origin": "http://evil.example", "Referer": "http://127.0.0.1/"},
+                        {"Origin": "http://127.0.0.1@evil.example"}):
+            code, body, _ = yield self.call("POST", "/echo", headers=headers, auth=True)
+            self.assertEqual(code, 403, headers)
+            self.assertEqual(json.loads(body), {"error": "cross-origin change refused"})
+        code, _, _ = yield self.call(
+            "DELETE", "/echo", headers={"Origin": "http://evil.example"}, auth=True)
+        self.assertEqual(code, 403)
+
+    @inlineCallbacks
+    def test_cross_origin_login_refused(self) -> Generator[Any, Any, None]:
+        """A login posted from a foreign page is refused before the password."""
+        code, _, _ = yield self.call(
+            "POST", "/login", headers={"Origin": "http://evil.example"},
+            data={"username": "admin", "password": "s3cret"})
+        self.assertEqual(code, 403)
+
+    @inlineCallbacks
+    def test_same_origin_or_none_accepted(self) -> Generator[Any, Any, None]:
+        """A POST from an allowed origin, or with neither header, is accepted;
+        a GET is not checked."""
+        for headers in ({"Origin": self.base}, {"Referer": "http://localhost:9/x"}, {}):
+            code, body, _ = yield self.call("POST", "/echo", headers=headers, data=b"ab",
+                                            auth=True)
+            self.assertEqual((code, body), (200, b"changed 2"), headers)
+        code, _, _ = yield self.call(
+            "GET", "/echo", headers={"Origin": "http://evil.example"}, auth=True)
+        self.assertEqual(code, 200)
+
+    # -- body size -------------------------------------------------------------------
+
+    @inlineCallbacks
+    def test_body_at_cap_accepted(self) -> Generator[Any, Any, None]:
+        """A body of exactly max_body bytes reaches the resource."""
+        code, body, _ = yield self.call("POST", "/echo", data=b"x" * 1000, auth=True)
+        self.assertEqual((code, body), (200, b"changed 1000"))
+
+    @inlineCallbacks
+    def test_content_length_over_cap(self) -> Generator[Any, Any, None]:
+        """A Content-Length over max_body gets 413 (the body is not stored)."""
+        code, body, _ = yield self.call("POST", "/echo", data=b"x" * 1001, auth=True)
+        self.assertEqual(code, 413)
+        self.assertIn("error", json.loads(body))
+        code, _, _ = yield self.call("POST", "/login", data=b"x" * 5000)
+        self.assertEqual(code, 413)
+
+    @inlineCallbacks
+    def test_chunked_body_over_cap(self) -> Generator[Any, Any, None]:
+        """A chunked body (no Content-Length) larger than max_body gets 413."""
+        code, _, _ = yield self.call("POST", "/echo", data=_ChunkedBody(b"y" * 200_000),
+                                     auth=True)
+        self.assertEqual(code, 413)
+        code, body, _ = yield self.call("POST", "/echo", data=_ChunkedBody(b"y" * 10),
+                                        auth=True)
+        self.assertEqual((code, body), (200, b"changed 10"))
+
+    @inlineCallbacks
+    def test_body_cap_with_plain_site(self) -> Generator[Any, Any, None]:
+        """Behind a plain Site (no BoundedRequest) the size actually received
+        is still checked."""
+        guard = Guard(_app(), store=self.store, clock=self.clock, max_body=1000)
+        self.serve(guard, Site(guard))
+        code, _, _ = yield self.call("POST", "/echo", data=_ChunkedBody(b"y" * 5000), auth=True)
+        self.assertEqual(code, 413)
+
+    @inlineCallbacks
+    def test_leaf_resource_wrapped(self) -> Generator[Any, Any, None]:
+        """A leaf resource behind the guard sees the whole path."""
+
+        class Path(Resource):
+            isLeaf = True
+
+            def render_GET(self, request: Request) -> bytes:
+                return b"/".join(request.postpath or [])
+
+        self.serve(Guard(Path(), store=self.store, clock=self.clock))
+        code, body, _ = yield self.call("GET", "/a/b", auth=True)
+        self.assertEqual((code, body), (200, b"a/b"))
+
+
+class HostOfTests(SynchronousTestCase):
+    """The Host/authority parser."""
+
+    def test_host_of(self) -> None:
+        """Ports are dropped, case folded, malformed values give None."""
+        self.assertEqual(host_of("LocalHost:80"), "localhost")
+        self.assertEqual(host_of("[::1]:8080"), "[::1]")
+        self.assertEqual(host_of("[::1]"), "[::1]")
+        self.assertIsNone(host_of(""))
+        self.assertIsNone(host_of("[::1"))
+        self.assertIsNone(host_of("a:b"))
+        self.assertIsNone(host_of("[::1]x"))
+
+    def test_tracked_addresses_bounded(self) -> None:
+        """At most max_tracked addresses are remembered for failures and bans."""
+        clock = Clock()
+        guard = Guard(Resource(), store=None, clock=clock, max_tracked=3,  # type: ignore[arg-type]
+                      ban_threshold=1)
+        for i in range(10):
+            guard._failed(f"10.0.0.{i}")
+        self.assertEqual(len(guard._banned), 3)
+        self.assertTrue(guard.is_banned("10.0.0.9"))
+        self.assertFalse(guard.is_banned("10.0.0.0"))
+        guard.ban_threshold = 5
+        for i in range(10):
+            guard._failed(f"10.0.1.{i}")
+        self.assertEqual(len(guard._failures), 3)
+
+
+class BoundedRequestTests(SynchronousTestCase):
+    """The request class of Guard.site() stores no body beyond the cap."""
+
+    def make(self) -> Any:
+        guard = Guard(Resource(), store=None, clock=Clock(), max_body=10)  # type: ignore[arg-type]
+        factory = guard.site().requestFactory
+        return factory(DummyChannel())
+
+    def test_content_length_over_cap(self) -> None:
+        """A Content-Length over the cap marks the request and stores nothing."""
+        request = self.make()
+        request.gotLength(11)
+        request.handleContentChunk(b"x" * 11)
+        self.assertTrue(request.body_too_large)
+        self.assertEqual(request.content.getvalue(), b"")
+
+    def test_body_over_cap_without_length(self) -> None:
+        """A body of unknown length is stored up to the cap, then dropped."""
+        request = self.make()
+        request.gotLength(None)
+        request.handleContentChunk(b"x" * 10)
+        self.assertFalse(request.body_too_large)
+        request.handleContentChunk(b"x")
+        request.handleContentChunk(b"x" * 1000)
+        self.assertTrue(request.body_too_large)
+        request.content.seek(0, 2)
+        self.assertEqual(request.content.tell(), 0)
