@@ -400,7 +400,7 @@ class Harness:
         self.clock.advance(1000)
         self.learned: list[tuple[list[Address], str]] = []
         self.private = private
-        self.swarm = Swarm.for_info_hash(INFO_HASH, OUR_ID, FakeDialer(), self.clock,
+        self.swarm = Swarm(INFO_HASH, OUR_ID, FakeDialer(), self.clock,
                                          random.Random(1),
                                          config=SwarmConfig(max_connections=200))
         self.context = PluginContext(

@@ -133,11 +133,11 @@ class Harness:
         self.failed: list[int] = []
         self.observer = Recorder()
         self.swarm = Swarm(
-            self.meta, self.layout, self.store, self.completion, OUR_ID, self.dialer,
-            self.clock, random.Random(1), config=config,
-            on_piece_passed=self._passed, on_piece_failed=self.failed.append,
-            observer=self.observer,
+            self.meta.info_hash, OUR_ID, self.dialer, self.clock, random.Random(1),
+            config=config, observer=self.observer,
         )
+        self.swarm.attach(self.meta, self.layout, self.store, self.completion,
+                          on_piece_passed=self._passed, on_piece_failed=self.failed.append)
         self.links: list[FakePeerLink] = []
         self._count = 0
         test.addCleanup(self._cleanup)
@@ -626,7 +626,7 @@ class DeadlineTests(SynchronousTestCase):
 
     def test_no_deadlines_before_metadata(self) -> None:
         """A swarm without its metadata takes deadlines quietly (there is no piece yet)."""
-        swarm = Swarm.for_info_hash(b"i" * 20, OUR_ID, FakeDialer(), Clock(), random.Random(1))
+        swarm = Swarm(b"i" * 20, OUR_ID, FakeDialer(), Clock(), random.Random(1))
         swarm.set_deadline(3, 0.0)
         swarm.clear_deadline(3)
         self.assertFalse(swarm.has_metadata)

@@ -104,7 +104,7 @@ class RunningTorrent:
         self.clock = clock
         self.session = session
         self.own_session = own_session
-        self.swarm = Swarm.for_info_hash(
+        self.swarm = Swarm(
             host.info_hash,
             host.peer_id,
             session,

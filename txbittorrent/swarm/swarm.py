@@ -95,39 +95,11 @@ _NEW, _RUNNING, _STOPPED = "new", "running", "stopped"
 class Swarm:
     """The ``PeerHost`` of one torrent; see the module docstring.
 
-    ``have`` is the Torrent's live set of verified pieces: the swarm reads it
-    and leaves adding to ``on_piece_passed``."""
+    The completion model ``attach`` is given holds the verified pieces: the
+    swarm reads it and leaves adding to ``on_piece_passed``."""
 
     def __init__(
         self,
-        metainfo: Metainfo,
-        layout: Layout,
-        store: Store,
-        completion: Completion,
-        peer_id: bytes,
-        dialer: Dialer,
-        clock: Any,
-        rng: RandomSource,
-        *,
-        config: SwarmConfig | None = None,
-        upload_throttle: Any = None,
-        download_throttle: Any = None,
-        on_piece_passed: Callable[[int], object],
-        on_piece_failed: Callable[[int], object],
-        observer: SwarmObserver | None = None,
-    ) -> None:
-        """A swarm for a torrent whose metadata is known (see
-        ``for_info_hash`` for one that has only its info hash so far)."""
-        self._setup(
-            metainfo.info_hash, peer_id, dialer, clock, rng, config,
-            upload_throttle, download_throttle, observer,
-        )
-        self.attach(metainfo, layout, store, completion,
-                    on_piece_passed=on_piece_passed, on_piece_failed=on_piece_failed)
-
-    @classmethod
-    def for_info_hash(
-        cls,
         info_hash: bytes,
         peer_id: bytes,
         dialer: Dialer,
@@ -138,29 +110,11 @@ class Swarm:
         upload_throttle: Any = None,
         download_throttle: Any = None,
         observer: SwarmObserver | None = None,
-    ) -> Swarm:
-        """A swarm that knows only the info hash (a magnet link): it connects,
-        handshakes and exchanges extension messages, and transfers no piece
-        until ``attach`` gives it the metadata."""
-        swarm = cls.__new__(cls)
-        swarm._setup(
-            info_hash, peer_id, dialer, clock, rng, config,
-            upload_throttle, download_throttle, observer,
-        )
-        return swarm
-
-    def _setup(
-        self,
-        info_hash: bytes,
-        peer_id: bytes,
-        dialer: Dialer,
-        clock: Any,
-        rng: RandomSource,
-        config: SwarmConfig | None,
-        upload_throttle: Any,
-        download_throttle: Any,
-        observer: SwarmObserver | None,
     ) -> None:
+        """A swarm for the torrent ``info_hash``: it connects, handshakes and
+        exchanges extension messages, and transfers no piece until ``attach``
+        gives it the metadata and data (at once for a .torrent; later for a
+        magnet link)."""
         self.config = cfg = config if config is not None else SwarmConfig()
         self.info_hash = info_hash
         self.peer_id = peer_id
