@@ -10,10 +10,12 @@ False (``complete``, ``seed``).
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from txbittorrent.core.bitfield import Bitfield
+from txbittorrent.core.tracker.tiers import TrackerStatus, TrackerTiers
 from txbittorrent.core.magnet import Magnet
 from txbittorrent.state import TorrentState
 from txbittorrent.swarm.peerstate import PeerInfo
@@ -48,6 +50,8 @@ class TorrentAccessors:
     _port: int
     _uploaded_before: int
     _downloaded_before: int
+    _trackers: list[list[str]]
+    rng: random.Random
 
     def make_peer_id(self) -> bytes:
         raise NotImplementedError
@@ -192,6 +196,18 @@ class TorrentAccessors:
             for i, f in enumerate(self._data.metainfo.files)
             if not f.pad
         ]
+
+    def trackers(self) -> tuple[tuple[TrackerStatus, ...], ...]:
+        """The trackers as BEP 12 tiers, each URL with its status (complete,
+        incomplete, failures, peers, last error, next announce...)."""
+        if self._run is not None:
+            return self._run.announcer.trackers()
+        tiers = TrackerTiers(self._trackers, self.rng)
+        return tuple(tuple(tiers.status(url) for url in tier) for tier in tiers.tiers)
+
+    def info_bytes(self) -> bytes | None:
+        """The raw info dictionary, exactly as hashed (None before the metadata)."""
+        return self._data.metainfo.info_bytes if self._data is not None else None
 
     def piece_cache(self) -> dict[int, int]:
         """Where pieces held in the part file live: pass it back as ``piece_cache=``."""

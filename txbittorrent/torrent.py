@@ -42,7 +42,6 @@ from txbittorrent.config import TorrentConfig
 from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.metainfo import Metainfo, parse_info
 from txbittorrent.core.peerid import make_peer_id
-from txbittorrent.core.tracker.tiers import TrackerStatus, TrackerTiers
 from txbittorrent.errors import LocalProtocolError, MetainfoError
 from txbittorrent.events import EventBus, SwarmPublisher, Subscription, attach_observer
 from txbittorrent.eventtypes import (
@@ -278,14 +277,6 @@ class Torrent(TorrentAccessors, TorrentStreaming):
 
     # -- trackers ----------------------------------------------------------------------
 
-    def trackers(self) -> tuple[tuple[TrackerStatus, ...], ...]:
-        """The trackers as BEP 12 tiers, each URL with its status (complete,
-        incomplete, failures, peers, last error, next announce...)."""
-        if self._run is not None:
-            return self._run.announcer.trackers()
-        tiers = TrackerTiers(self._trackers, self.rng)
-        return tuple(tuple(tiers.status(url) for url in tier) for tier in tiers.tiers)
-
     def add_tracker(self, url: str, tier: int | None = None) -> None:
         """Add a tracker, in tier ``tier`` (default: a new last tier); a
         running torrent announces to it as BEP 12 says."""
@@ -434,9 +425,6 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         """The BEP 10 plug-ins of this torrent's swarm (override to add or
         leave out some): ``swarm.plugins.builtin_extensions`` by default."""
         return builtin_extensions(context)
-
-    def info_bytes(self) -> bytes | None:
-        return self._data.metainfo.info_bytes if self._data is not None else None
 
     def metadata_received(self, info_bytes: bytes) -> None:
         """An info dictionary fetched from peers (BEP 9): parsed with the
