@@ -1,0 +1,102 @@
+"""``python -m txbittorrent serve`` as a real child process on 127.0.0.1:
+it writes api.json with its real URL (listening on port 0), answers GET
+/api with the token, and exits 0 on SIGTERM; bounded in time, the child
+killed in cleanup whatever happens."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from collections.abc import Generator
+from typing import Any
+
+import treq
+from twisted.internet import reactor, task
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.protocol import ProcessProtocol
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+from twisted.web.client import HTTPConnectionPool
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEADLINE = 25.0
+"""Seconds the child may take to write api.json, and then to exit."""
+
+
+class _Child(ProcessProtocol):
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.err = bytearray()
+        self.ended: Deferred[int | None] = Deferred()
+        self.running = True
+
+    def outReceived(self, data: bytes) -> None:
+        self.out += data
+
+    def errReceived(self, data: bytes) -> None:
+        self.err += data
+
+    def processEnded(self, reason: Failure) -> None:
+        self.running = False
+        self.ended.callback(getattr(reason.value, "exitCode", None))
+
+
+class ServeTests(TestCase):
+    """The serve command end to end."""
+
+    timeout = 30
+
+    @inlineCallbacks
+    def test_serve_answers_and_stops_on_sigterm(self) -> Generator[Any, Any, None]:
+        """The child serves /api with the token from api.json and exits 0 on SIGTERM."""
+        base = os.path.abspath(self.mktemp())
+        state = os.path.join(base, "state")
+        child = _Child()
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        process = reactor.spawnProcess(
+            child, sys.executable,
+            [sys.executable, "-m", "txbittorrent", "serve", "--state-dir", state,
+             "--download-dir", os.path.join(base, "dl"),
+             "--listen", "tcp:0:interface=127.0.0.1"],
+            env=env, path=ROOT,
+        )
+
+        def kill() -> Any:
+            if child.running:
+                process.signalProcess("KILL")
+                return child.ended
+            return None
+
+        self.addCleanup(kill)
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        self.addCleanup(pool.closeCachedConnections)
+
+        api_file = os.path.join(state, "api.json")
+        waited = 0.0
+        while not os.path.exists(api_file):
+            self.assertTrue(child.running, child.err.decode(errors="replace"))
+            self.assertLess(waited, DEADLINE, "no api.json")
+            yield task.deferLater(reactor, 0.1, lambda: None)
+            waited += 0.1
+        with open(api_file) as f:
+            info = json.load(f)
+        self.assertTrue(info["url"].startswith("http://127.0.0.1:"))
+        self.assertNotEqual(info["url"], "http://127.0.0.1:0")
+
+        response = yield treq.get(
+            info["url"] + "/api", headers={b"Authorization": [b"Bearer " + info["token"].encode()]},
+            pool=pool,
+        )
+        body = yield treq.content(response)
+        self.assertEqual(response.code, 200)
+        self.assertIn("routes", json.loads(body))
+        self.assertIn(b"password", bytes(child.out))
+
+        process.signalProcess("TERM")
+        timer = reactor.callLater(DEADLINE, kill)
+        code = yield child.ended
+        if timer.active():
+            timer.cancel()
+        self.assertEqual(code, 0, child.err.decode(errors="replace"))

@@ -1,0 +1,155 @@
+"""DaemonService started in-process on 127.0.0.1 port 0: auth, the API,
+the store across restarts, the Host check, and streaming a file over
+/stream, through real sockets (treq)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+from collections.abc import Generator
+from typing import Any
+
+import treq
+from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks
+from twisted.trial.unittest import TestCase
+from twisted.web.client import HTTPConnectionPool
+
+from txbittorrent.daemon.service import DaemonConfig, DaemonService
+from txbittorrent.daemon.store import StateStore
+from txbittorrent.storage.create import create_torrent
+from txbittorrent.testing import make_files
+
+HASH = "0123456789abcdef0123456789abcdef01234567"
+
+
+class DaemonServiceTests(TestCase):
+    """A daemon on tcp:0 over a temporary state dir, stopped in cleanup."""
+
+    timeout = 60
+
+    def setUp(self) -> None:
+        base = os.path.abspath(self.mktemp())
+        self.config = DaemonConfig(
+            state_dir=os.path.join(base, "state"),
+            download_dir=os.path.join(base, "downloads"),
+            listen=("tcp:0:interface=127.0.0.1",),
+        )
+        self.pool = HTTPConnectionPool(reactor, persistent=False)
+        self.addCleanup(self.pool.closeCachedConnections)
+
+    @inlineCallbacks
+    def start(self) -> Generator[Any, Any, DaemonService]:
+        out = io.StringIO()
+        service = DaemonService(self.config, reactor=reactor, out=out)
+        service.startService()
+        self.addCleanup(lambda: service.stopService() if service.running else None)
+        yield service.started
+        service.out = out  # type: ignore[attr-defined]
+        return service
+
+    def api(self) -> dict[str, Any]:
+        with open(os.path.join(self.config.state_dir, "api.json")) as f:
+            return json.load(f)  # type: ignore[no-any-return]
+
+    @inlineCallbacks
+    def call(self, method: str, path: str, token: str | None = None,
+             body: Any = None, headers: dict[bytes, list[bytes]] | None = None,
+             ) -> Generator[Any, Any, tuple[int, bytes]]:
+        info = self.api()
+        all_headers = dict(headers or {})
+        if token is not None:
+            all_headers[b"Authorization"] = [b"Bearer " + token.encode()]
+        data = json.dumps(body).encode() if body is not None else None
+        response = yield treq.request(method, info["url"] + path, data=data,
+                                      headers=all_headers, pool=self.pool)
+        content = yield treq.content(response)
+        return response.code, content
+
+    @inlineCallbacks
+    def test_auth_and_api_file(self) -> Generator[Any, Any, None]:
+        """/api is 401 without a token, 200 with the one in api.json (mode 0600,
+        its url the real port); the password is printed on the first start."""
+        service = yield self.start()
+        info = self.api()
+        port = service.ports[0].getHost().port
+        self.assertEqual(info["url"], f"http://127.0.0.1:{port}")
+        mode = os.stat(os.path.join(self.config.state_dir, "api.json")).st_mode
+        self.assertEqual(stat.S_IMODE(mode), 0o600)
+        self.assertIn("password", service.out.getvalue())
+        code, _ = yield self.call("GET", "/api")
+        self.assertEqual(code, 401)
+        code, content = yield self.call("GET", "/api", info["token"])
+        self.assertEqual(code, 200)
+        self.assertIn("routes", json.loads(content))
+
+    @inlineCallbacks
+    def test_host_not_allowed(self) -> Generator[Any, Any, None]:
+        """A Host header naming another host is 403, even with the token."""
+        yield self.start()
+        code, _ = yield self.call("GET", "/api", self.api()["token"],
+                                  headers={b"Host": [b"evil.example"]})
+        self.assertEqual(code, 403)
+
+    @inlineCallbacks
+    def test_torrent_survives_a_restart(self) -> Generator[Any, Any, None]:
+        """An added info hash is stored, restored by the next start on the
+        same state dir; the password is not printed again."""
+        first = yield self.start()
+        token = self.api()["token"]
+        code, _ = yield self.call("POST", "/api/torrents", token, {"source": HASH})
+        self.assertEqual(code, 201)
+        self.assertIsNotNone(first.store.get(HASH))
+        yield first.stopService()
+        self.assertFalse(os.path.exists(os.path.join(self.config.state_dir, "api.json.tmp")))
+
+        second = yield self.start()
+        self.assertNotIn("password", second.out.getvalue())
+        self.assertEqual(self.api()["token"], token)
+        self.assertIsNotNone(second.session.get(bytes.fromhex(HASH)))
+        code, content = yield self.call("GET", "/api/torrents", token)
+        self.assertEqual(code, 200)
+        self.assertIn(HASH, content.decode())
+        code, _ = yield self.call("GET", "/api/events", None)
+        self.assertEqual(code, 401)
+
+    @inlineCallbacks
+    def test_stream_a_file(self) -> Generator[Any, Any, None]:
+        """A .torrent with its data on disk streams its file over /stream with
+        the token; an unknown hash or index is 404; stopping writes its resume
+        record under the state dir."""
+        service = yield self.start()
+        root = os.path.join(self.config.download_dir, "seed")
+        files = make_files(os.path.join(root, "t"), {"a.bin": 70_000, "b.txt": 100}, seed=7)
+        raw = create_torrent(os.path.join(root, "t"), piece_length=16 * 1024)
+        torrent = service.session.add(raw, root)
+        self.assertTrue(torrent.resume_path.startswith(self.config.state_dir))
+        yield torrent.start()
+        yield torrent.when_complete()
+        ih = torrent.info_hash.hex()
+        index = {f.path.split(os.sep)[-1]: f.index for f in torrent.files()}["a.bin"]
+        token = self.api()["token"]
+        code, body = yield self.call("GET", f"/stream/{ih}/{index}/a.bin", token)
+        self.assertEqual((code, body), (200, files["a.bin"]))
+        code, _ = yield self.call("GET", f"/stream/{ih}/{index}/a.bin")
+        self.assertEqual(code, 401)
+        for path in (f"/stream/{HASH}/0/x", f"/stream/{ih}/99/x", f"/stream/{ih}/z/x"):
+            code, _ = yield self.call("GET", path, token)
+            self.assertEqual(code, 404, path)
+        yield service.stopService()
+        resume = os.path.join(self.config.state_dir, "resume", ih + ".resume")
+        self.assertTrue(os.path.exists(resume))
+
+    @inlineCallbacks
+    def test_stop_closes_everything(self) -> Generator[Any, Any, None]:
+        """stopService closes the ports, the session and the store."""
+        service = yield self.start()
+        url = self.api()["url"]
+        yield service.stopService()
+        self.assertIsNone(service.store)
+        self.assertEqual(service.ports, [])
+        with self.assertRaises(Exception):
+            yield treq.get(url + "/api", pool=self.pool)
+        StateStore(os.path.join(self.config.state_dir, "state.sqlite")).close()

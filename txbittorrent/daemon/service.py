@@ -1,0 +1,342 @@
+# twisted.web's Resource and Request, and twisted.application, are untyped.
+# mypy: disable-error-code="no-untyped-call"
+"""The daemon as a Twisted service: ``DaemonService``.
+
+Theory of operation
+-------------------
+``DaemonService(config)`` is a ``MultiService`` assembling the daemon's
+building blocks; the constructor does nothing observable.
+
+``startService`` (synchronous apart from the Session's start, which binds
+at once):
+
+1. opens the ``StateStore`` (``state_dir/state.sqlite``);
+2. on the first start (the store has no user) makes a random password
+   (``secrets``), stores it hashed, and writes it once to ``out`` (stdout);
+   a later start never prints it.  It then makes an API token and, on
+   every start, writes ``state_dir/api.json`` (``{"url", "token"}``, mode
+   0600, through a temporary file and ``os.replace``) once the HTTP ports
+   listen, so the url names the real port even for port 0.  The token's
+   plaintext lives only in that file (the store keeps its digest), so a
+   start whose api.json is gone makes a new token;
+3. starts a ``Session`` (its own ``EventBus`` keeping ``event_history``
+   events for ``Last-Event-ID``), restores every stored torrent (its
+   metainfo if stored, else its source; its saved ``wanted`` state; a
+   ``resume_path`` under ``state_dir/resume``) and starts the ones not
+   "stopped";
+4. serves, behind a ``Guard``: ``/api`` (``ApiResource``), ``/api/events``
+   (SSE), ``/api/ws`` (WebSocket, when available) and
+   ``/stream/<info hash>/<file index>/<name>`` (``FileStreamResource``),
+   on every ``listen`` endpoint string (``serverFromString``).
+
+Every torrent the session makes (through the API too) gets its resume path
+under ``state_dir/resume/<info hash>.resume`` (``_DaemonSession.add``).
+
+``stopService`` stops listening, stops the event streams, stops every
+torrent (trackers hear "stopped", resume records are written), stops the
+session and closes the store; its Deferred fires when all that is done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, maybeDeferred
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.resource import NoResource, Resource
+from twisted.web.server import Request
+
+from txbittorrent.core.metainfo import MetainfoLimits
+from txbittorrent.daemon.store import StateStore
+from txbittorrent.dht.config import DHTConfig
+from txbittorrent.events import EventBus
+from txbittorrent.session import Session, SessionConfig
+from txbittorrent.source import load_source
+from txbittorrent.web.api import ApiResource
+from txbittorrent.web.auth import Guard
+from txbittorrent.web.events import (
+    EventStreamResource,
+    EventWebSocketResource,
+    websocket_available,
+)
+from txbittorrent.web.stream import FileStreamResource
+
+_log = Logger()
+
+USERNAME = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonConfig:
+    """What ``txbittorrent serve`` runs with."""
+
+    state_dir: str
+    download_dir: str
+    listen: tuple[str, ...] = ("tcp:8080:interface=127.0.0.1",)
+    """Twisted server endpoint strings for the HTTP API."""
+    peer_port: int = 0
+    """The BitTorrent listening port (0: the kernel picks)."""
+    peer_interfaces: tuple[str, ...] = ("127.0.0.1",)
+    """Where the BitTorrent side listens (loopback only unless given)."""
+    dht: bool = False
+    event_history: int = 1000
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
+
+
+class _DaemonSession(Session):
+    """A Session whose every torrent keeps a resume record in the state dir."""
+
+    resume_dir: str = ""
+
+    def add(self, source: Any, basedir: str | None = None, **options: Any) -> Any:
+        if self.resume_dir and options.get("resume_path") is None:
+            given = options.get("config")
+            limits = given.limits if given is not None else MetainfoLimits()
+            parsed = load_source(source, limits)  # the info hash names the file
+            if parsed.metainfo is not None:
+                source = parsed.metainfo  # parsed once, not twice
+            options["resume_path"] = os.path.join(
+                self.resume_dir, parsed.info_hash.hex() + ".resume"
+            )
+        return super().add(source, basedir, **options)
+
+
+class _ApiRoot(Resource):
+    """``/api``: the event streams by name, everything else to the API."""
+
+    def __init__(self, api: ApiResource, children: dict[bytes, Resource]) -> None:
+        super().__init__()
+        self.api = api
+        self.streams = children
+
+    def getChildWithDefault(self, path: bytes, request: Request) -> Resource:
+        assert request.postpath is not None and request.prepath is not None
+        if path in self.streams and not any(request.postpath):
+            return self.streams[path]
+        request.prepath.pop()
+        request.postpath.insert(0, path)
+        return self.api
+
+    def render(self, request: Request) -> Any:
+        return self.api.render(request)
+
+
+class _StreamRoot(Resource):
+    """``/stream/<info hash>/<file index>/<name>``: one file of a torrent."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+
+    def getChildWithDefault(self, path: bytes, request: Request) -> Resource:
+        try:
+            info_hash = bytes.fromhex(path.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            return NoResource("unknown torrent")
+        torrent = self.session.get(info_hash) if len(info_hash) == 20 else None
+        assert request.postpath is not None and request.prepath is not None
+        if torrent is None or not request.postpath:
+            return NoResource("unknown torrent")
+        index_text = request.postpath.pop(0)
+        request.prepath.append(index_text)
+        if not index_text.isdigit():
+            return NoResource("unknown file")
+        request.prepath.extend(request.postpath)  # the name is decoration
+        del request.postpath[:]
+        return FileStreamResource(torrent, int(index_text))
+
+
+def _write_private(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, readable by the owner only."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _url(address: Any) -> str:
+    port = getattr(address, "port", None)
+    if port is None:
+        return f"unix:{getattr(address, 'name', '')!s}"
+    host = address.host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+class DaemonService(MultiService):
+    """One Session, its store and its HTTP API (see the module docstring)."""
+
+    def __init__(
+        self, config: DaemonConfig, *, reactor: Any = None, out: TextIO | None = None
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self._given_reactor = reactor
+        self._out = out
+        self.store: StateStore | None = None
+        self.session: Session | None = None
+        self.ports: list[Any] = []
+        """The HTTP listening ports (``IListeningPort``), once started."""
+        self.url: str | None = None
+        self._event_resources: list[Any] = []
+        self.started: Deferred[None] | None = None
+        """Fires once every HTTP port listens and api.json is written."""
+
+    @property
+    def api_path(self) -> str:
+        return os.path.join(self.config.state_dir, "api.json")
+
+    def _reactor(self) -> Any:
+        if self._given_reactor is None:
+            from twisted.internet import reactor
+
+            self._given_reactor = reactor
+        return self._given_reactor
+
+    def startService(self) -> None:
+        super().startService()
+        self.started = self._start()
+        self.started.addErrback(self._start_failed)
+
+    def _start_failed(self, failure: Failure) -> Failure:
+        _log.failure("the daemon failed to start", failure)
+        return failure
+
+    @inlineCallbacks
+    def _start(self) -> Any:
+        cfg = self.config
+        reactor = self._reactor()
+        os.makedirs(cfg.state_dir, exist_ok=True)
+        os.makedirs(cfg.download_dir, exist_ok=True)
+        resume_dir = os.path.join(cfg.state_dir, "resume")
+        os.makedirs(resume_dir, exist_ok=True)
+        store = self.store = StateStore(os.path.join(cfg.state_dir, "state.sqlite"))
+        if store.username() is None:
+            password = secrets.token_urlsafe(18)
+            store.set_password(USERNAME, password)
+            out = self._out if self._out is not None else sys.stdout
+            out.write(f"txbittorrent: user {USERNAME!r}, password {password}\n")
+            out.flush()
+        token = self._known_token(store)
+        if token is None:
+            token = store.create_token("cli", float(reactor.seconds()))
+
+        session = _DaemonSession(
+            reactor, cfg.peer_port, cfg.peer_interfaces,
+            SessionConfig(dht=DHTConfig(enabled=cfg.dht)),
+            events=EventBus(history=cfg.event_history),
+        )
+        session.resume_dir = resume_dir
+        self.session = session
+        yield session.start()
+        self._restore(session, store)
+
+        api = ApiResource(session, store=store, download_dir=cfg.download_dir)
+        streams: dict[bytes, Resource] = {}
+        sse = EventStreamResource(session.events, clock=reactor)
+        streams[b"events"] = sse
+        self._event_resources.append(sse)
+        if websocket_available():
+            ws = EventWebSocketResource(session.events, clock=reactor)
+            streams[b"ws"] = ws
+            self._event_resources.append(ws)
+        root = Resource()
+        root.putChild(b"api", _ApiRoot(api, streams))  # type: ignore[arg-type]
+        root.putChild(b"stream", _StreamRoot(session))  # type: ignore[arg-type]
+        guard = Guard(root, store=store, clock=reactor, allowed_hosts=cfg.allowed_hosts)
+        site = guard.site()
+        for description in cfg.listen:
+            port = yield serverFromString(reactor, description).listen(site)
+            self.ports.append(port)
+        if self.ports:
+            self.url = _url(self.ports[0].getHost())
+        _write_private(
+            self.api_path, json.dumps({"url": self.url, "token": token}).encode()
+        )
+        _log.info("txbittorrent daemon listening on {url}", url=self.url)
+
+    def _known_token(self, store: StateStore) -> str | None:
+        """The token of the existing api.json if the store still accepts it."""
+        try:
+            with open(self.api_path, "rb") as f:
+                token = json.load(f).get("token")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return token if isinstance(token, str) and store.check_token(token) else None
+
+    def _restore(self, session: Session, store: StateStore) -> None:
+        for record in store.torrents():
+            source: Any = record.metainfo if record.metainfo else record.source
+            options: dict[str, Any] = {}
+            if record.metainfo and record.priorities:
+                options["priorities"] = list(record.priorities)
+            try:
+                torrent = session.add(
+                    source, record.save_path,
+                    state="paused" if record.wanted == "paused" else "active", **options,
+                )
+            except Exception:
+                _log.failure("restoring torrent {info_hash} failed", info_hash=record.info_hash)
+                continue
+            if record.wanted != "stopped":
+                ih = record.info_hash
+                torrent.start().addErrback(_start_failed, ih)
+
+    def stopService(self) -> Deferred[Any]:
+        super().stopService()
+        return self._stop()
+
+    @inlineCallbacks
+    def _stop(self) -> Any:
+        if self.started is not None and not self.started.called:
+            yield DeferredList([self.started], consumeErrors=True)
+        ports, self.ports = self.ports, []
+        yield DeferredList([maybeDeferred(p.stopListening) for p in ports], consumeErrors=True)
+        for resource in self._event_resources:
+            resource.stop()
+        self._event_resources = []
+        session, self.session = self.session, None
+        if session is not None:
+            stops = [maybeDeferred(t.stop) for t in session.torrents()]
+            results = yield DeferredList(stops, consumeErrors=True)
+            for ok, failure in results:
+                if not ok:
+                    _log.failure("stopping a torrent failed", failure)
+            yield session.stop()
+        store, self.store = self.store, None
+        if store is not None:
+            store.close()
+
+
+def _start_failed(failure: Failure, info_hash: str) -> None:
+    _log.failure("starting torrent {info_hash} failed", failure, info_hash=info_hash)
+
+
+def config_from(
+    state_dir: str, download_dir: str | None = None, listen: Sequence[str] = ()
+) -> DaemonConfig:
+    """A ``DaemonConfig`` from the command line's choices."""
+    state_dir = os.path.abspath(state_dir)
+    download = download_dir if download_dir is not None else os.path.join(state_dir, "downloads")
+    kwargs: dict[str, Any] = {}
+    if listen:
+        kwargs["listen"] = tuple(listen)
+    return DaemonConfig(state_dir=state_dir, download_dir=os.path.abspath(download), **kwargs)
