@@ -126,8 +126,9 @@ def _error(request: Request, code: int, message: str) -> bytes:
     return json.dumps({"error": message}).encode()
 
 
-class EventStreamResource(Resource):
-    """``GET``: the bus's events as Server-Sent Events (see the module)."""
+class _EventResource(Resource):
+    """What both event resources keep: the bus, the clock, the heartbeat and
+    buffer bound, and their open streams."""
 
     isLeaf = True
 
@@ -138,7 +139,11 @@ class EventStreamResource(Resource):
         self.clock = clock
         self.heartbeat = heartbeat
         self.max_buffer = max_buffer
-        self.streams: set[_SSEStream] = set()
+        self.streams: set[Any] = set()
+
+
+class EventStreamResource(_EventResource):
+    """``GET``: the bus's events as Server-Sent Events (see the module)."""
 
     def render_GET(self, request: Request) -> bytes | int:
         try:
@@ -286,19 +291,8 @@ def websocket_available() -> bool:
     return True
 
 
-class EventWebSocketResource(Resource):
+class EventWebSocketResource(_EventResource):
     """``GET`` with a WebSocket upgrade: one JSON text frame per event."""
-
-    isLeaf = True
-
-    def __init__(self, bus: EventBus, *, clock: Any, heartbeat: float = 15.0,
-                 max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
-        super().__init__()
-        self.bus = bus
-        self.clock = clock
-        self.heartbeat = heartbeat
-        self.max_buffer = max_buffer
-        self.streams: set[_EventWebSocket] = set()
 
     def render_GET(self, request: Request) -> bytes | int:
         try:
