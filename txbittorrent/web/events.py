@@ -168,40 +168,39 @@ class EventStreamResource(_EventResource):
             stream.finish()
 
 
-class _SSEStream:
-    """One client's stream; a streaming producer on its request."""
+class _EventClient:
+    """What an SSE stream and a WebSocket client share: the bus subscription,
+    the heartbeat timer, and the queue kept while the transport is paused,
+    bounded by ``max_buffer`` (past it the client is cut off).  Subclasses
+    say how an item is written (``_emit``), what a heartbeat is
+    (``_heartbeat``) and how the connection is dropped (``_abort``)."""
 
-    def __init__(self, owner: EventStreamResource, request: Request,
-                 wanted: EventFilter) -> None:
+    what = "event client"
+
+    def __init__(self, owner: _EventResource, request: Request, wanted: EventFilter) -> None:
         self.owner = owner
         self.request = request
         self.wanted = wanted
         self.subscription: Subscription | None = None
         self.timer: Any | None = None
         self.paused = False
-        self.pending: list[bytes] = []
+        self.pending: list[Any] = []
         self.pending_size = 0
-        self.open = True
+        self.open = False
 
-    def start(self, last_id: int | None) -> None:
-        request = self.request
-        request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
-        request.setHeader(b"cache-control", b"no-cache, no-store")
-        request.setHeader(b"x-accel-buffering", b"no")
-        request.registerProducer(self, True)
-        request.notifyFinish().addBoth(self._gone)
-        self._write(b": connected\n\n")  # sends the headers now
-        if last_id is not None:
-            missed = self.owner.bus.since(last_id)
-            if missed is None:
-                reset = {"last_event_id": self.owner.bus.last_event_id}
-                self._write(f"event: reset\ndata: {json.dumps(reset)}\n\n".encode())
-            else:
-                for event in missed:
-                    if self.wanted.matches(event):
-                        self._write(encode_sse(event))
-        if not self.open:
-            return
+    def _emit(self, item: Any) -> None:
+        raise NotImplementedError
+
+    def _heartbeat(self) -> None:
+        raise NotImplementedError
+
+    def _abort(self) -> None:
+        raise NotImplementedError
+
+    def _deliver(self, event: TorrentEvent) -> None:
+        raise NotImplementedError
+
+    def _subscribe(self) -> None:
         self.subscription = self.owner.bus.subscribe(
             self._deliver, info_hash=self.wanted.info_hash, kinds=self.wanted.kinds)
         self._schedule()
@@ -211,25 +210,23 @@ class _SSEStream:
 
     def _beat(self) -> None:
         self.timer = None
-        self._write(b": heartbeat\n\n")
+        if self.open:
+            self._heartbeat()
         if self.open:
             self._schedule()
 
-    def _deliver(self, event: TorrentEvent) -> None:
-        self._write(encode_sse(event))
-
-    def _write(self, data: bytes) -> None:
+    def _send(self, item: Any) -> None:
         if not self.open:
             return
         if self.paused:
-            self.pending.append(data)
-            self.pending_size += len(data)
+            self.pending.append(item)
+            self.pending_size += len(item)
             if self.pending_size > self.owner.max_buffer:
-                _log.info("event stream client not reading ({size} bytes queued): closing",
-                          size=self.pending_size)
+                _log.info("{what} not reading ({size} bytes queued): closing",
+                          what=self.what, size=self.pending_size)
                 self._abort()
             return
-        self.request.write(data)
+        self._emit(item)
 
     # IPushProducer
     def pauseProducing(self) -> None:
@@ -238,16 +235,64 @@ class _SSEStream:
     def resumeProducing(self) -> None:
         self.paused = False
         pending, self.pending, self.pending_size = self.pending, [], 0
-        for data in pending:
-            if not self.open:
-                break
-            if self.paused:  # paused again while flushing: keep the rest queued
-                self._write(data)
-            else:
-                self.request.write(data)
+        for item in pending:
+            self._send(item)  # (paused again while flushing: the rest is queued again)
 
     def stopProducing(self) -> None:
         self._cleanup()
+
+    def _cleanup(self) -> None:
+        self.open = False
+        self.pending, self.pending_size = [], 0
+        self.owner.streams.discard(self)
+        if self.subscription is not None:
+            self.subscription.cancel()
+            self.subscription = None
+        if self.timer is not None:
+            if self.timer.active():
+                self.timer.cancel()
+            self.timer = None
+
+
+class _SSEStream(_EventClient):
+    """One client's stream; a streaming producer on its request."""
+
+    what = "event stream client"
+
+    def __init__(self, owner: EventStreamResource, request: Request,
+                 wanted: EventFilter) -> None:
+        super().__init__(owner, request, wanted)
+        self.open = True
+
+    def start(self, last_id: int | None) -> None:
+        request = self.request
+        request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-cache, no-store")
+        request.setHeader(b"x-accel-buffering", b"no")
+        request.registerProducer(self, True)
+        request.notifyFinish().addBoth(self._gone)
+        self._send(b": connected\n\n")  # sends the headers now
+        if last_id is not None:
+            missed = self.owner.bus.since(last_id)
+            if missed is None:
+                reset = {"last_event_id": self.owner.bus.last_event_id}
+                self._send(f"event: reset\ndata: {json.dumps(reset)}\n\n".encode())
+            else:
+                for event in missed:
+                    if self.wanted.matches(event):
+                        self._send(encode_sse(event))
+        if not self.open:
+            return
+        self._subscribe()
+
+    def _emit(self, item: bytes) -> None:
+        self.request.write(item)
+
+    def _heartbeat(self) -> None:
+        self._send(b": heartbeat\n\n")
+
+    def _deliver(self, event: TorrentEvent) -> None:
+        self._send(encode_sse(event))
 
     def finish(self) -> None:
         """End the response cleanly (server side)."""
@@ -265,18 +310,6 @@ class _SSEStream:
 
     def _gone(self, result: None | Failure) -> None:
         self._cleanup()
-
-    def _cleanup(self) -> None:
-        self.open = False
-        self.pending, self.pending_size = [], 0
-        self.owner.streams.discard(self)
-        if self.subscription is not None:
-            self.subscription.cancel()
-            self.subscription = None
-        if self.timer is not None:
-            if self.timer.active():
-                self.timer.cancel()
-            self.timer = None
 
 
 # -- the same over a WebSocket ------------------------------------------------------------
@@ -326,22 +359,16 @@ class EventWebSocketResource(_EventResource):
             stream.close(1001)
 
 
-class _EventWebSocket:
+class _EventWebSocket(_EventClient):
     """One WebSocket client (a ``WebSocketProtocol``), a push producer on
     its transport."""
 
+    what = "event WebSocket client"
+
     def __init__(self, owner: EventWebSocketResource, wanted: EventFilter,
                  request: Request) -> None:
-        self.owner = owner
-        self.wanted = wanted
-        self.request = request
+        super().__init__(owner, request, wanted)
         self.transport: Any = None
-        self.subscription: Subscription | None = None
-        self.timer: Any | None = None
-        self.paused = False
-        self.pending: list[str] = []
-        self.pending_size = 0
-        self.open = False
 
     # WebSocketProtocol
     def negotiationStarted(self, transport: Any) -> None:
@@ -350,9 +377,7 @@ class _EventWebSocket:
     def negotiationFinished(self) -> None:
         self.open = True
         self.owner.streams.add(self)
-        self.subscription = self.owner.bus.subscribe(
-            self._deliver, info_hash=self.wanted.info_hash, kinds=self.wanted.kinds)
-        self._schedule()
+        self._subscribe()
 
     def pongReceived(self, payload: bytes) -> None:
         pass
@@ -367,46 +392,20 @@ class _EventWebSocket:
         self._cleanup()
 
     # sending
-    def _schedule(self) -> None:
-        self.timer = self.owner.clock.callLater(self.owner.heartbeat, self._beat)
-
-    def _beat(self) -> None:
-        self.timer = None
-        if self.open:
-            self.transport.ping(b"")
-            self._schedule()
+    def _heartbeat(self) -> None:
+        self.transport.ping(b"")
 
     def _deliver(self, event: TorrentEvent) -> None:
         self._send(event_json(event))
 
-    def _send(self, text: str) -> None:
-        if not self.open:
-            return
-        if self.paused:
-            self.pending.append(text)
-            self.pending_size += len(text)
-            if self.pending_size > self.owner.max_buffer:
-                _log.info("event WebSocket client not reading ({size} bytes queued): closing",
-                          size=self.pending_size)
-                raw = getattr(self.transport, "transport", None)
-                self._cleanup()
-                if raw is not None:
-                    getattr(raw, "abortConnection", raw.loseConnection)()
-            return
-        self.transport.sendTextMessage(text)
+    def _emit(self, item: str) -> None:
+        self.transport.sendTextMessage(item)
 
-    # IPushProducer
-    def pauseProducing(self) -> None:
-        self.paused = True
-
-    def resumeProducing(self) -> None:
-        self.paused = False
-        pending, self.pending, self.pending_size = self.pending, [], 0
-        for text in pending:
-            self._send(text)
-
-    def stopProducing(self) -> None:
+    def _abort(self) -> None:
+        raw = getattr(self.transport, "transport", None)
         self._cleanup()
+        if raw is not None:
+            getattr(raw, "abortConnection", raw.loseConnection)()
 
     def close(self, code: int = 1000) -> None:
         """Send a close frame and end the connection."""
@@ -414,15 +413,3 @@ class _EventWebSocket:
             self._cleanup()
             self.request.unregisterProducer()
             self.transport.loseConnection(code)
-
-    def _cleanup(self) -> None:
-        self.open = False
-        self.pending, self.pending_size = [], 0
-        self.owner.streams.discard(self)
-        if self.subscription is not None:
-            self.subscription.cancel()
-            self.subscription = None
-        if self.timer is not None:
-            if self.timer.active():
-                self.timer.cancel()
-            self.timer = None
