@@ -11,6 +11,7 @@ import this module too, and must start quickly.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -514,4 +515,19 @@ def bench_main(
 
     signal.signal(signal.SIGTERM, terminated)
     sys.exit(run(args))
+
+
+def add_child_options(parser: Any, children: Mapping[str, Any]) -> None:
+    """The options every multi-process benchmark takes: ``--keep-logs``, and
+    the hidden ``--child ROLE --spec JSON`` its own children are run with."""
+    parser.add_argument("--keep-logs", metavar="DIR", help="copy every child's log here at the end")
+    parser.add_argument("--child", choices=sorted(children), help=argparse.SUPPRESS)
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
+
+
+def ensure_json_dir(args: Any) -> None:
+    """Make ``--json``'s directory now, so that the path is not found
+    missing after the runs."""
+    if args.json and os.path.dirname(args.json):
+        os.makedirs(os.path.dirname(args.json), exist_ok=True)
 

@@ -54,7 +54,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench._common import (
+    add_child_options,
     bench_main,
+    ensure_json_dir,
     LOOPBACK,
     TMP_BASE,
     Child,
@@ -421,9 +423,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--json", metavar="PATH", help="also save the raw figures as JSON")
     p.add_argument("--tiny", action="store_true",
                    help="6 nodes, 4 lookups, one run (for the test suite)")
-    p.add_argument("--keep-logs", metavar="DIR", help="copy every child's log here at the end")
-    p.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
-    p.add_argument("--spec", help=argparse.SUPPRESS)
+    add_child_options(p, CHILDREN)
     args = p.parse_args(argv)
     if args.child:
         return args
@@ -442,8 +442,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                 "--nodes")
     if FIRST_PEER_PORT + args.lookups * args.announcers > 0xFFFF:
         p.error("too many announced peers for the port numbers")
-    if args.json and os.path.dirname(args.json):
-        os.makedirs(os.path.dirname(args.json), exist_ok=True)  # not found after the runs
+    ensure_json_dir(args)
     return args
 
 

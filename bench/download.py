@@ -120,7 +120,7 @@ import tempfile
 from typing import Any
 
 from bench._baseline import baseline_name, prepare_baseline
-from bench._common import bench_main
+from bench._common import add_child_options, bench_main, ensure_json_dir
 from bench._common import TMP_BASE, Checkout, Children, Result, environment, resolve_commit
 from bench._download_bench import QUIET_WINDOW, Bench
 from bench._download_children import CHILDREN
@@ -250,12 +250,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="seconds --wait-quiet waits at most (then the transfer runs anyway)")
     p.add_argument("--profile-dir", metavar="DIR",
                    help="run the txbittorrent leecher under cProfile, saving .pstats here")
-    p.add_argument("--keep-logs", metavar="DIR", help="copy every child's log here at the end")
     p.add_argument("--baseline", metavar="REF",
                    help="also run the txbittorrent leecher of commit REF of this repository "
                         "(a clean copy of it, its own bench child), as txbittorrent@<sha>")
-    p.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
-    p.add_argument("--spec", help=argparse.SUPPRESS)
+    add_child_options(p, CHILDREN)
     args = p.parse_args(argv)
     if args.child:
         return args
@@ -284,8 +282,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             p.error(f"--baseline: {e}")
     if args.profile_dir:
         os.makedirs(args.profile_dir, exist_ok=True)
-    if args.json and os.path.dirname(args.json):
-        os.makedirs(os.path.dirname(args.json), exist_ok=True)  # not found after the runs
+    ensure_json_dir(args)
     return args
 
 

@@ -54,7 +54,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench._common import (
+    add_child_options,
     bench_main,
+    ensure_json_dir,
     TMP_BASE,
     Children,
     Result,
@@ -343,9 +345,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         f"PCT%% of all CPUs for {QUIET_WINDOW:.0f} s")
     p.add_argument("--quiet-timeout", type=float, default=600.0,
                    help="seconds --wait-quiet waits at most (then the transfer runs anyway)")
-    p.add_argument("--keep-logs", metavar="DIR", help="copy every child's log here at the end")
-    p.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
-    p.add_argument("--spec", help=argparse.SUPPRESS)
+    add_child_options(p, CHILDREN)
     args = p.parse_args(argv)
     if args.child:
         return args
@@ -362,8 +362,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error("--size-mib and --runs must be positive, --piece-length at least 16384")
     if args.files < 1 or args.files > args.size_mib * 1024:
         p.error("--files must be between 1 and one file per KiB of data")
-    if args.json and os.path.dirname(args.json):
-        os.makedirs(os.path.dirname(args.json), exist_ok=True)  # not found after the runs
+    ensure_json_dir(args)
     return args
 
 
