@@ -26,7 +26,6 @@ the target.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -248,21 +247,7 @@ def write_torrent_file(path: str, info_bytes: bytes,
     """Write a .torrent of ``info_bytes`` with ``trackers`` to ``path``
     atomically (the old file, if any, stays whole until the new one is)."""
     from txbittorrent.core.metainfo import torrent_bytes
+    from txbittorrent.storage.resumefile import write_atomic
 
-    raw = torrent_bytes(info_bytes, trackers)
-    directory, name = os.path.split(os.path.abspath(path))
-    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.part")
-    # Not tempfile.mkstemp: its 0600 would stay; 0666 lets the umask decide.
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
+    # 0666 less the umask, as any file the user makes: a .torrent is no secret.
+    write_atomic(path, torrent_bytes(info_bytes, trackers), mode=0o666)

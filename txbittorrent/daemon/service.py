@@ -56,6 +56,7 @@ from twisted.web.resource import NoResource, Resource
 from twisted.web.server import Request
 
 from txbittorrent.core.metainfo import MetainfoLimits
+from txbittorrent.storage.resumefile import write_atomic
 from txbittorrent.daemon.store import StateStore
 from txbittorrent.dht.config import DHTConfig
 from txbittorrent.events import EventBus
@@ -155,22 +156,6 @@ class _StreamRoot(Resource):
         return FileStreamResource(torrent, int(index_text))
 
 
-def _write_private(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, readable by the owner only."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _url(address: Any) -> str:
     port = getattr(address, "port", None)
     if port is None:
@@ -268,8 +253,8 @@ class DaemonService(MultiService):
             self.ports.append(port)
         if self.ports:
             self.url = _url(self.ports[0].getHost())
-        _write_private(
-            self.api_path, json.dumps({"url": self.url, "token": token}).encode()
+        write_atomic(
+            self.api_path, json.dumps({"url": self.url, "token": token}).encode(), mode=0o600
         )
         _log.info("txbittorrent daemon listening on {url}", url=self.url)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 
 from txbittorrent.core.resume import ResumeRecord, decode_record, encode_record
 from txbittorrent.errors import ResumeDataError, StorageError
@@ -41,15 +41,17 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Replace the file at ``path`` with ``data``, all or nothing.
+def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Replace the file at ``path`` with ``data``, all or nothing; a new
+    file gets ``mode`` less the umask (owner only by default).
 
     Raises ``StorageError`` if anything fails; the old file (if any) is then
     left as it was and no temporary file is left behind."""
     directory = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
+    temp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
     try:
-        fd, temp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     except OSError as e:
         raise StorageError(f"cannot create a temporary file: {e}", path) from e
     try:
@@ -65,7 +67,7 @@ def write_atomic(path: str, data: bytes) -> None:
     except OSError as e:
         with contextlib.suppress(OSError):
             os.unlink(temp)
-        raise StorageError(f"cannot write resume data: {e}", path) from e
+        raise StorageError(f"cannot write {base}: {e}", path) from e
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
