@@ -120,6 +120,16 @@ class Layout:
     def files_of_piece(self, index: int) -> list[int]:
         return [s.file_index for s in self.spans(index)]
 
+    def checked_priorities(self, priorities: Sequence[int]) -> tuple[int, ...]:
+        """``priorities`` as a tuple, if there is one per file and each is a
+        non-negative integer; else ``ValueError``."""
+        out = tuple(priorities)
+        if len(out) != self.file_count:
+            raise ValueError(f"{len(out)} priorities for {self.file_count} files")
+        if any(not isinstance(p, int) or p < 0 for p in out):
+            raise ValueError("priorities must be non-negative integers")
+        return out
+
     def piece_priorities(self, file_priorities: Sequence[int]) -> list[int]:
         """Each piece's priority: the highest of the (non-pad) files it touches.
 

@@ -179,12 +179,7 @@ class Completion:
     # -- validation ------------------------------------------------------------------
 
     def _checked(self, priorities: Sequence[int]) -> tuple[int, ...]:
-        out = tuple(priorities)
-        if len(out) != self.layout.file_count:
-            raise ValueError(f"{len(out)} priorities for {self.layout.file_count} files")
-        if any(not isinstance(p, int) or p < 0 for p in out):
-            raise ValueError("priorities must be non-negative integers")
-        return out
+        return self.layout.checked_priorities(priorities)
 
     def _check_index(self, index: int) -> None:
         if not 0 <= index < self.layout.piece_count:
