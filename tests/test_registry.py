@@ -247,3 +247,22 @@ class SessionUDPTests(SynchronousTestCase):
         session = Session(MemoryReactorClock())
         self.successResultOf(session.stop())
         self.assertRaises(LocalProtocolError, lambda: session.udp)
+
+
+class ResumeDirTests(SynchronousTestCase):
+    """``SessionConfig.resume_dir`` names each added torrent's resume record."""
+
+    def test_resume_path_from_the_info_hash(self) -> None:
+        """A torrent added without resume_path keeps its record in resume_dir
+        under its info hash; one given a resume_path keeps that."""
+        from txbittorrent.session import SessionConfig
+
+        root = self.mktemp()
+        session = Session(FakeReactor(), config=SessionConfig(resume_dir=root))
+        raw = make_torrent({"a.bin": b"x" * 40}, 16)
+        t = session.add(raw, basedir=root)
+        self.assertEqual(t.resume_path, os.path.join(root, parse(raw).info_hash.hex() + ".resume"))
+        magnet = session.add("ab" * 20, basedir=root)
+        self.assertEqual(magnet.resume_path, os.path.join(root, "ab" * 20 + ".resume"))
+        given = session.add("cd" * 20, basedir=root, resume_path="/elsewhere/x.resume")
+        self.assertEqual(given.resume_path, "/elsewhere/x.resume")

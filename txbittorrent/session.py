@@ -57,6 +57,7 @@ address on a wildcard socket is not recognised here; the handshake's
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -68,6 +69,7 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from txbittorrent._reactor import resolve_reactor
+from txbittorrent.core.metainfo import MetainfoLimits
 from txbittorrent.errors import LocalProtocolError
 from txbittorrent.interfaces import Address, PeerHost
 from txbittorrent.peer.links import LinkConfig, LinkGroup, normalize_host
@@ -122,6 +124,9 @@ class SessionConfig:
     hashing (writes to one file go one at a time whatever this is)."""
     dht: DHTConfig = field(default_factory=DHTConfig)
     """The DHT node (BEP 5): off unless ``dht.enabled``."""
+    resume_dir: str | None = None
+    """Where ``add`` puts each torrent's resume record (``<info hash>.resume``)
+    when it is given no ``resume_path``; None: no record unless given."""
 
 
 class _Listener(ServerFactory):
@@ -335,8 +340,15 @@ class Session:
         ``Metainfo``, a magnet URI or a bare info hash), not started yet;
         ``options`` are the Torrent's keywords.  A second torrent with the
         same info hash is a ``LocalProtocolError``."""
+        from txbittorrent.source import load_source
         from txbittorrent.torrent import Torrent
 
+        resume_dir = self.config.resume_dir
+        if resume_dir is not None and options.get("resume_path") is None:
+            given = options.get("config")
+            parsed = load_source(source, given.limits if given is not None else MetainfoLimits())
+            source = parsed.metainfo if parsed.metainfo is not None else source  # parsed once
+            options["resume_path"] = os.path.join(resume_dir, parsed.info_hash.hex() + ".resume")
         torrent = Torrent(source, basedir, reactor=self._given_reactor, session=self, **options)
         self.adopt(torrent)
         return torrent

@@ -30,7 +30,7 @@ at once):
    on every ``listen`` endpoint string (``serverFromString``).
 
 Every torrent the session makes (through the API too) gets its resume path
-under ``state_dir/resume/<info hash>.resume`` (``_DaemonSession.add``).
+under ``state_dir/resume/<info hash>.resume`` (``SessionConfig.resume_dir``).
 
 ``stopService`` stops listening, stops the event streams, stops every
 torrent (trackers hear "stopped", resume records are written), stops the
@@ -55,13 +55,11 @@ from twisted.python.failure import Failure
 from twisted.web.resource import NoResource, Resource
 from twisted.web.server import Request
 
-from txbittorrent.core.metainfo import MetainfoLimits
 from txbittorrent.storage.resumefile import write_atomic
 from txbittorrent.daemon.store import StateStore
 from txbittorrent.dht.config import DHTConfig
 from txbittorrent.events import EventBus
 from txbittorrent.session import Session, SessionConfig
-from txbittorrent.source import load_source
 from txbittorrent.web.api import ApiResource
 from txbittorrent.web.auth import Guard
 from txbittorrent.web.events import (
@@ -91,24 +89,6 @@ class DaemonConfig:
     dht: bool = False
     event_history: int = 1000
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
-
-
-class _DaemonSession(Session):
-    """A Session whose every torrent keeps a resume record in the state dir."""
-
-    resume_dir: str = ""
-
-    def add(self, source: Any, basedir: str | None = None, **options: Any) -> Any:
-        if self.resume_dir and options.get("resume_path") is None:
-            given = options.get("config")
-            limits = given.limits if given is not None else MetainfoLimits()
-            parsed = load_source(source, limits)  # the info hash names the file
-            if parsed.metainfo is not None:
-                source = parsed.metainfo  # parsed once, not twice
-            options["resume_path"] = os.path.join(
-                self.resume_dir, parsed.info_hash.hex() + ".resume"
-            )
-        return super().add(source, basedir, **options)
 
 
 class _ApiRoot(Resource):
@@ -224,12 +204,11 @@ class DaemonService(MultiService):
         if token is None:
             token = store.create_token("cli", float(reactor.seconds()))
 
-        session = _DaemonSession(
+        session = Session(
             reactor, cfg.peer_port, cfg.peer_interfaces,
-            SessionConfig(dht=DHTConfig(enabled=cfg.dht)),
+            SessionConfig(dht=DHTConfig(enabled=cfg.dht), resume_dir=resume_dir),
             events=EventBus(history=cfg.event_history),
         )
-        session.resume_dir = resume_dir
         self.session = session
         yield session.start()
         self._restore(session, store)
