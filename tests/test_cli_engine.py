@@ -30,6 +30,16 @@ from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.magnet import Magnet
 from txbittorrent.core.metainfo import parse
 from txbittorrent.errors import LocalProtocolError, MetainfoError
+from txbittorrent.eventtypes import (
+    Complete,
+    DiskError,
+    PeerConnected,
+    PeerLost,
+    PieceFailed,
+    StateChanged,
+    TrackerError,
+    TrackerReply,
+)
 from txbittorrent.testing import FakeReactor, make_torrent
 
 KiB = 1024
@@ -83,6 +93,7 @@ class FakeTorrent:
         self.subscribers: list[tuple[Any, Any]] = []
         self.priority_calls: list[list[int]] = []
         self.tiers: list[list[str]] = []
+        self.info_hash = b"\x11" * 20
         FakeTorrent.made.append(self)
 
     def subscribe(self, callback: Any, kinds: Any = None) -> Any:
@@ -402,7 +413,8 @@ class ReporterTests(SynchronousTestCase):
         self.assertEqual(self.err.getvalue(), "listening on port 6881\n")
 
     def test_json_progress(self) -> None:
-        """JSON mode: each tick is one "progress" object on stdout, stderr untouched."""
+        """JSON mode: each tick is one "progress" event (the daemon's schema)
+        on stdout, stderr untouched."""
         t = self.torrent
         t.left_wanted, t.have = 3 * MiB, 4
         t.downloaded, t.uploaded = 1234567, 89
@@ -410,9 +422,10 @@ class ReporterTests(SynchronousTestCase):
         t.peer_list = [peer()]
         self.reporter(json_mode=True).tick()
         self.assertEqual(self.events(), [{
-            "event": "progress", "time": 1700000000.123, "size": 4 * MiB,
-            "left": 3 * MiB, "pieces": 4, "downloaded": 1234567, "uploaded": 89,
-            "down_rate": 1000, "up_rate": 3, "peers": 1,
+            "kind": "progress", "info_hash": "11" * 20, "event_id": 0,
+            "have_pieces": 4, "piece_count": 16, "bytes_done": MiB, "left": 3 * MiB,
+            "download_rate": 1000, "upload_rate": 3, "peers": 1, "downloaded": 1234567,
+            "uploaded": 89, "time": 1700000000.123,
         }])
         self.assertEqual(self.err.getvalue(), "")
 
@@ -421,40 +434,43 @@ class ReporterTests(SynchronousTestCase):
         r = self.reporter(json_mode=True, quiet=True)
         r.message("checking")
         r.listening(6881)
-        self.assertEqual([(e["event"], e.get("text"), e.get("port")) for e in self.events()],
-                         [("message", "checking", None), ("listening", None, 6881)])
+        self.assertEqual(
+            [(e["kind"], e["info_hash"], e.get("text"), e.get("port")) for e in self.events()],
+            [("message", "11" * 20, "checking", None), ("listening", "11" * 20, None, 6881)])
 
-    def test_json_observer_events(self) -> None:
-        """Every observer call is an event; passing pieces are not (too many)."""
+    def test_json_engine_events(self) -> None:
+        """JSON mode: attach() subscribes to the engine's events but passing
+        pieces and the engine's own progress; each prints as its to_json()
+        plus "time"."""
         r = self.reporter(json_mode=True)
-        t = self.torrent
-        r.piece_verified(t, 3, True)
-        r.piece_verified(t, 4, False)
-        r.peer_connected(t, peer("::1", 7000, "Transmission 4.0"))
-        r.peer_lost(t, peer(), "timed out")
-        r.tracker_reply(t, "http://t/a", SimpleNamespace(peers=(1, 2), peers6=(3,)))
-        r.tracker_error(t, "udp://t:1", "timed out")
-        r.state_changed(t, "stopped", "active")
-        r.completed(t)
-        r.disk_error(t, 9, Failure(OSError(28, "No space left on device")))
-        got = [{k: v for k, v in e.items() if k != "time"} for e in self.events()]
-        self.assertEqual(got, [
-            {"event": "hash_failed", "piece": 4},
-            {"event": "peer_connected", "address": "[::1]:7000", "client": "Transmission 4.0"},
-            {"event": "peer_lost", "address": "127.0.0.1:6881", "reason": "timed out"},
-            {"event": "tracker_reply", "url": "http://t/a", "peers": 3},
-            {"event": "tracker_error", "url": "udp://t:1", "error": "timed out"},
-            {"event": "state", "old": "stopped", "new": "active"},
-            {"event": "completed"},
-            {"event": "disk_error", "piece": 9, "error": "[Errno 28] No space left on device"},
-        ])
+        r.attach(self.torrent)
+        [(callback, kinds)] = self.torrent.subscribers
+        self.assertEqual(kinds, _engine.JSON_KINDS)
+        self.assertNotIn("piece_passed", kinds)
+        self.assertNotIn("progress", kinds)
+        ih = self.torrent.info_hash
+        events = [
+            PieceFailed(ih, 4, "hash"),
+            PeerConnected(ih, ("::1", 7000), b"\x01" * 20, "Transmission 4.0", "user"),
+            PeerLost(ih, ("127.0.0.1", 6881), "timed out"),
+            TrackerReply(ih, "http://t/a", 3, None, 2, 1800),
+            TrackerError(ih, "udp://t:1", "timed out"),
+            StateChanged(ih, "stopped", "active"),
+            Complete(ih),
+            DiskError(ih, 9, "OSError: [Errno 28] No space left on device"),
+        ]
+        for event in events:
+            callback(event)
+        self.assertEqual(self.events(),
+                         [{**e.to_json(), "time": 1700000000.123} for e in events])
+        self.assertEqual(self.events()[1]["address"], ["::1", 7000])
 
-    def test_text_observer_silent(self) -> None:
-        """Text mode: observer calls print nothing (the progress line says it all)."""
+    def test_text_attach_silent(self) -> None:
+        """Text mode: attach() subscribes to nothing (the progress line says it all)."""
         r = self.reporter()
-        r.peer_connected(self.torrent, peer())
-        r.completed(self.torrent)
-        r.piece_verified(self.torrent, 1, False)
+        r.attach(self.torrent)
+        self.assertEqual(self.torrent.subscribers, [])
+        r.publish(Complete(self.torrent.info_hash))
         self.assertEqual(self.err.getvalue() + self.out.getvalue(), "")
 
 
@@ -637,7 +653,7 @@ class MainTests(SynchronousTestCase):
         self.successResultOf(stopping)
         self.assertEqual(t.calls, ["start", "stop"])
         self.assertTrue(self.outcome.interrupted)
-        events = [json.loads(line)["event"] for line in self.out.getvalue().splitlines()]
+        events = [json.loads(line)["kind"] for line in self.out.getvalue().splitlines()]
         self.assertEqual(events[:3], ["message", "message", "listening"])
         self.assertEqual(events[-4:], ["interrupted", "message", "stopped", "message"])
 

@@ -25,6 +25,7 @@ from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.magnet import Magnet
 from txbittorrent.core.metainfo import parse
 from txbittorrent.errors import LocalProtocolError
+from txbittorrent.eventtypes import DHTReady, MetadataReceived
 from txbittorrent.testing import FakeReactor, make_torrent
 
 KiB = 1024
@@ -61,6 +62,7 @@ class FakeTorrent:
         self.calls: list[str] = []
         self.subscribers: list[tuple[Any, Any]] = []
         self.tiers = [["http://tracker.test/announce"], ["udp://tracker.test:80"]]
+        self.info_hash = source.info_hash
         FakeTorrent.made.append(self)
 
     @property
@@ -99,10 +101,10 @@ class FakeTorrent:
         self.has_metadata = True
         self.piece_count = METAINFO.piece_count
         self.wanted_size = self.left_wanted = self.size = METAINFO.total_length
-        event = SimpleNamespace(kind="metadata_received", name=METAINFO.name,
-                                piece_count=self.piece_count, size=self.size)
+        event = MetadataReceived(self.info_hash, METAINFO.name, self.piece_count, self.size)
         for callback, kinds in list(self.subscribers):
-            if kinds in (None, "metadata_received"):
+            if kinds is None or kinds == "metadata_received" or (
+                    not isinstance(kinds, str) and "metadata_received" in kinds):
                 callback(event)
 
     def set_priorities(self, priorities: list[int]) -> Deferred[None]:
@@ -218,14 +220,16 @@ class MagnetDownloadTests(DownloadCase):
         self.reactor.advance(0)
         self.successResultOf(d)
         got = [{k: v for k, v in e.items() if k != "time"} for e in self.events()
-               if e["event"] not in ("message", "listening")]
+               if e["kind"] not in ("message", "listening")]
         size = METAINFO.total_length
+        ih = METAINFO.info_hash.hex()
         self.assertEqual(got[:3], [
-            {"event": "fetching_metadata", "peers": 1},
-            {"event": "metadata_received", "name": METAINFO.name,
-             "pieces": METAINFO.piece_count, "size": size},
-            {"event": "progress", "size": size, "left": size, "pieces": 0, "downloaded": 0,
-             "uploaded": 0, "down_rate": 0, "up_rate": 0, "peers": 1},
+            {"kind": "fetching_metadata", "info_hash": ih, "peers": 1},
+            {"kind": "metadata_received", "info_hash": ih, "event_id": 0,
+             "name": METAINFO.name, "piece_count": METAINFO.piece_count, "size": size},
+            {"kind": "progress", "info_hash": ih, "event_id": 0, "have_pieces": 0,
+             "piece_count": METAINFO.piece_count, "bytes_done": 0, "left": size,
+             "download_rate": 0, "upload_rate": 0, "peers": 1, "downloaded": 0, "uploaded": 0},
         ])
 
     def test_files_once_metadata_known(self) -> None:
@@ -424,21 +428,23 @@ class ReporterMetadataTests(SynchronousTestCase):
         self.assertTrue(self.reporter().line().startswith("  0.0%  0 B / 16.0 KiB"))
 
     def test_dht_ready(self) -> None:
-        """Text: one message; JSON: one event with the node count."""
+        """Text: one message; JSON: the session's "dht_ready" event as it is."""
         self.reporter().dht_ready(12)
         self.assertEqual(self.err.getvalue(), "DHT ready: 12 nodes\n")
-        self.reporter(json_mode=True).dht_ready(12)
-        event = json.loads(self.out.getvalue().splitlines()[-1])
-        self.assertEqual((event["event"], event["nodes"]), ("dht_ready", 12))
+        reporter = self.reporter(json_mode=True)
+        reporter.dht_ready(12)
+        self.assertEqual(self.out.getvalue(), "")
+        reporter.publish(DHTReady(b"", 12))
+        event = json.loads(self.out.getvalue())
+        self.assertEqual((event["kind"], event["node_count"]), ("dht_ready", 12))
 
     def test_metadata_received(self) -> None:
-        """Text: one message; JSON: one event."""
+        """Text: one message; JSON: nothing from the call (the engine's
+        event is printed through attach)."""
         self.reporter().metadata_received("tree", 4, 3 * MiB)
         self.assertEqual(self.err.getvalue(), "metadata received: tree, 3.0 MiB in 4 pieces\n")
         self.reporter(json_mode=True).metadata_received("tree", 4, 3 * MiB)
-        self.assertEqual(json.loads(self.out.getvalue()), {
-            "event": "metadata_received", "time": 1.0, "name": "tree", "pieces": 4,
-            "size": 3 * MiB})
+        self.assertEqual(self.out.getvalue(), "")
 
     def test_wait(self) -> None:
         """Ticks every second until the event; fires in its turn; no timer or

@@ -117,7 +117,8 @@ class Progress(TorrentEvent):
 
     ``bytes_done`` counts verified wanted bytes, ``left`` the wanted bytes
     still missing; the rates are payload bytes per second; ``peers`` counts
-    connected peers."""
+    connected peers; ``downloaded``/``uploaded`` are the payload bytes moved
+    since the torrent started."""
 
     kind: ClassVar[str] = "progress"
     have_pieces: int
@@ -127,6 +128,8 @@ class Progress(TorrentEvent):
     download_rate: float
     upload_rate: float
     peers: int
+    downloaded: int = 0
+    uploaded: int = 0
 
 
 @dataclass(frozen=True, slots=True)

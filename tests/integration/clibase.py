@@ -93,7 +93,7 @@ class Child(ProcessProtocol):
 
     def event(self, kind: str) -> dict[str, Any] | None:
         """The last event of this kind so far."""
-        found = [e for e in self.events() if e["event"] == kind]
+        found = [e for e in self.events() if e["kind"] == kind]
         return found[-1] if found else None
 
 

@@ -116,7 +116,7 @@ class Command:
 
     def event(self, kind: str) -> dict[str, Any] | None:
         """The last event of this kind so far."""
-        found = [e for e in self.events() if e["event"] == kind]
+        found = [e for e in self.events() if e["kind"] == kind]
         return found[-1] if found else None
 
     def describe(self) -> str:
@@ -205,7 +205,7 @@ class DownloadTests(CommandTestBase):
         self.assertEqual(command.stderr() + command.stdout(), "")
 
     def test_download_json_then_seed(self) -> None:
-        """--json: one parseable event per line on stdout, "completed" among them;
+        """--json: one parseable event per line on stdout, "complete" among them;
         --seed-time keeps it running that long after completing, then exits 0."""
         torrent, raw = self.make_torrent()
         peer = self.lt_seeder(raw)
@@ -215,19 +215,18 @@ class DownloadTests(CommandTestBase):
         self.assert_same(self.path("out"), list(TREE))
         self.assertEqual(command.stderr(), "")
         events = command.events()
-        kinds = [e["event"] for e in events]
-        for kind in ("listening", "peer_connected", "completed", "progress"):
+        kinds = [e["kind"] for e in events]
+        for kind in ("listening", "peer_connected", "complete", "progress"):
             self.assertIn(kind, kinds)
         self.assertTrue(all(isinstance(e["time"], float) for e in events))
-        completed = kinds.index("completed")
+        completed = kinds.index("complete")
         seeding = [i for i, e in enumerate(events) if e.get("text") == "seeding"]
         self.assertEqual(len(seeding), 1)
         self.assertGreater(seeding[0], completed)
         self.assertGreaterEqual(events[-1]["time"] - events[seeding[0]]["time"], 0.9)
-        last = [e for e in events if e["event"] == "progress"][-1]
+        last = [e for e in events if e["kind"] == "progress"][-1]
         size = sum(TREE.values())
-        self.assertEqual((last["size"], last["left"]), (size, 0))
-        self.assertGreaterEqual(last["downloaded"], size)
+        self.assertEqual((last["bytes_done"], last["left"]), (size, 0))
 
     def test_files_selection(self) -> None:
         """--files 0,3: the other files are never created; the chosen ones are whole."""
@@ -242,7 +241,7 @@ class DownloadTests(CommandTestBase):
         last = command.event("progress")
         assert last is not None
         self.assertEqual(last["left"], 0)
-        self.assertLess(last["size"], sum(TREE.values()))
+        self.assertLess(last["bytes_done"], sum(TREE.values()))
 
 
 class InterruptTests(CommandTestBase):
@@ -263,7 +262,7 @@ class InterruptTests(CommandTestBase):
             if first.proc.poll() is not None:
                 raise FailTest(f"exited early: {first.describe()}")
             progress = first.event("progress")
-            return progress is not None and progress["pieces"] >= 8
+            return progress is not None and progress["have_pieces"] >= 8
 
         ltutil.wait_for(some_pieces, RUN_TIMEOUT, "a few pieces", first.describe)
         first.interrupt()
@@ -277,14 +276,14 @@ class InterruptTests(CommandTestBase):
         had = stopped["pieces"]
         self.assertGreaterEqual(had, 8)
         self.assertLess(had, 48, "the rate limit should have kept it from finishing")
-        self.assertEqual(first.event("completed"), None)
+        self.assertEqual(first.event("complete"), None)
         resume = os.path.join(out, ".txbittorrent", parse(raw).info_hash_hex + ".resume")
         self.assertTrue(os.path.isfile(resume))
 
         second = self.download(torrent, out, "--peer", peer, "--json")
         self.assert_clean_exit(second, 0)
         self.assert_same(out, list(sizes))
-        texts = [e["text"] for e in second.events() if e["event"] == "message"]
+        texts = [e["text"] for e in second.events() if e["kind"] == "message"]
         self.assertIn(f"{had}/48 pieces verified, {48 - had} to download", texts)
         last = second.event("progress")
         assert last is not None

@@ -55,17 +55,17 @@ class MagnetDownloadTests(CLITestBase):
         self.assert_same(out, list(TREE))
         self.assertEqual(child.stderr(), "")
         events = child.events()
-        kinds = [e["event"] for e in events]
+        kinds = [e["kind"] for e in events]
         meta = events[kinds.index("metadata_received")]
         m = parse(raw)
-        self.assertEqual((meta["name"], meta["pieces"], meta["size"]),
+        self.assertEqual((meta["name"], meta["piece_count"], meta["size"]),
                          ("tree", m.piece_count, m.total_length))
         self.assertLess(kinds.index("listening"), kinds.index("metadata_received"))
         if "progress" in kinds:
             self.assertLess(kinds.index("metadata_received"), kinds.index("progress"))
-        self.assertIn("completed", kinds)
-        progress = [e for e in events if e["event"] == "progress"]
-        self.assertEqual((progress[-1]["size"], progress[-1]["left"]), (m.total_length, 0))
+        self.assertIn("complete", kinds)
+        progress = [e for e in events if e["kind"] == "progress"]
+        self.assertEqual((progress[-1]["bytes_done"] + progress[-1]["left"], progress[-1]["left"]), (m.total_length, 0))
         with open(saved, "rb") as f:
             again = parse(f.read())
         self.assertEqual(again.info_hash, m.info_hash)
@@ -109,7 +109,7 @@ class MagnetInterruptTests(CLITestBase):
             if not first.running:
                 raise FailTest(f"exited early: {first.stderr()}")
             progress = first.event("progress")
-            return progress is not None and progress["pieces"] >= 8
+            return progress is not None and progress["have_pieces"] >= 8
 
         await wait_until(some_pieces, RUN_TIMEOUT, "a few pieces")
         first.interrupt()
@@ -128,7 +128,7 @@ class MagnetInterruptTests(CLITestBase):
         self.assert_exit(second, 0)
         self.assertEqual(same_files(self.path("seed", "tree"), os.path.join(out, "tree"),
                                     ["big.bin"]), [])
-        texts = [e["text"] for e in second.events() if e["event"] == "message"]
+        texts = [e["text"] for e in second.events() if e["kind"] == "message"]
         self.assertIn(f"{had}/48 pieces verified, {48 - had} to download", texts)
         self.assertIsNone(second.event("metadata_received"))
         last = second.event("progress")

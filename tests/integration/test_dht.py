@@ -335,8 +335,8 @@ class CommandLineDHTTests(CLITestBase):
         elapsed = time.monotonic() - started
         self.assert_exit(child, 0)
         self.assert_same(out, list(TREE))
-        connected = [e["address"] for e in child.events() if e["event"] == "peer_connected"]
-        self.assertEqual(connected, [f"{LOOPBACK}:{seeder_port}"])
+        connected = [e["address"] for e in child.events() if e["kind"] == "peer_connected"]
+        self.assertEqual(connected, [[LOOPBACK, seeder_port]])
         with open(os.path.join(out, ".txbittorrent", "dht.state"), "rb") as f:
             state = json.load(f)
         self.assertGreaterEqual(len(state["tables"]["4"]["nodes"]), LT_NODES)

@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogBeginner
 from zope.interface import implementer  # type: ignore[import-untyped]
 
-from txbittorrent.observers import TorrentObserver
+from txbittorrent.eventtypes import Progress, TorrentEvent
 from txbittorrent.commands.progress import format_size
 
 
@@ -228,13 +228,26 @@ PLAIN_INTERVAL = 10.0
 """Seconds between progress lines written to a file or pipe (not a terminal)."""
 
 
-class Reporter(TorrentObserver):
+JSON_KINDS = frozenset({
+    "state_changed", "piece_failed", "peer_connected", "peer_lost", "peer_banned",
+    "tracker_reply", "tracker_error", "disk_error", "metadata_received", "complete",
+})
+"""The engine's events a ``--json`` run prints as they happen (with the
+periodic "progress"; "piece_passed" would be one line per piece)."""
+
+
+class Reporter:
     """Draws the progress line (or writes JSON events).
 
     Text mode writes to ``err``: the progress line (redrawn in place on a
     terminal, a line every ``plain_interval`` s otherwise) and short messages;
-    ``quiet`` silences both.  JSON mode writes one object per line on ``out``, each
-    with "event" and "time"."""
+    ``quiet`` silences both.  JSON mode writes one object per line on
+    ``out`` in the schema of the daemon's event streams: the engine's events
+    as their ``to_json()`` (``"kind"``, ``"info_hash"``, the fields, see
+    ``txbittorrent.eventtypes``) plus ``"time"`` (Unix seconds); progress as
+    the ``Progress`` event; the command line's own news (``"message"``,
+    ``"listening"``, ``"fetching_metadata"``, ``"interrupted"``,
+    ``"stopped"``) with the same ``"kind"``/``"info_hash"``/``"time"``."""
 
     def __init__(self, torrent: Any, json_mode: bool, quiet: bool,
                  out: TextIO | None = None, err: TextIO | None = None,
@@ -255,11 +268,35 @@ class Reporter(TorrentObserver):
         self._finished = False
         self._last_plain: float | None = None
 
-    def event(self, kind: str, **fields: Any) -> None:
+    def attach(self, torrent: Any) -> None:
+        """Report on ``torrent``: in JSON mode, print its ``JSON_KINDS``
+        events and its session's ``dht_ready`` as they are published."""
+        self.torrent = torrent
+        if not self.json_mode:
+            return
+        torrent.subscribe(self.publish, kinds=JSON_KINDS)
+        events = getattr(torrent, "events", None)
+        if events is not None:  # the DHT node's news is the session's, not the torrent's
+            events.subscribe(self.publish, kinds="dht_ready")
+
+    def _write(self, record: dict[str, Any]) -> None:
+        record["time"] = round(self.clock(), 3)
+        self.out.write(json.dumps(record) + "\n")
+        self.out.flush()
+
+    def publish(self, event: TorrentEvent) -> None:
+        """Print one engine event (JSON mode)."""
         if self.json_mode:
-            record = {"event": kind, "time": round(self.clock(), 3), **fields}
-            self.out.write(json.dumps(record) + "\n")
-            self.out.flush()
+            self._write(event.to_json())
+
+    def event(self, kind: str, **fields: Any) -> None:
+        """Print one of the command line's own events (JSON mode)."""
+        if self.json_mode:
+            record: dict[str, Any] = {"kind": kind}
+            if self.torrent is not None:
+                record["info_hash"] = self.torrent.info_hash.hex()
+            record.update(fields)
+            self._write(record)
 
     def line(self) -> str:
         t = self.torrent
@@ -288,10 +325,12 @@ class Reporter(TorrentObserver):
             if not t.has_metadata:
                 self.event("fetching_metadata", peers=len(t.peers()))
                 return
-            self.event("progress", size=t.wanted_size, left=t.left_wanted,
-                       pieces=t.bitfield.count, downloaded=t.downloaded,
-                       uploaded=t.uploaded, down_rate=round(t.download_rate),
-                       up_rate=round(t.upload_rate), peers=len(t.peers()))
+            self.publish(Progress(
+                t.info_hash, have_pieces=t.bitfield.count, piece_count=t.piece_count,
+                bytes_done=max(t.wanted_size - t.left_wanted, 0), left=t.left_wanted,
+                download_rate=round(t.download_rate), upload_rate=round(t.upload_rate),
+                peers=len(t.peers()), downloaded=t.downloaded, uploaded=t.uploaded,
+            ))
         elif not self.quiet:
             if self.err.isatty():
                 self.err.write("\r" + self.line() + "\x1b[K")
@@ -333,49 +372,16 @@ class Reporter(TorrentObserver):
             self.message(f"listening on port {port}")
 
     def metadata_received(self, name: str, piece_count: int, size: int) -> None:
-        """The info dictionary arrived (JSON: a "metadata_received" event)."""
-        if self.json_mode:
-            self.event("metadata_received", name=name, pieces=piece_count, size=size)
-        else:
+        """The info dictionary arrived (text mode; JSON mode prints the
+        engine's "metadata_received" event itself)."""
+        if not self.json_mode:
             self.message(f"metadata received: {name}, {format_size(size)} in "
                          f"{piece_count} pieces")
 
     def dht_ready(self, node_count: int) -> None:
-        """The DHT node has joined (JSON: a "dht_ready" event)."""
-        if self.json_mode:
-            self.event("dht_ready", nodes=node_count)
-        else:
+        """The DHT node has joined (text mode; JSON mode prints the event)."""
+        if not self.json_mode:
             self.message(f"DHT ready: {node_count} nodes")
-
-    # observer methods
-    def piece_verified(self, torrent: Any, index: int, passed: bool) -> None:
-        if not passed:
-            self.event("hash_failed", piece=index)
-
-    def peer_connected(self, torrent: Any, peer: Any) -> None:
-        self.event("peer_connected", address=format_address(peer.address),
-                   client=getattr(peer, "client", ""))
-
-    def peer_lost(self, torrent: Any, peer: Any, reason: str) -> None:
-        self.event("peer_lost", address=format_address(peer.address), reason=reason)
-
-    def tracker_error(self, torrent: Any, url: str, error: str) -> None:
-        self.event("tracker_error", url=url, error=str(error))
-
-    def tracker_reply(self, torrent: Any, url: str, response: Any) -> None:
-        peers = len(getattr(response, "peers", ())) + len(getattr(response, "peers6", ()))
-        self.event("tracker_reply", url=url, peers=peers)
-
-    def state_changed(self, torrent: Any, old: str, new: str) -> None:
-        self.event("state", old=old, new=new)
-
-    def completed(self, torrent: Any) -> None:
-        self.event("completed")
-
-    def disk_error(self, torrent: Any, index: int, failure: Any) -> None:
-        # Text mode: the engine logs it (see start_logging).
-        text = failure.getErrorMessage() if hasattr(failure, "getErrorMessage") else str(failure)
-        self.event("disk_error", piece=index, error=text)
 
 
 def wait_for_metadata(reactor: Any, torrent: Any, reporter: Reporter,

@@ -248,8 +248,7 @@ async def _main(reactor: Any, args: argparse.Namespace, target: Any,
     if magnet is not None:
         for url in magnet.trackers:
             torrent.add_tracker(url)  # a no-op for one it has
-    reporter.torrent = torrent
-    torrent.add_observer(reporter)
+    reporter.attach(torrent)
 
     def on_metadata(event: Any) -> None:
         reporter.metadata_received(event.name, event.piece_count, event.size)
