@@ -190,6 +190,12 @@ class RunningTorrent:
             listen_port=lambda: session.port, private=lambda: host.private,
         )
 
+    def set_rate_limits(self, download: float | None, upload: float | None) -> None:
+        """Change the torrent's own throttles (bytes/s, None: unlimited);
+        every connection charges them, so the change applies at once."""
+        self.swarm.download_throttle.set_rate(download)
+        self.swarm.upload_throttle.set_rate(upload)
+
     def attach_data(self, data: TorrentData) -> None:
         """The metadata is known: pieces move from now on, and connected
         peers hear our extension handshake again (``metadata_size``...)."""

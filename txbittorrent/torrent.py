@@ -27,6 +27,7 @@ Subclasses may override ``make_peer_id``, ``make_storage`` and
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -345,6 +346,20 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         priorities[index] = priority
         return self.set_priorities(priorities)
 
+    def set_rate_limits(self, download: float | None, upload: float | None) -> None:
+        """This torrent's own rate limits in bytes per second (None:
+        unlimited), now if it runs (its throttles change in place; the
+        session's global limits still apply) and from its next start on
+        (``config`` keeps them)."""
+        for value in (download, upload):
+            if value is not None and not value > 0:
+                raise ValueError(f"a rate limit must be positive or None, not {value!r}")
+        self.config = dataclasses.replace(
+            self.config, download_limit=download, upload_limit=upload
+        )
+        if self._run is not None:
+            self._run.set_rate_limits(download, upload)
+
     def _clock(self) -> Any:
         if self._run is not None:
             return self._run.clock
@@ -568,6 +583,8 @@ class Torrent(TorrentAccessors, TorrentStreaming):
             download_rate=self.download_rate,
             upload_rate=self.upload_rate,
             peers=len(self.peers()),
+            downloaded=self.downloaded,
+            uploaded=self.uploaded,
         ))
 
     def _periodic_save(self) -> Any:
