@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import dataclasses
 import os
 import stat
 from collections.abc import Generator
@@ -14,9 +15,11 @@ from typing import Any
 import treq
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
+from twisted.internet.protocol import Factory
 from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
 
+from txbittorrent.daemon.lock import DaemonRunningError
 from txbittorrent.daemon.service import DaemonConfig, DaemonService
 from txbittorrent.daemon.store import StateStore
 from txbittorrent.storage.create import create_torrent
@@ -153,3 +156,63 @@ class DaemonServiceTests(TestCase):
         with self.assertRaises(Exception):
             yield treq.get(url + "/api", pool=self.pool)
         StateStore(os.path.join(self.config.state_dir, "state.sqlite")).close()
+
+    @inlineCallbacks
+    def test_token_attribute(self) -> Generator[Any, Any, None]:
+        """DaemonService.token is the plaintext token of api.json."""
+        service = yield self.start()
+        self.assertEqual(service.token, self.api()["token"])
+
+    @inlineCallbacks
+    def test_second_daemon_on_the_same_state_dir(self) -> Generator[Any, Any, None]:
+        """A second DaemonService on a state dir in use fails to start with
+        DaemonRunningError naming the directory, leaving the first serving;
+        once the first stops, a new one starts."""
+        first = yield self.start()
+        second = DaemonService(self.config, reactor=reactor, out=io.StringIO())
+        second.startService()
+        with self.assertRaises(DaemonRunningError) as caught:
+            yield second.started
+        self.assertIn(self.config.state_dir, str(caught.exception))
+        self.assertIsNone(second.store)
+        self.assertEqual(second.ports, [])
+        yield second.stopService()
+        code, _ = yield self.call("GET", "/api", self.api()["token"])
+        self.assertEqual(code, 200)
+        yield first.stopService()
+        third = yield self.start()
+        self.assertIsNotNone(third.store)
+
+    @inlineCallbacks
+    def test_no_api_file(self) -> Generator[Any, Any, None]:
+        """write_api_file=False never writes api.json; its token works while
+        it runs and is revoked when it stops."""
+        self.config = dataclasses.replace(self.config, write_api_file=False)
+        service = yield self.start()
+        self.assertFalse(os.path.exists(os.path.join(self.config.state_dir, "api.json")))
+        self.assertTrue(service.store.check_token(service.token))
+        token = service.token
+        yield service.stopService()
+        store = StateStore(os.path.join(self.config.state_dir, "state.sqlite"))
+        self.addCleanup(store.close)
+        self.assertFalse(store.check_token(token))
+        self.assertEqual(store.tokens(), [])
+
+    @inlineCallbacks
+    def test_failed_start_undoes_itself(self) -> Generator[Any, Any, None]:
+        """A start whose listen fails (a port taken) fails started and
+        releases the lock, the store and the session."""
+        taken = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+        self.addCleanup(taken.stopListening)
+        self.config = dataclasses.replace(
+            self.config, listen=(f"tcp:{taken.getHost().port}:interface=127.0.0.1",))
+        service = DaemonService(self.config, reactor=reactor, out=io.StringIO())
+        service.startService()
+        with self.assertRaises(Exception):
+            yield service.started
+        self.assertIsNone(service.store)
+        self.assertIsNone(service.session)
+        self.flushLoggedErrors()
+        self.config = dataclasses.replace(self.config, listen=("tcp:0:interface=127.0.0.1",))
+        again = yield self.start()
+        self.assertIsNotNone(again.store)

@@ -10,7 +10,10 @@ building blocks; the constructor does nothing observable.
 ``startService`` (synchronous apart from the Session's start, which binds
 at once):
 
-1. opens the ``StateStore`` (``state_dir/state.sqlite``);
+1. locks the state directory (``daemon.lock``: a ``flock`` on
+   ``state_dir/lock`` held until stopped; a second daemon on the same
+   directory fails with ``DaemonRunningError``) and opens the
+   ``StateStore`` (``state_dir/state.sqlite``);
 2. on the first start (the store has no user) makes a random password
    (``secrets``), stores it hashed, and writes it once to ``out`` (stdout);
    a later start never prints it.  It then makes an API token and, on
@@ -18,7 +21,10 @@ at once):
    0600, through a temporary file and ``os.replace``) once the HTTP ports
    listen, so the url names the real port even for port 0.  The token's
    plaintext lives only in that file (the store keeps its digest), so a
-   start whose api.json is gone makes a new token;
+   start whose api.json is gone makes a new token.  ``token`` holds the
+   plaintext.  With ``write_api_file=False`` (the CLI's in-process mode)
+   api.json is never written and a token made for this run is revoked
+   when it stops;
 3. starts a ``Session`` (its own ``EventBus`` keeping ``event_history``
    events for ``Last-Event-ID``), restores every stored torrent (its
    metainfo if stored, else its source; its saved ``wanted`` state; a
@@ -32,9 +38,11 @@ at once):
 Every torrent the session makes (through the API too) gets its resume path
 under ``state_dir/resume/<info hash>.resume`` (``SessionConfig.resume_dir``).
 
-``stopService`` stops listening, stops the event streams, stops every
-torrent (trackers hear "stopped", resume records are written), stops the
-session and closes the store; its Deferred fires when all that is done.
+A start that fails undoes what it did (ports, session, store, lock) and
+``started`` fails with the reason.  ``stopService`` stops listening, stops
+the event streams, stops every torrent (trackers hear "stopped", resume
+records are written), stops the session, closes the store and releases the
+lock; its Deferred fires when all that is done.
 """
 
 from __future__ import annotations
@@ -56,6 +64,7 @@ from twisted.web.resource import NoResource, Resource
 from twisted.web.server import Request
 
 from txbittorrent.storage.resumefile import write_atomic
+from txbittorrent.daemon.lock import DaemonRunningError, StateDirLock
 from txbittorrent.daemon.store import StateStore
 from txbittorrent.dht.config import DHTConfig
 from txbittorrent.events import EventBus
@@ -89,6 +98,10 @@ class DaemonConfig:
     dht: bool = False
     event_history: int = 1000
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
+    write_api_file: bool = True
+    """Write ``state_dir/api.json`` (url + token) for the CLI; False (the
+    CLI's in-process mode) never writes it, and the token made for this run
+    is revoked by ``stopService``."""
 
 
 class _ApiRoot(Resource):
@@ -161,6 +174,10 @@ class DaemonService(MultiService):
         self.ports: list[Any] = []
         """The HTTP listening ports (``IListeningPort``), once started."""
         self.url: str | None = None
+        self.token: str | None = None
+        """The plaintext API token, once started."""
+        self._lock = StateDirLock(config.state_dir)
+        self._revoke_token_id: int | None = None
         self._event_resources: list[Any] = []
         self.started: Deferred[None] | None = None
         """Fires once every HTTP port listens and api.json is written."""
@@ -181,15 +198,21 @@ class DaemonService(MultiService):
         self.started = self._start()
         self.started.addErrback(self._start_failed)
 
-    def _start_failed(self, failure: Failure) -> Failure:
-        _log.failure("the daemon failed to start", failure)
-        return failure
+    def _start_failed(self, failure: Failure) -> Deferred[Any]:
+        if failure.check(DaemonRunningError):
+            _log.error("{message}", message=failure.getErrorMessage())
+        else:
+            _log.failure("the daemon failed to start", failure)
+        d = self._teardown()
+        d.addCallback(lambda _: failure)
+        return d
 
     @inlineCallbacks
     def _start(self) -> Any:
         cfg = self.config
         reactor = self._reactor()
-        os.makedirs(cfg.state_dir, exist_ok=True)
+        os.makedirs(cfg.state_dir, mode=0o700, exist_ok=True)
+        self._lock.acquire()
         os.makedirs(cfg.download_dir, exist_ok=True)
         resume_dir = os.path.join(cfg.state_dir, "resume")
         os.makedirs(resume_dir, exist_ok=True)
@@ -202,7 +225,13 @@ class DaemonService(MultiService):
             out.flush()
         token = self._known_token(store)
         if token is None:
-            token = store.create_token("cli", float(reactor.seconds()))
+            before = {t.token_id for t in store.tokens()}
+            label = "cli" if cfg.write_api_file else "in-process"
+            token = store.create_token(label, float(reactor.seconds()))
+            if not cfg.write_api_file:
+                made = [t.token_id for t in store.tokens() if t.token_id not in before]
+                self._revoke_token_id = made[0] if made else None
+        self.token = token
 
         session = Session(
             reactor, cfg.peer_port, cfg.peer_interfaces,
@@ -232,9 +261,11 @@ class DaemonService(MultiService):
             self.ports.append(port)
         if self.ports:
             self.url = _url(self.ports[0].getHost())
-        write_atomic(
-            self.api_path, json.dumps({"url": self.url, "token": token}).encode(), mode=0o600
-        )
+        if cfg.write_api_file:
+            write_atomic(
+                self.api_path, json.dumps({"url": self.url, "token": token}).encode(),
+                mode=0o600,
+            )
         _log.info("txbittorrent daemon listening on {url}", url=self.url)
 
     def _known_token(self, store: StateStore) -> str | None:
@@ -272,6 +303,11 @@ class DaemonService(MultiService):
     def _stop(self) -> Any:
         if self.started is not None and not self.started.called:
             yield DeferredList([self.started], consumeErrors=True)
+        yield self._teardown()
+
+    @inlineCallbacks
+    def _teardown(self) -> Any:
+        """Undo whatever ``_start`` did so far (idempotent)."""
         ports, self.ports = self.ports, []
         yield DeferredList([maybeDeferred(p.stopListening) for p in ports], consumeErrors=True)
         for resource in self._event_resources:
@@ -287,7 +323,11 @@ class DaemonService(MultiService):
             yield session.stop()
         store, self.store = self.store, None
         if store is not None:
+            token_id, self._revoke_token_id = self._revoke_token_id, None
+            if token_id is not None:
+                store.revoke_token(token_id)
             store.close()
+        self._lock.release()
 
 
 def _start_failed(failure: Failure, info_hash: str) -> None:
