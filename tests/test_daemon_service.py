@@ -14,7 +14,7 @@ from typing import Any
 
 import treq
 from twisted.internet import reactor
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.protocol import Factory
 from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
@@ -22,8 +22,11 @@ from twisted.web.client import HTTPConnectionPool
 from txbittorrent.daemon.lock import DaemonRunningError
 from txbittorrent.daemon.service import DaemonConfig, DaemonService
 from txbittorrent.daemon.store import StateStore
+from txbittorrent.core.metainfo import parse
+from txbittorrent.eventtypes import Complete, StateChanged
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.testing import make_files
+from txbittorrent.testing.data import make_torrent
 
 HASH = "0123456789abcdef0123456789abcdef01234567"
 
@@ -216,3 +219,78 @@ class DaemonServiceTests(TestCase):
         self.config = dataclasses.replace(self.config, listen=("tcp:0:interface=127.0.0.1",))
         again = yield self.start()
         self.assertIsNotNone(again.store)
+
+    def store_before_start(self) -> StateStore:
+        os.makedirs(self.config.state_dir, exist_ok=True)
+        store = StateStore(os.path.join(self.config.state_dir, "state.sqlite"))
+        self.addCleanup(store.close)
+        return store
+
+    @inlineCallbacks
+    def test_global_limits(self) -> Generator[Any, Any, None]:
+        """A limit given in the config wins over the stored setting; without
+        one the stored setting applies; 0 or nothing is unlimited."""
+        store = self.store_before_start()
+        store.set_setting("download_limit", 5000)
+        store.set_setting("upload_limit", 6000)
+        store.close()
+        self.config = dataclasses.replace(self.config, upload_limit=7000)
+        service = yield self.start()
+        self.assertEqual(service.session.download_throttle.rate, 5000)
+        self.assertEqual(service.session.upload_throttle.rate, 7000)
+        yield service.stopService()
+        self.config = dataclasses.replace(self.config, download_limit=0, upload_limit=None)
+        service = yield self.start()
+        self.assertIsNone(service.session.download_throttle.rate)
+        self.assertEqual(service.session.upload_throttle.rate, 6000)
+        yield service.stopService()
+        store = self.store_before_start()
+        store.delete_setting("upload_limit")
+        store.set_setting("download_limit", "fast")
+        store.close()
+        self.config = dataclasses.replace(self.config, download_limit=None)
+        service = yield self.start()
+        self.assertIsNone(service.session.download_throttle.rate)
+        self.assertIsNone(service.session.upload_throttle.rate)
+
+    @inlineCallbacks
+    def test_restore_limits_priorities_and_state(self) -> Generator[Any, Any, None]:
+        """A stored .torrent comes back with its limits, priorities and
+        wanted state; a stored source that is not a magnet is skipped."""
+        store = self.store_before_start()
+        raw = make_torrent({"a": 20_000, "b": 30_000}, 16384, name="lim")
+        ih = parse(raw).info_hash.hex()
+        store.add_torrent(ih, raw, name="lim", save_path=self.config.download_dir,
+                          added_at=1.0, priorities=[1, 0], download_limit=1000,
+                          upload_limit=2000, wanted="paused")
+        store.add_torrent(HASH, "/etc/passwd", name="bad", save_path="/tmp", added_at=2.0)
+        store.close()
+        service = yield self.start()
+        torrent = service.session.get(bytes.fromhex(ih))
+        self.assertEqual(torrent.config.download_limit, 1000)
+        self.assertEqual(torrent.config.upload_limit, 2000)
+        self.assertEqual([f.priority for f in torrent.files()], [1, 0])
+        if torrent.state == "checking":
+            settled: Deferred[Any] = Deferred()
+            sub = service.session.events.subscribe(
+                lambda e: settled.called or settled.callback(e),
+                info_hash=torrent.info_hash, kinds=StateChanged)
+            yield settled
+            sub.cancel()
+        self.assertEqual(torrent.state, "paused")
+        self.assertIsNone(service.session.get(bytes.fromhex(HASH)))
+        self.assertEqual(len(service.session.torrents()), 1)
+
+    @inlineCallbacks
+    def test_recorder_runs(self) -> Generator[Any, Any, None]:
+        """The service records completion in its store (the Recorder is
+        subscribed to the session's bus) and unsubscribes at stop."""
+        service = yield self.start()
+        code, _ = yield self.call("POST", "/api/torrents", service.token, {"source": HASH})
+        self.assertEqual(code, 201)
+        service.session.events.publish(Complete(bytes.fromhex(HASH)))
+        self.assertIsNotNone(service.store.get(HASH).completed_at)
+        recorder = service._recorder
+        yield service.stopService()
+        self.assertIsNone(service._recorder)
+        self.assertIsNone(recorder._subscription)

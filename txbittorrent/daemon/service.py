@@ -25,22 +25,28 @@ at once):
    plaintext.  With ``write_api_file=False`` (the CLI's in-process mode)
    api.json is never written and a token made for this run is revoked
    when it stops;
-3. starts a ``Session`` (its own ``EventBus`` keeping ``event_history``
-   events for ``Last-Event-ID``), restores every stored torrent (its
-   metainfo if stored, else its source; its saved ``wanted`` state; a
-   ``resume_path`` under ``state_dir/resume``) and starts the ones not
-   "stopped";
-4. serves, behind a ``Guard``: ``/api`` (``ApiResource``), ``/api/events``
-   (SSE), ``/api/ws`` (WebSocket, when available) and
-   ``/stream/<info hash>/<file index>/<name>`` (``FileStreamResource``),
-   on every ``listen`` endpoint string (``serverFromString``).
+3. starts a ``Session`` on ``peer_port``/``peer_interfaces`` (a DHT node
+   if ``dht``; its own ``EventBus`` keeping ``event_history`` events for
+   ``Last-Event-ID``; the global limits of ``global_limits``: the command
+   line's, else the stored ``download_limit``/``upload_limit`` settings,
+   else unlimited), restores every stored torrent (its metainfo if stored,
+   else its magnet; its priorities, limits and ``wanted`` state; a
+   ``resume_path`` under ``state_dir/resume``), starts the ones not
+   "stopped", and starts a ``Recorder`` (``daemon.recorder``) storing a
+   magnet's metadata when it arrives and a torrent's completion time;
+4. serves ``build_root``'s tree behind ``build_guard``'s ``Guard``
+   (password checks in the reactor's thread pool): ``/api``
+   (``ApiResource``), ``/api/events`` (SSE), ``/api/ws`` (WebSocket, when
+   available) and ``/stream/<info hash>/<file index>/<name>``
+   (``FileStreamResource`` with the ``readahead`` window), on every
+   ``listen`` endpoint string (``serverFromString``).
 
 Every torrent the session makes (through the API too) gets its resume path
 under ``state_dir/resume/<info hash>.resume`` (``SessionConfig.resume_dir``).
 
 A start that fails undoes what it did (ports, session, store, lock) and
-``started`` fails with the reason.  ``stopService`` stops listening, stops
-the event streams, stops every torrent (trackers hear "stopped", resume
+``started`` fails with the reason.  ``stopService`` stops the recorder,
+stops listening, stops the event streams, stops every torrent (trackers hear "stopped", resume
 records are written), stops the session, closes the store and releases the
 lock; its Deferred fires when all that is done.
 """
@@ -65,6 +71,7 @@ from twisted.web.server import Request
 
 from txbittorrent.storage.resumefile import write_atomic
 from txbittorrent.daemon.lock import DaemonRunningError, StateDirLock
+from txbittorrent.daemon.recorder import Recorder
 from txbittorrent.daemon.store import StateStore
 from txbittorrent.dht.config import DHTConfig
 from txbittorrent.events import EventBus
@@ -83,6 +90,10 @@ _log = Logger()
 USERNAME = "admin"
 
 
+DEFAULT_READAHEAD = 32 * 1024 * 1024
+"""Bytes of a streamed file given piece deadlines ahead of the read position."""
+
+
 @dataclass(frozen=True, slots=True)
 class DaemonConfig:
     """What ``txbittorrent serve`` runs with."""
@@ -96,12 +107,30 @@ class DaemonConfig:
     peer_interfaces: tuple[str, ...] = ("127.0.0.1",)
     """Where the BitTorrent side listens (loopback only unless given)."""
     dht: bool = False
+    """Run a DHT node (BEP 5) on the BitTorrent port."""
+    download_limit: int | None = None
+    """Global bytes/s.  None: the stored ``download_limit`` setting (what the
+    API last set), else unlimited; 0: unlimited whatever is stored."""
+    upload_limit: int | None = None
+    """Global bytes/s, as ``download_limit``."""
+    readahead: int = DEFAULT_READAHEAD
+    """Bytes of a streamed file given piece deadlines ahead of the read
+    position (``reader.ReaderConfig.readahead``)."""
+    grace: float = 600.0
+    """Seconds a torrent started on demand (by ``/data``) may go untouched
+    before it may be stopped."""
     event_history: int = 1000
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
+    """``Host`` header values accepted (DNS rebinding), without ports."""
     write_api_file: bool = True
     """Write ``state_dir/api.json`` (url + token) for the CLI; False (the
     CLI's in-process mode) never writes it, and the token made for this run
     is revoked by ``stopService``."""
+
+
+LIMIT_SETTINGS = ("download_limit", "upload_limit")
+"""The StateStore settings holding the global limits set through the API
+(bytes/s; null or absent: unlimited)."""
 
 
 class _ApiRoot(Resource):
@@ -127,9 +156,10 @@ class _ApiRoot(Resource):
 class _StreamRoot(Resource):
     """``/stream/<info hash>/<file index>/<name>``: one file of a torrent."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, readahead: int = DEFAULT_READAHEAD) -> None:
         super().__init__()
         self.session = session
+        self.readahead = readahead
 
     def getChildWithDefault(self, path: bytes, request: Request) -> Resource:
         try:
@@ -146,7 +176,7 @@ class _StreamRoot(Resource):
             return NoResource("unknown file")
         request.prepath.extend(request.postpath)  # the name is decoration
         del request.postpath[:]
-        return FileStreamResource(torrent, int(index_text))
+        return FileStreamResource(torrent, int(index_text), readahead=self.readahead)
 
 
 def _url(address: Any) -> str:
@@ -178,6 +208,7 @@ class DaemonService(MultiService):
         """The plaintext API token, once started."""
         self._lock = StateDirLock(config.state_dir)
         self._revoke_token_id: int | None = None
+        self._recorder: Recorder | None = None
         self._event_resources: list[Any] = []
         self.started: Deferred[None] | None = None
         """Fires once every HTTP port listens and api.json is written."""
@@ -233,29 +264,13 @@ class DaemonService(MultiService):
                 self._revoke_token_id = made[0] if made else None
         self.token = token
 
-        session = Session(
-            reactor, cfg.peer_port, cfg.peer_interfaces,
-            SessionConfig(dht=DHTConfig(enabled=cfg.dht), resume_dir=resume_dir),
-            events=EventBus(history=cfg.event_history),
-        )
-        self.session = session
+        session = self.session = self._make_session(store, resume_dir)
         yield session.start()
         self._restore(session, store)
+        self._recorder = Recorder(session, store, reactor)
+        self._recorder.start()
 
-        api = ApiResource(session, store=store, download_dir=cfg.download_dir)
-        streams: dict[bytes, Resource] = {}
-        sse = EventStreamResource(session.events, clock=reactor)
-        streams[b"events"] = sse
-        self._event_resources.append(sse)
-        if websocket_available():
-            ws = EventWebSocketResource(session.events, clock=reactor)
-            streams[b"ws"] = ws
-            self._event_resources.append(ws)
-        root = Resource()
-        root.putChild(b"api", _ApiRoot(api, streams))  # type: ignore[arg-type]
-        root.putChild(b"stream", _StreamRoot(session))  # type: ignore[arg-type]
-        guard = Guard(root, store=store, clock=reactor, allowed_hosts=cfg.allowed_hosts)
-        site = guard.site()
+        site = self.build_guard(self.build_root(session, store), store).site()
         for description in cfg.listen:
             port = yield serverFromString(reactor, description).listen(site)
             self.ports.append(port)
@@ -268,6 +283,64 @@ class DaemonService(MultiService):
             )
         _log.info("txbittorrent daemon listening on {url}", url=self.url)
 
+    def global_limits(self, store: StateStore) -> tuple[int | None, int | None]:
+        """(download, upload) bytes/s for this run: the command line's value,
+        else the stored setting, else None (unlimited)."""
+        given = (self.config.download_limit, self.config.upload_limit)
+        limits: list[int | None] = []
+        for key, value in zip(LIMIT_SETTINGS, given):
+            if value is None:
+                stored = store.get_setting(key, None)
+                if stored is None or (type(stored) in (int, float) and stored > 0):
+                    value = None if stored is None else int(stored)
+                else:
+                    _log.warn("ignoring the stored {key} setting {value!r}", key=key,
+                              value=stored)
+            limits.append(value if value else None)
+        return limits[0], limits[1]
+
+    def _make_session(self, store: StateStore, resume_dir: str) -> Session:
+        cfg = self.config
+        download_limit, upload_limit = self.global_limits(store)
+        return Session(
+            self._reactor(), cfg.peer_port, cfg.peer_interfaces,
+            SessionConfig(
+                dht=DHTConfig(enabled=cfg.dht), resume_dir=resume_dir,
+                download_limit=download_limit, upload_limit=upload_limit,
+            ),
+            events=EventBus(history=cfg.event_history),
+        )
+
+    def build_root(self, session: Session, store: StateStore) -> Resource:
+        """The resource tree behind the Guard: ``/api`` (the API, its SSE
+        and WebSocket streams) and ``/stream``.  Add routes here."""
+        reactor = self._reactor()
+        api = ApiResource(session, store=store, download_dir=self.config.download_dir)
+        streams: dict[bytes, Resource] = {}
+        sse = EventStreamResource(session.events, clock=reactor)
+        streams[b"events"] = sse
+        self._event_resources.append(sse)
+        if websocket_available():
+            ws = EventWebSocketResource(session.events, clock=reactor)
+            streams[b"ws"] = ws
+            self._event_resources.append(ws)
+        root = Resource()
+        root.putChild(b"api", _ApiRoot(api, streams))  # type: ignore[arg-type]
+        root.putChild(
+            b"stream", _StreamRoot(session, self.config.readahead)  # type: ignore[arg-type]
+        )
+        return root
+
+    def build_guard(self, root: Resource, store: StateStore) -> Guard:
+        """The Guard in front of ``root``: password checks (scrypt) in the
+        reactor's thread pool when it has one."""
+        reactor = self._reactor()
+        pool = reactor.getThreadPool() if hasattr(reactor, "getThreadPool") else None
+        return Guard(
+            root, store=store, clock=reactor, allowed_hosts=self.config.allowed_hosts,
+            threadpool=pool, reactor=reactor if pool is not None else None,
+        )
+
     def _known_token(self, store: StateStore) -> str | None:
         """The token of the existing api.json if the store still accepts it."""
         try:
@@ -278,11 +351,21 @@ class DaemonService(MultiService):
         return token if isinstance(token, str) and store.check_token(token) else None
 
     def _restore(self, session: Session, store: StateStore) -> None:
+        """Add every stored torrent to the session, with its priorities and
+        limits, paused or active as wanted; start the ones not stopped."""
         for record in store.torrents():
             source: Any = record.metainfo if record.metainfo else record.source
+            if isinstance(source, str) and not source[:7].lower() == "magnet:":
+                _log.error("not restoring torrent {info_hash}: its source is not a magnet URI",
+                           info_hash=record.info_hash)
+                continue
             options: dict[str, Any] = {}
             if record.metainfo and record.priorities:
                 options["priorities"] = list(record.priorities)
+            if record.download_limit is not None:
+                options["download_limit"] = record.download_limit
+            if record.upload_limit is not None:
+                options["upload_limit"] = record.upload_limit
             try:
                 torrent = session.add(
                     source, record.save_path,
@@ -308,6 +391,9 @@ class DaemonService(MultiService):
     @inlineCallbacks
     def _teardown(self) -> Any:
         """Undo whatever ``_start`` did so far (idempotent)."""
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            recorder.stop()
         ports, self.ports = self.ports, []
         yield DeferredList([maybeDeferred(p.stopListening) for p in ports], consumeErrors=True)
         for resource in self._event_resources:
