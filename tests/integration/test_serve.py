@@ -48,18 +48,15 @@ class ServeTests(TestCase):
 
     timeout = 30
 
-    @inlineCallbacks
-    def test_serve_answers_and_stops_on_sigterm(self) -> Generator[Any, Any, None]:
-        """The child serves /api with the token from api.json and exits 0 on SIGTERM."""
-        base = os.path.abspath(self.mktemp())
-        state = os.path.join(base, "state")
+    def spawn(self, state: str, *options: str) -> tuple[_Child, Any]:
+        """``txbittorrent serve`` on ``state``, SIGKILLed in cleanup if still running."""
         child = _Child()
         env = dict(os.environ, PYTHONPATH=ROOT)
         process = reactor.spawnProcess(
             child, sys.executable,
             [sys.executable, "-m", "txbittorrent", "serve", "--state-dir", state,
-             "--download-dir", os.path.join(base, "dl"),
-             "--listen", "tcp:0:interface=127.0.0.1"],
+             "--download-dir", os.path.join(os.path.dirname(state), "dl"),
+             "--listen", "tcp:0:interface=127.0.0.1", *options],
             env=env, path=ROOT,
         )
 
@@ -70,6 +67,19 @@ class ServeTests(TestCase):
             return None
 
         self.addCleanup(kill)
+        child.kill = kill  # type: ignore[attr-defined]
+        return child, process
+
+    @inlineCallbacks
+    def test_serve_answers_and_stops_on_sigterm(self) -> Generator[Any, Any, None]:
+        """The child serves /api with the token from api.json and exits 0 on
+        SIGTERM; with --log-format json every stderr line is a JSON object; a
+        second serve on the same state dir exits 1 saying it is in use."""
+        base = os.path.abspath(self.mktemp())
+        state = os.path.join(base, "state")
+        child, process = self.spawn(state, "--log-format", "json", "--peer-port", "0",
+                                    "--upload-limit", "1M", "--readahead", "8M")
+        kill = child.kill  # type: ignore[attr-defined]
         pool = HTTPConnectionPool(reactor, persistent=False)
         self.addCleanup(pool.closeCachedConnections)
 
@@ -94,9 +104,21 @@ class ServeTests(TestCase):
         self.assertIn("routes", json.loads(body))
         self.assertIn(b"password", bytes(child.out))
 
+        second, _ = self.spawn(state)
+        timer = reactor.callLater(DEADLINE, second.kill)  # type: ignore[attr-defined]
+        code = yield second.ended
+        if timer.active():
+            timer.cancel()
+        self.assertEqual(code, 1)
+        self.assertIn(f"is using {state}".encode(), bytes(second.err))
+
         process.signalProcess("TERM")
         timer = reactor.callLater(DEADLINE, kill)
         code = yield child.ended
         if timer.active():
             timer.cancel()
         self.assertEqual(code, 0, child.err.decode(errors="replace"))
+        lines = bytes(child.err).decode().splitlines()
+        self.assertTrue(lines)
+        events = [json.loads(line) for line in lines]
+        self.assertTrue(any("listening on" in e.get("log_format", "") for e in events), lines)

@@ -57,8 +57,6 @@ import json
 import os
 import secrets
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, TextIO
 
 from twisted.application.service import MultiService
@@ -69,7 +67,12 @@ from twisted.python.failure import Failure
 from twisted.web.resource import NoResource, Resource
 from twisted.web.server import Request
 
-from txbittorrent.storage.resumefile import write_atomic
+from txbittorrent.daemon.config import (
+    DEFAULT_READAHEAD,
+    LIMIT_SETTINGS,
+    DaemonConfig,
+    config_from,
+)
 from txbittorrent.daemon.lock import DaemonRunningError, StateDirLock
 from txbittorrent.daemon.recorder import Recorder
 from txbittorrent.daemon.store import StateStore
@@ -83,54 +86,16 @@ from txbittorrent.web.events import (
     EventWebSocketResource,
     websocket_available,
 )
+from txbittorrent.storage.resumefile import write_atomic
 from txbittorrent.web.stream import FileStreamResource
+
+__all__ = [
+    "DaemonConfig", "DaemonRunningError", "DaemonService", "USERNAME", "config_from",
+]
 
 _log = Logger()
 
 USERNAME = "admin"
-
-
-DEFAULT_READAHEAD = 32 * 1024 * 1024
-"""Bytes of a streamed file given piece deadlines ahead of the read position."""
-
-
-@dataclass(frozen=True, slots=True)
-class DaemonConfig:
-    """What ``txbittorrent serve`` runs with."""
-
-    state_dir: str
-    download_dir: str
-    listen: tuple[str, ...] = ("tcp:8080:interface=127.0.0.1",)
-    """Twisted server endpoint strings for the HTTP API."""
-    peer_port: int = 0
-    """The BitTorrent listening port (0: the kernel picks)."""
-    peer_interfaces: tuple[str, ...] = ("127.0.0.1",)
-    """Where the BitTorrent side listens (loopback only unless given)."""
-    dht: bool = False
-    """Run a DHT node (BEP 5) on the BitTorrent port."""
-    download_limit: int | None = None
-    """Global bytes/s.  None: the stored ``download_limit`` setting (what the
-    API last set), else unlimited; 0: unlimited whatever is stored."""
-    upload_limit: int | None = None
-    """Global bytes/s, as ``download_limit``."""
-    readahead: int = DEFAULT_READAHEAD
-    """Bytes of a streamed file given piece deadlines ahead of the read
-    position (``reader.ReaderConfig.readahead``)."""
-    grace: float = 600.0
-    """Seconds a torrent started on demand (by ``/data``) may go untouched
-    before it may be stopped."""
-    event_history: int = 1000
-    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
-    """``Host`` header values accepted (DNS rebinding), without ports."""
-    write_api_file: bool = True
-    """Write ``state_dir/api.json`` (url + token) for the CLI; False (the
-    CLI's in-process mode) never writes it, and the token made for this run
-    is revoked by ``stopService``."""
-
-
-LIMIT_SETTINGS = ("download_limit", "upload_limit")
-"""The StateStore settings holding the global limits set through the API
-(bytes/s; null or absent: unlimited)."""
 
 
 class _ApiRoot(Resource):
@@ -418,15 +383,3 @@ class DaemonService(MultiService):
 
 def _start_failed(failure: Failure, info_hash: str) -> None:
     _log.failure("starting torrent {info_hash} failed", failure, info_hash=info_hash)
-
-
-def config_from(
-    state_dir: str, download_dir: str | None = None, listen: Sequence[str] = ()
-) -> DaemonConfig:
-    """A ``DaemonConfig`` from the command line's choices."""
-    state_dir = os.path.abspath(state_dir)
-    download = download_dir if download_dir is not None else os.path.join(state_dir, "downloads")
-    kwargs: dict[str, Any] = {}
-    if listen:
-        kwargs["listen"] = tuple(listen)
-    return DaemonConfig(state_dir=state_dir, download_dir=os.path.abspath(download), **kwargs)
