@@ -130,11 +130,19 @@ class DataTests(ConfluenceCase):
     @inlineCallbacks
     def test_display_path_and_encoding(self) -> Generator[Any, Any, None]:
         """confluence's display path (without the torrent's directory) works
-        too, percent-encoded; HEAD gives the length and no body."""
+        too, percent-encoded, in the query or as /data/infohash/<ih>/<path>;
+        HEAD gives the length and no body."""
         yield self.seeding()
         path = quote("sub dir/é & b.mp3", safe="")
         response, body = yield self.fetch("GET", f"/data?ih={self.ih}&path={path}")
         self.assertEqual((response.code, body), (200, self.files["sub dir/é & b.mp3"]))
+        response, body = yield self.fetch("GET", f"/data/infohash/{self.ih}/sub%20dir/"
+                                          + quote("é & b.mp3"))
+        self.assertEqual((response.code, body), (200, self.files["sub dir/é & b.mp3"]))
+        response, _ = yield self.fetch("GET", f"/data/infohash/{self.ih}/t/nope")
+        self.assertEqual(response.code, 404)
+        response, _ = yield self.fetch("GET", f"/data/other/{self.ih}/t/c.txt")
+        self.assertEqual(response.code, 404)
         response, body = yield self.fetch("HEAD", f"/data?ih={self.ih}&path=t%2Fc.txt")
         self.assertEqual((response.code, body), (200, b""))
         self.assertEqual(response.headers.getRawHeaders("content-length"), ["10"])
@@ -217,6 +225,37 @@ class DataTests(ConfluenceCase):
             yield deferLater(reactor, 0.01, lambda: None)
         self.assertEqual(torrent.state, TorrentState.STOPPED)
         self.assertFalse(self.on_demand.owns(torrent))
+
+
+    @inlineCallbacks
+    def test_stream_holds_until_client_leaves(self) -> Generator[Any, Any, None]:
+        """A /data response waiting for pieces nobody has holds its torrent
+        (no grace timer runs); when the client goes away its read deadlines
+        are dropped and the grace period starts."""
+        _, raw = self.files_and_raw("elsewhere")
+        meta = parse(raw)
+        torrent = self.session.add(meta.info_hash, os.path.join(self.download_dir, "empty"))
+        torrent.metadata_received(meta.info_bytes)
+        d = self.request("GET", f"/data?ih={meta.info_hash.hex()}&path=elsewhere/a.mkv",
+                         headers={"Range": "bytes=40000-40009"})
+        for _ in range(200):
+            if torrent._deadlines.merged():
+                break
+            yield deferLater(reactor, 0.01, lambda: None)
+        self.assertIn(40000 // PIECE, torrent._deadlines.merged())
+        self.assertTrue(self.on_demand.owns(torrent))
+        self.clock.advance(1000)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(torrent.state, TorrentState.DOWNLOADING)
+        d.cancel()
+        self.failureResultOf(d)
+        for _ in range(200):
+            if self.clock.getDelayedCalls():
+                break
+            yield deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(torrent._deadlines.merged(), {})
+        (grace,) = self.clock.getDelayedCalls()
+        self.assertEqual(grace.getTime(), 1030)
 
 
 class InfoTests(ConfluenceCase):

@@ -8,7 +8,8 @@ Each route parses its query, asks ``Confluence`` for the torrent (and to
 hold it running while the request lasts, and to wait for its metadata when
 the answer needs it), then renders:
 
-* ``DataRoute`` (``GET``/``HEAD /data?ih=&path=``): the file through
+* ``DataRoute`` (``GET``/``HEAD /data?ih=&path=``, or confluence's
+  ``/data/infohash/<ih>/<path>``): the file through
   ``web.stream.FileStreamResource``, which does the ranges, the piece
   deadlines and the backpressure; ``path`` is the file's path as
   ``Torrent.files()`` gives it (``/``-joined) or confluence's display path
@@ -70,8 +71,21 @@ class DataRoute(Route):
 
     def answer(self, request: Request) -> Any:
         confluence = self.confluence
-        torrent = confluence.torrent_for(request)
-        path = query(request, "path")
+        segments = list(request.postpath or ())
+        while segments and not segments[-1]:
+            segments.pop()
+        if segments:  # /data/infohash/<ih>/<display path>
+            if segments[0] != b"infohash" or len(segments) < 2:
+                raise RouteError(404, "no such route: /data/infohash/<info hash>/<path>")
+            try:
+                texts = [s.decode("utf-8") for s in segments[1:]]
+            except UnicodeDecodeError:
+                raise RouteError(400, "the path is not UTF-8") from None
+            torrent = confluence.torrent_for(request, texts[0])
+            path = "/".join(texts[1:]) if len(texts) > 1 else None
+        else:
+            torrent = confluence.torrent_for(request)
+            path = query(request, "path")
         confluence.hold(torrent, request)
         return after(confluence.when_metadata(torrent, request),
                      lambda: self._serve(request, torrent, path))
