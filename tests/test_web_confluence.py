@@ -303,6 +303,22 @@ class InfoTests(ConfluenceCase):
         self.assertEqual(self.subscriptions(), before)
 
     @inlineCallbacks
+    def test_removed_while_waiting(self) -> Generator[Any, Any, None]:
+        """A torrent removed while /info waits for it answers 404."""
+        self.session.add(bytes.fromhex(UNKNOWN), self.download_dir)
+        before = self.subscriptions()
+        d = self.fetch("GET", f"/info?ih={UNKNOWN}")
+        for _ in range(100):
+            if self.subscriptions() > before:
+                break
+            yield deferLater(reactor, 0.01, lambda: None)
+        yield self.session.remove(bytes.fromhex(UNKNOWN))
+        response, body = yield d
+        self.assertEqual(response.code, 404)
+        self.assertIn("removed", json.loads(body)["error"])
+        self.assertEqual(self.subscriptions(), before)
+
+    @inlineCallbacks
     def test_disconnect_cancels_wait(self) -> Generator[Any, Any, None]:
         """A client that goes away while /info waits leaves no subscription
         and no timer but the grace timer."""
@@ -537,3 +553,37 @@ class EventsTests(ConfluenceCase):
                 self.assertEqual(e.response.code, code)
             else:
                 self.fail("connected")
+
+
+class GuardedTests(ConfluenceCase):
+    """Mounted as the daemon mounts them: at the root, behind the Guard."""
+
+    @inlineCallbacks
+    def test_behind_guard(self) -> Generator[Any, Any, None]:
+        """With the API token /status and /data answer; without it, 401; a
+        POST /metainfo from another origin is refused by the Guard."""
+        from txbittorrent.web.auth import Guard
+
+        yield self.seeding()
+        root = Resource()
+        for name, child in self.children.items():
+            root.putChild(name, child)
+        guard = Guard(root, store=self.store, clock=self.clock)
+        port = reactor.listenTCP(0, guard.site(), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.base = f"http://127.0.0.1:{port.getHost().port}"
+        token = self.store.create_token("test", 0.0)
+        auth = {"Authorization": f"Bearer {token}"}
+        response, _ = yield self.fetch("GET", "/status")
+        self.assertEqual(response.code, 401)
+        response, body = yield self.fetch("GET", "/status", headers=auth)
+        self.assertEqual(response.code, 200)
+        response, body = yield self.fetch("GET", f"/data?ih={self.ih}&path=t/c.txt",
+                                          headers=auth)
+        self.assertEqual((response.code, body), (200, self.files["c.txt"]))
+        response, body = yield self.fetch("GET", f"/playlist/{self.ih}.m3u", headers=auth)
+        self.assertIn(f"{self.base}/data?ih={self.ih}&path=t%2Fa.mkv", body.decode())
+        response, _ = yield self.fetch(
+            "POST", f"/metainfo?ih={self.ih}", data=self.raw,
+            headers={**auth, "Origin": "http://evil.example"})
+        self.assertEqual(response.code, 403)
