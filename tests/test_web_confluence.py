@@ -62,7 +62,7 @@ class ConfluenceCase(TestCase):
         self.addCleanup(self.on_demand.stop)
         self.children = confluence_resources(
             self.session, on_demand=self.on_demand, store=self.store,
-            download_dir=self.download_dir, clock=self.clock, info_timeout=100,
+            clock=self.clock, info_timeout=100,
         )
         root = Resource()
         for name, child in self.children.items():
@@ -587,3 +587,43 @@ class GuardedTests(ConfluenceCase):
             "POST", f"/metainfo?ih={self.ih}", data=self.raw,
             headers={**auth, "Origin": "http://evil.example"})
         self.assertEqual(response.code, 403)
+
+
+class TorrentForTests(ConfluenceCase):
+    """How a request names its torrent, with and without OnDemand."""
+
+    def request_for(self, **args: str) -> Any:
+        from twisted.web.test.requesthelper import DummyRequest
+
+        request = DummyRequest([b""])
+        request.args = {k.encode(): [v.encode()] for k, v in args.items()}
+        return request
+
+    def test_without_on_demand(self) -> None:
+        """Without OnDemand a magnet or ih finds only a known torrent (404
+        otherwise) and nothing is added."""
+        from txbittorrent.web.confluence import Confluence, RouteError
+
+        confluence = Confluence(self.session, clock=self.clock)
+        known = self.session.add(bytes.fromhex(UNKNOWN), self.download_dir)
+        self.assertIs(confluence.torrent_for(self.request_for(ih=UNKNOWN.upper())), known)
+        self.assertIs(confluence.torrent_for(
+            self.request_for(magnet=f"magnet:?xt=urn:btih:{UNKNOWN}")), known)
+        other = "89abcdef0123456789abcdef0123456789abcdef"
+        for args in [{"ih": other}, {"magnet": f"magnet:?xt=urn:btih:{other}"}]:
+            with self.assertRaises(RouteError) as caught:
+                confluence.torrent_for(self.request_for(**args))
+            self.assertEqual(caught.exception.code, 404)
+        self.assertEqual(len(self.session.torrents()), 1)
+
+    def test_add_info_hashes(self) -> None:
+        """With OnDemand(add_info_hashes=True) an unknown ih is added and
+        started, as confluence does."""
+        from txbittorrent.web.confluence import Confluence
+
+        on_demand = OnDemand(self.session, self.clock, 30, download_dir=self.download_dir,
+                             add_info_hashes=True)
+        confluence = Confluence(self.session, clock=self.clock, on_demand=on_demand)
+        torrent = confluence.torrent_for(self.request_for(ih=UNKNOWN))
+        self.assertIs(self.session.get(bytes.fromhex(UNKNOWN)), torrent)
+        self.assertTrue(on_demand.owns(torrent))

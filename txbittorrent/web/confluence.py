@@ -297,7 +297,6 @@ def confluence_resources(
     *,
     on_demand: OnDemand | None,
     store: StateStore | None,
-    download_dir: str,
     clock: Any,
     info_timeout: float = DEFAULT_INFO_TIMEOUT,
     readahead: int = 32 * 1024 * 1024,
@@ -306,8 +305,8 @@ def confluence_resources(
     """confluence's routes by name, to mount at the root: ``data``,
     ``info``, ``metainfo``, ``fileState``, ``status``, ``events`` (a
     WebSocket; it has ``stop()``, to call when the daemon stops) and
-    ``playlist``.  ``download_dir`` is where ``on_demand`` adds torrents
-    (given there; kept here for the callers' symmetry with ``ApiResource``)."""
+    ``playlist``.  Torrents a request adds go where ``on_demand`` puts them
+    (its ``download_dir``); without ``on_demand`` nothing is added."""
     from txbittorrent.web.confluence_events import PieceEventsResource
     from txbittorrent.web.confluence_routes import (
         DataRoute,
@@ -318,7 +317,6 @@ def confluence_resources(
         StatusRoute,
     )
 
-    del download_dir
     confluence = Confluence(session, clock=clock, on_demand=on_demand, store=store,
                             info_timeout=info_timeout, readahead=readahead)
     return {
