@@ -50,15 +50,20 @@ class ApiCase(TestCase):
             self.store = StateStore(os.path.join(self.download_dir, "state.sqlite"))
             self.addCleanup(self.store.close)
         root = Resource()
-        root.putChild(b"api", ApiResource(
+        self.api = ApiResource(
             self.session, store=self.store, download_dir=self.download_dir,
-            clock=lambda: 1_700_000_000.0,
-        ))
+            clock=lambda: 1_700_000_000.0, **self.api_options(),
+        )
+        root.putChild(b"api", self.api)
         port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         self.pool = HTTPConnectionPool(reactor, persistent=False)
         self.addCleanup(self.pool.closeCachedConnections)
         self.base = f"http://127.0.0.1:{port.getHost().port}/api"
+
+    def api_options(self) -> dict[str, Any]:
+        """More keyword arguments for the ApiResource."""
+        return {}
 
     @inlineCallbacks
     def _stop_session(self) -> Generator[Any, Any, None]:
@@ -100,6 +105,18 @@ class RoutesTests(ApiCase):
             response, body = yield self.call("GET", path)
             self.assertEqual(response.code, 200)
             self.assertEqual(body, {"routes": ROUTES})
+
+    @inlineCallbacks
+    def test_route_list_matches(self) -> Generator[Any, Any, None]:
+        """Every listed route exists: another method is 405 with exactly the
+        listed methods in Allow."""
+        yield self.call("POST", "/torrents", {"source": HASH1})
+        for route in ROUTES:
+            path = route["path"].replace("<info_hash>", HASH1)[len("/api"):]
+            response, body = yield self.call("PATCH", path)
+            self.assertEqual(response.code, 405, path)
+            self.assertEqual(response.headers.getRawHeaders("Allow"),
+                             [", ".join(route["methods"])], path)
 
     @inlineCallbacks
     def test_add_and_list(self) -> Generator[Any, Any, None]:
@@ -176,8 +193,10 @@ class RoutesTests(ApiCase):
         response, body = yield self.call("GET", f"/torrents/{ih}/files")
         self.assertEqual(response.code, 200)
         self.assertEqual(body["files"], [
-            {"index": 0, "path": os.path.join("t", "a.bin"), "length": 70_000, "priority": 1},
-            {"index": 1, "path": os.path.join("t", "b", "c.txt"), "length": 1000, "priority": 1},
+            {"index": 0, "path": os.path.join("t", "a.bin"), "length": 70_000, "priority": 1,
+             "done": 70_000, "progress": 1.0},
+            {"index": 1, "path": os.path.join("t", "b", "c.txt"), "length": 1000, "priority": 1,
+             "done": 1000, "progress": 1.0},
         ])
         response, body = yield self.call("GET", f"/torrents/{ih}/peers")
         self.assertEqual((response.code, body), (200, {"peers": []}))
@@ -211,7 +230,8 @@ class RoutesTests(ApiCase):
         torrent = yield self.seeding_torrent()
         ih = torrent.info_hash.hex()
         response, body = yield self.call("DELETE", f"/torrents/{ih}")
-        self.assertEqual((response.code, body), (200, {"info_hash": ih, "removed": True}))
+        self.assertEqual((response.code, body),
+                         (200, {"info_hash": ih, "removed": True, "data_deleted": False}))
         self.assertEqual(self.session.torrents(), [])
         self.assertTrue(os.path.exists(os.path.join(self.download_dir, "seed", "t", "a.bin")))
         response, body = yield self.call("GET", f"/torrents/{ih}")
@@ -241,7 +261,10 @@ class RoutesTests(ApiCase):
             ("POST", "", "GET"), ("DELETE", "/torrents", "GET, POST"),
             ("PUT", f"/torrents/{HASH1}", "GET, DELETE"),
             ("GET", f"/torrents/{HASH1}/stop", "POST"),
-            ("POST", f"/torrents/{HASH1}/files", "GET"),
+            ("POST", f"/torrents/{HASH1}/peers", "GET"),
+            ("GET", f"/torrents/{HASH1}/labels", "POST"),
+            ("PUT", f"/torrents/{HASH1}/files", "GET, POST"),
+            ("PUT", "/limits", "GET, POST"), ("POST", "/stats", "GET"),
             ("DELETE", f"/torrents/{HASH1}/peers", "GET"),
         ]:
             response, body = yield self.call(method, path)

@@ -4,24 +4,31 @@ Theory of operation
 -------------------
 ``ApiResource(session, store=None, download_dir=...)`` is a leaf
 ``twisted.web`` resource, meant to be mounted at ``/api``.  It parses the
-request (path segments, method, a size-capped JSON body), calls one Session
-or Torrent method, and renders the result as JSON (``apiviews`` gives the
-shapes).  It holds no state of its own beyond what it was given.
+request (path segments, method, a size-capped body: ``apibody``), calls one
+Session or Torrent method (``apiadd`` for adds, ``apitorrent`` for the rest
+of one torrent's routes), records the change in the ``StateStore`` when
+there is one, and renders the result as JSON (``apiviews`` gives the
+shapes).  ``ROUTES`` in ``apiviews`` lists every route.
 
-Errors are ``{"error": message}`` with 400 (bad input: malformed JSON, a
-source that is not a magnet URI or info hash, a malformed info hash in the
-path), 404 (no such route, or an info hash the session does not know), 405
-(a known route, another method; ``Allow`` says which) or 409 (adding a
-torrent the session already has).  Only POST and DELETE change anything.
+Errors are ``{"error": message}`` with 400 (bad input), 404 (no such route,
+an info hash the session does not know, a tracker the torrent does not
+have), 405 (a known route, another method; ``Allow`` says which) or 409 (a
+conflict: adding a torrent twice, a route that needs the metadata before
+it is known, a change during a recheck).  Only POST and DELETE change
+anything.
 
-The life-cycle routes (start, pause, stop, DELETE) answer once the
-torrent's Deferred fires (a failure there is a 500 with its message, and
-logged).  An add answers 201 at once, with the torrent as it is then; its
-``start()`` goes on (a hash check may take long) and a failure is logged.
+The life-cycle routes (start, pause, stop, recheck, DELETE, file
+priorities) answer once the torrent's Deferred fires (a failure there is a
+500 with its message, and logged).  An add answers 201 at once (after
+fetching a URL source), with the torrent as it is then; its ``start()``
+goes on (a hash check may take long) and a failure is logged.
 
-When a ``StateStore`` is given, every add, removal and start/pause/stop is
-also recorded there (``add_torrent``, ``remove_torrent``, ``update(wanted=)``);
-a torrent the store does not know (added some other way) is left out of it.
+With a ``StateStore``, every add (source, save path, priorities, labels,
+wanted state, ``added_at``), removal, start/pause/stop, priority, label and
+limit change is recorded there; a torrent the store does not know (added
+some other way) is left out of it, and its labels and add time live in
+this resource's memory only.  Global limits are stored as the settings
+``download_limit`` and ``upload_limit`` (null: unlimited).
 """
 # twisted.web's Request and Failure are untyped: their calls are all over here.
 # mypy: disable-error-code="no-untyped-call"
@@ -31,48 +38,65 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from txbittorrent.core.metainfo import Metainfo
 from txbittorrent.daemon.store import DuplicateTorrentError
 from txbittorrent.errors import LocalProtocolError
-from txbittorrent.source import bare_info_hash
-from txbittorrent.web.apiviews import (
-    ROUTES,
-    file_view,
-    peer_view,
-    torrent_view,
-    tracker_view,
+from txbittorrent.storage.remove import RemovedFiles, delete_torrent_files, torrent_paths
+from txbittorrent.web import apitorrent
+from txbittorrent.web.apiadd import (
+    FETCH_TIMEOUT,
+    AddRequest,
+    TorrentFetcher,
+    priorities_for,
+    read_add_request,
+    resolved,
 )
+from txbittorrent.web.apibody import (
+    MAX_BODY,
+    MAX_TORRENT,
+    ApiError,
+    first,
+    flag,
+    form_fields,
+    json_body,
+    labels,
+)
+from txbittorrent.web.apitorrent import Download, content_disposition
+from txbittorrent.web.apiviews import ROUTES, peer_view, torrent_view
 
 if TYPE_CHECKING:
-    from txbittorrent.daemon.store import StateStore
+    from txbittorrent.daemon.store import StateStore, TorrentRecord
     from txbittorrent.session import Session
     from txbittorrent.torrent import Torrent
 
-__all__ = ["ApiResource", "ApiError", "MAX_BODY"]
-
-MAX_BODY = 64 * 1024
-"""The largest JSON body accepted (bytes)."""
+__all__ = ["ApiResource", "ApiError", "MAX_BODY", "MAX_TORRENT"]
 
 _HEX_HASH = re.compile(r"\A[0-9a-fA-F]{40}\Z")
 _WANTED = {"start": "active", "pause": "paused", "stop": "stopped"}
+_ACTIONS: dict[str, tuple[str, ...]] = {
+    "start": ("POST",), "pause": ("POST",), "stop": ("POST",), "recheck": ("POST",),
+    "files": ("GET", "POST"), "peers": ("GET",), "trackers": ("GET", "POST", "DELETE"),
+    "limits": ("GET", "POST"), "labels": ("POST",), "torrent": ("GET",),
+}
 _log = Logger()
 
 
-class ApiError(Exception):
-    """An answer other than success: its HTTP status and message."""
+@dataclass(slots=True)
+class _Extra:
+    """What the API remembers of a torrent the store does not hold."""
 
-    def __init__(self, code: int, message: str, allow: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.allow = allow
+    labels: tuple[str, ...]
+    added_at: float
 
 
 def _method(request: Request, *allowed: str) -> str:
@@ -94,14 +118,23 @@ class ApiResource(Resource):
         store: StateStore | None = None,
         download_dir: str,
         clock: Callable[[], float] | None = None,
+        http_client: Any = None,
+        fetch_timeout: float = FETCH_TIMEOUT,
     ) -> None:
-        """``clock`` gives the Unix time recorded as ``added_at`` in the
-        store (default: the session's reactor's ``seconds``)."""
+        """``clock`` gives the Unix time recorded as ``added_at`` (default:
+        the session's reactor's ``seconds``).  ``http_client`` fetches URL
+        sources (a ``treq.HTTPClient``; default: one over an ``Agent`` on
+        the session's reactor, made on first use), each within
+        ``fetch_timeout`` seconds."""
         super().__init__()
         self.session = session
         self.store = store
         self.download_dir = download_dir
         self._clock = clock
+        self._http_client = http_client
+        self._fetch_timeout = fetch_timeout
+        self._extras: dict[str, _Extra] = {}
+        self._rechecking: set[str] = set()
 
     # -- dispatch ------------------------------------------------------------
 
@@ -126,30 +159,31 @@ class ApiResource(Resource):
         if not segments:
             _method(request, "GET")
             return 200, {"routes": ROUTES}
+        if segments == ["limits"]:
+            return self._global_limits(request)
+        if segments == ["stats"]:
+            _method(request, "GET")
+            return 200, self._stats()
         if segments[0] != "torrents" or len(segments) > 3:
             raise ApiError(404, "no such route")
         if len(segments) == 1:
             if _method(request, "GET", "POST") == "GET":
-                return 200, {"torrents": [torrent_view(t) for t in self.session.torrents()]}
+                label = first(form_fields(request), "label")
+                return 200, {"torrents": [
+                    self.view(t) for t in self.session.torrents()
+                    if label is None or label in self._labels(t.info_hash.hex())
+                ]}
             return self._add(request)
-        if len(segments) == 3 and segments[2] not in (*_WANTED, "files", "peers", "trackers"):
+        if len(segments) == 3 and segments[2] not in _ACTIONS:
             raise ApiError(404, "no such route")
         torrent = self._torrent(segments[1])
         if len(segments) == 2:
             if _method(request, "GET", "DELETE") == "GET":
-                return 200, torrent_view(torrent)
-            return self._remove(torrent)
+                return 200, self.view(torrent)
+            return self._remove(request, torrent)
         action = segments[2]
-        if action in _WANTED:
-            _method(request, "POST")
-            return self._life_cycle(torrent, action)
-        _method(request, "GET")
-        if action == "files":
-            return 200, {"files": [file_view(f) for f in torrent.files()]}
-        if action == "peers":
-            return 200, {"peers": [peer_view(p) for p in torrent.peers()]}
-        trackers = [tracker_view(s) for tier in torrent.trackers() for s in tier]
-        return 200, {"trackers": trackers}
+        method = _method(request, *_ACTIONS[action])
+        return getattr(self, "_route_" + action)(request, method, torrent)
 
     def _torrent(self, text: str) -> Torrent:
         if not _HEX_HASH.match(text):
@@ -159,62 +193,239 @@ class ApiResource(Resource):
             raise ApiError(404, f"no torrent {text.lower()}")
         return torrent
 
-    # -- changes -------------------------------------------------------------
+    # -- what the store (or this resource) knows ------------------------------
 
-    def _add(self, request: Request) -> tuple[int, dict[str, Any]]:
-        body = _json_body(request)
-        source, paused = body.get("source"), body.get("paused", False)
-        if not isinstance(source, str) or not source.strip():
-            raise ApiError(400, "'source' must be a magnet URI or an info hash"
-                           " (.torrent uploads are not accepted yet)")
-        if not isinstance(paused, bool):
-            raise ApiError(400, "'paused' must be true or false")
-        source = source.strip()
-        parsed: str | bytes | None
-        if source[:7].lower() == "magnet:":
-            parsed = source  # never a bare string: Session.add would open it as a path
-        else:
-            parsed = bare_info_hash(source)
-            if parsed is None:
-                raise ApiError(400, "'source' is neither a magnet URI nor an info hash")
+    def _record(self, ih: str) -> TorrentRecord | None:
+        return self.store.get(ih) if self.store is not None else None
+
+    def _labels(self, ih: str) -> tuple[str, ...]:
+        record = self._record(ih)
+        if record is not None:
+            return record.labels
+        extra = self._extras.get(ih)
+        return extra.labels if extra is not None else ()
+
+    def _store_update(self, ih: str, **changes: Any) -> None:
+        if self._record(ih) is not None:
+            assert self.store is not None
+            self.store.update(ih, **changes)
+
+    def view(self, torrent: Torrent) -> dict[str, Any]:
+        """The torrent's view with its labels, times and (during a recheck)
+        state "checking"."""
+        ih = torrent.info_hash.hex()
+        record, extra = self._record(ih), self._extras.get(ih)
+        state = "checking" if ih in self._rechecking else None
+        if record is not None:
+            return torrent_view(torrent, labels=record.labels, added_at=record.added_at,
+                                completed_at=record.completed_at, state=state)
+        if extra is not None:
+            return torrent_view(torrent, labels=extra.labels, added_at=extra.added_at,
+                                state=state)
+        return torrent_view(torrent, state=state)
+
+    # -- adding and removing -------------------------------------------------
+
+    def _add(self, request: Request) -> Any:
+        add = read_add_request(request, self.download_dir)
+        if add.url is None:
+            return self._add_now(add)
+        d = self._fetcher().fetch(add.url)
+        return d.addCallback(lambda fetched: self._add_now(resolved(add, fetched)))
+
+    def _fetcher(self) -> TorrentFetcher:
+        reactor = self.session.resolve_reactor()
+        if self._http_client is None:
+            from treq.client import HTTPClient
+            from twisted.web.client import Agent
+
+            self._http_client = HTTPClient(Agent(reactor))  # type: ignore[arg-type]
+        return TorrentFetcher(self._http_client, reactor, self._fetch_timeout)
+
+    def _add_now(self, add: AddRequest) -> tuple[int, dict[str, Any]]:
+        source = add.source
+        assert source is not None
+        options: dict[str, Any] = {"state": "paused" if add.paused else "active"}
+        priorities = None
+        if isinstance(source, Metainfo):
+            priorities = priorities_for(source, add.priorities, add.files)
+            if priorities is not None:
+                options["priorities"] = list(priorities)
         try:
-            torrent = self.session.add(
-                parsed, self.download_dir, state="paused" if paused else "active"
-            )
+            torrent = self.session.add(source, add.save_path, **options)
         except LocalProtocolError as e:  # the session has it already
             raise ApiError(409, str(e)) from None
         except ValueError as e:  # MagnetError, MetainfoError
             raise ApiError(400, f"bad source: {e}") from None
-        ih = torrent.info_hash.hex()
+        ih, now = torrent.info_hash.hex(), self._now()
         if self.store is not None:
-            stored = source if isinstance(parsed, str) else torrent.magnet.to_uri()
+            stored: bytes | str
+            if add.raw is not None:
+                stored = add.raw
+            else:
+                stored = source if isinstance(source, str) else torrent.magnet.to_uri()
             try:
                 self.store.add_torrent(
-                    ih, stored, name=torrent.name, save_path=torrent.basedir,
-                    added_at=self._now(), wanted="paused" if paused else "active",
+                    ih, stored, name=torrent.name, save_path=torrent.basedir, added_at=now,
+                    priorities=priorities or (), labels=add.labels,
+                    wanted="paused" if add.paused else "active",
                 )
             except DuplicateTorrentError as e:
                 self.session.remove(torrent.info_hash)  # never started: closes at once
                 raise ApiError(409, str(e)) from None
+        else:
+            self._extras[ih] = _Extra(add.labels, now)
         torrent.start().addErrback(
             lambda f: _log.failure("starting torrent {info_hash} failed", f, info_hash=ih)
         )
-        return 201, torrent_view(torrent)
+        return 201, self.view(torrent)
+
+    def _remove(self, request: Request, torrent: Torrent) -> Deferred[Any]:
+        delete = flag(first(form_fields(request), "delete_data") or "0", "delete_data")
+        ih = torrent.info_hash.hex()
+        if ih in self._rechecking:
+            raise ApiError(409, f"torrent {ih} is being rechecked")
+        if self._record(ih) is not None:
+            assert self.store is not None
+            self.store.remove_torrent(ih)
+        self._extras.pop(ih, None)
+        metainfo, save_path = torrent.metainfo, torrent.basedir
+        d: Deferred[Any] = self.session.remove(torrent.info_hash)
+
+        def delete_data(_: object) -> Any:
+            if not delete or metainfo is None:
+                return None
+            return deferToThreadPool(
+                self.session.resolve_reactor(), self.session.threadpool,
+                delete_torrent_files, save_path, torrent_paths(metainfo),
+            )
+
+        def answer(removed: RemovedFiles | None) -> tuple[int, dict[str, Any]]:
+            body: dict[str, Any] = {"info_hash": ih, "removed": True,
+                                    "data_deleted": removed is not None and removed.ok}
+            if removed is not None and not removed.ok:
+                body["kept"] = [{"path": p, "reason": r} for p, r in removed.skipped]
+            return 200, body
+
+        return d.addCallback(delete_data).addCallback(answer)
+
+    # -- one torrent's routes (``_route_<action>``, dispatched by name) -------
+
+    def _not_rechecking(self, torrent: Torrent) -> str:
+        ih = torrent.info_hash.hex()
+        if ih in self._rechecking:
+            raise ApiError(409, f"torrent {ih} is being rechecked")
+        return ih
 
     def _life_cycle(self, torrent: Torrent, action: str) -> Deferred[Any]:
-        wanted = _WANTED[action]
+        ih = self._not_rechecking(torrent)
         d: Deferred[None] = getattr(torrent, action)()
-        ih = torrent.info_hash.hex()
-        if self.store is not None and self.store.get(ih) is not None:
-            self.store.update(ih, wanted=wanted)
-        return d.addCallback(lambda _: (200, torrent_view(torrent)))
+        self._store_update(ih, wanted=_WANTED[action])
+        return d.addCallback(lambda _: (200, self.view(torrent)))
 
-    def _remove(self, torrent: Torrent) -> Deferred[Any]:
+    def _route_start(self, request: Request, method: str, torrent: Torrent) -> Any:
+        return self._life_cycle(torrent, "start")
+
+    def _route_pause(self, request: Request, method: str, torrent: Torrent) -> Any:
+        return self._life_cycle(torrent, "pause")
+
+    def _route_stop(self, request: Request, method: str, torrent: Torrent) -> Any:
+        return self._life_cycle(torrent, "stop")
+
+    def _route_recheck(self, request: Request, method: str, torrent: Torrent) -> Any:
+        ih = self._not_rechecking(torrent)
+        self._rechecking.add(ih)
+        try:
+            d = apitorrent.recheck(torrent)
+        except BaseException:
+            self._rechecking.discard(ih)
+            raise
+
+        def done(result: object) -> object:
+            self._rechecking.discard(ih)
+            return result
+
+        return d.addBoth(done).addCallback(lambda _: (200, self.view(torrent)))
+
+    def _route_files(self, request: Request, method: str, torrent: Torrent) -> Any:
+        if method == "GET":
+            return 200, apitorrent.files_body(torrent)
+        ih = self._not_rechecking(torrent)
+        priorities = apitorrent.new_priorities(torrent, json_body(request))
+
+        def applied(_: object) -> tuple[int, dict[str, Any]]:
+            self._store_update(ih, priorities=priorities)
+            return 200, apitorrent.files_body(torrent)
+
+        return torrent.set_priorities(priorities).addCallback(applied)
+
+    def _route_peers(self, request: Request, method: str, torrent: Torrent) -> Any:
+        return 200, {"peers": [peer_view(p) for p in torrent.peers()]}
+
+    def _route_trackers(self, request: Request, method: str, torrent: Torrent) -> Any:
+        if method == "GET":
+            return 200, apitorrent.trackers_body(torrent)
+        if method == "POST":
+            return 201, apitorrent.add_tracker(torrent, json_body(request))
+        return 200, apitorrent.remove_tracker(torrent, first(form_fields(request), "url"))
+
+    def _route_limits(self, request: Request, method: str, torrent: Torrent) -> Any:
+        config = torrent.config
+        if method == "POST":
+            down, up = apitorrent.read_limits(
+                json_body(request), config.download_limit, config.upload_limit
+            )
+            torrent.set_rate_limits(down, up)
+            self._store_update(torrent.info_hash.hex(), download_limit=down, upload_limit=up)
+            config = torrent.config
+        return 200, apitorrent.limits_body(config.download_limit, config.upload_limit)
+
+    def _route_labels(self, request: Request, method: str, torrent: Torrent) -> Any:
+        body = json_body(request)
+        if "labels" not in body:
+            raise ApiError(400, "give 'labels': a list of strings")
+        new = labels(body["labels"])
         ih = torrent.info_hash.hex()
-        if self.store is not None and self.store.get(ih) is not None:
-            self.store.remove_torrent(ih)
-        d = self.session.remove(torrent.info_hash)
-        return d.addCallback(lambda _: (200, {"info_hash": ih, "removed": True}))
+        if self._record(ih) is not None:
+            self._store_update(ih, labels=new)
+        else:
+            extra = self._extras.setdefault(ih, _Extra((), self._now()))
+            extra.labels = new
+        return 200, self.view(torrent)
+
+    def _route_torrent(self, request: Request, method: str, torrent: Torrent) -> Any:
+        record = self._record(torrent.info_hash.hex())
+        source = record.source if record is not None and isinstance(record.source, bytes) \
+            else None
+        return 200, apitorrent.torrent_file(torrent, source)
+
+    # -- the session ---------------------------------------------------------
+
+    def _global_limits(self, request: Request) -> tuple[int, dict[str, Any]]:
+        session = self.session
+        down, up = session.download_throttle, session.upload_throttle
+        if _method(request, "GET", "POST") == "POST":
+            new_down, new_up = apitorrent.read_limits(json_body(request), down.rate, up.rate)
+            down.set_rate(new_down)
+            up.set_rate(new_up)
+            if self.store is not None:
+                self.store.set_setting("download_limit", new_down)
+                self.store.set_setting("upload_limit", new_up)
+        return 200, apitorrent.limits_body(down.rate, up.rate)
+
+    def _stats(self) -> dict[str, Any]:
+        torrents = self.session.torrents()
+        dht = self.session.dht
+        return {
+            "torrents": len(torrents),
+            "download_rate": int(sum(t.download_rate for t in torrents)),
+            "upload_rate": int(sum(t.upload_rate for t in torrents)),
+            "downloaded": sum(t.downloaded for t in torrents),
+            "uploaded": sum(t.uploaded for t in torrents),
+            "peers": sum(len(t.peers()) for t in torrents),
+            "dht_nodes": dht.node_count() if dht is not None else None,
+            "listen_port": self.session.port,
+        }
 
     def _now(self) -> float:
         if self._clock is not None:
@@ -225,8 +436,12 @@ class ApiResource(Resource):
 
     def _write(self, request: Request, code: int, body: Any) -> bytes:
         request.setResponseCode(code)
-        request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
         request.setHeader(b"Cache-Control", b"no-store")
+        if isinstance(body, Download):
+            request.setHeader(b"Content-Type", body.content_type.encode("ascii"))
+            request.setHeader(b"Content-Disposition", content_disposition(body.filename))
+            return body.content
+        request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
         return json.dumps(body).encode("utf-8")
 
     def _error(self, request: Request, error: ApiError) -> bytes:
@@ -252,18 +467,3 @@ class ApiResource(Resource):
         if not request.finished and not getattr(request, "_disconnected", False):
             request.write(data)
             request.finish()
-
-
-def _json_body(request: Request) -> dict[str, Any]:
-    """The request's body as a JSON object, at most ``MAX_BODY`` bytes."""
-    content = request.content
-    raw = content.read(MAX_BODY + 1) if content is not None else b""
-    if len(raw) > MAX_BODY:
-        raise ApiError(400, f"the body is over {MAX_BODY} bytes")
-    try:
-        body = json.loads(raw.decode("utf-8")) if raw.strip() else None
-    except (UnicodeDecodeError, ValueError):
-        raise ApiError(400, "the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    return body

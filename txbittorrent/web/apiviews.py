@@ -7,36 +7,61 @@ Nothing here reads a clock or touches the network.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from txbittorrent.core.layout import Layout
     from txbittorrent.accessors import FileInfo
     from txbittorrent.core.tracker.tiers import TrackerStatus
     from txbittorrent.swarm.peerstate import PeerInfo
     from txbittorrent.torrent import Torrent
 
-__all__ = ["ROUTES", "torrent_view", "file_view", "peer_view", "tracker_view"]
+__all__ = ["ROUTES", "torrent_view", "file_view", "files_done", "peer_view", "tracker_view"]
 
 ROUTES: list[dict[str, Any]] = [
     {"path": "/api", "methods": ["GET"], "doc": "This list of routes."},
     {"path": "/api/torrents", "methods": ["GET", "POST"],
-     "doc": "GET: every torrent.  POST {\"source\": magnet URI or info hash (40 hex or"
-            " 32 base32), \"paused\": bool}: add and start one (201); .torrent uploads"
-            " are not accepted yet."},
+     "doc": "GET [?label=L]: every torrent (with that label).  POST: add one (201 with it;"
+            " 409 if there already; 400 on bad input): a JSON body {\"source\": magnet URI,"
+            " info hash (40 hex or 32 base32) or http(s) URL of a .torrent, \"save_path\","
+            " \"paused\", \"priorities\" (one per file), \"files\" (indexes wanted),"
+            " \"labels\"}; or a multipart form with the .torrent in the file field"
+            " \"torrent\" and the options as fields; or the raw .torrent as"
+            " application/x-bittorrent with the options in the query string."},
     {"path": "/api/torrents/<info_hash>", "methods": ["GET", "DELETE"],
-     "doc": "GET: one torrent.  DELETE: stop and remove it (its data stays on disk)."},
+     "doc": "GET: one torrent.  DELETE [?delete_data=1]: stop and remove it; with"
+            " delete_data, its own files too (and the directories they leave empty)."},
     {"path": "/api/torrents/<info_hash>/start", "methods": ["POST"],
      "doc": "Start or resume the torrent."},
     {"path": "/api/torrents/<info_hash>/pause", "methods": ["POST"],
      "doc": "Pause: connections kept, nothing transferred."},
     {"path": "/api/torrents/<info_hash>/stop", "methods": ["POST"],
      "doc": "Stop: trackers told, connections closed."},
-    {"path": "/api/torrents/<info_hash>/files", "methods": ["GET"],
-     "doc": "The torrent's files with their priorities."},
+    {"path": "/api/torrents/<info_hash>/recheck", "methods": ["POST"],
+     "doc": "Stop, verify every piece again, then return to the wanted state; answers"
+            " when done (409 before the metadata or while a recheck runs)."},
+    {"path": "/api/torrents/<info_hash>/files", "methods": ["GET", "POST"],
+     "doc": "GET: the files with their priorities and verified bytes.  POST"
+            " {\"priorities\": [one per file]} or {\"files\": {\"<index>\": priority}}:"
+            " set them (409 before the metadata)."},
     {"path": "/api/torrents/<info_hash>/peers", "methods": ["GET"],
      "doc": "The connected peers."},
-    {"path": "/api/torrents/<info_hash>/trackers", "methods": ["GET"],
-     "doc": "The trackers, tier by tier, with their status."},
+    {"path": "/api/torrents/<info_hash>/trackers", "methods": ["GET", "POST", "DELETE"],
+     "doc": "GET: the trackers with their status.  POST {\"url\", \"tier\"}: add one"
+            " (201).  DELETE ?url=: remove one (404 if unknown)."},
+    {"path": "/api/torrents/<info_hash>/limits", "methods": ["GET", "POST"],
+     "doc": "The torrent's own rate limits {\"download_limit\", \"upload_limit\"}"
+            " in bytes/s (null or 0: unlimited)."},
+    {"path": "/api/torrents/<info_hash>/labels", "methods": ["POST"],
+     "doc": "POST {\"labels\": [str]}: replace the torrent's labels."},
+    {"path": "/api/torrents/<info_hash>/torrent", "methods": ["GET"],
+     "doc": "The .torrent file (409 before the metadata)."},
+    {"path": "/api/limits", "methods": ["GET", "POST"],
+     "doc": "The global rate limits {\"download_limit\", \"upload_limit\"} in bytes/s"
+            " (null or 0: unlimited)."},
+    {"path": "/api/stats", "methods": ["GET"],
+     "doc": "Session totals: torrents, rates, bytes, peers, DHT nodes, listening port."},
 ]
 
 
@@ -44,8 +69,21 @@ def _time(value: float | None) -> int | None:
     return None if value is None else int(value)
 
 
-def torrent_view(torrent: Torrent) -> dict[str, Any]:
-    """One torrent's status."""
+def _limit(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def torrent_view(
+    torrent: Torrent,
+    *,
+    labels: Sequence[str] = (),
+    added_at: float | None = None,
+    completed_at: float | None = None,
+    state: str | None = None,
+) -> dict[str, Any]:
+    """One torrent's status; ``labels`` and the times come from the daemon's
+    store (or what the API remembers), ``state`` overrides the torrent's
+    own (the API says "checking" during its recheck)."""
     size, left = torrent.size, torrent.left
     if not torrent.has_metadata:
         progress = 0.0
@@ -56,7 +94,7 @@ def torrent_view(torrent: Torrent) -> dict[str, Any]:
     return {
         "info_hash": torrent.info_hash.hex(),
         "name": torrent.name,
-        "state": str(torrent.state),
+        "state": state if state is not None else str(torrent.state),
         "has_metadata": torrent.has_metadata,
         "size": size,
         "left": left,
@@ -68,13 +106,33 @@ def torrent_view(torrent: Torrent) -> dict[str, Any]:
         "upload_rate": int(torrent.upload_rate),
         "peers": len(torrent.peers()),
         "save_path": torrent.basedir,
+        "labels": list(labels),
+        "download_limit": _limit(torrent.config.download_limit),
+        "upload_limit": _limit(torrent.config.upload_limit),
+        "added_at": _time(added_at),
+        "completed_at": _time(completed_at),
     }
 
 
-def file_view(info: FileInfo) -> dict[str, Any]:
-    """One file of a torrent."""
-    return {"index": info.index, "path": info.path, "length": info.length,
-            "priority": info.priority}
+def file_view(info: FileInfo, done: int | None = None) -> dict[str, Any]:
+    """One file of a torrent; ``done`` is its verified bytes (see
+    ``files_done``)."""
+    view: dict[str, Any] = {"index": info.index, "path": info.path, "length": info.length,
+                            "priority": info.priority}
+    if done is not None:
+        view["done"] = done
+        view["progress"] = done / info.length if info.length else 1.0
+    return view
+
+
+def files_done(layout: Layout, have: Iterable[int]) -> list[int]:
+    """Each file's verified bytes: the bytes of the verified pieces that lie
+    in it (one pass over the verified pieces and their spans)."""
+    done = [0] * layout.file_count
+    for index in have:
+        for span in layout.spans(index):
+            done[span.file_index] += span.length
+    return done
 
 
 def peer_view(peer: PeerInfo) -> dict[str, Any]:
