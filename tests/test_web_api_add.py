@@ -164,6 +164,9 @@ class AddFormsTests(ApiCase):
         assert record is not None
         self.assertEqual((record.wanted, record.priorities), ("paused", (0, 1)))
         self.assertEqual(record.source, self.fixture.raw)
+        response = yield treq.get(f"{self.base}/torrents/{self.fixture.info_hash}/torrent",
+                                  pool=self.pool)
+        self.assertEqual((yield treq.content(response)), self.fixture.raw)  # as uploaded
         response, body = yield self.post(
             "/torrents", files={"torrent": ("t.torrent", io.BytesIO(self.fixture.raw))})
         self.assertEqual(response.code, 409)

@@ -16,6 +16,7 @@ from twisted.trial.unittest import TestCase
 from tests.test_web_api import HASH1, MAGNET, ApiCase
 from txbittorrent.core.layout import Layout
 from txbittorrent.core.metainfo import parse
+from txbittorrent.web.apitorrent import content_disposition
 from txbittorrent.web.apiviews import files_done
 
 
@@ -29,6 +30,19 @@ class FilesDoneTests(TestCase):
         self.assertEqual(files_done(layout, [0]), [10, 0, 6, 0])
         self.assertEqual(files_done(layout, [1, 2]), [0, 0, 19, 5])
         self.assertEqual(files_done(layout, [0, 1, 2]), [10, 0, 25, 5])
+
+
+class ContentDispositionTests(TestCase):
+    """apitorrent.content_disposition: an ASCII fallback and RFC 8187."""
+
+    def test_names(self) -> None:
+        """Quotes, backslashes and non-ASCII become _ in filename= and are
+        percent-encoded in filename*."""
+        self.assertEqual(content_disposition("a b.torrent"),
+                         b"attachment; filename=\"a b.torrent\"; filename*=UTF-8''a%20b.torrent")
+        self.assertEqual(content_disposition('\u00e9t\u00e9 "x"\\.torrent'),
+                         b"attachment; filename=\"_t_ _x__.torrent\"; "
+                         b"filename*=UTF-8''%C3%A9t%C3%A9%20%22x%22%5C.torrent")
 
 
 class TorrentRoutesTests(ApiCase):

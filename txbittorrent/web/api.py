@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
@@ -51,8 +50,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from txbittorrent.core.metainfo import Metainfo
 from txbittorrent.daemon.store import DuplicateTorrentError
 from txbittorrent.errors import LocalProtocolError
-from txbittorrent.storage.remove import RemovedFiles, delete_torrent_files, torrent_paths
-from txbittorrent.web import apitorrent
+from txbittorrent.web import apisession, apitorrent
 from txbittorrent.web.apiadd import (
     FETCH_TIMEOUT,
     AddRequest,
@@ -160,10 +158,12 @@ class ApiResource(Resource):
             _method(request, "GET")
             return 200, {"routes": ROUTES}
         if segments == ["limits"]:
-            return self._global_limits(request)
+            if _method(request, "GET", "POST") == "GET":
+                return 200, apisession.global_limits(self.session)
+            return 200, apisession.set_global_limits(self.session, self.store, json_body(request))
         if segments == ["stats"]:
             _method(request, "GET")
-            return 200, self._stats()
+            return 200, apisession.stats(self.session)
         if segments[0] != "torrents" or len(segments) > 3:
             raise ApiError(404, "no such route")
         if len(segments) == 1:
@@ -282,32 +282,12 @@ class ApiResource(Resource):
 
     def _remove(self, request: Request, torrent: Torrent) -> Deferred[Any]:
         delete = flag(first(form_fields(request), "delete_data") or "0", "delete_data")
-        ih = torrent.info_hash.hex()
-        if ih in self._rechecking:
-            raise ApiError(409, f"torrent {ih} is being rechecked")
+        ih = self._not_rechecking(torrent)
         if self._record(ih) is not None:
             assert self.store is not None
             self.store.remove_torrent(ih)
         self._extras.pop(ih, None)
-        metainfo, save_path = torrent.metainfo, torrent.basedir
-        d: Deferred[Any] = self.session.remove(torrent.info_hash)
-
-        def delete_data(_: object) -> Any:
-            if not delete or metainfo is None:
-                return None
-            return deferToThreadPool(
-                self.session.resolve_reactor(), self.session.threadpool,
-                delete_torrent_files, save_path, torrent_paths(metainfo),
-            )
-
-        def answer(removed: RemovedFiles | None) -> tuple[int, dict[str, Any]]:
-            body: dict[str, Any] = {"info_hash": ih, "removed": True,
-                                    "data_deleted": removed is not None and removed.ok}
-            if removed is not None and not removed.ok:
-                body["kept"] = [{"path": p, "reason": r} for p, r in removed.skipped]
-            return 200, body
-
-        return d.addCallback(delete_data).addCallback(answer)
+        return apitorrent.remove(self.session, torrent, delete).addCallback(lambda b: (200, b))
 
     # -- one torrent's routes (``_route_<action>``, dispatched by name) -------
 
@@ -398,34 +378,6 @@ class ApiResource(Resource):
         source = record.source if record is not None and isinstance(record.source, bytes) \
             else None
         return 200, apitorrent.torrent_file(torrent, source)
-
-    # -- the session ---------------------------------------------------------
-
-    def _global_limits(self, request: Request) -> tuple[int, dict[str, Any]]:
-        session = self.session
-        down, up = session.download_throttle, session.upload_throttle
-        if _method(request, "GET", "POST") == "POST":
-            new_down, new_up = apitorrent.read_limits(json_body(request), down.rate, up.rate)
-            down.set_rate(new_down)
-            up.set_rate(new_up)
-            if self.store is not None:
-                self.store.set_setting("download_limit", new_down)
-                self.store.set_setting("upload_limit", new_up)
-        return 200, apitorrent.limits_body(down.rate, up.rate)
-
-    def _stats(self) -> dict[str, Any]:
-        torrents = self.session.torrents()
-        dht = self.session.dht
-        return {
-            "torrents": len(torrents),
-            "download_rate": int(sum(t.download_rate for t in torrents)),
-            "upload_rate": int(sum(t.upload_rate for t in torrents)),
-            "downloaded": sum(t.downloaded for t in torrents),
-            "uploaded": sum(t.uploaded for t in torrents),
-            "peers": sum(len(t.peers()) for t in torrents),
-            "dht_nodes": dht.node_count() if dht is not None else None,
-            "listen_port": self.session.port,
-        }
 
     def _now(self) -> float:
         if self._clock is not None:

@@ -15,19 +15,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.threads import deferToThreadPool
 
 from txbittorrent.core.layout import Layout
 from txbittorrent.core.metainfo import torrent_bytes
 from txbittorrent.state import TorrentState
+from txbittorrent.storage.remove import RemovedFiles, delete_torrent_files, torrent_paths
 from txbittorrent.web.apiadd import listed_files, priorities_for
 from txbittorrent.web.apibody import ApiError, int_list, limit, tracker_url
 from txbittorrent.web.apiviews import file_view, files_done, tracker_view
 
 if TYPE_CHECKING:
+    from txbittorrent.session import Session
     from txbittorrent.torrent import Torrent
 
 __all__ = ["Download", "files_body", "new_priorities", "add_tracker", "remove_tracker",
-           "trackers_body", "limits_body", "read_limits", "torrent_file", "recheck"]
+           "trackers_body", "limits_body", "read_limits", "torrent_file", "remove", "recheck",
+           "content_disposition"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +159,36 @@ def torrent_file(torrent: Torrent, source: bytes | None) -> Download:
     return Download(source, "application/x-bittorrent", torrent.name + ".torrent")
 
 
+# -- removal -------------------------------------------------------------------------
+
+
+def remove(session: Session, torrent: Torrent, delete_data: bool) -> Deferred[dict[str, Any]]:
+    """Stop and forget the torrent; with ``delete_data``, then delete its own
+    files (``storage.remove``, in the session's thread pool).  Fires with
+    ``{"info_hash", "removed", "data_deleted"}`` (and ``kept``: what the
+    deletion left, with why, when it left anything)."""
+    ih = torrent.info_hash.hex()
+    metainfo, save_path = torrent.metainfo, torrent.basedir
+    d: Deferred[Any] = session.remove(torrent.info_hash)
+
+    def delete(_: object) -> Any:
+        if not delete_data or metainfo is None:
+            return None
+        return deferToThreadPool(
+            session.resolve_reactor(), session.threadpool,
+            delete_torrent_files, save_path, torrent_paths(metainfo),
+        )
+
+    def answer(removed: RemovedFiles | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"info_hash": ih, "removed": True,
+                                "data_deleted": removed is not None and removed.ok}
+        if removed is not None and not removed.ok:
+            body["kept"] = [{"path": p, "reason": r} for p, r in removed.skipped]
+        return body
+
+    return d.addCallback(delete).addCallback(answer)
+
+
 # -- recheck -------------------------------------------------------------------------
 
 
@@ -192,13 +226,4 @@ def content_disposition(filename: str) -> bytes:
     fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename)
     return (f'attachment; filename="{fallback}"; filename*=UTF-8\'\'{quote(filename, safe="")}'
             ).encode("ascii")
-
-
-def wanted_of(state: TorrentState) -> str:
-    """The stored ``wanted`` state a torrent's state amounts to."""
-    if state is TorrentState.PAUSED:
-        return "paused"
-    if state in (TorrentState.STOPPED, TorrentState.ERROR):
-        return "stopped"
-    return "active"
 
