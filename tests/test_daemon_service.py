@@ -294,3 +294,20 @@ class DaemonServiceTests(TestCase):
         yield service.stopService()
         self.assertIsNone(service._recorder)
         self.assertIsNone(recorder._subscription)
+
+    @inlineCallbacks
+    def test_login_with_printed_password(self) -> Generator[Any, Any, None]:
+        """The password printed on the first start logs in (checked in the
+        reactor's thread pool); a wrong one is 401."""
+        service = yield self.start()
+        password = service.out.getvalue().strip().rsplit(" ", 1)[-1]
+        url = self.api()["url"] + "/login"
+        response = yield treq.post(url, data={"username": "admin", "password": password},
+                                   pool=self.pool)
+        yield treq.content(response)
+        self.assertEqual(response.code, 200)
+        self.assertTrue(response.cookies())
+        response = yield treq.post(url, data={"username": "admin", "password": "no"},
+                                   pool=self.pool)
+        yield treq.content(response)
+        self.assertEqual(response.code, 401)

@@ -9,8 +9,13 @@ from typing import Any
 
 import treq
 from twisted.internet import reactor
-from twisted.internet.defer import inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import UNKNOWN_LENGTH, HTTPConnectionPool
@@ -385,6 +390,175 @@ class GuardTests(TestCase):
         self.serve(Guard(Path(), store=self.store, clock=self.clock))
         code, body, _ = yield self.call("GET", "/a/b", auth=True)
         self.assertEqual((code, body), (200, b"a/b"))
+
+
+class _Raw(Protocol):
+    """A raw HTTP client: sends what it is told, keeps what it reads."""
+
+    def __init__(self) -> None:
+        self.received = b""
+        self.closed: Deferred[None] = Deferred()
+        self.more: Deferred[None] | None = None
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+        if self.more is not None and b"\r\n\r\n" in self.received:
+            more, self.more = self.more, None
+            more.callback(None)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        if self.more is not None:
+            more, self.more = self.more, None
+            more.callback(None)
+        self.closed.callback(None)
+
+    def response(self) -> Deferred[None]:
+        self.more = Deferred()
+        if b"\r\n\r\n" in self.received:
+            more, self.more = self.more, None
+            more.callback(None)
+        return self.more
+
+
+class _Counting(Resource):
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def render(self, request: Request) -> bytes:
+        self.calls += 1
+        return b"processed"
+
+
+class EarlyRefusalTests(TestCase):
+    """A Content-Length over the cap is answered from the headers alone,
+    over a real socket, before the client sends the body."""
+
+    timeout = 20
+
+    def setUp(self) -> None:
+        self.store = StateStore(self.mktemp())
+        self.addCleanup(self.store.close)
+        self.token = self.store.create_token("cli", 0.0)
+        self.app = _Counting()
+        self.guard = Guard(self.app, store=self.store, clock=Clock(), max_body=1000)
+        port = reactor.listenTCP(0, self.guard.site(), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.port = port.getHost().port
+
+    @inlineCallbacks
+    def send(self, head: bytes) -> Generator[Any, Any, _Raw]:
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.port)
+        raw = yield connectProtocol(endpoint, _Raw())
+        self.addCleanup(lambda: raw.transport.abortConnection() if raw.transport.connected
+                        else None)
+        raw.transport.write(head)
+        yield raw.response()
+        return raw
+
+    def head(self, length: int, *extra: bytes) -> bytes:
+        lines = [b"POST /echo HTTP/1.1", b"Host: 127.0.0.1",
+                 b"Authorization: Bearer " + self.token.encode(),
+                 b"Content-Length: %d" % length, *extra]
+        return b"\r\n".join(lines) + b"\r\n\r\n"
+
+    @inlineCallbacks
+    def test_huge_content_length(self) -> Generator[Any, Any, None]:
+        """Headers announcing 1 TB (and a few body bytes) get 413 JSON with
+        Connection: close at once; the resource never runs; what follows is
+        dropped and the server ends the connection."""
+        raw = yield self.send(self.head(10**12) + b"x" * 100)
+        status, _, rest = raw.received.partition(b"\r\n")
+        self.assertEqual(status, b"HTTP/1.1 413 Content Too Large")
+        headers, _, body = rest.partition(b"\r\n\r\n")
+        self.assertIn(b"Connection: close", headers)
+        self.assertIn(b"Content-Type: application/json", headers)
+        self.assertEqual(json.loads(body), {"error": "request body over 1000 bytes"})
+        raw.transport.write(b"y" * 100_000)
+        raw.transport.loseConnection()
+        yield raw.closed
+        self.assertEqual(self.app.calls, 0)
+
+    @inlineCallbacks
+    def test_expect_continue_not_sent(self) -> Generator[Any, Any, None]:
+        """With Expect: 100-continue the answer is the 413 alone, no 100."""
+        raw = yield self.send(self.head(5000, b"Expect: 100-continue"))
+        self.assertTrue(raw.received.startswith(b"HTTP/1.1 413 "), raw.received)
+        self.assertNotIn(b"100 Continue", raw.received)
+        raw.transport.loseConnection()
+        yield raw.closed
+
+    @inlineCallbacks
+    def test_under_cap_processed(self) -> Generator[Any, Any, None]:
+        """A body within the cap on the same kind of connection is processed."""
+        raw = yield self.send(self.head(10) + b"0123456789")
+        self.assertTrue(raw.received.startswith(b"HTTP/1.1 200 "), raw.received)
+        self.assertEqual(self.app.calls, 1)
+
+
+class _HalfClosable(StringTransport):
+    """A StringTransport that records half-closes and aborts."""
+
+    write_closed = False
+    aborted = False
+
+    def loseWriteConnection(self) -> None:
+        self.write_closed = True
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+        super().abortConnection()
+
+
+class LingerTests(SynchronousTestCase):
+    """After an early 413 the connection lingers, bounded in time and bytes."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.app = _Counting()
+        guard = Guard(self.app, store=None, clock=self.clock,  # type: ignore[arg-type]
+                      max_body=10)
+        self.protocol = guard.site(reactor=self.clock).buildProtocol(None)
+        self.protocol.callLater = self.clock.callLater
+        self.transport = _HalfClosable()
+        self.protocol.makeConnection(self.transport)
+        self.protocol.dataReceived(
+            b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 11\r\n\r\n"
+        )
+
+    def test_answered_and_half_closed(self) -> None:
+        """The 413 is written from the headers; the write side is closed."""
+        self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 413 "))
+        self.assertTrue(self.transport.write_closed)
+        self.assertFalse(self.transport.aborted)
+
+    def test_linger_ends(self) -> None:
+        """The rest of the body is dropped (never processed); the connection
+        is aborted after the linger time, and no timer is left."""
+        self.protocol.dataReceived(b"x" * 11 + b"GET / HTTP/1.1\r\n\r\n")
+        self.assertEqual(self.app.calls, 0)
+        self.clock.advance(4.9)
+        self.assertFalse(self.transport.aborted)
+        self.clock.advance(0.2)
+        self.assertTrue(self.transport.aborted)
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual([c for c in self.clock.getDelayedCalls() if c.active()
+                          and c.func.__name__ == "_close"], [])
+
+    def test_drain_budget(self) -> None:
+        """More than drain_budget bytes after the 413 aborts at once."""
+        self.protocol.dataReceived(b"x" * (16 << 20))
+        self.assertFalse(self.transport.aborted)
+        self.protocol.dataReceived(b"x" * 1024)
+        self.assertTrue(self.transport.aborted)
+
+    def test_client_closes(self) -> None:
+        """The client closing first cancels the linger timer."""
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual([c for c in self.clock.getDelayedCalls()
+                          if c.func.__name__ == "_close"], [])
 
 
 class HostOfTests(SynchronousTestCase):
