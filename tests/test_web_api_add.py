@@ -219,7 +219,7 @@ class AddFormsTests(ApiCase):
             {"source": HASH1, "save_path": "a\0b"}, {"source": HASH1, "save_path": 5},
             {"source": HASH1, "save_path": ""}, {"source": HASH1, "labels": "a"},
             {"source": HASH1, "labels": [1]}, {"source": HASH1, "labels": ["x" * 101]},
-            {"source": HASH1, "files": [0]}, {"source": MAGNET, "priorities": [1]},
+            {"source": HASH1, "files": "0"}, {"source": MAGNET, "priorities": [-1]},
             {"source": url, "priorities": [1]}, {"source": url, "files": [5]},
             {"source": url, "files": [0], "priorities": [1, 1]},
             {"source": url, "priorities": [1, -1]}, {"source": url, "files": "0"},
@@ -230,6 +230,53 @@ class AddFormsTests(ApiCase):
         self.assertEqual(self.session.torrents(), [])
         response, body = yield self.call("POST", "/torrents", {"source": url, "files": [1]})
         self.assertEqual(response.code, 201, body)
+
+
+class MagnetSelectionTests(ApiCase):
+    """A magnet's file selection waits for the metadata."""
+
+    use_store = True
+
+    def setUp(self) -> Any:
+        self.fixture = _Fixture()
+        self.fixture.make(self)
+        return super().setUp()
+
+    @inlineCallbacks
+    def test_applied_on_metadata(self) -> Generator[Any, Any, None]:
+        """"files" with a magnet is applied (and stored) once the info
+        dictionary arrives."""
+        ih = self.fixture.info_hash
+        response, body = yield self.call("POST", "/torrents",
+                                         {"source": f"magnet:?xt=urn:btih:{ih}", "files": [1]})
+        self.assertEqual((response.code, body["has_metadata"]), (201, False), body)
+        torrent = self.session.get(bytes.fromhex(ih))
+        assert torrent is not None
+        pending = self.api._pending[ih]
+        torrent.metadata_received(parse(self.fixture.raw).info_bytes)
+        applied = yield pending
+        self.assertEqual(applied, (0, 1))
+        self.assertEqual(torrent.priorities, (0, 1))
+        self.assertEqual(self.store.get(ih).priorities, (0, 1))  # type: ignore[union-attr]
+        self.assertEqual(self.api._pending, {})
+
+    @inlineCallbacks
+    def test_misfit_dropped_or_removed(self) -> Generator[Any, Any, None]:
+        """A selection that does not fit the files is dropped (all files
+        stay wanted); one whose torrent is removed first is forgotten."""
+        ih = self.fixture.info_hash
+        yield self.call("POST", "/torrents", {"source": ih, "priorities": [1, 1, 1]})
+        torrent = self.session.get(bytes.fromhex(ih))
+        assert torrent is not None
+        pending = self.api._pending[ih]
+        torrent.metadata_received(parse(self.fixture.raw).info_bytes)
+        self.assertIsNone((yield pending))
+        self.assertEqual(torrent.priorities, (1, 1))
+        yield self.call("POST", "/torrents", {"source": HASH1, "files": [0]})
+        pending = self.api._pending[HASH1]
+        yield self.call("DELETE", f"/torrents/{HASH1}")
+        self.assertIsNone((yield pending))
+        self.assertEqual(self.api._pending, {})
 
 
 class TorrentFetcherTests(TestCase):

@@ -58,6 +58,7 @@ from txbittorrent.web.apiadd import (
     priorities_for,
     read_add_request,
     resolved,
+    select_on_metadata,
 )
 from txbittorrent.web.apibody import (
     MAX_BODY,
@@ -133,6 +134,8 @@ class ApiResource(Resource):
         self._fetch_timeout = fetch_timeout
         self._extras: dict[str, _Extra] = {}
         self._rechecking: set[str] = set()
+        self._pending: dict[str, Deferred[tuple[int, ...] | None]] = {}
+        """File selections of magnets waiting for their metadata."""
 
     # -- dispatch ------------------------------------------------------------
 
@@ -275,10 +278,22 @@ class ApiResource(Resource):
                 raise ApiError(409, str(e)) from None
         else:
             self._extras[ih] = _Extra(add.labels, now)
+        if priorities is None and (add.priorities is not None or add.files is not None):
+            self._pending[ih] = select_on_metadata(torrent, add.priorities, add.files)
+            self._pending[ih].addCallback(self._selected, ih)
         torrent.start().addErrback(
             lambda f: _log.failure("starting torrent {info_hash} failed", f, info_hash=ih)
         )
         return 201, self.view(torrent)
+
+    def _selected(
+        self, priorities: tuple[int, ...] | None, ih: str
+    ) -> tuple[int, ...] | None:
+        """A magnet's file selection was applied (or dropped)."""
+        self._pending.pop(ih, None)
+        if priorities is not None:
+            self._store_update(ih, priorities=priorities)
+        return priorities
 
     def _remove(self, request: Request, torrent: Torrent) -> Deferred[Any]:
         delete = flag(first(form_fields(request), "delete_data") or "0", "delete_data")

@@ -27,9 +27,13 @@ which becomes the source).  Any failure is an ``ApiError`` 400.
 
 ``priorities_for`` gives the full per-file priority list (pad files
 included, as the storage wants it) from the client's per-listed-file
-``priorities`` or wanted ``files``; either needs the metadata, so a magnet
-or info hash with a file selection is refused (set it later through
-``/files``).
+``priorities`` or wanted ``files``.  A .torrent's selection is checked at
+once (400) and given to the new torrent; a magnet's or info hash's waits
+for the metadata (``select_on_metadata``: applied when the torrent has its
+metadata and has left "checking", so the swarm has the data to
+reprioritise; until the priorities are set, a few pieces of unwanted files
+may be requested; a selection that does not fit the files is logged and
+dropped).
 """
 # twisted.web's Request and treq's responses are untyped.
 # mypy: disable-error-code="no-untyped-call"
@@ -39,7 +43,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, inlineCallbacks
@@ -48,8 +52,17 @@ from twisted.web.server import Request
 
 import treq
 
+from twisted.logger import Logger
+
 from txbittorrent.core.metainfo import Metainfo, MetainfoLimits, parse
 from txbittorrent.errors import MetainfoError
+from txbittorrent.eventtypes import (
+    MetadataReceived,
+    StateChanged,
+    TorrentEvent,
+    TorrentRemoved,
+)
+from txbittorrent.state import TorrentState
 from txbittorrent.source import bare_info_hash
 from txbittorrent.web.apibody import (
     MAX_TORRENT,
@@ -66,7 +79,10 @@ from txbittorrent.web.apibody import (
     save_path,
 )
 
-__all__ = ["AddRequest", "TorrentFetcher", "read_add_request", "priorities_for",
+if TYPE_CHECKING:
+    from txbittorrent.torrent import Torrent
+
+__all__ = ["select_on_metadata", "AddRequest", "TorrentFetcher", "read_add_request", "priorities_for",
            "parse_torrent", "MAX_REDIRECTS", "FETCH_TIMEOUT"]
 
 MAX_REDIRECTS = 5
@@ -74,6 +90,7 @@ FETCH_TIMEOUT = 30.0
 """Seconds a URL source may take, redirects and body included."""
 _REDIRECTS = (301, 302, 303, 307, 308)
 LIMITS = MetainfoLimits(max_torrent_size=MAX_TORRENT)
+_log = Logger()
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,14 +182,7 @@ def read_add_request(request: Request, download_dir: str) -> AddRequest:
         raise ApiError(400, "give 'priorities' or 'files', not both")
     if isinstance(add.source, Metainfo):
         priorities_for(add.source, add.priorities, add.files)  # 400 now, before any fetch
-    elif add.source is not None and (add.priorities is not None or add.files is not None):
-        raise _needs_metadata()
     return add
-
-
-def _needs_metadata() -> ApiError:
-    return ApiError(400, "a file selection needs the metadata: add a .torrent (or URL), or"
-                         " set priorities through /files once the metadata is known")
 
 
 def listed_files(metainfo: Metainfo) -> list[int]:
@@ -206,6 +216,48 @@ def priorities_for(
         for index in listed:
             out[index] = 1 if index in files else 0
     return tuple(out)
+
+
+def select_on_metadata(
+    torrent: Torrent, priorities: Sequence[int] | None, files: Sequence[int] | None
+) -> Deferred[tuple[int, ...] | None]:
+    """Apply a file selection once the torrent's metadata is there and its
+    data attached (a running torrent checks its data first: the selection
+    goes in when it leaves "checking"); fires with the priorities applied,
+    or None (removed first, or the selection did not fit: logged)."""
+    done: Deferred[tuple[int, ...] | None] = Deferred()
+
+    def finish(result: tuple[int, ...] | None) -> None:
+        subscription.cancel()
+        if not done.called:
+            done.callback(result)
+
+    def failed(failure: Failure) -> None:
+        _log.failure("applying the file selection of {name} failed", failure, name=torrent.name)
+        finish(None)
+
+    def heard(event: TorrentEvent) -> None:
+        metainfo = torrent.metainfo
+        if isinstance(event, TorrentRemoved):
+            finish(None)
+            return
+        if metainfo is None or torrent.state in (TorrentState.METADATA, TorrentState.CHECKING):
+            return  # not yet: the swarm has no data to reprioritise
+        try:
+            full = priorities_for(metainfo, priorities, files)
+        except ApiError as e:
+            _log.warn("file selection for {name} dropped: {why}", name=torrent.name,
+                      why=e.message)
+            finish(None)
+            return
+        assert full is not None
+        subscription.cancel()
+        torrent.set_priorities(full).addCallbacks(lambda _: finish(full), failed)
+
+    subscription = torrent.subscribe(
+        heard, kinds=(MetadataReceived, StateChanged, TorrentRemoved)
+    )
+    return done
 
 
 class TorrentFetcher:
@@ -297,8 +349,6 @@ class _Discard:
 def resolved(add: AddRequest, fetched: bytes | str) -> AddRequest:
     """The add with a URL's result as its source."""
     if isinstance(fetched, str):
-        if add.priorities is not None or add.files is not None:
-            raise _needs_metadata()
         return dataclasses.replace(add, source=fetched, url=None)
     metainfo = parse_torrent(fetched)
     priorities_for(metainfo, add.priorities, add.files)
