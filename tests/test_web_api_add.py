@@ -200,6 +200,7 @@ class AddFormsTests(ApiCase):
             {"data": b"", "headers": raw_type},
             {"data": b"d" * (MAX_TORRENT + 1), "headers": raw_type},
             {"files": {"torrent": ("t.torrent", io.BytesIO(b"not bencoding"))}},
+            {"files": {"torrent": ("t.torrent", io.BytesIO(b"d" * (MAX_TORRENT + 1)))}},
             {"files": {"nothing": ("t.torrent", io.BytesIO(self.fixture.raw))}},
         ]
         for kwargs in cases:

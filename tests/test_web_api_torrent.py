@@ -16,6 +16,7 @@ from twisted.trial.unittest import TestCase
 from tests.test_web_api import HASH1, MAGNET, ApiCase
 from txbittorrent.core.layout import Layout
 from txbittorrent.core.metainfo import parse
+from txbittorrent.daemon.store import StateStoreError
 from txbittorrent.web.apitorrent import content_disposition
 from txbittorrent.web.apiviews import files_done
 
@@ -243,6 +244,17 @@ class TorrentRoutesTests(ApiCase):
         response, body = yield self.call("DELETE", f"/torrents/{HASH1}?delete_data=maybe")
         self.assertEqual(response.code, 400)
         self.assertEqual(len(self.session.torrents()), 1)
+
+    @inlineCallbacks
+    def test_store_failure_is_json_500(self) -> Generator[Any, Any, None]:
+        """A store that fails gives a logged JSON 500, not a traceback page."""
+        yield self.call("POST", "/torrents", {"source": HASH1})
+        assert self.store is not None
+        self.store.close()
+        response, body = yield self.call("GET", f"/torrents/{HASH1}")
+        self.assertEqual(response.code, 500)
+        self.assertIn("internal error", body["error"])
+        self.assertEqual(len(self.flushLoggedErrors(StateStoreError)), 1)
 
     @inlineCallbacks
     def store_it(self, torrent: Any) -> Generator[Any, Any, None]:

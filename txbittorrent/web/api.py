@@ -147,6 +147,9 @@ class ApiResource(Resource):
             result = self._route(request, segments)
         except ApiError as e:
             return self._error(request, e)
+        except Exception as e:  # a bug or a store failure: JSON, logged, no traceback out
+            _log.failure("API request failed")
+            return self._error(request, ApiError(500, f"internal error: {e}"))
         if isinstance(result, Deferred):
             result.addCallbacks(
                 lambda value: self._finish(request, *value),
