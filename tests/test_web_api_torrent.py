@@ -280,12 +280,13 @@ class SessionRoutesTests(ApiCase):
         self.assertEqual(body, {"download_limit": 1_000_000, "upload_limit": None})
         self.assertEqual(self.session.download_throttle.rate, 1_000_000)
         assert self.store is not None
-        self.assertEqual(self.store.settings(), {"download_limit": 1_000_000,
-                                                 "upload_limit": None})
+        self.assertEqual(self.store.settings(), {"download_limit": 1_000_000})
+        self.assertEqual(self.store.get_setting("download_limit", None, int), 1_000_000)
         response, body = yield self.call("POST", "/limits", {"download_limit": None,
                                                              "upload_limit": 500})
         self.assertEqual(body, {"download_limit": None, "upload_limit": 500})
         self.assertIsNone(self.session.download_throttle.rate)
+        self.assertEqual(self.store.settings(), {"upload_limit": 500})
         response, body = yield self.call("POST", "/limits", {"upload_limit": -5})
         self.assertEqual(response.code, 400)
 

@@ -28,7 +28,9 @@ wanted state, ``added_at``), removal, start/pause/stop, priority, label and
 limit change is recorded there; a torrent the store does not know (added
 some other way) is left out of it, and its labels and add time live in
 this resource's memory only.  Global limits are stored as the settings
-``download_limit`` and ``upload_limit`` (null: unlimited).
+``download_limit`` and ``upload_limit`` (ints; absent: unlimited).  A
+magnet's file selection given on add is applied (and stored) once its
+metadata is there (``apiadd.select_on_metadata``).
 """
 # twisted.web's Request and Failure are untyped: their calls are all over here.
 # mypy: disable-error-code="no-untyped-call"

@@ -1,7 +1,8 @@
 """The native API's routes about the whole session: global rate limits and
 totals.  Thin over the Session: its throttles and its torrents' figures;
 the global limits are recorded in the store's settings (``download_limit``
-and ``upload_limit``, null for unlimited) for the daemon to apply at its
+and ``upload_limit``: an int of bytes/s, absent for unlimited, so
+``get_setting(key, None, int)`` reads them) for the daemon to apply at its
 next start."""
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ def set_global_limits(
     down.set_rate(new_down)
     up.set_rate(new_up)
     if store is not None:
-        store.set_setting("download_limit", new_down)
-        store.set_setting("upload_limit", new_up)
+        for key, value in (("download_limit", new_down), ("upload_limit", new_up)):
+            if value is None:
+                store.delete_setting(key)
+            else:
+                store.set_setting(key, value)
     return global_limits(session)
 
 
