@@ -6,6 +6,7 @@ on 127.0.0.1 with treq, with and without a StateStore."""
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Generator
 from typing import Any
 
@@ -31,6 +32,22 @@ class FilesDoneTests(TestCase):
         self.assertEqual(files_done(layout, [0]), [10, 0, 6, 0])
         self.assertEqual(files_done(layout, [1, 2]), [0, 0, 19, 5])
         self.assertEqual(files_done(layout, [0, 1, 2]), [10, 0, 25, 5])
+
+    def test_against_spans(self) -> None:
+        """Random layouts and verified sets agree with Layout.spans."""
+        rng = random.Random(7)
+        for _ in range(200):
+            lengths = [rng.choice([0, 1, 5, 16, 40, 100]) for _ in range(rng.randint(1, 8))]
+            if not sum(lengths):
+                continue
+            layout = Layout(lengths, piece_length=rng.choice([1, 4, 16, 64]))
+            have = sorted(rng.sample(range(layout.piece_count),
+                                     rng.randint(0, layout.piece_count)))
+            expected = [0] * len(lengths)
+            for index in have:
+                for span in layout.spans(index):
+                    expected[span.file_index] += span.length
+            self.assertEqual(files_done(layout, have), expected, (lengths, have))
 
 
 class ContentDispositionTests(TestCase):

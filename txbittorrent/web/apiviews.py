@@ -127,11 +127,22 @@ def file_view(info: FileInfo, done: int | None = None) -> dict[str, Any]:
 
 def files_done(layout: Layout, have: Iterable[int]) -> list[int]:
     """Each file's verified bytes: the bytes of the verified pieces that lie
-    in it (one pass over the verified pieces and their spans)."""
-    done = [0] * layout.file_count
+    in it.  ``have`` in increasing order (a Bitfield iterates so): one merge
+    of the pieces with the files, O(pieces + files)."""
+    count = layout.file_count
+    starts = [layout.file_offset(f) for f in range(count)]
+    ends = [starts[f] + layout.file_length(f) for f in range(count)]
+    done = [0] * count
+    f = 0
     for index in have:
-        for span in layout.spans(index):
-            done[span.file_index] += span.length
+        begin = index * layout.piece_length
+        end = begin + layout.piece_size(index)
+        while f < count and ends[f] <= begin:
+            f += 1
+        g = f
+        while g < count and starts[g] < end:
+            done[g] += max(0, min(end, ends[g]) - max(begin, starts[g]))
+            g += 1
     return done
 
 
