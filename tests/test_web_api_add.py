@@ -172,6 +172,15 @@ class AddFormsTests(ApiCase):
         self.assertEqual(response.code, 409)
 
     @inlineCallbacks
+    def test_form_source(self) -> Generator[Any, Any, None]:
+        """A form without a file takes its "source" field (urlencoded too)."""
+        response, body = yield self.post("/torrents", data={"source": MAGNET, "labels": "q"})
+        self.assertEqual(response.code, 201, body)
+        self.assertEqual((body["info_hash"], body["labels"]), (HASH2, ["q"]))
+        response, body = yield self.post("/torrents", data={"source": "/etc/passwd"})
+        self.assertEqual(response.code, 400)
+
+    @inlineCallbacks
     def test_raw_upload(self) -> Generator[Any, Any, None]:
         """A raw application/x-bittorrent body with the options in the query
         string; an absolute save path is the owner's choice."""
