@@ -18,7 +18,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from txbittorrent.commands.cmds.client import ApiError, LocalDaemon, RemoteApi
+from txbittorrent.commands.cmds.client import ApiError, DaemonUnreachable, LocalDaemon, RemoteApi
 from txbittorrent.commands.cmds.framework import TOKEN_ENV, connect
 from txbittorrent.commands.cmds.sse import SSEMessage
 from txbittorrent.daemon.lock import DaemonRunningError
@@ -116,6 +116,14 @@ class RemoteApiTests(TestCase):
         method, uri, request = self.resource.requests[-1]
         self.assertEqual(uri, b"/api/events?ih=ab")
         self.assertEqual(request["headers"]["last-event-id"], "3")
+
+    @inlineCallbacks
+    def test_refused(self) -> Generator[Any, Any, None]:
+        """Nothing listening is DaemonUnreachable (refused), a one-line error."""
+        api = RemoteApi(f"http://127.0.0.1:{_free_port()}", TOKEN, reactor=reactor)
+        error = yield self.assertFailure(api.call("GET", "/api"), DaemonUnreachable)
+        self.assertTrue(error.refused)
+        self.assertIn("connection refused", str(error))
 
     @inlineCallbacks
     def test_connect_discovers_daemon(self) -> Generator[Any, Any, None]:

@@ -20,6 +20,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, TestCase
 
+from txbittorrent.daemon.store import StateStore
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.testing import make_files
 
@@ -254,6 +255,42 @@ class CommandsTests(TestCase):
         self.assertIsInstance(added[0]["event_id"], int)
         self.assertEqual(status, 130)
         yield self.stop(daemon)
+
+    @inlineCallbacks
+    def test_offline_interrupted(self) -> Generator[Any, Any, None]:
+        """Ctrl-C on an in-process events follow exits 130 without a traceback
+        after stopping the daemon it ran cleanly (the resume record is written
+        again); --api to a port nobody listens on is a one-line error."""
+        added = yield self.cli("add", self.torrent_file, "--save-path", self.data, "--offline",
+                               "--json")
+        resume = os.path.join(self.state, "resume", json.loads(added)["info_hash"] + ".resume")
+        self.assertTrue(os.path.exists(resume))  # written when the add's daemon stopped
+        os.remove(resume)
+        follower = self.spawn(["events", "--offline", "--state-dir", self.state])
+        for _ in range(100):
+            if b"progress" in follower.out or not follower.running:
+                break
+            yield task.deferLater(reactor, 0.1, lambda: None)
+        follower.process.signalProcess("INT")
+        timer = reactor.callLater(CHILD_TIMEOUT, follower.kill)
+        status = yield follower.ended
+        if timer.active():
+            timer.cancel()
+        err = follower.err.decode(errors="replace")
+        self.assertEqual(status, 130, err)
+        self.assertNotIn("Traceback", err)
+        self.assertNotIn("Exception", err)
+        self.assertTrue(os.path.exists(resume), "no resume record written on Ctrl-C")
+        store = StateStore(os.path.join(self.state, "state.sqlite"))
+        try:  # a clean stop revokes the in-process run's token
+            self.assertEqual([t.label for t in store.tokens() if t.label == "in-process"], [])
+        finally:
+            store.close()
+        listed = yield self.cli("list", "--offline", "--json")
+        self.assertEqual(json.loads(listed)["name"], "show")
+        yield self.cli("list", "--api", "http://127.0.0.1:9", code=1)
+        self.assertEqual(self.last_err, "txbittorrent list: error: cannot reach the daemon at"
+                                        " http://127.0.0.1:9: connection refused\n")
 
 
 def _without_times(key: str, text: str) -> str:

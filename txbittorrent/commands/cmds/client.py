@@ -43,7 +43,7 @@ from twisted.logger import Logger
 from txbittorrent.commands.cmds.sse import SSEMessage, SSEParser
 from txbittorrent.errors import TxBitTorrentError
 
-__all__ = ["ApiClient", "ApiError", "RemoteApi", "LocalDaemon", "ApiFile", "read_api_file",
+__all__ = ["ApiClient", "ApiError", "DaemonUnreachable", "RemoteApi", "LocalDaemon", "ApiFile", "read_api_file",
            "CALL_TIMEOUT", "SETTLE_SECONDS"]
 
 CALL_TIMEOUT = 120.0
@@ -62,6 +62,16 @@ class ApiError(TxBitTorrentError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class DaemonUnreachable(TxBitTorrentError):
+    """No answer from the daemon at ``url``: ``refused`` when nothing
+    listens there (the in-process mode may take over then)."""
+
+    def __init__(self, url: str, reason: str, refused: bool = False) -> None:
+        super().__init__(f"cannot reach the daemon at {url}: {reason}")
+        self.url = url
+        self.refused = refused
 
 
 class ApiClient(Protocol):
@@ -131,12 +141,33 @@ class RemoteApi:
             content_type = "application/json"
         if content_type is not None:
             extra[b"Content-Type"] = [content_type.encode("ascii")]
-        response = await self._client().request(
+        response = await self._request(
             method, _url(self.url, path, query), data=data, headers=self._headers(extra),
             timeout=self.timeout,
         )
         content = await treq.content(response)
         return _decode(response.code, content)
+
+    async def _request(self, method: str, url: str, **kwargs: Any) -> Any:
+        """The response, or ``DaemonUnreachable`` when the connection
+        cannot be made or no answer comes (within the timeout, if any)."""
+        from twisted.internet.defer import CancelledError
+        from twisted.internet.error import ConnectError, ConnectionRefusedError
+        from twisted.web.client import ResponseNeverReceived
+
+        try:
+            return await self._client().request(method, url, **kwargs)
+        except ConnectionRefusedError:
+            raise DaemonUnreachable(self.url, "connection refused", refused=True) from None
+        except ConnectError as e:
+            raise DaemonUnreachable(self.url, str(e)) from None
+        except ResponseNeverReceived as e:
+            reasons = "; ".join(r.getErrorMessage() for r in e.reasons)
+            raise DaemonUnreachable(self.url, f"no answer ({reasons})") from None
+        except CancelledError:
+            if "timeout" not in kwargs:
+                raise
+            raise DaemonUnreachable(self.url, f"no answer in {self.timeout:g} s") from None
 
     def stream(self, path: str, query: dict[str, Any] | None, last_event_id: str | None,
                on_message: Callable[[SSEMessage], None]) -> Deferred[None]:
@@ -149,7 +180,7 @@ class RemoteApi:
         extra = {b"Accept": [b"text/event-stream"]}
         if last_event_id is not None:
             extra[b"Last-Event-ID"] = [last_event_id.encode("utf-8")]
-        response = await self._client().request(
+        response = await self._request(
             "GET", _url(self.url, path, query), headers=self._headers(extra), unbuffered=True,
         )
         if response.code != 200:

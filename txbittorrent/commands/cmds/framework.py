@@ -40,6 +40,7 @@ from typing import Any, TextIO
 
 from txbittorrent.commands.cmds.client import (
     ApiClient,
+    DaemonUnreachable,
     LocalDaemon,
     RemoteApi,
     read_api_file,
@@ -190,8 +191,6 @@ async def connect(args: argparse.Namespace, reactor: Any, err: TextIO,
                   ) -> tuple[ApiClient, LocalDaemon | None]:
     """The API the command talks to, and the in-process daemon when it
     started one (see the module docstring)."""
-    from twisted.internet.error import ConnectionRefusedError
-
     env = os.environ if environ is None else environ
     state_dir = os.path.abspath(os.path.expanduser(args.state_dir))
     token = args.token or env.get(TOKEN_ENV) or None
@@ -206,8 +205,10 @@ async def connect(args: argparse.Namespace, reactor: Any, err: TextIO,
             remote = RemoteApi(found.url, token or found.token, reactor=reactor)
             try:
                 await remote.call("GET", "/api")
-            except ConnectionRefusedError:
-                pass  # a daemon that has gone: run here
+            except DaemonUnreachable as e:
+                if not e.refused:
+                    raise
+                # a daemon that has gone: run here
             else:
                 return remote, None
     local = LocalDaemon(state_dir, reactor=reactor, out=err)
@@ -254,7 +255,10 @@ class CommandRunner:
         trigger = reactor.addSystemEventTrigger("before", "shutdown", local.stop)
         try:
             await self.execute(api, reactor)
-        finally:
+        except Exception:  # not GeneratorExit: on Ctrl-C the trigger stops it
             reactor.removeSystemEventTrigger(trigger)
             await local.stop()
+            raise
+        reactor.removeSystemEventTrigger(trigger)
+        await local.stop()
         return 0
