@@ -16,6 +16,7 @@ from typing import Any
 from twisted.trial.unittest import SynchronousTestCase
 
 from txbittorrent.daemon.store import (
+    MIGRATIONS,
     SCHEMA_VERSION,
     DuplicateTorrentError,
     StateStore,
@@ -65,12 +66,36 @@ class OpenTests(StoreCase):
         """A new file is in WAL mode at the current schema version."""
         store = self.open()
         self.assertEqual(store.schema_version(), SCHEMA_VERSION)
-        self.assertEqual(SCHEMA_VERSION, 1)
+        self.assertEqual(SCHEMA_VERSION, 2)
         store.close()
         db = sqlite3.connect(self.path)
         self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
-        self.assertEqual(db.execute("SELECT version FROM schema_version").fetchall(), [(1,)])
+        self.assertEqual(db.execute("SELECT version FROM schema_version").fetchall(), [(2,)])
         db.close()
+
+    def test_migrates_version_1(self) -> None:
+        """A version 1 file (no trackers column) opens migrated, its torrents
+        kept with trackers None."""
+        db = sqlite3.connect(self.path)
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version VALUES (1)")
+        for statement in MIGRATIONS[0].split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute(
+            "INSERT INTO torrents (info_hash, source, name, save_path, priorities, labels,"
+            " wanted, added_at, position) VALUES (?, ?, 'x', '/d', '[]', '[]', 'active', 1, 0)",
+            (H1, "magnet:?xt=urn:btih:" + H1),
+        )
+        db.commit()
+        db.close()
+        store = self.open()
+        self.assertEqual(store.schema_version(), 2)
+        record = store.get(H1)
+        assert record is not None
+        self.assertIsNone(record.trackers)
+        new = store.update(H1, trackers=[["http://a/announce"], ["udp://b:1"]])
+        self.assertEqual(new.trackers, (("http://a/announce",), ("udp://b:1",)))
 
     def test_reopen_keeps_data(self) -> None:
         """Closing and reopening keeps every torrent and the version."""
@@ -237,7 +262,8 @@ class TorrentTests(StoreCase):
             {"upload_limit": 1.5}, {"priorities": [1, -1]}, {"priorities": "12"},
             {"priorities": [True]}, {"labels": "abc"}, {"labels": [1]}, {"name": None},
             {"info_hash": H2}, {"added_at": 5.0}, {"source": "x"}, {"position": "1"},
-            {"name": "ok", "wanted": "bad"},
+            {"name": "ok", "wanted": "bad"}, {"trackers": "http://a"},
+            {"trackers": ["http://a"]}, {"trackers": [[1]]},
         ]
         for changes in bad:
             self.assertRaises(StateStoreError, store.update, H1, **changes)

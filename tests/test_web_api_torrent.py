@@ -116,6 +116,7 @@ class TorrentRoutesTests(ApiCase):
         self.assertEqual(response.code, 201, body)
         response, body = yield self.call("POST", path, {"url": udp, "tier": 0})
         self.assertEqual([(t["url"], t["tier"]) for t in body["trackers"]], [(url, 0), (udp, 0)])
+        self.assertEqual(self.store.get(HASH1).trackers, ((url, udp),))  # type: ignore[union-attr]
         response, body = yield self.call("POST", path, {"url": url})
         self.assertEqual(response.code, 409)
         for bad in [{}, {"url": "ftp://x/a"}, {"url": "http://"}, {"url": "http://a b/"},
@@ -125,6 +126,7 @@ class TorrentRoutesTests(ApiCase):
         response, body = yield self.call("DELETE", path + "?url=" + treq_quote(url))
         self.assertEqual(response.code, 200, body)
         self.assertEqual([t["url"] for t in body["trackers"]], [udp])
+        self.assertEqual(self.store.get(HASH1).trackers, ((udp,),))  # type: ignore[union-attr]
         response, body = yield self.call("DELETE", path + "?url=" + treq_quote(url))
         self.assertEqual(response.code, 404)
         response, body = yield self.call("DELETE", path)

@@ -97,6 +97,11 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL
     );
     """,
+    # 1 -> 2: the trackers as the user left them (JSON tiers of URLs); NULL
+    # while they are still the source's own.
+    """
+    ALTER TABLE torrents ADD COLUMN trackers TEXT
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -106,11 +111,11 @@ SCRYPT_PARAMETERS = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 _INFO_HASH = re.compile(r"\A(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
 _MUTABLE = frozenset(
     {"name", "save_path", "priorities", "labels", "upload_limit", "download_limit",
-     "wanted", "position"}
+     "wanted", "position", "trackers"}
 )
 _COLUMNS = (
     "info_hash, source, metainfo, name, save_path, priorities, labels, upload_limit,"
-    " download_limit, wanted, added_at, completed_at, position"
+    " download_limit, wanted, added_at, completed_at, position, trackers"
 )
 _SELECT_ONE = f"SELECT {_COLUMNS} FROM torrents WHERE info_hash = ?"
 
@@ -156,6 +161,9 @@ class TorrentRecord:
     added_at: float
     completed_at: float | None
     position: int
+    trackers: tuple[tuple[str, ...], ...] | None = None
+    """The tiers of tracker URLs as the user left them; None while they
+    are the source's own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +209,15 @@ def _check_field(field: str, value: Any) -> Any:
         if value not in WANTED_STATES:
             raise _bad(f"wanted must be one of {WANTED_STATES}, not {value!r}")
         return value
+    if field == "trackers":
+        if value is None:
+            return None
+        if isinstance(value, (str, bytes)) or not all(
+            not isinstance(tier, (str, bytes)) and all(isinstance(u, str) for u in tier)
+            for tier in value
+        ):
+            raise _bad("trackers must be None or a list of tiers (lists of URL strs)")
+        return json.dumps([list(tier) for tier in value])
     if field == "position":
         if type(value) is not int:
             raise _bad("position must be an int")
@@ -222,6 +239,7 @@ def _record(row: Sequence[Any]) -> TorrentRecord:
         priorities=tuple(json.loads(row[5])), labels=tuple(json.loads(row[6])),
         upload_limit=row[7], download_limit=row[8], wanted=row[9], added_at=row[10],
         completed_at=row[11], position=row[12],
+        trackers=None if row[13] is None else tuple(tuple(t) for t in json.loads(row[13])),
     )
 
 
@@ -347,10 +365,10 @@ class StateStore:
                 "SELECT coalesce(max(position), -1) + 1 FROM torrents"
             ).fetchone()
             db.execute(
-                f"INSERT INTO torrents ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO torrents ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (info_hash, source, metainfo, values["name"], values["save_path"],
                  values["priorities"], values["labels"], values["upload_limit"],
-                 values["download_limit"], values["wanted"], when, None, position),
+                 values["download_limit"], values["wanted"], when, None, position, None),
             )
             row = db.execute(_SELECT_ONE, (info_hash,)).fetchone()
         return _record(row)
@@ -390,7 +408,7 @@ class StateStore:
 
     def update(self, info_hash: str, /, **changes: Any) -> TorrentRecord:
         """Change mutable fields (name, save_path, priorities, labels,
-        upload_limit, download_limit, wanted, position), all or none; returns
+        upload_limit, download_limit, wanted, position, trackers), all or none; returns
         the new record.  Raises StateStoreError on a bad field or value."""
         return self._change(info_hash, {f: _check_field(f, v) for f, v in changes.items()})
 

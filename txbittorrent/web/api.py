@@ -366,8 +366,12 @@ class ApiResource(Resource):
         if method == "GET":
             return 200, apitorrent.trackers_body(torrent)
         if method == "POST":
-            return 201, apitorrent.add_tracker(torrent, json_body(request))
-        return 200, apitorrent.remove_tracker(torrent, first(form_fields(request), "url"))
+            code, body = 201, apitorrent.add_tracker(torrent, json_body(request))
+        else:
+            code, body = 200, apitorrent.remove_tracker(torrent, first(form_fields(request), "url"))
+        tiers = [[s.url for s in tier] for tier in torrent.trackers()]
+        self._store_update(torrent.info_hash.hex(), trackers=[t for t in tiers if t])
+        return code, body
 
     def _route_limits(self, request: Request, method: str, torrent: Torrent) -> Any:
         config = torrent.config
