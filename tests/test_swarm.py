@@ -631,6 +631,14 @@ class DeadlineTests(SynchronousTestCase):
         swarm.clear_deadline(3)
         self.assertFalse(swarm.has_metadata)
 
+    def test_priorities_before_metadata(self) -> None:
+        """Priorities changed before ``attach`` (a magnet's file selection
+        while its data is checked) are taken quietly: the downloader reads
+        the completion model when it is made."""
+        swarm = Swarm(b"i" * 20, OUR_ID, FakeDialer(), Clock(), random.Random(1))
+        swarm.priorities_changed()
+        self.assertFalse(swarm.has_metadata)
+
 
 class HashFailureTests(SynchronousTestCase):
     """Pieces that fail their hash: never written, and their senders banned."""

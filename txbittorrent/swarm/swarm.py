@@ -361,10 +361,11 @@ class Swarm:
             self._downloader.clear_deadline(index)
 
     def priorities_changed(self) -> None:
-        """The completion model's priorities changed: interest and requests follow."""
-        if self._downloader is None:
-            raise LocalProtocolError("no piece priorities before the metadata")
-        self._downloader.priorities_changed()
+        """The completion model's priorities changed: interest and requests
+        follow.  Before ``attach`` there is nothing to follow: the downloader
+        ``attach`` makes reads the model as it is then."""
+        if self._downloader is not None:
+            self._downloader.priorities_changed()
 
     # -- PeerHost ------------------------------------------------------------------------
 
