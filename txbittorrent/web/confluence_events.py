@@ -9,8 +9,9 @@ check (``piece_passed``) or failed it (``piece_failed``) is a
 ``PieceChanged`` frame (``confluence_frame`` maps an event to its frame, or
 None for events confluence has no frame for).
 
-Everything else is ``web.events.EventWebSocketResource``'s: the filter is
-fixed to the request's torrent and those two kinds, a ping every
+Everything else is ``web.events.EventWebSocketResource``'s (this class
+gives only its ``filter_for`` and ``protocol``): the filter is fixed to the
+request's torrent and those two kinds, a ping every
 ``heartbeat`` seconds, the bound on what a client that does not read may
 cost, and ``stop()`` closing every socket with 1001.  The torrent is found
 as every confluence route finds it (``ih`` or ``magnet``; 400/404 before
@@ -24,10 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.web.server import Request
 
-from txbittorrent.web.confluence import Confluence, RouteError, error_body
+from txbittorrent.web.confluence import Confluence, RouteError
 from txbittorrent.web.events import (
     EventFilter,
     EventWebSocketResource,
+    StreamRefused,
     _EventWebSocket,
 )
 
@@ -58,6 +60,8 @@ class _PieceWebSocket(_EventWebSocket):
 class PieceEventsResource(EventWebSocketResource):
     """``/events?ih=``: the torrent's piece changes as confluence's frames."""
 
+    protocol = _PieceWebSocket
+
     def __init__(self, confluence: Confluence, *, heartbeat: float = 15.0,
                  max_buffer: int | None = None) -> None:
         kwargs: dict[str, Any] = {} if max_buffer is None else {"max_buffer": max_buffer}
@@ -65,26 +69,10 @@ class PieceEventsResource(EventWebSocketResource):
                          heartbeat=heartbeat, **kwargs)
         self.confluence = confluence
 
-    def render_GET(self, request: Request) -> bytes | int:
-        try:
-            from twisted.web.websocket import WebSocketResource
-        except ImportError:
-            return error_body(request, 501, "WebSocket support needs Twisted's websocket extra")
+    def filter_for(self, request: Request) -> EventFilter:
+        """The request's torrent (``ih`` or ``magnet``), its piece changes."""
         try:
             torrent = self.confluence.torrent_for(request)
         except RouteError as e:
-            return error_body(request, e.code, e.message)
-        wanted = EventFilter(torrent.info_hash, PIECE_KINDS)
-        owner = self
-
-        class _Factory:
-            def buildProtocol(self, request: Request) -> _PieceWebSocket:
-                protocol = _PieceWebSocket(owner, wanted, request)
-                # as EventWebSocketResource does: the request is the producer's
-                # home once upgraded, and the pings replace the idle timeout
-                request.registerProducer(protocol, True)
-                request.channel.setTimeout(None)
-                return protocol
-
-        result: bytes | int = WebSocketResource(_Factory()).render_GET(request)
-        return result
+            raise StreamRefused(e.code, e.message) from None
+        return EventFilter(torrent.info_hash, PIECE_KINDS)

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from txbittorrent.eventtypes import TorrentEvent
 
 __all__ = ["EventStreamResource", "EventWebSocketResource", "EventFilter", "parse_filter",
-           "encode_sse", "event_json", "websocket_available"]
+           "encode_sse", "event_json", "websocket_available", "StreamRefused"]
 
 _log = Logger()
 
@@ -324,8 +324,30 @@ def websocket_available() -> bool:
     return True
 
 
+class StreamRefused(Exception):
+    """A stream request refused before the upgrade: its status and message."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 class EventWebSocketResource(_EventResource):
-    """``GET`` with a WebSocket upgrade: one JSON text frame per event."""
+    """``GET`` with a WebSocket upgrade: one JSON text frame per event.
+
+    Subclasses may change what a client hears: ``filter_for(request)``
+    (which events; raise ``StreamRefused`` to answer an error instead) and
+    ``protocol`` (the per-client class, whose ``_deliver`` writes a frame)."""
+
+    protocol: type[_EventWebSocket]
+
+    def filter_for(self, request: Request) -> EventFilter:
+        """The events this request's client hears: its query's filter."""
+        try:
+            return parse_filter(request.args or {})
+        except ValueError as e:
+            raise StreamRefused(400, str(e)) from None
 
     def render_GET(self, request: Request) -> bytes | int:
         try:
@@ -333,14 +355,14 @@ class EventWebSocketResource(_EventResource):
         except ImportError:
             return _error(request, 501, "WebSocket support needs Twisted's websocket extra")
         try:
-            wanted = parse_filter(request.args or {})
-        except ValueError as e:
-            return _error(request, 400, str(e))
-        owner = self
+            wanted = self.filter_for(request)
+        except StreamRefused as e:
+            return _error(request, e.code, e.message)
+        owner, protocol_class = self, self.protocol
 
         class _Factory:
             def buildProtocol(self, request: Request) -> _EventWebSocket:
-                protocol = _EventWebSocket(owner, wanted, request)
+                protocol = protocol_class(owner, wanted, request)
                 # The upgraded connection keeps the HTTPChannel as its
                 # transport's producer (so WebSocketTransport.attachProducer
                 # fails server side): register on the request instead, and the
@@ -413,3 +435,6 @@ class _EventWebSocket(_EventClient):
             self._cleanup()
             self.request.unregisterProducer()
             self.transport.loseConnection(code)
+
+
+EventWebSocketResource.protocol = _EventWebSocket
