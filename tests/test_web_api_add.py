@@ -20,7 +20,7 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from tests.test_web_api import HASH1, HASH2, MAGNET, ApiCase
+from tests.apicase import HASH1, HASH2, MAGNET, ApiCase
 from txbittorrent.core.metainfo import parse
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.testing import make_files

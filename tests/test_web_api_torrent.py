@@ -14,12 +14,14 @@ import treq
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial.unittest import TestCase
 
-from tests.test_web_api import HASH1, MAGNET, ApiCase
+from tests.apicase import HASH1, MAGNET, ApiCase
 from txbittorrent.core.layout import Layout
 from txbittorrent.core.metainfo import parse
 from txbittorrent.daemon.store import StateStoreError
 from txbittorrent.web.apitorrent import content_disposition
 from txbittorrent.web.apiviews import files_done
+from txbittorrent.storage.create import create_torrent
+from txbittorrent.testing import make_files
 
 
 class FilesDoneTests(TestCase):
@@ -255,6 +257,23 @@ class TorrentRoutesTests(ApiCase):
         self.assertEqual(self.session.torrents(), [])
         response, body = yield self.call("DELETE", f"/torrents/{ih}?delete_data=maybe")
         self.assertEqual(response.code, 404)
+
+    @inlineCallbacks
+    def test_remove_forgets_resume(self) -> Generator[Any, Any, None]:
+        """DELETE removes the torrent's resume record (its stop wrote it);
+        the data stays."""
+        root = os.path.join(self.download_dir, "seed")
+        make_files(os.path.join(root, "t"), {"a.bin": 20_000}, seed=3)
+        raw = create_torrent(os.path.join(root, "t"), piece_length=16 * 1024)
+        resume = os.path.join(self.download_dir, "t.resume")
+        torrent = self.session.add(raw, basedir=root, resume_path=resume)
+        yield torrent.start()
+        yield torrent.save_resume()
+        self.assertTrue(os.path.exists(resume))
+        response, body = yield self.call("DELETE", f"/torrents/{torrent.info_hash.hex()}")
+        self.assertEqual((response.code, body["data_deleted"]), (200, False), body)
+        self.assertFalse(os.path.exists(resume))
+        self.assertTrue(os.path.exists(os.path.join(root, "t", "a.bin")))
 
     @inlineCallbacks
     def test_remove_bad_flag(self) -> Generator[Any, Any, None]:

@@ -9,6 +9,7 @@ Deferred of it; bad input raises ``ApiError``.  The store is the caller's
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 
 from txbittorrent.core.layout import Layout
 from txbittorrent.core.metainfo import torrent_bytes
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["Download", "files_body", "new_priorities", "add_tracker", "remove_tracker",
            "trackers_body", "limits_body", "read_limits", "torrent_file", "remove", "recheck",
            "content_disposition"]
+
+_log = Logger()
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +167,8 @@ def torrent_file(torrent: Torrent, source: bytes | None) -> Download:
 
 
 def remove(session: Session, torrent: Torrent, delete_data: bool) -> Deferred[dict[str, Any]]:
-    """Stop and forget the torrent; with ``delete_data``, then delete its own
+    """Stop and forget the torrent and its resume record; with
+    ``delete_data``, then delete its own
     files (``storage.remove``, in the session's thread pool).  Fires with
     ``{"info_hash", "removed", "data_deleted"}`` (and ``kept``: what the
     deletion left, with why, when it left anything)."""
@@ -172,6 +177,7 @@ def remove(session: Session, torrent: Torrent, delete_data: bool) -> Deferred[di
     d: Deferred[Any] = session.remove(torrent.info_hash)
 
     def delete(_: object) -> Any:
+        _forget_resume(torrent.resume_path)
         if not delete_data or metainfo is None:
             return None
         return deferToThreadPool(
@@ -187,6 +193,18 @@ def remove(session: Session, torrent: Torrent, delete_data: bool) -> Deferred[di
         return body
 
     return d.addCallback(delete).addCallback(answer)
+
+
+def _forget_resume(path: str | None) -> None:
+    """A removed torrent's resume record goes too (stopping wrote it)."""
+    if path is None:
+        return
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        _log.warn("could not delete resume record {path}: {error}", path=path, error=e)
 
 
 # -- recheck -------------------------------------------------------------------------
