@@ -7,6 +7,7 @@ import argparse
 import io
 import json
 import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -95,7 +96,7 @@ class RegistrationTests(TestCase):
         parser = cli.build_parser()
         names = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
         expected = {"add", "list", "status", "start", "pause", "stop", "remove", "files",
-                    "peers", "trackers", "limits", "events", "download", "info", "create",
+                    "peers", "trackers", "limits", "events", "recheck", "stats", "download", "info", "create",
                     "verify", "seed", "demo", "serve"}
         self.assertEqual(expected - names, set())
 
@@ -106,7 +107,9 @@ class RegistrationTests(TestCase):
                       "--state-dir", "/s"])
         self.assertEqual((args.api, args.token, args.json, args.state_dir, args.offline),
                          ("http://127.0.0.1:1", "t", True, "/s", False))
+        self.patch(sys, "stderr", io.StringIO())
         self.assertRaises(SystemExit, parse, ["list", "--api", "http://x", "--offline"])
+        self.assertIn("not allowed", sys.stderr.getvalue())
 
 
 class ResolveTests(TestCase):
@@ -308,6 +311,36 @@ class CommandCallsTests(TestCase):
         self.successResultOf(Run(self, api, ["limits", IH, "--down", "none", "--json"]).done)
         self.assertEqual(api.calls, [("POST", f"/api/torrents/{IH}/limits",
                                       {"body": {"download_limit": None}})])
+
+    def test_recheck_and_stats(self) -> None:
+        """recheck POSTs its route; stats reads /api/stats as labelled lines."""
+        api = FakeApi({("POST", f"/api/torrents/{IH}/recheck"): torrent(state="checking")})
+        run = Run(self, api, ["recheck", IH])
+        self.successResultOf(run.done)
+        self.assertEqual(run.lines(), [f"{IH}  checking  movie"])
+        stats = {"torrents": 2, "download_rate": 2048, "upload_rate": 0, "downloaded": 5,
+                 "uploaded": 0, "peers": 3, "dht_nodes": None, "listen_port": 6881}
+        run = Run(self, FakeApi({("GET", "/api/stats"): stats}), ["stats"])
+        self.successResultOf(run.done)
+        self.assertEqual(run.lines(), [
+            "Torrents:    2", "Down:        2.0 KiB/s  (5 B in all)",
+            "Up:          0 B/s  (0 B in all)", "Peers:       3", "DHT nodes:   off",
+            "Listen port: 6881"])
+
+    def test_peers_table(self) -> None:
+        """peers: address (IPv6 bracketed), flags, done, rates, client."""
+        peers = {"peers": [
+            {"host": "::1", "port": 6881, "flags": "dE", "progress": 0.5,
+             "download_rate": 1024, "upload_rate": 0, "client": "libtorrent 2.0"},
+            {"host": "127.0.0.1", "port": 51413, "flags": "", "progress": 1.0,
+             "download_rate": 0, "upload_rate": 10, "client": None}]}
+        run = Run(self, FakeApi({("GET", f"/api/torrents/{IH}/peers"): peers}), ["peers", IH])
+        self.successResultOf(run.done)
+        self.assertEqual(run.lines(), [
+            "ADDRESS          FLAGS    DONE       DOWN      UP  CLIENT",
+            "[::1]:6881       dE      50.0%  1.0 KiB/s   0 B/s  libtorrent 2.0",
+            "127.0.0.1:51413  -      100.0%      0 B/s  10 B/s  ?",
+        ])
 
     def test_parsers(self) -> None:
         """INDEX=PRIO and rate limits parse; nonsense is an argparse error."""

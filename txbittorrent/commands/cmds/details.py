@@ -1,5 +1,6 @@
-"""One torrent's parts and the limits: ``files``, ``peers``, ``trackers``
-and ``limits``, defined once over the API (``framework``)."""
+"""One torrent's parts, the limits and the totals: ``files``, ``peers``,
+``trackers``, ``limits`` and ``stats``, defined once over the API
+(``framework``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from txbittorrent.commands.cmds import text
 from txbittorrent.commands.cmds.framework import Command, Context, arg, resolve_info_hash
 
 __all__ = ["COMMANDS", "parse_priority_setting", "parse_limit", "files_lines", "peers_lines",
-           "trackers_lines", "limits_lines"]
+           "trackers_lines", "limits_lines", "stats_lines"]
 
 PRIORITY_NAMES = {"skip": 0, "normal": 1}
 
@@ -149,6 +150,23 @@ def limits_lines(value: Any) -> Iterable[str]:
     yield f"Up limit:    {text.limit(value.get('upload_limit'))}"
 
 
+async def _stats(ctx: Context) -> None:
+    ctx.emit(await ctx.api.call("GET", "/api/stats"))
+
+
+def stats_lines(value: Any) -> Iterable[str]:
+    """``stats``: the session's totals."""
+    yield f"Torrents:    {value.get('torrents')}"
+    yield f"Down:        {text.rate(value.get('download_rate'))}" \
+          f"  ({text.size(value.get('downloaded'))} in all)"
+    yield f"Up:          {text.rate(value.get('upload_rate'))}" \
+          f"  ({text.size(value.get('uploaded'))} in all)"
+    yield f"Peers:       {value.get('peers')}"
+    dht = value.get("dht_nodes")
+    yield f"DHT nodes:   {'off' if dht is None else dht}"
+    yield f"Listen port: {value.get('listen_port')}"
+
+
 _UNCHANGED: Any = object()
 _IH = arg("info_hash", metavar="IH", help="an info hash, or a unique prefix of one")
 
@@ -174,4 +192,6 @@ COMMANDS = (
         arg("--up", type=parse_limit, default=_UNCHANGED, metavar="BYTES/S",
             help="the upload limit ('500K', '2M', or none)"),
     ), text_each=limits_lines),
+    Command("stats", "the session's totals: torrents, rates, peers, DHT, port", _stats,
+            text_each=stats_lines),
 )

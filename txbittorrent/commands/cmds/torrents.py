@@ -1,5 +1,6 @@
 """The torrent commands: ``add``, ``list``, ``status``, ``start``, ``pause``,
-``stop`` and ``remove``, defined once over the API (``framework``)."""
+``stop``, ``recheck`` and ``remove``, defined once over the API
+(``framework``)."""
 
 from __future__ import annotations
 
@@ -194,6 +195,8 @@ COMMANDS = (
             _life_cycle("pause"), (_IH,), text_each=_state_line),
     Command("stop", "stop a torrent (trackers told, connections closed)",
             _life_cycle("stop"), (_IH,), text_each=_state_line),
+    Command("recheck", "check a torrent's data on disk again", _life_cycle("recheck"), (_IH,),
+            text_each=_state_line),
     Command("remove", "remove a torrent", _remove, (
         _IH, arg("--delete-data", action="store_true", help="delete its downloaded data too"),
     ), text_each=_remove_line),
