@@ -19,7 +19,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from txbittorrent.commands.cmds.client import ApiError, DaemonUnreachable, LocalDaemon, RemoteApi
-from txbittorrent.commands.cmds.framework import TOKEN_ENV, connect
+from txbittorrent.commands.cmds.framework import TOKEN_ENV, CommandError, connect
 from txbittorrent.commands.cmds.sse import SSEMessage
 from txbittorrent.daemon.lock import DaemonRunningError
 from txbittorrent.daemon.service import DaemonService, config_from
@@ -206,3 +206,17 @@ class LocalDaemonTests(TestCase):
         local = LocalDaemon(self.state, reactor=reactor, out=io.StringIO())
         yield self.assertFailure(Deferred.fromCoroutine(local.start()), DaemonRunningError)
         yield local.stop()  # nothing to stop
+        error = yield self.assertFailure(Deferred.fromCoroutine(
+            connect(_args(self.state, offline=True), reactor, io.StringIO())), CommandError)
+        self.assertIn("leave out --offline", str(error))
+
+    @inlineCallbacks
+    def test_not_http(self) -> Generator[Any, Any, None]:
+        """An api.json or --api naming no http(s) URL is a CommandError."""
+        os.makedirs(self.state)
+        with open(os.path.join(self.state, "api.json"), "w") as f:
+            json.dump({"url": "unix:/run/x.sock", "token": "t"}, f)
+        for args in (_args(self.state), _args(self.state, api="ftp://127.0.0.1/")):
+            error = yield self.assertFailure(
+                Deferred.fromCoroutine(connect(args, reactor, io.StringIO())), CommandError)
+            self.assertIn("not an http(s) URL", str(error))

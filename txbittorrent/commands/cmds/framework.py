@@ -45,6 +45,7 @@ from txbittorrent.commands.cmds.client import (
     RemoteApi,
     read_api_file,
 )
+from txbittorrent.daemon.lock import DaemonRunningError
 from txbittorrent.errors import TxBitTorrentError
 from txbittorrent.source import bare_info_hash
 
@@ -198,11 +199,11 @@ async def connect(args: argparse.Namespace, reactor: Any, err: TextIO,
         if token is None:
             found = read_api_file(state_dir)
             token = found.token if found is not None else None
-        return RemoteApi(args.api, token, reactor=reactor), None
+        return RemoteApi(_http_url(args.api), token, reactor=reactor), None
     if not args.offline:
         found = read_api_file(state_dir)
         if found is not None:
-            remote = RemoteApi(found.url, token or found.token, reactor=reactor)
+            remote = RemoteApi(_http_url(found.url), token or found.token, reactor=reactor)
             try:
                 await remote.call("GET", "/api")
             except DaemonUnreachable as e:
@@ -212,7 +213,19 @@ async def connect(args: argparse.Namespace, reactor: Any, err: TextIO,
             else:
                 return remote, None
     local = LocalDaemon(state_dir, reactor=reactor, out=err)
-    return await local.start(), local
+    try:
+        return await local.start(), local
+    except DaemonRunningError as e:
+        hint = ("leave out --offline to use it" if args.offline
+                else "give its address with --api URL")
+        raise CommandError(f"{e}; {hint}") from None
+
+
+def _http_url(url: str) -> str:
+    if not url.lower().startswith(("http://", "https://")):
+        raise CommandError(f"the daemon's address {url!r} is not an http(s) URL: the commands"
+                           " speak HTTP over TCP; give one with --api URL")
+    return url
 
 
 class CommandRunner:
