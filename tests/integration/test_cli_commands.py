@@ -257,6 +257,24 @@ class CommandsTests(TestCase):
         yield self.stop(daemon)
 
     @inlineCallbacks
+    def test_stopped_torrent_same_both_ways(self) -> Generator[Any, Any, None]:
+        """A torrent with all its data, stopped through the daemon, shows the
+        same progress through the daemon and in-process."""
+        daemon = yield self.serve()
+        added = yield self.cli("add", self.torrent_file, "--save-path", self.data, "--json")
+        ih = json.loads(added)["info_hash"]
+        yield self._wait_seeded(ih)
+        yield self.cli("stop", ih)
+        remote = yield self.cli("status", ih)
+        yield self.stop(daemon)
+        local = yield self.cli("status", ih, "--offline")
+        self.assertEqual(local, remote)
+
+    test_stopped_torrent_same_both_ways.todo = (  # type: ignore[attr-defined]
+        "a restored stopped torrent is never started, so the daemon does not read its"
+        " resume record: it shows 0% where the daemon that stopped it showed 100%")
+
+    @inlineCallbacks
     def test_offline_interrupted(self) -> Generator[Any, Any, None]:
         """Ctrl-C on an in-process events follow exits 130 without a traceback
         after stopping the daemon it ran cleanly (the resume record is written
