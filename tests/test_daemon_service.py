@@ -203,7 +203,7 @@ class DaemonServiceTests(TestCase):
 
     @inlineCallbacks
     def test_failed_start_undoes_itself(self) -> Generator[Any, Any, None]:
-        """A start whose listen fails (a port taken) fails started and
+        """A start whose HTTP or peer port is taken fails started and
         releases the lock, the store and the session."""
         taken = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
         self.addCleanup(taken.stopListening)
@@ -216,7 +216,16 @@ class DaemonServiceTests(TestCase):
         self.assertIsNone(service.store)
         self.assertIsNone(service.session)
         self.flushLoggedErrors()
-        self.config = dataclasses.replace(self.config, listen=("tcp:0:interface=127.0.0.1",))
+        self.config = dataclasses.replace(self.config, listen=("tcp:0:interface=127.0.0.1",),
+                                          peer_port=taken.getHost().port)
+        service = DaemonService(self.config, reactor=reactor, out=io.StringIO())
+        service.startService()
+        with self.assertRaises(Exception):
+            yield service.started
+        self.assertIsNone(service.store)
+        self.assertIsNone(service.session)
+        self.flushLoggedErrors()
+        self.config = dataclasses.replace(self.config, peer_port=0)
         again = yield self.start()
         self.assertIsNotNone(again.store)
 

@@ -79,6 +79,7 @@ from txbittorrent.daemon.store import StateStore
 from txbittorrent.dht.config import DHTConfig
 from txbittorrent.events import EventBus
 from txbittorrent.session import Session, SessionConfig
+from txbittorrent.storage.resumefile import write_atomic
 from txbittorrent.web.api import ApiResource
 from txbittorrent.web.auth import Guard
 from txbittorrent.web.events import (
@@ -86,7 +87,6 @@ from txbittorrent.web.events import (
     EventWebSocketResource,
     websocket_available,
 )
-from txbittorrent.storage.resumefile import write_atomic
 from txbittorrent.web.stream import FileStreamResource
 
 __all__ = [
@@ -231,9 +231,9 @@ class DaemonService(MultiService):
 
         session = self.session = self._make_session(store, resume_dir)
         yield session.start()
-        self._restore(session, store)
         self._recorder = Recorder(session, store, reactor)
         self._recorder.start()
+        self._restore(session, store)
 
         site = self.build_guard(self.build_root(session, store), store).site()
         for description in cfg.listen:
