@@ -18,7 +18,13 @@ from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from txbittorrent.commands.cmds.client import ApiError, DaemonUnreachable, LocalDaemon, RemoteApi
+from txbittorrent.commands.cmds.client import (
+    ApiError,
+    ApiFile,
+    DaemonUnreachable,
+    LocalDaemon,
+    RemoteApi,
+)
 from txbittorrent.commands.cmds.framework import TOKEN_ENV, CommandError, connect
 from txbittorrent.commands.cmds.sse import SSEMessage
 from txbittorrent.daemon.lock import DaemonRunningError
@@ -124,6 +130,21 @@ class RemoteApiTests(TestCase):
         error = yield self.assertFailure(api.call("GET", "/api"), DaemonUnreachable)
         self.assertTrue(error.refused)
         self.assertIn("connection refused", str(error))
+
+    @inlineCallbacks
+    def test_rediscover(self) -> Generator[Any, Any, None]:
+        """A refused connection asks where the daemon is now; the next call goes
+        there, and the first stream there asks for all its events (id 0)."""
+        moved = RemoteApi(f"http://127.0.0.1:{_free_port()}", "old", reactor=reactor,
+                          rediscover=lambda: ApiFile(self.url + "/", TOKEN))
+        yield self.assertFailure(moved.call("GET", "/api"), DaemonUnreachable)
+        self.assertEqual((moved.url, moved.token), (self.url, TOKEN))
+        answer = yield moved.call("GET", "/api")
+        self.assertEqual(answer["method"], "GET")
+        yield moved.stream("/api/events", None, None, lambda message: None)
+        self.assertEqual(self.resource.requests[-1][2]["headers"]["last-event-id"], "0")
+        yield moved.stream("/api/events", None, "5", lambda message: None)
+        self.assertEqual(self.resource.requests[-1][2]["headers"]["last-event-id"], "5")
 
     @inlineCallbacks
     def test_connect_discovers_daemon(self) -> Generator[Any, Any, None]:

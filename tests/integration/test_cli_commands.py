@@ -256,6 +256,32 @@ class CommandsTests(TestCase):
         yield self.stop(daemon)
 
     @inlineCallbacks
+    def test_events_follow_a_restarted_daemon(self) -> Generator[Any, Any, None]:
+        """events keeps following when the daemon stops and comes back on
+        another port: it says it is reconnecting and prints the new daemon's
+        events."""
+        daemon = yield self.serve()
+        follower = self.spawn(["events", "--json", "--state-dir", self.state])
+        yield task.deferLater(reactor, 1.5, lambda: None)
+        yield self.stop(daemon)
+        daemon = yield self.serve()
+        yield self.cli("add", BARE, "--paused")
+        for _ in range(150):
+            if b"torrent_added" in follower.out or not follower.running:
+                break
+            yield task.deferLater(reactor, 0.1, lambda: None)
+        follower.process.signalProcess("INT")
+        timer = reactor.callLater(CHILD_TIMEOUT, follower.kill)
+        yield follower.ended
+        if timer.active():
+            timer.cancel()
+        err = follower.err.decode(errors="replace")
+        self.assertIn("reconnecting", err)
+        kinds = [json.loads(line)["kind"] for line in follower.out.decode().splitlines()]
+        self.assertIn("torrent_added", kinds, err)
+        yield self.stop(daemon)
+
+    @inlineCallbacks
     def test_stopped_torrent_same_both_ways(self) -> Generator[Any, Any, None]:
         """A torrent with all its data, stopped through the daemon, shows the
         same progress through the daemon and in-process."""

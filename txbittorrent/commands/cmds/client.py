@@ -11,8 +11,13 @@ on_message)`` follows a Server-Sent Events response, handing each
 ``SSEMessage`` to ``on_message``, and returns when the response ends (an
 error when the connection is lost).  Tests give commands a fake.
 
-``RemoteApi(url, token, http=...)`` is the one real client: treq with a
-bearer token.  It has no state beyond its connection pool.
+``RemoteApi(url, token, http=..., rediscover=...)`` is the one real client:
+treq with a bearer token.  When a connection is refused it asks
+``rediscover`` (the CLI: read api.json again) where the daemon is now, so
+the next call (``events`` reconnecting) reaches a daemon that came back on
+another port; a stream to a daemon found elsewhere asks for every event
+it keeps (``Last-Event-ID: 0``), since the ids it was given before were
+another run's.
 
 The in-process mode does not re-implement the API: ``LocalDaemon`` starts
 a ``DaemonService`` on the same state directory, listening on an ephemeral
@@ -96,14 +101,22 @@ class RemoteApi:
     """``ApiClient`` over HTTP with a bearer token (treq)."""
 
     def __init__(self, url: str, token: str | None, *, http: Any = None,
-                 reactor: Any = None, timeout: float = CALL_TIMEOUT) -> None:
+                 reactor: Any = None, timeout: float = CALL_TIMEOUT,
+                 rediscover: Callable[[], ApiFile | None] | None = None) -> None:
         """``http``: a treq ``HTTPClient`` (or ``StubTreq``); by default one
-        over an ``Agent`` on ``reactor`` with a non-persistent pool."""
+        over an ``Agent`` on ``reactor`` with a non-persistent pool.
+        ``rediscover``: where the daemon is now (its api.json); asked when a
+        connection is refused, so the next call reaches a daemon that came
+        back on another port."""
         self.url = url.rstrip("/")
         self.token = token
         self._http = http
         self._reactor = reactor
         self.timeout = timeout
+        self._rediscover = rediscover
+        self._moves = 0
+        """Times ``rediscover`` found the daemon at another URL."""
+        self._streamed_moves = 0
 
     def _client(self) -> Any:
         if self._http is None:
@@ -158,7 +171,9 @@ class RemoteApi:
         try:
             return await self._client().request(method, url, **kwargs)
         except ConnectionRefusedError:
-            raise DaemonUnreachable(self.url, "connection refused", refused=True) from None
+            url = self.url
+            self._moved()
+            raise DaemonUnreachable(url, "connection refused", refused=True) from None
         except ConnectError as e:
             raise DaemonUnreachable(self.url, str(e)) from None
         except ResponseNeverReceived as e:
@@ -169,6 +184,13 @@ class RemoteApi:
                 raise
             raise DaemonUnreachable(self.url, f"no answer in {self.timeout:g} s") from None
 
+    def _moved(self) -> None:
+        found = self._rediscover() if self._rediscover is not None else None
+        if found is not None and found.url.lower().startswith(("http://", "https://")):
+            if found.url.rstrip("/") != self.url:
+                self._moves += 1
+            self.url, self.token = found.url.rstrip("/"), found.token
+
     def stream(self, path: str, query: dict[str, Any] | None, last_event_id: str | None,
                on_message: Callable[[SSEMessage], None]) -> Deferred[None]:
         return Deferred.fromCoroutine(self._stream(path, query, last_event_id, on_message))
@@ -177,6 +199,9 @@ class RemoteApi:
                       on_message: Callable[[SSEMessage], None]) -> None:
         import treq
 
+        if self._moves != self._streamed_moves:
+            last_event_id = "0"  # another daemon run: its events are all new to us
+        self._streamed_moves = self._moves
         extra = {b"Accept": [b"text/event-stream"]}
         if last_event_id is not None:
             extra[b"Last-Event-ID"] = [last_event_id.encode("utf-8")]

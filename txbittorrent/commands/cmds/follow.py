@@ -9,7 +9,9 @@ event's fields, ``event_id``).  It remembers the last event id; when the
 stream ends or the connection drops it says so on stderr, waits a delay
 from ``RECONNECT_DELAYS`` (the next one each failed attempt, the first
 again once events flow) and reconnects with ``Last-Event-ID``, so the
-daemon replays what was missed.  An ``event: reset`` (the daemon no longer
+daemon replays what was missed (a daemon that came back on another port is
+found again through api.json by ``RemoteApi``, which then asks for all of
+the new run's events).  An ``event: reset`` (the daemon no longer
 keeps those events) is reported on stderr.  An error answer (``ApiError``:
 a bad filter, a wrong token) ends the command.  It never ends on its own:
 Ctrl-C stops the reactor.

@@ -35,11 +35,12 @@ import json
 import os
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from txbittorrent.commands.cmds.client import (
     ApiClient,
+    ApiFile,
     DaemonUnreachable,
     LocalDaemon,
     RemoteApi,
@@ -201,9 +202,14 @@ async def connect(args: argparse.Namespace, reactor: Any, err: TextIO,
             token = found.token if found is not None else None
         return RemoteApi(_http_url(args.api), token, reactor=reactor), None
     if not args.offline:
-        found = read_api_file(state_dir)
+        def rediscover() -> ApiFile | None:
+            found = read_api_file(state_dir)
+            return found if found is None or token is None else replace(found, token=token)
+
+        found = rediscover()
         if found is not None:
-            remote = RemoteApi(_http_url(found.url), token or found.token, reactor=reactor)
+            remote = RemoteApi(_http_url(found.url), found.token, reactor=reactor,
+                               rediscover=rediscover)
             try:
                 await remote.call("GET", "/api")
             except DaemonUnreachable as e:
