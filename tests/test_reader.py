@@ -13,7 +13,9 @@ from txbittorrent.core.layout import Layout
 from txbittorrent.core.transfer.readahead import (
     piece_reads,
     pieces_of_range,
+    prompt_read_length,
     readahead_deadlines,
+    slide_deadlines,
 )
 from txbittorrent.errors import LocalProtocolError
 from txbittorrent.reader import DeadlineBook, FileReader, ReaderConfig
@@ -60,6 +62,40 @@ class ReadaheadTests(SynchronousTestCase):
         )
         self.assertEqual(readahead_deadlines(LAYOUT, 1, 430, 250, 10.0, 0.5), [])
         self.assertEqual(readahead_deadlines(LAYOUT, 1, 0, 0, 10.0, 0.5), [])
+
+    def test_slide_keeps_deadlines(self) -> None:
+        """Moving forward within the window keeps the deadlines of the pieces
+        still in it and puts the pieces reached a step after the last."""
+        kept = {3: 10.0, 4: 10.5, 5: 11.0}
+        self.assertEqual(
+            slide_deadlines(LAYOUT, 1, 160, 250, 12.0, 0.5, kept, 2.0),
+            {4: 10.5, 5: 11.0, 6: 11.5},
+        )
+        self.assertEqual(slide_deadlines(LAYOUT, 1, 430, 250, 12.0, 0.5, kept, 2.0), {})
+
+    def test_slide_afresh(self) -> None:
+        """A position whose piece had no deadline (a seek), or one more than
+        slack behind the clock, places the window afresh from now."""
+        kept = {3: 10.0, 4: 10.5, 5: 11.0}
+        self.assertEqual(
+            slide_deadlines(LAYOUT, 1, 0, 150, 12.0, 0.5, kept, 2.0), {2: 12.0, 3: 12.5}
+        )
+        self.assertEqual(
+            slide_deadlines(LAYOUT, 1, 160, 150, 12.6, 0.5, kept, 2.0), {4: 12.6, 5: 13.1}
+        )
+
+    def test_prompt_read_length(self) -> None:
+        """A read is cut before the first piece not verified, or at the end of
+        the piece under the offset when that one is not verified."""
+        had = {2, 3, 5}.__contains__
+        # file 1 starts at torrent byte 250: piece 2 ends at file offset 50.
+        self.assertEqual(prompt_read_length(LAYOUT, 1, 0, 400, had), 150)  # stops before 4
+        self.assertEqual(prompt_read_length(LAYOUT, 1, 0, 120, had), 120)
+        self.assertEqual(prompt_read_length(LAYOUT, 1, 160, 400, had), 90)  # to 4's end
+        self.assertEqual(prompt_read_length(LAYOUT, 1, 260, 400, had), 90)  # stops before 6
+        self.assertEqual(prompt_read_length(LAYOUT, 1, 40, 5, lambda i: False), 5)
+        self.assertEqual(prompt_read_length(LAYOUT, 1, 40, 400, lambda i: False), 10)
+        self.assertEqual(prompt_read_length(LAYOUT, 1, 400, 400, lambda i: True), 30)
 
 
 class FakeTorrent:
@@ -133,7 +169,9 @@ class FileReaderTests(SynchronousTestCase):
         torrent.passed(3)
         self.assertEqual(self.successResultOf(d), file_bytes(1, 40, 200))
         self.assertEqual(torrent.watchers, [], "no watching once nothing waits")
-        self.assertEqual(torrent.deadlines, {}, "no deadlines once nothing waits")
+        self.assertEqual(
+            torrent.deadlines[reader], {5: 1.5, 6: 2.0}, "the window from the read's end"
+        )
 
     def test_far_piece_gets_a_deadline_now(self) -> None:
         """Reading far ahead makes the pieces there due now, the window after them."""
@@ -149,17 +187,60 @@ class FileReaderTests(SynchronousTestCase):
         self.assertEqual((deadlines[4], deadlines[5]), (51.0, 52.0))
         self.assertEqual(deadlines[6], 50.0, "still waited for by the first read")
 
-    def test_cancel_drops_deadlines(self) -> None:
-        """Cancelling the only pending read drops the reader's deadlines."""
+    def test_cancel_keeps_window(self) -> None:
+        """Cancelling the only pending read stops the watch and drops the
+        deadlines only it gave; the open reader keeps its window."""
         torrent = FakeTorrent()
-        reader = self.reader(torrent)
-        d = reader.read(0, 10)
-        self.assertTrue(torrent.deadlines)
+        torrent.clock.advance(5)
+        reader = self.reader(torrent, readahead=100, step=1.0)
+        d = reader.read(0, 400)  # pieces 2-6, all due now; the window: 2, 3
+        self.assertEqual(torrent.deadlines[reader], {2: 5.0, 3: 5.0, 4: 5.0, 5: 5.0, 6: 5.0})
         d.cancel()
         self.failureResultOf(d, CancelledError)
-        self.assertEqual(torrent.deadlines, {})
         self.assertEqual(torrent.watchers, [])
+        self.assertEqual(torrent.deadlines[reader], {2: 5.0, 3: 6.0})
         torrent.passed(2)  # nothing listens any more
+        reader.close()
+        self.assertEqual(torrent.deadlines, {})
+
+    def test_window_kept_without_reads(self) -> None:
+        """With no read pending (a client that stopped reading), the window
+        from the last read's end keeps its deadlines until close."""
+        torrent = FakeTorrent(have={2})
+        reader = self.reader(torrent, readahead=250, step=1.0)
+        self.assertEqual(torrent.deadlines, {}, "no window before the first read")
+        self.assertEqual(self.successResultOf(reader.read(0, 50)), file_bytes(1, 0, 50))
+        self.assertEqual(reader.position, 50)
+        torrent.clock.advance(100)
+        self.assertEqual(torrent.deadlines[reader], {3: 0.0, 4: 1.0, 5: 2.0})
+        reader.seek(200)
+        self.assertEqual(torrent.deadlines[reader], {4: 100.0, 5: 101.0, 6: 102.0})
+        reader.close()
+        self.assertEqual(torrent.deadlines, {})
+        self.assertRaises(LocalProtocolError, reader.seek, 0)
+
+    def test_moving_on_changes_only_the_difference(self) -> None:
+        """Reading on piece by piece changes the deadlines of the piece left
+        behind and the piece reached, never the whole window's."""
+        torrent = FakeTorrent()
+        torrent.layout = Layout([2000], PIECE)
+        book, target = DeadlineBook(), Recorder()
+        book.attach(target)
+        torrent.set_deadlines = book.set  # type: ignore[method-assign]
+        reader = FileReader(torrent, 0, ReaderConfig(readahead=300, step=1.0))  # type: ignore[arg-type]
+        reader.read(0, 100)
+        self.assertEqual(target.calls, [("set", 0, 0.0), ("set", 1, 1.0), ("set", 2, 2.0)])
+        for index in range(1, 8):
+            target.calls.clear()
+            torrent.clock.advance(1)
+            torrent.passed(index - 1)  # the read fires, the position moves on
+            self.assertEqual(
+                sorted(target.calls),
+                [("clear", index - 1, None), ("set", index + 2, float(index + 2))],
+            )
+            target.calls.clear()
+            reader.read(index * PIECE, PIECE)  # waits on a piece that has its deadline
+            self.assertEqual(target.calls, [])
 
     def test_cancel_keeps_other_reads(self) -> None:
         """Cancelling one read keeps the deadlines another read waits for."""

@@ -470,6 +470,44 @@ class ProducerTests(SynchronousTestCase):
         self.assertEqual(request.finished, 1)
         self.assertTrue(self.successResultOf(torrent.readers[0].closed) is None)
 
+    def test_paused_response_keeps_readahead(self) -> None:
+        """A response paused by backpressure, with no read pending, keeps the
+        deadlines of the window from its next offset; they go when it ends."""
+        torrent = FakeTorrent()
+        torrent.have = {2, 3}
+        request = PushingRequest({})
+        FileStreamResource(torrent, 1, chunk_size=64, readahead=200).render(request)
+        self.assertEqual([len(w) for w in request.written], [64])
+        (reader,) = torrent.readers
+        # The next offset is 64 (torrent byte 314): pieces 3-5, 4 and 5 missing.
+        self.assertEqual(sorted(torrent.deadlines[reader]), [4, 5])
+        torrent.clock.advance(60)
+        self.assertEqual(sorted(torrent.deadlines[reader]), [4, 5], "paused for a minute")
+        for index in (4, 5, 6):
+            torrent.passed(index)
+        while request.producer is not None:
+            request.producer.resumeProducing()
+        self.assertEqual(b"".join(request.written), FAKE_DATA[250:680])
+        self.assertEqual(torrent.deadlines, {})
+
+    def test_first_chunk_stops_at_piece_boundary(self) -> None:
+        """A range starting just before a piece boundary gets its first bytes
+        once the piece under it is verified, without waiting for the next;
+        each later chunk waits for one piece at most."""
+        torrent = FakeTorrent()
+        torrent.have = {3}
+        request = PushingRequest({b"range": b"bytes=60-259"})  # torrent 310-509: pieces 3-5
+        FileStreamResource(torrent, 1, chunk_size=200).render(request)
+        self.assertEqual(request.written, [FAKE_DATA[310:400]])
+        request.producer.resumeProducing()  # waits for piece 4 alone
+        self.assertEqual(len(request.written), 1)
+        torrent.passed(4)
+        self.assertEqual(request.written[1:], [FAKE_DATA[400:500]])
+        request.producer.resumeProducing()
+        torrent.passed(5)
+        self.assertEqual(request.written[2:], [FAKE_DATA[500:510]])
+        self.assertEqual(request.finished, 1)
+
     def test_failed_read_aborts(self) -> None:
         """A read that fails once the headers are out aborts the connection,
         closes the reader and writes no traceback."""

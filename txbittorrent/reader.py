@@ -4,24 +4,33 @@ Theory of operation
 -------------------
 ``Torrent.open(file_index)`` gives a ``FileReader``.  ``read(offset,
 length)`` returns a Deferred that fires with the bytes once every piece
-holding them is verified (at once if they are).  Each read moves the
-reader's position to ``offset`` and gives the picker deadlines over a
-readahead window from there (``core.transfer.readahead``): the piece under
-the position is due now, the next ones a ``step`` later each, so they come
-in the order they will be read, before anything else; the rest of the
-torrent stays rarest-first.  A deadline piece starts even when the piece
-buffer budget is full, and once late its blocks may be asked of a second
-peer.
+holding them is verified (at once if they are).  A read moves the reader's
+position to ``offset``, and once its pieces are verified to its end (where
+the next sequential read starts).  From its first read (or ``seek``) until
+``close``, the reader gives the picker deadlines over a readahead window
+from the position (``core.transfer.readahead``), whether a read is pending
+or not: a client that stops reading for a while (an HTTP response paused
+by backpressure) keeps the pieces it will read next coming first.  The
+piece under the position is due when the window was placed, the next ones
+a ``step`` later each, so they come in the order they will be read, before
+anything else; the rest of the torrent stays rarest-first.  As the
+position moves forward the window slides, and only the deadlines that
+change (pieces left behind, pieces reached) are passed on; a seek, or a
+reader fallen ``slack`` seconds behind its deadlines, places the window
+afresh.  Every piece a pending read waits for is due from the moment of
+the read.  A deadline piece starts even when the piece buffer budget is
+full, and once late its blocks may be asked of a second peer.
 
 The reader owns its pending reads and its deadlines, nothing else.  It
 reaches the torrent through a small ``ReaderHost`` (the ``Torrent``):
 which pieces are verified, news of pieces as they pass, reads from the
 store, and a per-owner map of deadlines the host merges with other
-readers'.  Cancelling a read's Deferred forgets it; once a reader has no
-read pending its deadlines are dropped, and ``close`` drops them too.
+readers'.  Cancelling a read's Deferred forgets it (and the deadlines only
+it gave); ``close`` drops every deadline of the reader.
 
 Bounded: one read is at most ``max_read`` bytes (``ValueError`` past it),
-and the deadlines cover at most the readahead window.
+and the deadlines cover at most the readahead window and the pieces of
+the pending reads.
 """
 
 from __future__ import annotations
@@ -35,7 +44,8 @@ from txbittorrent.core.layout import Layout
 from txbittorrent.core.transfer.readahead import (
     piece_reads,
     pieces_of_range,
-    readahead_deadlines,
+    prompt_read_length,
+    slide_deadlines,
 )
 from txbittorrent.errors import LocalProtocolError
 
@@ -69,26 +79,40 @@ class ReaderConfig:
     """How far and how fast a reader reads ahead."""
 
     def __init__(
-        self, readahead: int = 8 * 1024 * 1024, step: float = 0.5, max_read: int = 16 * 1024 * 1024
+        self,
+        readahead: int = 8 * 1024 * 1024,
+        step: float = 0.5,
+        max_read: int = 16 * 1024 * 1024,
+        slack: float = 2.0,
     ) -> None:
-        if readahead < 0 or step < 0 or max_read <= 0:
-            raise ValueError("readahead, step must not be negative; max_read must be positive")
+        if readahead < 0 or step < 0 or slack < 0 or max_read <= 0:
+            raise ValueError(
+                "readahead, step, slack must not be negative; max_read must be positive"
+            )
         self.readahead = readahead
         """Bytes from the position given deadlines."""
         self.step = step
         """Seconds between the deadlines of consecutive pieces."""
         self.max_read = max_read
         """The longest single read."""
+        self.slack = slack
+        """Seconds the deadline of the piece under the position may fall
+        behind the clock (a slow or paused reader) before the window is
+        placed afresh from now."""
 
 
 class _PendingRead:
-    __slots__ = ("offset", "length", "missing", "deferred")
+    __slots__ = ("offset", "length", "missing", "deferred", "since")
 
-    def __init__(self, offset: int, length: int, missing: set[int], deferred: Deferred[bytes]):
+    def __init__(
+        self, offset: int, length: int, missing: set[int], deferred: Deferred[bytes], since: float
+    ):
         self.offset = offset
         self.length = length
         self.missing = missing
         self.deferred = deferred
+        self.since = since
+        """When the read was made: its missing pieces are due then."""
 
 
 class FileReader:
@@ -102,6 +126,12 @@ class FileReader:
         self.config = config if config is not None else ReaderConfig()
         self.size = host.layout.file_length(file_index)
         self.position = 0
+        self._placed = False
+        """Whether a read or seek has placed the window (none before)."""
+        self._window: dict[int, float] = {}
+        """The readahead window's deadlines, verified pieces included."""
+        self._sent: dict[int, float] = {}
+        """The deadlines last given to the host."""
         self._pending: list[_PendingRead] = []
         self._unwatch: Callable[[], None] | None = None
         self._closed = False
@@ -120,23 +150,35 @@ class FileReader:
             if not self._host.has_piece(index)
         }
         self.position = offset
+        self._placed = True
         if not missing:
+            self._ready(offset, length)
             self._update_deadlines()
             return self._read_now(offset, length)
         d: Deferred[bytes] = Deferred(lambda d: self._cancelled(d))
-        self._pending.append(_PendingRead(offset, length, missing, d))
+        self._pending.append(_PendingRead(offset, length, missing, d, self._host.seconds()))
         if self._unwatch is None:
             self._unwatch = self._host.watch_pieces(self._piece_passed)
         self._update_deadlines()
         return d
 
+    def prompt_length(self, offset: int, length: int) -> int:
+        """How much of a read of ``length`` bytes at ``offset`` needs at most
+        one more piece: a reader that reads this much gets bytes as soon as
+        the piece under ``offset`` is verified (never waits for two)."""
+        return prompt_read_length(
+            self._host.layout, self.file_index, offset, length, self._host.has_piece
+        )
+
     def seek(self, position: int) -> None:
         """Move the readahead window (a read does this too)."""
+        if self._closed:
+            raise LocalProtocolError("the reader is closed")
         if not 0 <= position <= self.size:
             raise ValueError(f"position {position} is outside the file (0..{self.size})")
         self.position = position
-        if self._pending:
-            self._update_deadlines()
+        self._placed = True
+        self._update_deadlines()
 
     def close(self) -> None:
         """Drop the deadlines and fail the pending reads (``CancelledError``)."""
@@ -144,27 +186,43 @@ class FileReader:
         for pending in list(self._pending):
             pending.deferred.cancel()
         self._stop_watching()
+        self._window = {}
+        self._sent = {}
         self._host.set_deadlines(self, {})
 
     # -- internals -----------------------------------------------------------------
 
+    def _ready(self, offset: int, length: int) -> None:
+        """A read's pieces are all verified: the next sequential read starts at
+        its end, so the position (if still the read's) moves there."""
+        if self.position == offset:
+            self.position = min(offset + length, self.size)
+
     def _update_deadlines(self) -> None:
         """Deadlines for the window from the position, and for every piece a
-        pending read waits for (due now: someone is waiting)."""
-        if not self._pending:
-            self._host.set_deadlines(self, {})
+        pending read waits for (due since the read); only a change reaches
+        the host."""
+        if self._closed:
             return
-        now = self._host.seconds()
         cfg = self.config
-        deadlines = dict(
-            readahead_deadlines(
-                self._host.layout, self.file_index, self.position, cfg.readahead, now, cfg.step
+        host = self._host
+        now = host.seconds()
+        if self._placed:
+            self._window = slide_deadlines(
+                host.layout, self.file_index, self.position, cfg.readahead, now, cfg.step,
+                self._window, cfg.slack,
             )
-        )
+        deadlines = {
+            index: when for index, when in self._window.items() if not host.has_piece(index)
+        }
         for pending in self._pending:
             for index in pending.missing:
-                deadlines[index] = min(deadlines.get(index, now), now)
-        self._host.set_deadlines(self, deadlines)
+                when = deadlines.get(index)
+                if when is None or pending.since < when:
+                    deadlines[index] = pending.since
+        if deadlines != self._sent:
+            self._sent = deadlines
+            host.set_deadlines(self, dict(deadlines))
 
     def _piece_passed(self, index: int) -> None:
         ready = []
@@ -174,6 +232,7 @@ class FileReader:
                 ready.append(pending)
         for pending in ready:
             self._pending.remove(pending)
+            self._ready(pending.offset, pending.length)
             self._read_now(pending.offset, pending.length).chainDeferred(pending.deferred)
         if ready:
             if not self._pending:

@@ -17,11 +17,18 @@ change).  HEAD answers the same headers and reads nothing.
 The body comes from a ``reader.FileReader`` (``torrent.open``) through a
 ``_BodyProducer``, an ``IPushProducer`` registered on the request: it
 reads one chunk at a time (a read fires once the pieces under it are
-verified, and gives the picker deadlines over the readahead window),
-writes it, and asks for the next unless the transport paused it; so one
-chunk, plus what Twisted buffers, is held per response.  When the client
-goes away (``notifyFinish`` fails) the pending read is cancelled and the
-reader closed, which drops its deadlines.  A read that fails aborts the
+verified), writes it, and asks for the next unless the transport paused
+it; so one chunk, plus what Twisted buffers, is held per response.  A
+chunk never waits for two pieces: it stops before the first piece not yet
+verified, or at the end of the piece under the read position if that one
+is not (``FileReader.prompt_length``), so bytes flow as soon as that piece
+is verified.  The reader keeps the readahead window's deadlines from the
+next offset for as long as the response is open, paused or not (a player
+whose buffer is full still gets the pieces it will read next first); a
+read at another offset (the next part of a multipart body) moves the
+window.  When the response ends, or the client goes away (``notifyFinish``
+fails), the pending read is cancelled and the reader closed, which drops
+its deadlines.  A read that fails aborts the
 connection (the client sees a short body, never a traceback) and is
 logged; a torrent without metadata is 503, an unknown file 404, a
 skipped file (priority 0) 409.
@@ -276,7 +283,8 @@ class _BodyProducer:
                     self._item += 1
                     continue
                 offset = item.first if self._offset is None else self._offset
-                self._expected = min(self._chunk_size, item.last + 1 - offset)
+                limit = min(self._chunk_size, item.last + 1 - offset)
+                self._expected = self._reader.prompt_length(offset, limit)
                 self._offset = offset
                 d = self._reader.read(offset, self._expected)
                 self._pending = d

@@ -7,15 +7,29 @@ picker so the pieces come in the order they will be read: the piece under
 the position is due now, each following piece of the readahead window
 ``step`` seconds later than the one before.  Everything else keeps
 rarest-first order.
+
+As the position moves forward the window slides (``slide_deadlines``): a
+piece that stays in the window keeps its deadline, so a reader moving one
+piece on changes two deadlines (the piece it left, the piece it reached),
+not the whole window's; a position whose piece had no deadline (a seek), or
+whose deadline fell ``slack`` seconds behind the clock (a slow or paused
+reader), starts the window afresh from ``now``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from txbittorrent.core.layout import Layout
 
-__all__ = ["PieceRead", "piece_reads", "pieces_of_range", "readahead_deadlines"]
+__all__ = [
+    "PieceRead",
+    "piece_reads",
+    "pieces_of_range",
+    "prompt_read_length",
+    "readahead_deadlines",
+    "slide_deadlines",
+]
 
 PieceRead = tuple[int, int, int]
 """(piece_index, begin, length): one part of a read, inside one piece."""
@@ -71,3 +85,50 @@ def readahead_deadlines(
         return []
     pieces = pieces_of_range(layout, file_index, position, window)
     return [(index, now + k * step) for k, index in enumerate(pieces)]
+
+
+def slide_deadlines(
+    layout: Layout,
+    file_index: int,
+    position: int,
+    window: int,
+    now: float,
+    step: float,
+    kept: Mapping[int, float],
+    slack: float,
+) -> dict[int, float]:
+    """The readahead deadlines of ``window`` bytes from ``position``, moved
+    from ``kept`` (the window's deadlines so far).  If the piece under the
+    position has a kept deadline no more than ``slack`` seconds before
+    ``now``, every kept piece still in the window keeps its deadline and the
+    pieces the window reaches follow on, ``step`` apart; otherwise the window
+    starts afresh as ``readahead_deadlines`` gives it."""
+    if window <= 0 or position >= layout.file_length(file_index):
+        return {}
+    pieces = pieces_of_range(layout, file_index, position, window)
+    first = pieces[0]
+    base = kept.get(first)
+    if base is None or base < now - slack:
+        return {index: now + k * step for k, index in enumerate(pieces)}
+    return {index: kept.get(index, base + k * step) for k, index in enumerate(pieces)}
+
+
+def prompt_read_length(
+    layout: Layout,
+    file_index: int,
+    offset: int,
+    length: int,
+    has_piece: Callable[[int], bool],
+) -> int:
+    """How much of a read of ``length`` bytes at ``offset`` waits for at
+    most one piece: up to the first piece not verified (``has_piece``) if
+    the piece under ``offset`` is; to that piece's end if it is not; all of
+    it (cut at the end of the file) if every piece is verified."""
+    start, length = _torrent_range(layout, file_index, offset, length)
+    piece_length = layout.piece_length
+    pieces = pieces_of_range(layout, file_index, offset, length)
+    for k, index in enumerate(pieces):
+        if not has_piece(index):
+            end = (index + (k == 0)) * piece_length
+            return min(length, end - start)
+    return length
