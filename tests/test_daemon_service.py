@@ -45,12 +45,14 @@ class DaemonServiceTests(TestCase):
         )
         self.pool = HTTPConnectionPool(reactor, persistent=False)
         self.addCleanup(self.pool.closeCachedConnections)
+        self._services: list[DaemonService] = []
 
     @inlineCallbacks
     def start(self) -> Generator[Any, Any, DaemonService]:
         out = io.StringIO()
         service = DaemonService(self.config, reactor=reactor, out=out)
         service.startService()
+        self._services.append(service)
         self.addCleanup(lambda: service.stopService() if service.running else None)
         yield service.started
         service.out = out  # type: ignore[attr-defined]
@@ -147,6 +149,70 @@ class DaemonServiceTests(TestCase):
         yield service.stopService()
         resume = os.path.join(self.config.state_dir, "resume", ih + ".resume")
         self.assertTrue(os.path.exists(resume))
+
+    @inlineCallbacks
+    def test_confluence_routes_and_media_token(self) -> Generator[Any, Any, None]:
+        """confluence's routes are mounted; a player's GET of /data, /stream
+        or /playlist with ?token=<media token from api.json> is let in (and
+        the playlist's URLs carry it), the API is not, nor a POST, nor a
+        wrong token; the media token stays the same across restarts."""
+        service = yield self.start()
+        root = os.path.join(self.config.download_dir, "seed")
+        files = make_files(os.path.join(root, "t"), {"a.mp4": 40_000, "b.txt": 100}, seed=3)
+        raw = create_torrent(os.path.join(root, "t"), piece_length=16 * 1024)
+        torrent = service.session.add(raw, root)
+        yield torrent.start()
+        yield torrent.when_complete()
+        ih = torrent.info_hash.hex()
+        info = self.api()
+        media = info["media_token"]
+        self.assertEqual(media, service.media_token)
+        code, body = yield self.call("GET", "/status", info["token"])
+        self.assertEqual(code, 200)
+        self.assertIn(ih, body.decode())
+        code, body = yield self.call("GET", f"/data?ih={ih}&path=t/a.mp4&token={media}")
+        self.assertEqual((code, body), (200, files["a.mp4"]))
+        code, body = yield self.call("GET", f"/playlist?ih={ih}&token={media}")
+        self.assertEqual(code, 200)
+        self.assertIn(f"&token={media}", body.decode())
+        self.assertNotIn(info["token"], body.decode())
+        for method, path in [("GET", f"/data?ih={ih}&path=t/a.mp4&token=wrong"),
+                             ("GET", f"/api/torrents?token={media}"),
+                             ("GET", f"/status?token={media}"),
+                             ("POST", f"/metainfo?ih={ih}&token={media}"),
+                             ("GET", f"/data?ih={ih}&path=t/a.mp4&token={info['token']}")]:
+            code, _ = yield self.call(method, path)
+            self.assertEqual(code, 401, path)
+        yield service.stopService()
+        yield self.start()
+        self.assertEqual(self.api()["media_token"], media)
+
+    @inlineCallbacks
+    def test_trackers_restored(self) -> Generator[Any, Any, None]:
+        """Trackers added and removed through the API are as the user left
+        them after a restart."""
+        yield self.start()
+        token = self.api()["token"]
+        url = f"magnet:?xt=urn:btih:{HASH}&tr=http%3A%2F%2F127.0.0.1%3A1%2Fa"
+        code, _ = yield self.call("POST", "/api/torrents", token, {"source": url,
+                                                                   "paused": True})
+        self.assertEqual(code, 201)
+        path = f"/api/torrents/{HASH}/trackers"
+        code, _ = yield self.call("POST", path, token, {"url": "udp://127.0.0.1:2", "tier": 1})
+        self.assertEqual(code, 201)
+        code, _ = yield self.call("DELETE", path + "?url=http%3A%2F%2F127.0.0.1%3A1%2Fa", token)
+        self.assertEqual(code, 200)
+        yield self.start_again()
+        torrent = self.service.session.get(bytes.fromhex(HASH))
+        self.assertEqual([[s.url for s in tier] for tier in torrent.trackers() if tier],
+                         [["udp://127.0.0.1:2"]])
+
+    @inlineCallbacks
+    def start_again(self) -> Generator[Any, Any, None]:
+        for service in list(self._services):
+            if service.running:
+                yield service.stopService()
+        self.service = yield self.start()
 
     @inlineCallbacks
     def test_stop_closes_everything(self) -> Generator[Any, Any, None]:

@@ -43,6 +43,13 @@ class PlaylistTests(SynchronousTestCase):
             f"{BASE}/data?ih={IH}&path=Show%2Ftheme.mp3",
         ]) + "\n")
 
+    def test_media_token(self) -> None:
+        """With the daemon's media token, each URL carries it (quoted)."""
+        text = m3u_playlist(BASE, IH, [("a.mkv", 1)], token="t/k+n")
+        url = text.splitlines()[2]
+        query = parse_qs(urlsplit(url).query, strict_parsing=True)
+        self.assertEqual(query, {"ih": [IH], "path": ["a.mkv"], "token": ["t/k+n"]})
+
     def test_empty(self) -> None:
         """No media: just the header."""
         self.assertEqual(m3u_playlist(BASE, IH, [("a.txt", 1)]), "#EXTM3U\n")

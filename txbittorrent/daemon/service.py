@@ -37,9 +37,17 @@ at once):
 4. serves ``build_root``'s tree behind ``build_guard``'s ``Guard``
    (password checks in the reactor's thread pool): ``/api``
    (``ApiResource``), ``/api/events`` (SSE), ``/api/ws`` (WebSocket, when
-   available) and ``/stream/<info hash>/<file index>/<name>``
-   (``FileStreamResource`` with the ``readahead`` window), on every
-   ``listen`` endpoint string (``serverFromString``).
+   available), ``/stream/<info hash>/<file index>/<name>``
+   (``FileStreamResource`` with the ``readahead`` window) and confluence's
+   routes (``/data``, ``/info``, ``/metainfo``, ``/fileState``,
+   ``/status``, ``/events``, ``/playlist``: ``web.confluence``, with an
+   ``OnDemand`` starting torrents that requests need and stopping the ones
+   it started ``grace`` seconds after the last request let go), on every
+   ``listen`` endpoint string (``serverFromString``).  The body cap is the
+   largest .torrent upload plus its form.  Media players cannot log in:
+   ``/data``, ``/stream`` and ``/playlist`` also take ``?token=`` the
+   media token (a read-only secret made on the first start and kept in
+   the settings; the playlists carry it, api.json names it).
 
 Every torrent the session makes (through the API too) gets its resume path
 under ``state_dir/resume/<info hash>.resume`` (``SessionConfig.resume_dir``).
@@ -74,14 +82,16 @@ from txbittorrent.daemon.config import (
     config_from,
 )
 from txbittorrent.daemon.lock import DaemonRunningError, StateDirLock
+from txbittorrent.daemon.ondemand import OnDemand
 from txbittorrent.daemon.recorder import Recorder
 from txbittorrent.daemon.store import StateStore
 from txbittorrent.dht.config import DHTConfig
 from txbittorrent.events import EventBus
 from txbittorrent.session import Session, SessionConfig
 from txbittorrent.storage.resumefile import write_atomic
-from txbittorrent.web.api import ApiResource
+from txbittorrent.web.api import MAX_BODY, MAX_TORRENT, ApiResource
 from txbittorrent.web.auth import Guard
+from txbittorrent.web.confluence import confluence_resources
 from txbittorrent.web.events import (
     EventStreamResource,
     EventWebSocketResource,
@@ -96,6 +106,7 @@ __all__ = [
 _log = Logger()
 
 USERNAME = "admin"
+MEDIA_TOKEN_SETTING = "media_token"
 
 
 class _ApiRoot(Resource):
@@ -174,6 +185,10 @@ class DaemonService(MultiService):
         self._lock = StateDirLock(config.state_dir)
         self._revoke_token_id: int | None = None
         self._recorder: Recorder | None = None
+        self.on_demand: OnDemand | None = None
+        self.media_token: str | None = None
+        """The secret that lets a media player read ``/data``, ``/stream``
+        and ``/playlist`` (see ``web.auth.Guard``), once started."""
         self._event_resources: list[Any] = []
         self.started: Deferred[None] | None = None
         """Fires once every HTTP port listens and api.json is written."""
@@ -228,6 +243,11 @@ class DaemonService(MultiService):
                 made = [t.token_id for t in store.tokens() if t.token_id not in before]
                 self._revoke_token_id = made[0] if made else None
         self.token = token
+        media_token = store.get_setting(MEDIA_TOKEN_SETTING, None)
+        if not isinstance(media_token, str) or len(media_token) < 16:
+            media_token = secrets.token_urlsafe(24)
+            store.set_setting(MEDIA_TOKEN_SETTING, media_token)
+        self.media_token = media_token
 
         session = self.session = self._make_session(store, resume_dir)
         yield session.start()
@@ -243,7 +263,9 @@ class DaemonService(MultiService):
             self.url = _url(self.ports[0].getHost())
         if cfg.write_api_file:
             write_atomic(
-                self.api_path, json.dumps({"url": self.url, "token": token}).encode(),
+                self.api_path,
+                json.dumps({"url": self.url, "token": token,
+                            "media_token": media_token}).encode(),
                 mode=0o600,
             )
         _log.info("txbittorrent daemon listening on {url}", url=self.url)
@@ -294,6 +316,16 @@ class DaemonService(MultiService):
         root.putChild(
             b"stream", _StreamRoot(session, self.config.readahead)  # type: ignore[arg-type]
         )
+        self.on_demand = OnDemand(session, reactor, self.config.grace, store,
+                                  download_dir=self.config.download_dir)
+        self.on_demand.start()
+        confluence = confluence_resources(
+            session, on_demand=self.on_demand, store=store, clock=reactor,
+            readahead=self.config.readahead, media_token=self.media_token,
+        )
+        for name, child in confluence.items():
+            root.putChild(name, child)  # type: ignore[arg-type]
+        self._event_resources.append(confluence[b"events"])
         return root
 
     def build_guard(self, root: Resource, store: StateStore) -> Guard:
@@ -304,6 +336,7 @@ class DaemonService(MultiService):
         return Guard(
             root, store=store, clock=reactor, allowed_hosts=self.config.allowed_hosts,
             threadpool=pool, reactor=reactor if pool is not None else None,
+            max_body=MAX_TORRENT + MAX_BODY, media_token=self.media_token,
         )
 
     def _known_token(self, store: StateStore) -> str | None:
@@ -339,6 +372,8 @@ class DaemonService(MultiService):
             except Exception:
                 _log.failure("restoring torrent {info_hash} failed", info_hash=record.info_hash)
                 continue
+            if record.trackers is not None:
+                _restore_trackers(torrent, record.trackers)
             if record.wanted != "stopped":
                 ih = record.info_hash
                 torrent.start().addErrback(_start_failed, ih)
@@ -359,6 +394,9 @@ class DaemonService(MultiService):
         recorder, self._recorder = self._recorder, None
         if recorder is not None:
             recorder.stop()
+        on_demand, self.on_demand = self.on_demand, None
+        if on_demand is not None:
+            on_demand.stop()
         ports, self.ports = self.ports, []
         yield DeferredList([maybeDeferred(p.stopListening) for p in ports], consumeErrors=True)
         for resource in self._event_resources:
@@ -379,6 +417,22 @@ class DaemonService(MultiService):
                 store.revoke_token(token_id)
             store.close()
         self._lock.release()
+
+
+def _restore_trackers(torrent: Any, tiers: tuple[tuple[str, ...], ...]) -> None:
+    """Make the torrent's trackers the stored tiers (the user's additions
+    and removals since its source)."""
+    wanted = [url for tier in tiers for url in tier]
+    for tier in torrent.trackers():
+        for status in tier:
+            if status.url not in wanted:
+                torrent.remove_tracker(status.url)
+    have = {status.url for tier in torrent.trackers() for status in tier}
+    for number, tier in enumerate(tiers):
+        for url in tier:
+            if url not in have:
+                torrent.add_tracker(url, number)
+                have.add(url)
 
 
 def _start_failed(failure: Failure, info_hash: str) -> None:

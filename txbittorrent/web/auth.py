@@ -24,6 +24,11 @@ the wrapped resource sees anything:
 4. ``POST /login`` and ``POST /logout`` are answered here (see below).
 5. Anything else needs ``Authorization: Bearer <token>`` accepted by
    ``store.check_token`` or a live session cookie.  Otherwise 401 (JSON).
+   Media players (VLC, ffmpeg, a TV) send neither: a GET or HEAD under one
+   of ``media_paths`` (``/data``, ``/stream``, ``/playlist``) is also let
+   in by ``?token=<media_token>``, a read-only secret of its own (the
+   daemon keeps it in its settings and puts it in its playlists' URLs), so
+   the API token, which can change everything, never goes into a URL.
 
 Then the request goes to ``resource.getChildWithDefault`` (or to the
 resource itself when it is a leaf).  Errors are JSON ``{"error": ...}``.
@@ -46,6 +51,7 @@ addresses are remembered (the least recently seen are forgotten first).
 
 from __future__ import annotations
 
+import hmac
 import io
 import json
 import secrets
@@ -259,6 +265,8 @@ class Guard(Resource):
         ban_window: float = 600.0,
         ban_duration: float = 3600.0,
         max_tracked: int = 10_000,
+        media_token: str | None = None,
+        media_paths: frozenset[bytes] = frozenset({b"data", b"stream", b"playlist"}),
     ) -> None:
         super().__init__()
         if threadpool is not None and reactor is None:
@@ -276,6 +284,9 @@ class Guard(Resource):
         self.ban_window = ban_window
         self.ban_duration = ban_duration
         self.max_tracked = max_tracked
+        self.media_token = media_token
+        """The secret that lets a GET/HEAD under ``media_paths`` in (None: none does)."""
+        self.media_paths = media_paths
         self._sessions: OrderedDict[str, float] = OrderedDict()  # id -> expiry
         self._failures: OrderedDict[str, list[float]] = OrderedDict()  # address -> times
         self._banned: OrderedDict[str, float] = OrderedDict()  # address -> until
@@ -296,7 +307,7 @@ class Guard(Resource):
             return refusal
         if not request.postpath and path in (b"login", b"logout"):
             return self._login_resource if path == b"login" else self._logout_resource
-        if not self._authenticated(request):
+        if not (self._authenticated(request) or self._media_allowed(path, request)):
             return _Error(401, "authentication required", [(b"WWW-Authenticate", b"Bearer")])
         if self.resource.isLeaf:
             assert request.postpath is not None and request.prepath is not None
@@ -357,6 +368,18 @@ class Guard(Resource):
                     return True
         cookie = request.getCookie(SESSION_COOKIE)
         return cookie is not None and self._session_live(cookie.decode("latin-1"))
+
+    def _media_allowed(self, path: bytes, request: Request) -> bool:
+        """A player's read of ``/data``, ``/stream`` or ``/playlist`` with
+        ``?token=`` the media token."""
+        if self.media_token is None or request.method not in _SAFE_METHODS:
+            return False
+        if path not in self.media_paths:
+            return False
+        given = (request.args or {}).get(b"token")
+        if not given or len(given) != 1:
+            return False
+        return hmac.compare_digest(given[0], self.media_token.encode("ascii"))
 
     def _session_live(self, session_id: str) -> bool:
         expiry = self._sessions.get(session_id)

@@ -125,8 +125,11 @@ class Confluence:
         info_timeout: float = DEFAULT_INFO_TIMEOUT,
         readahead: int = 32 * 1024 * 1024,
         chunk_size: int = 256 * 1024,
+        media_token: str | None = None,
     ) -> None:
         self.session = session
+        self.media_token = media_token
+        """Put in the playlists' URLs (see ``web.auth.Guard``)."""
         self.clock = clock
         self.on_demand = on_demand
         self.store = store
@@ -301,12 +304,14 @@ def confluence_resources(
     info_timeout: float = DEFAULT_INFO_TIMEOUT,
     readahead: int = 32 * 1024 * 1024,
     heartbeat: float = 15.0,
+    media_token: str | None = None,
 ) -> dict[bytes, Resource]:
     """confluence's routes by name, to mount at the root: ``data``,
     ``info``, ``metainfo``, ``fileState``, ``status``, ``events`` (a
     WebSocket; it has ``stop()``, to call when the daemon stops) and
     ``playlist``.  Torrents a request adds go where ``on_demand`` puts them
-    (its ``download_dir``); without ``on_demand`` nothing is added."""
+    (its ``download_dir``); without ``on_demand`` nothing is added.  The
+    playlists' URLs carry ``media_token`` when given."""
     from txbittorrent.web.confluence_events import PieceEventsResource
     from txbittorrent.web.confluence_routes import (
         DataRoute,
@@ -318,7 +323,8 @@ def confluence_resources(
     )
 
     confluence = Confluence(session, clock=clock, on_demand=on_demand, store=store,
-                            info_timeout=info_timeout, readahead=readahead)
+                            info_timeout=info_timeout, readahead=readahead,
+                            media_token=media_token)
     return {
         b"data": DataRoute(confluence),
         b"info": InfoRoute(confluence),

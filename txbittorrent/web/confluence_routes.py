@@ -214,5 +214,5 @@ class PlaylistRoute(Route):
         request.setHeader(b"content-type", PLAYLIST_CONTENT_TYPE.encode("ascii"))
         request.setHeader(b"content-disposition", f'inline; filename="{ih}.m3u"'.encode("ascii"))
         request.setHeader(b"cache-control", b"no-store")
-        return m3u_playlist(base, ih, files).encode("utf-8")
+        return m3u_playlist(base, ih, files, self.confluence.media_token).encode("utf-8")
 

@@ -51,9 +51,11 @@ def is_media(name: str) -> bool:
     return content_type_for(name).split("/", 1)[0] in ("video", "audio")
 
 
-def data_url(base_url: str, info_hash_hex: str, path: str) -> str:
-    """confluence's ``/data`` URL of file ``path`` of a torrent."""
-    return f"{base_url}/data?ih={info_hash_hex}&path={quote(path, safe='')}"
+def data_url(base_url: str, info_hash_hex: str, path: str, token: str | None = None) -> str:
+    """confluence's ``/data`` URL of file ``path`` of a torrent (with the
+    daemon's media ``token``, when given, for players that cannot log in)."""
+    url = f"{base_url}/data?ih={info_hash_hex}&path={quote(path, safe='')}"
+    return url if token is None else f"{url}&token={quote(token, safe='')}"
 
 
 def _title(path: str) -> str:
@@ -62,16 +64,18 @@ def _title(path: str) -> str:
 
 
 def m3u_playlist(
-    base_url: str, info_hash_hex: str, files: Iterable[tuple[str, int]]
+    base_url: str, info_hash_hex: str, files: Iterable[tuple[str, int]],
+    token: str | None = None,
 ) -> str:
     """The playlist of ``files`` (each ``(display path, priority)``, the
-    path ``/``-separated) that are media and not skipped."""
+    path ``/``-separated) that are media and not skipped; each URL carries
+    ``token`` when given."""
     lines = ["#EXTM3U"]
     for path, priority in files:
         if priority <= 0 or not is_media(path):
             continue
         lines.append(f"#EXTINF:-1,{_title(path)}")
-        lines.append(data_url(base_url, info_hash_hex, path))
+        lines.append(data_url(base_url, info_hash_hex, path, token))
     return "\n".join(lines) + "\n"
 
 
