@@ -208,6 +208,35 @@ class DaemonServiceTests(TestCase):
                          [["udp://127.0.0.1:2"]])
 
     @inlineCallbacks
+    def test_stopped_torrent_shows_progress(self) -> Generator[Any, Any, None]:
+        """A complete torrent stopped through the API comes back stopped
+        after a restart and shows 100% (its resume record, not a check)."""
+        yield self.start()
+        token = self.api()["token"]
+        root = os.path.join(self.config.download_dir, "seed")
+        make_files(os.path.join(root, "t"), {"a.bin": 50_000}, seed=9)
+        raw = create_torrent(os.path.join(root, "t"), piece_length=16 * 1024)
+        response = yield treq.post(
+            self.api()["url"] + "/api/torrents?save_path=" + root, data=raw, pool=self.pool,
+            headers={b"Authorization": [b"Bearer " + token.encode()],
+                     b"Content-Type": [b"application/x-bittorrent"]})
+        body = json.loads((yield treq.content(response)))
+        self.assertEqual(response.code, 201, body)
+        ih = body["info_hash"]
+        torrent = self.service_of().session.get(bytes.fromhex(ih))
+        yield torrent.when_complete()
+        code, _ = yield self.call("POST", f"/api/torrents/{ih}/stop", token)
+        self.assertEqual(code, 200)
+        yield self.start_again()
+        code, content = yield self.call("GET", f"/api/torrents/{ih}", token)
+        view = json.loads(content)
+        self.assertEqual((code, view["state"], view["progress"], view["left"]),
+                         (200, "stopped", 1.0, 0))
+
+    def service_of(self) -> DaemonService:
+        return self._services[-1]
+
+    @inlineCallbacks
     def start_again(self) -> Generator[Any, Any, None]:
         for service in list(self._services):
             if service.running:

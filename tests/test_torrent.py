@@ -165,6 +165,42 @@ class TorrentTests(TestCase):
         self.assertEqual(self.passed, [])
 
     @inlineCallbacks
+    def test_peek_resume(self) -> None:
+        """peek_resume shows what a record vouches for without hashing or
+        rewriting it, stays stopped with no store open; a changed file's
+        pieces are not claimed; the next load still runs in full."""
+        resume = os.path.join(self.root, "r.resume")
+        t = self.torrent(resume_path=resume)
+        yield t.hashcheck()
+        yield t.close()
+        with open(resume, "rb") as f:
+            record = f.read()
+        self.flip_byte("a.bin", 10)
+        self.passed.clear()
+        t2 = self.torrent(resume_path=resume)
+        bitfield = yield t2.peek_resume()
+        self.assertEqual(self.passed + self.failed, [])
+        self.assertEqual(set(t2.layout.pieces_of_file(0)) & set(bitfield), set())
+        self.assertEqual(bitfield.count, t2.piece_count - len(list(t2.layout.pieces_of_file(0))))
+        self.assertEqual(t2.bitfield, bitfield)
+        self.assertEqual(t2.state, "stopped")
+        self.assertIsNone(t2._store)
+        with open(resume, "rb") as f:
+            self.assertEqual(f.read(), record)
+        bitfield = yield t2.load_resume()
+        self.assertEqual(self.failed, [0])
+        self.assertEqual(bitfield.count, t2.piece_count - 1)
+
+    @inlineCallbacks
+    def test_peek_resume_without_record(self) -> None:
+        """No record: peek_resume claims nothing and writes nothing."""
+        resume = os.path.join(self.root, "r.resume")
+        t = self.torrent(resume_path=resume)
+        bitfield = yield t.peek_resume()
+        self.assertEqual(bitfield.count, 0)
+        self.assertFalse(os.path.exists(resume))
+
+    @inlineCallbacks
     def test_resume_rechecks_changed_file(self) -> None:
         """A file changed since the record was written has its pieces re-verified."""
         resume = os.path.join(self.root, "r.resume")

@@ -402,6 +402,26 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         self._check_open()
         return self._require_data().load_resume(on_progress)
 
+    def peek_resume(self) -> Deferred[Bitfield]:
+        """For a torrent that is not running: set ``bitfield`` to what the
+        resume record vouches for, without hashing or rewriting anything,
+        so a stopped torrent shows its progress.  Queued with start/stop;
+        a no-op while running, before the metadata, without a
+        ``resume_path``, or once the data is known.  Fires with a copy of
+        ``bitfield`` (empty before the metadata)."""
+        d = self._steps.run(self._peek_resume)
+        return d.addCallback(lambda _: self.bitfield)
+
+    @inlineCallbacks
+    def _peek_resume(self) -> Any:
+        self._check_open()
+        data = self._data
+        if data is None:
+            return None
+        if self._run is None and self.resume_path is not None and not data.have_known:
+            yield data.peek_resume()
+        return None
+
     def save_resume(self, clean: bool = False) -> Deferred[None]:
         """Write the resume record atomically (after flushing the data files)."""
         self._check_open()

@@ -32,7 +32,8 @@ at once):
    else unlimited), restores every stored torrent (its metainfo if stored,
    else its magnet; its priorities, limits and ``wanted`` state; a
    ``resume_path`` under ``state_dir/resume``), starts the ones not
-   "stopped", and starts a ``Recorder`` (``daemon.recorder``) storing a
+   "stopped" (the stopped ones show what their resume record vouches for:
+   ``Torrent.peek_resume``), and starts a ``Recorder`` (``daemon.recorder``) storing a
    magnet's metadata when it arrives and a torrent's completion time;
 4. serves ``build_root``'s tree behind ``build_guard``'s ``Guard``
    (password checks in the reactor's thread pool): ``/api``
@@ -253,7 +254,7 @@ class DaemonService(MultiService):
         yield session.start()
         self._recorder = Recorder(session, store, reactor)
         self._recorder.start()
-        self._restore(session, store)
+        yield self._restore(session, store)
 
         site = self.build_guard(self.build_root(session, store), store).site()
         for description in cfg.listen:
@@ -348,9 +349,11 @@ class DaemonService(MultiService):
             return None
         return token if isinstance(token, str) and store.check_token(token) else None
 
-    def _restore(self, session: Session, store: StateStore) -> None:
+    def _restore(self, session: Session, store: StateStore) -> Deferred[Any]:
         """Add every stored torrent to the session, with its priorities and
-        limits, paused or active as wanted; start the ones not stopped."""
+        limits, paused or active as wanted; start the ones not stopped.
+        Fires once the stopped ones show their resume records' progress."""
+        peeks: list[Deferred[Any]] = []
         for record in store.torrents():
             source: Any = record.metainfo if record.metainfo else record.source
             if isinstance(source, str) and not source[:7].lower() == "magnet:":
@@ -374,9 +377,12 @@ class DaemonService(MultiService):
                 continue
             if record.trackers is not None:
                 _restore_trackers(torrent, record.trackers)
+            ih = record.info_hash
             if record.wanted != "stopped":
-                ih = record.info_hash
                 torrent.start().addErrback(_start_failed, ih)
+            elif torrent.has_metadata:  # show its progress without starting it
+                peeks.append(torrent.peek_resume().addErrback(_peek_failed, ih))
+        return DeferredList(peeks)
 
     def stopService(self) -> Deferred[Any]:
         super().stopService()
@@ -433,6 +439,10 @@ def _restore_trackers(torrent: Any, tiers: tuple[tuple[str, ...], ...]) -> None:
             if url not in have:
                 torrent.add_tracker(url, number)
                 have.add(url)
+
+
+def _peek_failed(failure: Failure, info_hash: str) -> None:
+    _log.failure("reading {info_hash}'s resume record failed", failure, info_hash=info_hash)
 
 
 def _start_failed(failure: Failure, info_hash: str) -> None:

@@ -190,6 +190,37 @@ class TorrentData:
         return self.completion.have.copy()
 
     @inlineCallbacks
+    def peek_resume(self) -> Any:
+        """Show what the resume record vouches for (the pieces whose files'
+        sizes and times still match it) without hashing anything or
+        rewriting the record: the progress of a torrent that is not
+        started.  ``have_known`` stays False, so a start still loads the
+        record (and checks what it cannot vouch for).  A store started here
+        is stopped again.  Fires with a copy of the verified set."""
+        path = self._resume_file()
+        own_store = self.store is None
+        store = self.ensure_store()
+        try:
+            try:
+                record = yield store.call(
+                    load_record, path, self.metainfo.info_hash, self.metainfo.piece_count,
+                    len(self.metainfo.files),
+                )
+            except ResumeDataError:
+                record = None
+            if record is not None:
+                disk_files = yield store.file_stats()
+                disk_part = yield store.part_stat()
+                plan = plan_resume(record, self.layout, disk_files, disk_part)
+                self.completion.replace_have(
+                    Bitfield.from_indexes(plan.have, self.metainfo.piece_count)
+                )
+        finally:
+            if own_store:
+                yield self.stop_store(save_clean=False)
+        return self.completion.have.copy()
+
+    @inlineCallbacks
     def save(self, clean: bool) -> Any:
         """Write the resume record atomically, after flushing the data files."""
         path = self._resume_file()
