@@ -27,6 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CHILD_TIMEOUT = 30.0
 """Seconds any one child may run (the daemon: to write api.json, then to exit)."""
 BARE = "0123456789abcdef0123456789abcdef01234567"
+OTHER = "fedcba9876543210fedcba9876543210fedcba98"
 DEAD_TRACKER = "http://127.0.0.1:9/announce"
 CHILD = (
     "import runpy, signal; "
@@ -122,6 +123,16 @@ class CommandsTests(TestCase):
         return bytes(child.out).decode()
 
     @inlineCallbacks
+    def wait_for(self, child: _Child, needle: bytes) -> Generator[Any, Any, None]:
+        """Until ``needle`` is in the child's output (at most CHILD_TIMEOUT)."""
+        waited = 0.0
+        while needle not in child.out:
+            self.assertTrue(child.running, child.err.decode(errors="replace"))
+            self.assertLess(waited, CHILD_TIMEOUT, f"no {needle!r} from the child")
+            yield task.deferLater(reactor, 0.1, lambda: None)
+            waited += 0.1
+
+    @inlineCallbacks
     def serve(self) -> Generator[Any, Any, _Child]:
         api_file = os.path.join(self.state, "api.json")
         if os.path.exists(api_file):
@@ -151,7 +162,7 @@ class CommandsTests(TestCase):
         out = {}
         for argv in (["list"], ["list", "--label", "show"], ["status", ih[:6]],
                      ["status", BARE], ["files", ih], ["peers", ih], ["limits"],
-                     ["limits", ih], ["trackers", ih]):
+                     ["limits", ih], ["trackers", ih], ["trackers", BARE]):
             for json_flag in ([], ["--json"]):
                 key = " ".join(argv + json_flag)
                 out[key] = yield self.cli(*argv, *json_flag, *mode)
@@ -179,12 +190,11 @@ class CommandsTests(TestCase):
         yield self.cli("limits", ih[:8], "--down", "200K")
         yield self.cli("limits", "--up", "1M")
         yield self.cli("files", ih, "--set", "2=0")
-        # A tracker added through the API lives until the daemon stops (the
-        # store does not keep it), so only the metainfo's are compared below.
         trackers = yield self.cli("trackers", BARE, "--add", DEAD_TRACKER, "--json")
         self.assertEqual([json.loads(t)["url"] for t in trackers.splitlines()], [DEAD_TRACKER])
         trackers = yield self.cli("trackers", BARE, "--remove", DEAD_TRACKER, "--json")
         self.assertEqual(trackers, "")
+        yield self.cli("trackers", BARE, "--add", DEAD_TRACKER + "?again", "--tier", "1")
         yield self.cli("pause", ih[:5])
         yield self._wait_seeded(ih)
 
@@ -236,13 +246,11 @@ class CommandsTests(TestCase):
     def test_events_follow(self) -> Generator[Any, Any, None]:
         """events prints the daemon's events as JSON lines until Ctrl-C (exit 130)."""
         daemon = yield self.serve()
+        yield self.cli("add", OTHER, "--paused")
         follower = self.spawn(["events", "--json", "--state-dir", self.state])
-        yield task.deferLater(reactor, 1.5, lambda: None)
+        yield self.wait_for(follower, b'"kind":"progress"')  # it follows now
         yield self.cli("add", BARE, "--paused")
-        for _ in range(100):
-            if b"torrent_added" in follower.out:
-                break
-            yield task.deferLater(reactor, 0.1, lambda: None)
+        yield self.wait_for(follower, b"torrent_added")
         follower.process.signalProcess("INT")
         timer = reactor.callLater(CHILD_TIMEOUT, follower.kill)
         status = yield follower.ended
@@ -261,15 +269,13 @@ class CommandsTests(TestCase):
         another port: it says it is reconnecting and prints the new daemon's
         events."""
         daemon = yield self.serve()
+        yield self.cli("add", OTHER, "--paused")
         follower = self.spawn(["events", "--json", "--state-dir", self.state])
-        yield task.deferLater(reactor, 1.5, lambda: None)
+        yield self.wait_for(follower, b'"kind":"progress"')  # it follows the daemon
         yield self.stop(daemon)
         daemon = yield self.serve()
         yield self.cli("add", BARE, "--paused")
-        for _ in range(150):
-            if b"torrent_added" in follower.out or not follower.running:
-                break
-            yield task.deferLater(reactor, 0.1, lambda: None)
+        yield self.wait_for(follower, b"torrent_added")
         follower.process.signalProcess("INT")
         timer = reactor.callLater(CHILD_TIMEOUT, follower.kill)
         yield follower.ended
@@ -294,10 +300,6 @@ class CommandsTests(TestCase):
         yield self.stop(daemon)
         local = yield self.cli("status", ih, "--offline")
         self.assertEqual(local, remote)
-
-    test_stopped_torrent_same_both_ways.todo = (  # type: ignore[attr-defined]
-        "a restored stopped torrent is never started, so the daemon does not read its"
-        " resume record: it shows 0% where the daemon that stopped it showed 100%")
 
     @inlineCallbacks
     def test_offline_interrupted(self) -> Generator[Any, Any, None]:
