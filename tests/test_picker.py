@@ -418,6 +418,28 @@ class DeadlineTests(SynchronousTestCase):
         picker.set_deadline(2, 0.5)  # had already: ignored
         self.assertEqual(pieces(picker.pick("x", bits("111"), 8, 0.0)), [0, 1])
 
+    def test_due_free_blocks(self) -> None:
+        """A piece due by now with a block nobody was asked for, that the peer
+        has (and allows), counts; one not due yet, all asked, had, or of
+        priority 0 does not."""
+        picker = setup_picker("1111", priority="1110")
+        self.assertFalse(picker.has_due_free_blocks(bits("1111"), 9.0), "no deadline")
+        picker.set_deadline(1, 5.0)
+        self.assertFalse(picker.has_due_free_blocks(bits("1111"), 4.0), "not due yet")
+        self.assertTrue(picker.has_due_free_blocks(bits("1111"), 5.0))
+        self.assertFalse(picker.has_due_free_blocks(bits("1011"), 5.0), "the peer lacks it")
+        self.assertFalse(picker.has_due_free_blocks(bits("1111"), 5.0, allowed_fast={2}))
+        self.assertTrue(picker.has_due_free_blocks(bits("1111"), 5.0, allowed_fast={1}))
+        picker.pick("a", bits("1111"), 3, 5.0)  # three of its four blocks
+        self.assertTrue(picker.has_due_free_blocks(bits("1111"), 5.0))
+        picker.pick("a", bits("1111"), 1, 5.0)
+        self.assertFalse(picker.has_due_free_blocks(bits("1111"), 9.0), "every block asked")
+        picker.set_deadline(3, 1.0)
+        self.assertFalse(picker.has_due_free_blocks(bits("1111"), 9.0), "priority 0")
+        picker.set_deadline(2, 1.0)
+        picker.piece_passed(2)
+        self.assertFalse(picker.has_due_free_blocks(bits("1111"), 9.0), "had")
+
     def test_deadline_priority_zero(self) -> None:
         """A deadline does not override priority 0."""
         picker = setup_picker("11", priority="01")

@@ -229,7 +229,7 @@ class FileReaderTests(SynchronousTestCase):
         torrent.set_deadlines = book.set  # type: ignore[method-assign]
         reader = FileReader(torrent, 0, ReaderConfig(readahead=300, step=1.0))  # type: ignore[arg-type]
         reader.read(0, 100)
-        self.assertEqual(target.calls, [("set", 0, 0.0), ("set", 1, 1.0), ("set", 2, 2.0)])
+        self.assertEqual(target.calls, [("set", 2, 2.0), ("set", 1, 1.0), ("set", 0, 0.0)])
         for index in range(1, 8):
             target.calls.clear()
             torrent.clock.advance(1)
@@ -298,13 +298,24 @@ class DeadlineBookTests(SynchronousTestCase):
         book.set("a", {1: 5.0, 2: 6.0})
         book.set("b", {2: 3.0})
         self.assertEqual(book.merged(), {1: 5.0, 2: 3.0})
-        self.assertEqual(target.calls, [("set", 1, 5.0), ("set", 2, 6.0), ("set", 2, 3.0)])
+        self.assertEqual(target.calls, [("set", 2, 6.0), ("set", 1, 5.0), ("set", 2, 3.0)])
         target.calls.clear()
         book.set("b", {})
         self.assertEqual(target.calls, [("set", 2, 6.0)])
         target.calls.clear()
         book.set("a", {})
         self.assertEqual(sorted(target.calls), [("clear", 1, None), ("clear", 2, None)])
+
+    def test_latest_set_first(self) -> None:
+        """New deadlines reach the target latest first, so the one due soonest
+        comes last, once the target knows the rest of the window."""
+        book, target = DeadlineBook(), Recorder()
+        book.attach(target)
+        book.set("a", {7: 1.0, 8: 1.5, 9: 2.0})
+        self.assertEqual(target.calls, [("set", 9, 2.0), ("set", 8, 1.5), ("set", 7, 1.0)])
+        target.calls.clear()
+        book.set("a", {8: 1.5, 9: 2.0, 10: 2.5})
+        self.assertEqual(target.calls, [("clear", 7, None), ("set", 10, 2.5)])
 
     def test_applied_on_attach(self) -> None:
         """Deadlines set while detached reach the target when it is attached."""

@@ -601,6 +601,58 @@ class DeadlineTests(SynchronousTestCase):
         seed.serve(h.data, count=1)
         self.assertIn(far, {index for index, _, _ in seed.asked})
 
+    def test_due_piece_jumps_the_pipeline(self) -> None:
+        """A piece that falls due while the pipeline is full of other requests
+        is asked next: the requests past the oldest few are cancelled and
+        asked again after it."""
+        h = Harness(self, pieces=40, config=small(min_queue_depth=8, max_queue_depth=8))
+        h.swarm.start()
+        seed = h.seed()
+        before = seed.asked
+        self.assertEqual(len(before), 8)
+        far = max(set(range(39)) - {index for index, _, _ in before})  # (39 is short)
+        h.swarm.set_deadline(far, h.clock.seconds())
+        after = seed.asked
+        self.assertEqual(len(seed.of(RequestCancelled)), 4)
+        self.assertEqual(after[:4], before[:4], "the oldest requests are left alone")
+        self.assertEqual(after[4:6], [(far, 0, K16), (far, K16, K16)])
+        self.assertEqual(sorted(after[6:]), sorted(before[4:6]), "asked again after it")
+        self.assertEqual(h.swarm._downloader.preempted, 4)
+        seed.serve(h.data, count=6)
+        self.assertIn(far, h.passed)
+        seed.serve(h.data)
+        self.assertEqual(sorted(h.passed), list(range(40)))
+        self.assertIsNone(seed.closed)
+
+    def test_deadline_not_due_cancels_nothing(self) -> None:
+        """A deadline in the future waits for room in the pipeline; once due,
+        at the next refill, it goes ahead."""
+        h = Harness(self, pieces=40, config=small(min_queue_depth=8, max_queue_depth=8))
+        h.swarm.start()
+        seed = h.seed()
+        before = seed.asked
+        far = max(set(range(39)) - {index for index, _, _ in before})  # (39 is short)
+        h.swarm.set_deadline(far, h.clock.seconds() + 10)
+        self.assertEqual(seed.asked, before)
+        self.assertEqual(seed.of(RequestCancelled), [])
+        h.clock.advance(10)
+        seed.serve(h.data, count=2)  # down to the low-water mark: a refill
+        self.assertEqual(len(seed.of(RequestCancelled)), 2)
+        self.assertEqual(seed.asked[4:6], [(far, 0, K16), (far, K16, K16)])
+
+    def test_no_due_piece_no_cancel(self) -> None:
+        """Without deadlines a whole download sends no CANCEL; a due piece whose
+        blocks are all asked for cancels nothing either."""
+        h = Harness(self, pieces=12, config=small())
+        h.swarm.start()
+        seed = h.seed()
+        first = seed.asked[0][0]
+        h.swarm.set_deadline(first, 0.0)
+        seed.serve(h.data)
+        self.assertEqual(len(h.passed), 12)
+        self.assertEqual(seed.of(RequestCancelled), [])
+        self.assertEqual(h.swarm._downloader.preempted, 0)
+
     def test_cleared_deadline(self) -> None:
         """A cleared deadline gives the piece no precedence."""
         h = Harness(self, pieces=12, config=small())

@@ -265,7 +265,8 @@ class FileReader:
 
 class DeadlineBook:
     """The deadlines of every reader of one torrent, merged (the earliest
-    per piece) and kept applied to the running swarm, if any.
+    per piece) and kept applied to the running swarm, if any: only the
+    changes, clears first, then sets latest deadline first.
 
     ``target`` is anything with ``set_deadline(index, when)`` and
     ``clear_deadline(index)`` (the ``Swarm``)."""
@@ -304,7 +305,11 @@ class DeadlineBook:
         for index in [i for i in self._applied if i not in wanted]:
             del self._applied[index]
             target.clear_deadline(index)
-        for index, when in wanted.items():
-            if self._applied.get(index) != when:
-                self._applied[index] = when
-                target.set_deadline(index, when)
+        changed = [(when, index) for index, when in wanted.items()
+                   if self._applied.get(index) != when]
+        # Latest first: a target that acts on each one (the swarm refills its
+        # pipelines, and makes room for a piece due now) knows the whole
+        # window by the time the earliest, the one due now, comes.
+        for when, index in sorted(changed, reverse=True):
+            self._applied[index] = when
+            target.set_deadline(index, when)

@@ -21,6 +21,22 @@ pick may start only as many new pieces as the budget has room for
 (``new_pieces``), and a block of a piece without a buffer that a pick returns
 anyway (one started earlier and handed back) is handed back to the picker.
 
+Deadlines (streaming).  A piece with a deadline is picked before anything
+else, but a peer serves our requests in order, so a piece that falls due
+(a seek, a read waiting) would still wait behind the whole pipeline,
+``queue_time`` of the peer's rate.  So when ``fill`` finds a due piece with
+a block nobody was asked for that the peer has, it first CANCELs the
+peer's requests of pieces without a deadline, all but the oldest
+(``DEADLINE_KEEP_TIME`` of the peer's rate, at least
+``DEADLINE_KEEP_BLOCKS``: those are likely on their way already), and
+hands them back to the picker; the pick that follows asks for the due
+blocks first and the handed-back blocks again after them.  (libtorrent
+does not cancel: it puts time-critical requests ahead of those it has not
+sent yet, and lets them exceed the pipeline; we send every request at
+once, so cancelling is how the due blocks get ahead.)  Without a due
+piece nothing is cancelled: with no deadline at all, ``fill`` is as it
+was.
+
 Blocks.  A wanted block is copied into its piece's buffer; the picker names
 the other peers asked for it in endgame, which get a CANCEL.  A late copy is
 dropped (and counted as ``wasted``).  A complete piece goes to the pool in
@@ -40,6 +56,7 @@ a single AND of two big integers.
 from __future__ import annotations
 
 from collections.abc import Collection
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
@@ -47,6 +64,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from txbittorrent.core.bitfield import Bitfield
+from txbittorrent.core.layout import BLOCK_SIZE
 from txbittorrent.core.transfer.choker import SNUB_TIMEOUT, is_snubbed
 from txbittorrent.core.transfer.picker import PiecePicker, RandomSource
 from txbittorrent.swarm.piecebuffer import PieceBuffers, verify_and_write
@@ -66,9 +84,16 @@ if TYPE_CHECKING:
     from txbittorrent.storage.store import Store
     from txbittorrent.swarm.config import SwarmConfig
 
-__all__ = ["Downloader", "DownloadHost"]
+__all__ = ["Downloader", "DownloadHost", "DEADLINE_KEEP_TIME", "DEADLINE_KEEP_BLOCKS"]
 
 _log = Logger()
+
+DEADLINE_KEEP_TIME = 0.25
+"""When a deadline piece falls due, a peer's oldest requests worth this
+many seconds of its rate are left alone (they are likely on their way)."""
+
+DEADLINE_KEEP_BLOCKS = 4
+"""... and at least this many of them."""
 
 
 class DownloadHost(Protocol):
@@ -111,6 +136,8 @@ class Downloader:
         """Payload bytes received, all peers together."""
         self.wasted = 0
         """Payload bytes received that were no longer needed."""
+        self.preempted = 0
+        """Requests cancelled to let a due deadline piece go first."""
         self.paused = False
         self.stopped = False
         self._metainfo = metainfo
@@ -252,12 +279,14 @@ class Downloader:
             return  # nothing to finish and no room to start: the common case at full speed
         now = self._clock.seconds()
         self._follow_rate(peer, now)
-        want = peer.depth - len(session.outstanding_requests)
-        if want <= 0:
-            return
         choking = session.peer_choking
         allowed: Collection[int] | None = session.peer_allowed_fast if choking else None
         if choking and not allowed:
+            return
+        if picker.has_deadlines:
+            self._make_room_for_due(peer, now, allowed)
+        want = peer.depth - len(session.outstanding_requests)
+        if want <= 0:
             return
         # Start only as many new pieces as the buffer budget has room for
         # (each needs a whole piece's buffer); over it, finish what is started.
@@ -287,6 +316,31 @@ class Downloader:
             if peer.asking_since is None:
                 peer.asking_since = now
             peer.link.send(session.request_many(out))
+
+    def _make_room_for_due(
+        self, peer: PeerState, now: float, allowed: Collection[int] | None
+    ) -> None:
+        """If a due deadline piece has a block the peer could be asked for,
+        CANCEL the peer's requests of pieces without a deadline past its
+        oldest few, so that the due blocks are next in its queue (see the
+        module docstring)."""
+        session = peer.session
+        outstanding = session.outstanding_requests
+        rate = peer.down.rate(now, self._config.rate_window)
+        keep = max(DEADLINE_KEEP_BLOCKS, int(rate * DEADLINE_KEEP_TIME / BLOCK_SIZE))
+        if len(outstanding) <= keep:
+            return
+        picker = self.picker
+        if not picker.has_due_free_blocks(session.peer_have, now, allowed):
+            return
+        cancels = []
+        for index, begin, length in list(islice(outstanding, keep, None)):
+            if not picker.has_deadline(index):
+                cancels.append(session.cancel(index, begin, length))
+                picker.request_failed(peer, index, begin)
+        if cancels:
+            self.preempted += len(cancels)
+            peer.link.send(b"".join(cancels))
 
     def set_deadline(self, index: int, when: float) -> None:
         """Fetch piece ``index`` before anything else (streaming), earliest

@@ -234,6 +234,33 @@ class PiecePicker(RequestBook[K]):
     def has_deadline(self, index: int) -> bool:
         return index in self._deadlines
 
+    def _ordered_deadlines(self) -> list[int]:
+        """The pieces with a deadline, earliest first (sorted once per change)."""
+        if self._deadline_order is None:
+            self._deadline_order = sorted(self._deadlines, key=lambda i: (self._deadlines[i], i))
+        return self._deadline_order
+
+    def has_due_free_blocks(
+        self, peer_has: Bitfield, now: float, allowed_fast: Collection[int] | None = None
+    ) -> bool:
+        """Whether a piece due by ``now`` (its deadline passed), of priority
+        > 0, that the peer has (and, if given, allows fast) has a block
+        nobody was asked for: a pick for this peer would take it first.
+        O(due pieces)."""
+        if not self._deadlines:
+            return False
+        for index in self._ordered_deadlines():
+            if self._deadlines[index] > now:
+                break
+            if index in self._have or not self._priority[index] or index not in peer_has:
+                continue
+            if allowed_fast is not None and index not in allowed_fast:
+                continue
+            piece = self._progress.get(index)
+            if piece is None or piece.free:
+                return True
+        return False
+
     # -- picking ---------------------------------------------------------
 
     def pick(
@@ -293,9 +320,7 @@ class PiecePicker(RequestBook[K]):
         reader is waiting for it), and the blocks of a late one (deadline
         passed) already requested from another peer are requested from this
         one too, as in endgame."""
-        if self._deadline_order is None:
-            self._deadline_order = sorted(self._deadlines, key=lambda i: (self._deadlines[i], i))
-        for index in self._deadline_order:
+        for index in self._ordered_deadlines():
             if index in self._have or not self._priority[index] or index not in peer_has:
                 continue
             if allowed is not None and index not in allowed:
