@@ -11,6 +11,7 @@ import os
 from twisted.trial.unittest import SynchronousTestCase
 
 from txbittorrent.commands import serve
+from txbittorrent.daemon.store import StateStore
 from txbittorrent.daemon.config import (
     DEFAULT_READAHEAD,
     DaemonConfig,
@@ -64,6 +65,20 @@ class ConfigFromTests(SynchronousTestCase):
         self.assertEqual(config.grace, 600.0)
         self.assertFalse(config.dht)
         self.assertTrue(config.write_api_file)
+
+    def test_remembered_download_dir(self) -> None:
+        """Without --download-dir, the directory the last start recorded in
+        the store; a given one wins; a corrupt store is no setting."""
+        state = os.path.abspath(self.mktemp())
+        os.makedirs(state)
+        store = StateStore(os.path.join(state, "state.sqlite"))
+        store.set_setting("download_dir", "/srv/media")
+        store.close()
+        self.assertEqual(config_from(state).download_dir, "/srv/media")
+        self.assertEqual(config_from(state, "d").download_dir, os.path.abspath("d"))
+        with open(os.path.join(state, "state.sqlite"), "wb") as f:
+            f.write(b"not a database at all" * 100)
+        self.assertEqual(config_from(state).download_dir, os.path.join(state, "downloads"))
 
     def test_serve_defaults(self) -> None:
         """serve with no options gives config_from's defaults."""

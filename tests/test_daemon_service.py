@@ -87,6 +87,8 @@ class DaemonServiceTests(TestCase):
         mode = os.stat(os.path.join(self.config.state_dir, "api.json")).st_mode
         self.assertEqual(stat.S_IMODE(mode), 0o600)
         self.assertIn("password", service.out.getvalue())
+        self.assertEqual(service.store.get_setting("download_dir", None),
+                         self.config.download_dir)
         code, _ = yield self.call("GET", "/api")
         self.assertEqual(code, 401)
         code, content = yield self.call("GET", "/api", info["token"])

@@ -285,6 +285,7 @@ class EventBusTests(SynchronousTestCase):
         self.assertEqual(self.bus.recent(), [])
         self.assertIsNone(self.bus.since(0))
         self.assertEqual(self.bus.since(1), [])
+        self.assertIsNone(self.bus.since(2))
 
 
 class HistoryTests(SynchronousTestCase):
@@ -309,10 +310,25 @@ class HistoryTests(SynchronousTestCase):
         self.assertEqual([e.event_id for e in bus.since(2) or []], [3, 4, 5])
         self.assertIsNone(bus.since(1))
         self.assertEqual(bus.since(5), [])
+        self.assertIsNone(bus.since(6))  # from another run
+
+    def test_first_id(self) -> None:
+        """A bus numbered from first_id: a Last-Event-ID of an earlier run
+        (smaller) or a later one (larger) is a reset, not an empty resume."""
+        bus = EventBus(history=3, first_id=1000)
+        self.assertEqual(bus.last_event_id, 999)
+        self.assertEqual(bus.since(999), [])
+        self.assertIsNone(bus.since(5))
+        event = bus.publish(Complete(IH1))
+        self.assertEqual(event.event_id, 1000)
+        self.assertEqual(bus.since(999), [event])
+        self.assertIsNone(bus.since(5))
+        self.assertIsNone(bus.since(2000))
 
     def test_negative_history(self) -> None:
-        """A negative history size is refused."""
+        """A negative history size, or a first id below 1, is refused."""
         self.assertRaises(ValueError, EventBus, history=-1)
+        self.assertRaises(ValueError, EventBus, first_id=0)
 
 
 class RecordingObserver(TorrentObserver):

@@ -144,18 +144,24 @@ class Subscription:
 class EventBus:
     """Publish typed events; deliver them to the subscribers that match."""
 
-    def __init__(self, history: int = 0) -> None:
+    def __init__(self, history: int = 0, first_id: int = 1) -> None:
+        """Keep the last ``history`` events (for ``since``); number events
+        from ``first_id`` (a long-lived process that restarts starts past
+        its previous run's ids, e.g. from the clock, so a client's
+        ``Last-Event-ID`` from that run is not taken for one of this run)."""
         if history < 0:
             raise ValueError("history must be >= 0")
+        if first_id < 1:
+            raise ValueError("first_id must be >= 1")
         self._subscriptions: list[Subscription] = []
         self._history: deque[TorrentEvent] | None = deque(maxlen=history) if history else None
-        self._last_id = 0
+        self._last_id = first_id - 1
         self._queue: deque[tuple[TorrentEvent, tuple[Subscription, ...]]] = deque()
         self._delivering = False
 
     @property
     def last_event_id(self) -> int:
-        """The id of the newest event published (0 before the first)."""
+        """The id of the newest event published (``first_id - 1`` before the first)."""
         return self._last_id
 
     def subscribe(
@@ -208,9 +214,12 @@ class EventBus:
 
     def since(self, event_id: int) -> list[TorrentEvent] | None:
         """The kept events after ``event_id``, oldest first, or None when
-        some of those were published but are no longer kept (the caller
-        missed events and should resynchronise)."""
-        if event_id >= self._last_id:
+        some of those were published but are no longer kept, or when
+        ``event_id`` is newer than any published here (it is from another
+        run): the caller missed events and should resynchronise."""
+        if event_id > self._last_id:
+            return None
+        if event_id == self._last_id:
             return []
         if self._history is None or not self._history \
                 or self._history[0].event_id > event_id + 1:

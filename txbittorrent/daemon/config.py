@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from txbittorrent.daemon.store import read_setting
+
 __all__ = [
     "DEFAULT_HOSTS", "DEFAULT_LISTEN", "DEFAULT_READAHEAD", "DaemonConfig", "LIMIT_SETTINGS",
     "config_from", "normalize_host", "parse_size",
@@ -22,6 +24,11 @@ DEFAULT_READAHEAD = 32 * 1024 * 1024
 LIMIT_SETTINGS = ("download_limit", "upload_limit")
 """The StateStore settings holding the global limits set through the API
 (bytes/s; null or absent: unlimited)."""
+STATE_FILE = "state.sqlite"
+"""The StateStore's file in the state directory."""
+DOWNLOAD_DIR_SETTING = "download_dir"
+"""The setting in which each start records its download directory, the
+default of the next start and of the command line's in-process runs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +109,17 @@ def config_from(
     **options: Any,
 ) -> DaemonConfig:
     """A ``DaemonConfig`` from the command line's choices: absolute paths
-    (downloads under ``state_dir/downloads`` by default), the default
+    (downloads where the last daemon on ``state_dir`` put them, else under
+    ``state_dir/downloads``), the default
     listen endpoint and peer interfaces unless some are given, the default
     Host allowlist plus ``allow_hosts``; ``options`` are other fields
     (``peer_port``, ``dht``, ``download_limit``, ``readahead``...)."""
     state_dir = os.path.abspath(state_dir)
-    download = download_dir if download_dir is not None else os.path.join(state_dir, "downloads")
+    download = download_dir
+    if download is None:
+        remembered = read_setting(os.path.join(state_dir, STATE_FILE), DOWNLOAD_DIR_SETTING)
+        download = remembered if isinstance(remembered, str) and remembered else \
+            os.path.join(state_dir, "downloads")
     kwargs: dict[str, Any] = dict(options)
     if listen:
         kwargs["listen"] = tuple(listen)

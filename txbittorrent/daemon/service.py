@@ -78,6 +78,8 @@ from twisted.web.server import Request
 
 from txbittorrent.daemon.config import (
     DEFAULT_READAHEAD,
+    DOWNLOAD_DIR_SETTING,
+    STATE_FILE,
     LIMIT_SETTINGS,
     DaemonConfig,
     config_from,
@@ -228,7 +230,8 @@ class DaemonService(MultiService):
         os.makedirs(cfg.download_dir, exist_ok=True)
         resume_dir = os.path.join(cfg.state_dir, "resume")
         os.makedirs(resume_dir, exist_ok=True)
-        store = self.store = StateStore(os.path.join(cfg.state_dir, "state.sqlite"))
+        store = self.store = StateStore(os.path.join(cfg.state_dir, STATE_FILE))
+        store.set_setting(DOWNLOAD_DIR_SETTING, cfg.download_dir)
         if store.username() is None:
             password = secrets.token_urlsafe(18)
             store.set_password(USERNAME, password)
@@ -296,7 +299,10 @@ class DaemonService(MultiService):
                 dht=DHTConfig(enabled=cfg.dht), resume_dir=resume_dir,
                 download_limit=download_limit, upload_limit=upload_limit,
             ),
-            events=EventBus(history=cfg.event_history),
+            # Event ids from the clock (ms): a client's Last-Event-ID from an
+            # earlier run is older than any of this run's and gets a reset.
+            events=EventBus(history=cfg.event_history,
+                            first_id=max(1, int(self._reactor().seconds() * 1000))),
         )
 
     def build_root(self, session: Session, store: StateStore) -> Resource:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
 import sqlite3
@@ -43,6 +44,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from ..errors import TxBitTorrentError
 
@@ -56,6 +58,7 @@ __all__ = [
     "TorrentRecord",
     "UnknownTorrentError",
     "WANTED_STATES",
+    "read_setting",
 ]
 
 T = TypeVar("T")
@@ -241,6 +244,23 @@ def _record(row: Sequence[Any]) -> TorrentRecord:
         completed_at=row[11], position=row[12],
         trackers=None if row[13] is None else tuple(tuple(t) for t in json.loads(row[13])),
     )
+
+
+def read_setting(path: str, key: str) -> Any:
+    """One setting of the store at ``path``, read without opening it for
+    writing (no lock taken, no migration): None when the file, its settings
+    or the key are not there, or the file is not a readable store."""
+    if not os.path.exists(path):
+        return None
+    try:
+        db = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        finally:
+            db.close()
+        return None if row is None else json.loads(row[0])
+    except (sqlite3.Error, ValueError):
+        return None
 
 
 class StateStore:
