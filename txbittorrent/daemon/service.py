@@ -214,7 +214,8 @@ class DaemonService(MultiService):
 
     def _start_failed(self, failure: Failure) -> Deferred[Any]:
         if failure.check(DaemonRunningError):
-            _log.error("{message}", message=failure.getErrorMessage())
+            # Anticipated: the caller (serve, the CLI, twist) says so once.
+            _log.info("{message}", message=failure.getErrorMessage())
         else:
             _log.failure("the daemon failed to start", failure)
         d = self._teardown()
