@@ -34,6 +34,10 @@ progress, priority > 0; kept in the buckets) or *idle* (priority 0).
    from others, at most ``endgame_requesters`` peers per block; the first copy
    to arrive names the peers to CANCEL.
 
+``has_due_free_blocks`` tells the swarm that a deadline has passed on a
+piece with blocks nobody was asked for, which this peer could send: the
+swarm may then make room in the peer's pipeline (see ``swarm.downloader``).
+
 A choking peer is only asked for its allowed-fast pieces (BEP 6).  Pieces of
 priority 0 are never picked, even with a deadline.
 
