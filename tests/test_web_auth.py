@@ -26,7 +26,7 @@ from twisted.web.test.requesthelper import DummyChannel
 from zope.interface import implementer
 
 from txbittorrent.daemon.store import StateStore
-from txbittorrent.web.auth import SESSION_COOKIE, Guard, host_of
+from txbittorrent.web.auth import SESSION_COOKIE, Guard, LoginBanned, host_of
 
 COOKIE = SESSION_COOKIE.decode("ascii")
 
@@ -430,6 +430,78 @@ class _Counting(Resource):
     def render(self, request: Request) -> bytes:
         self.calls += 1
         return b"processed"
+
+
+class DelegationTests(TestCase):
+    """What another API's own login (qBittorrent's, Transmission's) uses of
+    the Guard: delegated paths, check_credentials and attempt_login."""
+
+    def setUp(self) -> None:
+        self.store = StateStore(self.mktemp())
+        self.addCleanup(self.store.close)
+        self.store.set_password("admin", "s3cret")
+        self.clock = Clock()
+        self.calls = 0
+        verify = self.store.verify_password
+
+        def counting(username: str, password: str) -> bool:
+            self.calls += 1
+            return verify(username, password)
+
+        self.store.verify_password = counting  # type: ignore[method-assign]
+        root = _app()
+        root.putChild(b"other", _Echo())
+        self.guard = Guard(root, store=self.store, clock=self.clock,
+                           delegated=frozenset({b"other"}), credential_cache=60.0)
+
+    @inlineCallbacks
+    def test_delegated_path_needs_no_token(self) -> Generator[Any, Any, None]:
+        """A delegated path is reached without credentials; the Host rule
+        still holds there, and other paths still need them."""
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        self.addCleanup(pool.closeCachedConnections)
+        port = reactor.listenTCP(0, self.guard.site(), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        base = f"http://127.0.0.1:{port.getHost().port}"
+        for path, headers, code in [("/other", {}, 200), ("/echo", {}, 401),
+                                    ("/other", {"Host": "evil.example"}, 403)]:
+            response = yield treq.get(base + path, headers=headers, pool=pool)
+            yield treq.content(response)
+            self.assertEqual(response.code, code, (path, headers))
+
+    def test_check_credentials_cached(self) -> None:
+        """A success is remembered for credential_cache seconds (one scrypt),
+        a failure never; the cache holds digests only."""
+        self.assertTrue(self.successResultOf(self.guard.check_credentials("a", "admin", "s3cret")))
+        self.assertTrue(self.successResultOf(self.guard.check_credentials("a", "admin", "s3cret")))
+        self.assertEqual(self.calls, 1)
+        self.assertFalse(self.successResultOf(self.guard.check_credentials("a", "admin", "x")))
+        self.assertEqual(self.calls, 2)
+        self.assertNotIn(b"s3cret", b"".join(self.guard._verified))
+        self.clock.advance(61)
+        self.assertTrue(self.successResultOf(self.guard.check_credentials("a", "admin", "s3cret")))
+        self.assertEqual(self.calls, 3)
+
+    def test_bans_apply(self) -> None:
+        """Failures count per address as /login's do; a banned address is
+        refused with LoginBanned even with the right password."""
+        for _ in range(5):
+            self.assertFalse(self.successResultOf(
+                self.guard.check_credentials("10.0.0.9", "admin", "no")))
+        self.failureResultOf(self.guard.check_credentials("10.0.0.9", "admin", "s3cret"),
+                             LoginBanned)
+        self.assertTrue(self.successResultOf(
+            self.guard.check_credentials("10.0.0.8", "admin", "s3cret")))
+
+    def test_attempt_login_sessions(self) -> None:
+        """attempt_login gives a live session id (None for a wrong password);
+        end_session ends it."""
+        session_id = self.successResultOf(self.guard.attempt_login("a", "admin", "s3cret"))
+        self.assertIsNotNone(session_id)
+        self.assertTrue(self.guard.session_live(session_id))
+        self.assertIsNone(self.successResultOf(self.guard.attempt_login("a", "admin", "x")))
+        self.guard.end_session(session_id)
+        self.assertFalse(self.guard.session_live(session_id))
 
 
 class EarlyRefusalTests(TestCase):

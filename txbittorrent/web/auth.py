@@ -51,6 +51,7 @@ addresses are remembered (the least recently seen are forgotten first).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import io
 import json
@@ -60,7 +61,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.web.resource import Resource
@@ -72,7 +73,7 @@ if TYPE_CHECKING:
 
     from txbittorrent.daemon.store import StateStore
 
-__all__ = ["BoundedRequest", "Guard", "SESSION_COOKIE", "host_of"]
+__all__ = ["BoundedRequest", "Guard", "LoginBanned", "SESSION_COOKIE", "client_address", "host_of"]
 
 SESSION_COOKIE = b"TXBT_SESSION"
 _SAFE_METHODS = frozenset({b"GET", b"HEAD"})
@@ -267,6 +268,8 @@ class Guard(Resource):
         max_tracked: int = 10_000,
         media_token: str | None = None,
         media_paths: frozenset[bytes] = frozenset({b"data", b"stream", b"playlist"}),
+        delegated: frozenset[bytes] = frozenset(),
+        credential_cache: float = 600.0,
     ) -> None:
         super().__init__()
         if threadpool is not None and reactor is None:
@@ -287,6 +290,11 @@ class Guard(Resource):
         self.media_token = media_token
         """The secret that lets a GET/HEAD under ``media_paths`` in (None: none does)."""
         self.media_paths = media_paths
+        self.delegated = delegated
+        """First path segments whose resources authenticate requests themselves
+        (another API's own login); the host, body and origin rules still apply."""
+        self.credential_cache = credential_cache
+        self._verified: OrderedDict[bytes, float] = OrderedDict()  # digest -> expiry
         self._sessions: OrderedDict[str, float] = OrderedDict()  # id -> expiry
         self._failures: OrderedDict[str, list[float]] = OrderedDict()  # address -> times
         self._banned: OrderedDict[str, float] = OrderedDict()  # address -> until
@@ -307,7 +315,8 @@ class Guard(Resource):
             return refusal
         if not request.postpath and path in (b"login", b"logout"):
             return self._login_resource if path == b"login" else self._logout_resource
-        if not (self._authenticated(request) or self._media_allowed(path, request)):
+        if not (path in self.delegated or self._authenticated(request)
+                or self._media_allowed(path, request)):
             return _Error(401, "authentication required", [(b"WWW-Authenticate", b"Bearer")])
         if self.resource.isLeaf:
             assert request.postpath is not None and request.prepath is not None
@@ -433,6 +442,54 @@ class Guard(Resource):
             while len(self._failures) > self.max_tracked:
                 self._failures.popitem(last=False)
 
+    def check_credentials(self, address: str, username: str, password: str) -> Deferred[bool]:
+        """Whether ``username``/``password`` are the daemon's, as ``/login``
+        checks them: in the thread pool (scrypt), each failure counted
+        against ``address``, a banned address refused (``LoginBanned``).
+        A success is remembered (by a digest, never the password) for
+        ``credential_cache`` seconds, so clients that send them with every
+        request (HTTP Basic) cost one scrypt, not one each."""
+        if self.is_banned(address):
+            return fail(LoginBanned(address))
+        key = hashlib.sha256(f"{username}\0{password}".encode("utf-8")).digest()
+        now = self.clock.seconds()
+        expiry = self._verified.get(key)
+        if expiry is not None and expiry > now:
+            return succeed(True)
+        self._verified.pop(key, None)
+        if self.threadpool is not None:
+            checked: Deferred[bool] = deferToThreadPool(
+                self.reactor, self.threadpool, self.store.verify_password, username, password
+            )
+        else:
+            checked = maybeDeferred(self.store.verify_password, username, password)
+
+        def counted(ok: bool) -> bool:
+            if ok:
+                self._failures.pop(address, None)
+                while len(self._verified) >= 16:
+                    self._verified.popitem(last=False)
+                self._verified[key] = self.clock.seconds() + self.credential_cache
+            else:
+                self._failed(address)
+            return bool(ok)
+
+        return checked.addCallback(counted)
+
+    def attempt_login(self, address: str, username: str, password: str) -> Deferred[str | None]:
+        """``check_credentials``, then a new session: fires with its id
+        (for a cookie of the caller's choosing) or None."""
+        d = self.check_credentials(address, username, password)
+        return d.addCallback(lambda ok: self._new_session() if ok else None)
+
+    def session_live(self, session_id: str) -> bool:
+        """Whether ``session_id`` (from ``attempt_login``) is live."""
+        return self._session_live(session_id)
+
+    def end_session(self, session_id: str) -> None:
+        """Forget a session (logout)."""
+        self._sessions.pop(session_id, None)
+
     def _login(self, request: Request) -> bytes | int:
         address = _client(request)
         if self.is_banned(address):
@@ -441,19 +498,12 @@ class Guard(Resource):
         if credentials is None:
             return _json(request, 400, {"error": "username and password required"})
         username, password = credentials
-        if self.threadpool is not None:
-            checked: Deferred[bool] = deferToThreadPool(
-                self.reactor, self.threadpool, self.store.verify_password, username, password
-            )
-        else:
-            checked = maybeDeferred(self.store.verify_password, username, password)
+        checked = self.attempt_login(address, username, password)
         finished = [False]
         request.notifyFinish().addBoth(lambda _: finished.__setitem__(0, True))
 
-        def answer(ok: bool) -> None:
-            if ok:
-                self._failures.pop(address, None)
-                session_id = self._new_session()
+        def answer(session_id: str | None) -> None:
+            if session_id is not None:
                 request.addCookie(
                     SESSION_COOKIE, session_id.encode("ascii"), path=b"/",
                     httpOnly=True, sameSite="strict",
@@ -461,13 +511,18 @@ class Guard(Resource):
                 )
                 body = _json(request, 200, {"ok": True})
             else:
-                self._failed(address)
                 body = _json(request, 401, {"error": "wrong username or password"})
             if not finished[0]:
                 request.write(body)
                 request.finish()
 
         def failed(failure: Failure) -> None:
+            if failure.check(LoginBanned):
+                body = _json(request, 403, {"error": "too many failed logins; try later"})
+                if not finished[0]:
+                    request.write(body)
+                    request.finish()
+                return
             _log.failure("login: verifying the password failed", failure)
             if not finished[0]:
                 request.write(_json(request, 500, {"error": "internal error"}))
@@ -484,6 +539,19 @@ class Guard(Resource):
             SESSION_COOKIE, b"", path=b"/", httpOnly=True, sameSite="strict", max_age=b"0"
         )
         return _json(request, 200, {"ok": True})
+
+
+class LoginBanned(Exception):
+    """Too many failed logins from this address lately."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(f"too many failed logins from {address}; try later")
+        self.address = address
+
+
+def client_address(request: Request) -> str:
+    """The address logins are counted against (the connecting host)."""
+    return _client(request)
 
 
 def _client(request: Request) -> str:
