@@ -452,7 +452,7 @@ class DelegationTests(TestCase):
         root = _app()
         root.putChild(b"other", _Echo())
         self.guard = Guard(root, store=self.store, clock=self.clock,
-                           delegated=frozenset({b"other"}), credential_cache=60.0)
+                           delegated=[b"/other/"], credential_cache=60.0)
 
     @inlineCallbacks
     def test_delegated_path_needs_no_token(self) -> Generator[Any, Any, None]:
@@ -464,6 +464,7 @@ class DelegationTests(TestCase):
         self.addCleanup(port.stopListening)
         base = f"http://127.0.0.1:{port.getHost().port}"
         for path, headers, code in [("/other", {}, 200), ("/echo", {}, 401),
+                                    ("/otherwise", {}, 401),
                                     ("/other", {"Host": "evil.example"}, 403)]:
             response = yield treq.get(base + path, headers=headers, pool=pool)
             yield treq.content(response)

@@ -268,7 +268,7 @@ class Guard(Resource):
         max_tracked: int = 10_000,
         media_token: str | None = None,
         media_paths: frozenset[bytes] = frozenset({b"data", b"stream", b"playlist"}),
-        delegated: frozenset[bytes] = frozenset(),
+        delegated: Sequence[bytes] = (),
         credential_cache: float = 600.0,
     ) -> None:
         super().__init__()
@@ -290,9 +290,10 @@ class Guard(Resource):
         self.media_token = media_token
         """The secret that lets a GET/HEAD under ``media_paths`` in (None: none does)."""
         self.media_paths = media_paths
-        self.delegated = delegated
-        """First path segments whose resources authenticate requests themselves
-        (another API's own login); the host, body and origin rules still apply."""
+        self.delegated = tuple(p.rstrip(b"/") for p in delegated)
+        """Path prefixes (``b"/api/v2"``) whose resources authenticate requests
+        themselves (another API's own login); the host, body and origin rules
+        still apply."""
         self.credential_cache = credential_cache
         self._verified: OrderedDict[bytes, float] = OrderedDict()  # digest -> expiry
         self._sessions: OrderedDict[str, float] = OrderedDict()  # id -> expiry
@@ -315,7 +316,7 @@ class Guard(Resource):
             return refusal
         if not request.postpath and path in (b"login", b"logout"):
             return self._login_resource if path == b"login" else self._logout_resource
-        if not (path in self.delegated or self._authenticated(request)
+        if not (self._delegated(request) or self._authenticated(request)
                 or self._media_allowed(path, request)):
             return _Error(401, "authentication required", [(b"WWW-Authenticate", b"Bearer")])
         if self.resource.isLeaf:
@@ -377,6 +378,11 @@ class Guard(Resource):
                     return True
         cookie = request.getCookie(SESSION_COOKIE)
         return cookie is not None and self._session_live(cookie.decode("latin-1"))
+
+    def _delegated(self, request: Request) -> bool:
+        target = request.path or b""
+        return any(target == prefix or target.startswith(prefix + b"/")
+                   for prefix in self.delegated)
 
     def _media_allowed(self, path: bytes, request: Request) -> bool:
         """A player's read of ``/data``, ``/stream`` or ``/playlist`` with
