@@ -262,13 +262,13 @@ class MagnetSelectionTests(ApiCase):
         self.assertEqual((response.code, body["has_metadata"]), (201, False), body)
         torrent = self.session.get(bytes.fromhex(ih))
         assert torrent is not None
-        pending = self.api._pending[ih]
+        pending = self.api.manager.pending[ih]
         torrent.metadata_received(parse(self.fixture.raw).info_bytes)
         applied = yield pending
         self.assertEqual(applied, (0, 1))
         self.assertEqual(torrent.priorities, (0, 1))
         self.assertEqual(self.store.get(ih).priorities, (0, 1))  # type: ignore[union-attr]
-        self.assertEqual(self.api._pending, {})
+        self.assertEqual(self.api.manager.pending, {})
 
     @inlineCallbacks
     def test_misfit_dropped_or_removed(self) -> Generator[Any, Any, None]:
@@ -278,15 +278,15 @@ class MagnetSelectionTests(ApiCase):
         yield self.call("POST", "/torrents", {"source": ih, "priorities": [1, 1, 1]})
         torrent = self.session.get(bytes.fromhex(ih))
         assert torrent is not None
-        pending = self.api._pending[ih]
+        pending = self.api.manager.pending[ih]
         torrent.metadata_received(parse(self.fixture.raw).info_bytes)
         self.assertIsNone((yield pending))
         self.assertEqual(torrent.priorities, (1, 1))
         yield self.call("POST", "/torrents", {"source": HASH1, "files": [0]})
-        pending = self.api._pending[HASH1]
+        pending = self.api.manager.pending[HASH1]
         yield self.call("DELETE", f"/torrents/{HASH1}")
         self.assertIsNone((yield pending))
-        self.assertEqual(self.api._pending, {})
+        self.assertEqual(self.api.manager.pending, {})
 
 
 class TorrentFetcherTests(TestCase):

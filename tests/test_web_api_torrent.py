@@ -239,7 +239,7 @@ class TorrentRoutesTests(ApiCase):
         gate.callback(None)
         response, body = yield pending
         self.assertEqual((response.code, body["state"]), (200, "seeding"))
-        self.assertNotIn(ih, self.api._rechecking)
+        self.assertNotIn(ih, self.api.manager.rechecking)
 
     @inlineCallbacks
     def test_remove_with_data(self) -> Generator[Any, Any, None]:
