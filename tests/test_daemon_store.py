@@ -66,11 +66,11 @@ class OpenTests(StoreCase):
         """A new file is in WAL mode at the current schema version."""
         store = self.open()
         self.assertEqual(store.schema_version(), SCHEMA_VERSION)
-        self.assertEqual(SCHEMA_VERSION, 2)
+        self.assertEqual(SCHEMA_VERSION, 3)
         store.close()
         db = sqlite3.connect(self.path)
         self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
-        self.assertEqual(db.execute("SELECT version FROM schema_version").fetchall(), [(2,)])
+        self.assertEqual(db.execute("SELECT version FROM schema_version").fetchall(), [(3,)])
         db.close()
 
     def test_migrates_version_1(self) -> None:
@@ -90,7 +90,7 @@ class OpenTests(StoreCase):
         db.commit()
         db.close()
         store = self.open()
-        self.assertEqual(store.schema_version(), 2)
+        self.assertEqual(store.schema_version(), 3)
         record = store.get(H1)
         assert record is not None
         self.assertIsNone(record.trackers)
@@ -181,12 +181,46 @@ class TorrentTests(StoreCase):
             info_hash=H1, source=TORRENT, metainfo=TORRENT, name="Ubuntu ISO",
             save_path="/srv/dl", priorities=(1, 0, 7), labels=("linux", "iso"),
             upload_limit=1000, download_limit=2000, wanted="paused",
-            added_at=1700000000.5, completed_at=None, position=0,
+            added_at=1700000000.5, completed_at=None, position=0, seq=1,
         )
         self.assertEqual(added, expected)
         self.assertEqual(store.get(H1), expected)
         store.close()
         self.assertEqual(self.open().get(H1), expected)
+
+    def test_seq_never_reused(self) -> None:
+        """seq numbers torrents 1, 2, 3... and a removed torrent's is not
+        given again (AUTOINCREMENT)."""
+        store = self.open()
+        self.assertEqual(self.add(store, H1).seq, 1)
+        self.assertEqual(self.add(store, H2).seq, 2)
+        store.remove_torrent(H2)
+        self.assertEqual(self.add(store, H2).seq, 3)
+
+    def test_categories_and_tags(self) -> None:
+        """Categories with save paths; a torrent's category; removing one
+        clears it from torrents.  Tags apart from torrents; removing one
+        takes it off every torrent's labels too."""
+        store = self.open()
+        store.set_category("tv", "/srv/tv")
+        store.set_category("films", "")
+        store.set_category("tv", "/srv/shows")
+        self.assertEqual(store.categories(), {"films": "", "tv": "/srv/shows"})
+        self.add(store, H1, labels=["hd", "new"], category="tv")
+        self.assertEqual(store.get(H1).category, "tv")  # type: ignore[union-attr]
+        store.remove_categories(["tv"])
+        self.assertEqual(store.categories(), {"films": ""})
+        self.assertIsNone(store.get(H1).category)  # type: ignore[union-attr]
+        self.assertEqual(store.update(H1, category="films").category, "films")
+        store.add_tags(["hd", "old"])
+        store.add_tags(["hd"])
+        self.assertEqual(store.tags(), ["hd", "old"])
+        store.remove_tags(["hd"])
+        self.assertEqual(store.tags(), ["old"])
+        self.assertEqual(store.get(H1).labels, ("new",))  # type: ignore[union-attr]
+        self.assertRaises(StateStoreError, store.set_category, "", "/x")
+        self.assertRaises(StateStoreError, store.add_tags, [""])
+        self.assertRaises(StateStoreError, store.update, H1, category="")
 
     def test_magnet_then_metainfo(self) -> None:
         """A magnet is stored as text with no metainfo until set_metainfo."""

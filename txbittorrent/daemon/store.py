@@ -105,6 +105,13 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE torrents ADD COLUMN trackers TEXT
     """,
+    # 2 -> 3: qBittorrent's categories (a torrent's one category, each with
+    # its save path) and tags known apart from any torrent.
+    """
+    ALTER TABLE torrents ADD COLUMN category TEXT;
+    CREATE TABLE categories (name TEXT PRIMARY KEY, save_path TEXT NOT NULL);
+    CREATE TABLE tags (name TEXT PRIMARY KEY)
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -114,12 +121,13 @@ SCRYPT_PARAMETERS = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 _INFO_HASH = re.compile(r"\A(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
 _MUTABLE = frozenset(
     {"name", "save_path", "priorities", "labels", "upload_limit", "download_limit",
-     "wanted", "position", "trackers"}
+     "wanted", "position", "trackers", "category"}
 )
 _COLUMNS = (
     "info_hash, source, metainfo, name, save_path, priorities, labels, upload_limit,"
-    " download_limit, wanted, added_at, completed_at, position, trackers"
+    " download_limit, wanted, added_at, completed_at, position, trackers, category, seq"
 )
+_INSERT_COLUMNS = _COLUMNS.removesuffix(", seq")
 _SELECT_ONE = f"SELECT {_COLUMNS} FROM torrents WHERE info_hash = ?"
 
 
@@ -167,6 +175,11 @@ class TorrentRecord:
     trackers: tuple[tuple[str, ...], ...] | None = None
     """The tiers of tracker URLs as the user left them; None while they
     are the source's own."""
+    category: str | None = None
+    """qBittorrent's category (one at most)."""
+    seq: int = 0
+    """A small integer never reused for another torrent of this store
+    (Transmission's torrent ids)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +234,10 @@ def _check_field(field: str, value: Any) -> Any:
         ):
             raise _bad("trackers must be None or a list of tiers (lists of URL strs)")
         return json.dumps([list(tier) for tier in value])
+    if field == "category":
+        if value is not None and (not isinstance(value, str) or not value):
+            raise _bad("category must be a non-empty str or None")
+        return value
     if field == "position":
         if type(value) is not int:
             raise _bad("position must be an int")
@@ -243,6 +260,7 @@ def _record(row: Sequence[Any]) -> TorrentRecord:
         upload_limit=row[7], download_limit=row[8], wanted=row[9], added_at=row[10],
         completed_at=row[11], position=row[12],
         trackers=None if row[13] is None else tuple(tuple(t) for t in json.loads(row[13])),
+        category=row[14], seq=row[15],
     )
 
 
@@ -362,6 +380,7 @@ class StateStore:
         upload_limit: int | None = None,
         download_limit: int | None = None,
         wanted: str = "active",
+        category: str | None = None,
     ) -> TorrentRecord:
         """Store a new torrent at the end of the queue; ``source`` is the
         .torrent bytes or a magnet URI.  Raises DuplicateTorrentError."""
@@ -374,6 +393,7 @@ class StateStore:
                 ("name", name), ("save_path", save_path), ("priorities", priorities),
                 ("labels", labels), ("upload_limit", upload_limit),
                 ("download_limit", download_limit), ("wanted", wanted),
+                ("category", category),
             ]
         }
         when = _check_time("added_at", added_at)
@@ -385,10 +405,11 @@ class StateStore:
                 "SELECT coalesce(max(position), -1) + 1 FROM torrents"
             ).fetchone()
             db.execute(
-                f"INSERT INTO torrents ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO torrents ({_INSERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (info_hash, source, metainfo, values["name"], values["save_path"],
                  values["priorities"], values["labels"], values["upload_limit"],
-                 values["download_limit"], values["wanted"], when, None, position, None),
+                 values["download_limit"], values["wanted"], when, None, position, None,
+                 values["category"]),
             )
             row = db.execute(_SELECT_ONE, (info_hash,)).fetchone()
         return _record(row)
@@ -428,7 +449,8 @@ class StateStore:
 
     def update(self, info_hash: str, /, **changes: Any) -> TorrentRecord:
         """Change mutable fields (name, save_path, priorities, labels,
-        upload_limit, download_limit, wanted, position, trackers), all or none; returns
+        upload_limit, download_limit, wanted, position, trackers, category), all
+        or none; returns
         the new record.  Raises StateStoreError on a bad field or value."""
         return self._change(info_hash, {f: _check_field(f, v) for f, v in changes.items()})
 
@@ -442,6 +464,51 @@ class StateStore:
         if not isinstance(torrent_bytes, bytes) or not torrent_bytes:
             raise _bad("torrent_bytes must be non-empty bytes")
         return self._change(info_hash, {"metainfo": torrent_bytes})
+
+    # -- categories and tags (qBittorrent) ---------------------------------
+
+    def categories(self) -> dict[str, str]:
+        """Every category and its save path ("" for the default)."""
+        return dict(self._query("SELECT name, save_path FROM categories ORDER BY name"))
+
+    def set_category(self, name: str, save_path: str) -> None:
+        """Create a category or change its save path."""
+        if not isinstance(name, str) or not name or not isinstance(save_path, str):
+            raise _bad("a category needs a non-empty name and a str save path")
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO categories (name, save_path) VALUES (?, ?)",
+                       (name, save_path))
+
+    def remove_categories(self, names: Sequence[str]) -> None:
+        """Delete categories; their torrents are left without one."""
+        with self._transaction() as db:
+            for name in names:
+                db.execute("DELETE FROM categories WHERE name = ?", (name,))
+                db.execute("UPDATE torrents SET category = NULL WHERE category = ?", (name,))
+
+    def tags(self) -> list[str]:
+        """The tags created apart from any torrent, sorted."""
+        return [row[0] for row in self._query("SELECT name FROM tags ORDER BY name")]
+
+    def add_tags(self, names: Sequence[str]) -> None:
+        """Create tags (those that exist stay)."""
+        if any(not isinstance(n, str) or not n for n in names):
+            raise _bad("a tag must be a non-empty str")
+        with self._transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO tags (name) VALUES (?)", [(n,) for n in names])
+
+    def remove_tags(self, names: Sequence[str]) -> None:
+        """Delete tags, from the catalogue and from every torrent's labels."""
+        gone = set(names)
+        with self._transaction() as db:
+            for name in gone:
+                db.execute("DELETE FROM tags WHERE name = ?", (name,))
+            for info_hash, text in db.execute("SELECT info_hash, labels FROM torrents").fetchall():
+                labels = json.loads(text)
+                kept = [label for label in labels if label not in gone]
+                if kept != labels:
+                    db.execute("UPDATE torrents SET labels = ? WHERE info_hash = ?",
+                               (json.dumps(kept), info_hash))
 
     # -- settings ---------------------------------------------------------
 
