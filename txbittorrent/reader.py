@@ -233,11 +233,26 @@ class FileReader:
         for pending in ready:
             self._pending.remove(pending)
             self._ready(pending.offset, pending.length)
-            self._read_now(pending.offset, pending.length).chainDeferred(pending.deferred)
+            self._forward(self._read_now(pending.offset, pending.length), pending.deferred)
         if ready:
             if not self._pending:
                 self._stop_watching()
             self._update_deadlines()
+
+    @staticmethod
+    def _forward(source: Deferred[bytes], target: Deferred[bytes]) -> None:
+        """``source``'s result to ``target``, unless ``target`` was cancelled
+        while the disk read ran (then the result is dropped)."""
+
+        def ok(data: bytes) -> None:
+            if not target.called:
+                target.callback(data)
+
+        def failed(failure: Any) -> None:
+            if not target.called:
+                target.errback(failure)
+
+        source.addCallbacks(ok, failed)
 
     def _cancelled(self, d: Deferred[bytes]) -> None:
         self._pending = [p for p in self._pending if p.deferred is not d]
