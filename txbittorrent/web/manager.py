@@ -294,3 +294,20 @@ class TorrentManager:
         source = record.source if record is not None and isinstance(record.source, bytes) \
             else None
         return apitorrent.torrent_file(torrent, source)
+
+    # -- additions for the Transmission RPC -------------------------------------------
+
+    def fetch(self, url: str) -> Deferred[bytes | str]:
+        """The .torrent at an http(s) URL (or the magnet URI it redirects
+        to), as ``add`` fetches it: for APIs that must know the info hash
+        before adding (Transmission's ``torrent-duplicate``).  400 on failure."""
+        return self._fetcher().fetch(url)
+
+    def reannounce(self, torrent: Torrent) -> bool:
+        """Announce to the running torrent's current trackers now (or as
+        soon as their ``min interval`` allows); False if it is not running."""
+        run = getattr(torrent, "_run", None)  # Torrent has no public re-announce yet
+        if run is None:
+            return False
+        run.announcer.force_announce()
+        return True
