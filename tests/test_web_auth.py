@@ -505,6 +505,91 @@ class DelegationTests(TestCase):
         self.assertFalse(self.guard.session_live(session_id))
 
 
+class PublicPathTests(TestCase):
+    """Guard(public=...): the page's paths need no credentials; nothing else changes."""
+
+    def setUp(self) -> None:
+        self.store = StateStore(self.mktemp())
+        self.addCleanup(self.store.close)
+        self.store.set_password("admin", "s3cret")
+        root = _app()
+        root.putChild(b"", _Echo())
+        root.putChild(b"ui", _Echo())
+        root.putChild(b"exact", _Echo())
+        self.guard = Guard(root, store=self.store, clock=Clock(), max_body=1000,
+                           public=[b"/", b"/ui/", b"/exact"])
+        self.pool = HTTPConnectionPool(reactor, persistent=False)
+        self.addCleanup(self.pool.closeCachedConnections)
+        port = reactor.listenTCP(0, self.guard.site(), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.base = f"http://127.0.0.1:{port.getHost().port}"
+
+    @inlineCallbacks
+    def codes(self, cases: list[tuple[str, str, dict[str, str], Any]]
+              ) -> Generator[Any, Any, list[int]]:
+        out = []
+        for method, path, headers, data in cases:
+            response = yield treq.request(method, self.base + path, headers=headers, data=data,
+                                          pool=self.pool)
+            yield treq.content(response)
+            out.append(response.code)
+        return out
+
+    @inlineCallbacks
+    def test_public_paths_need_no_credentials(self) -> Generator[Any, Any, None]:
+        """Exactly /, anything under /ui/ and exactly /exact are served
+        without credentials."""
+        codes = yield self.codes([("GET", "/", {}, None), ("GET", "/ui/app.js", {}, None),
+                                  ("GET", "/ui/a/b", {}, None), ("GET", "/exact", {}, None),
+                                  ("HEAD", "/", {}, None)])
+        self.assertEqual(codes, [200, 200, 200, 200, 200])
+
+    @inlineCallbacks
+    def test_other_paths_still_need_them(self) -> Generator[Any, Any, None]:
+        """Paths that only look like the public ones, or climb out of them
+        with dot segments (plain or percent-encoded), need credentials."""
+        codes = yield self.codes([
+            ("GET", "/echo", {}, None), ("GET", "//echo", {}, None),
+            ("GET", "/ui", {}, None), ("GET", "/uix/app.js", {}, None),
+            ("GET", "/exact/more", {}, None),
+        ])
+        self.assertEqual(codes, [401] * 5)
+        for path in [b"/ui/../echo", b"/ui/%2e%2e/echo", b"/ui/%2E%2E/echo", b"/ui/./x",
+                     b"/ui/a/../../echo"]:
+            status = yield self.raw_status(path)
+            self.assertEqual(status, b"401", path)
+        status = yield self.raw_status(b"/ui/x")
+        self.assertEqual(status, b"200")
+
+    @inlineCallbacks
+    def raw_status(self, path: bytes) -> Generator[Any, Any, bytes]:
+        """The status code of a GET of ``path`` sent as it is (no client
+        normalises it)."""
+        port = int(self.base.rpartition(":")[2])
+        client = _Raw()
+        yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), client)
+        client.transport.write(  # type: ignore[union-attr]
+            b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        yield client.closed
+        return client.received.split(b" ", 2)[1]
+
+    @inlineCallbacks
+    def test_rules_still_apply(self) -> Generator[Any, Any, None]:
+        """The Host, Origin and body rules hold on public paths too."""
+        codes = yield self.codes([
+            ("GET", "/", {"Host": "evil.example"}, None),
+            ("POST", "/ui/x", {"Origin": "http://evil.example"}, b"x"),
+            ("POST", "/ui/x", {}, b"x" * 2000),
+            ("POST", "/ui/x", {"Origin": "http://127.0.0.1"}, b"x"),
+        ])
+        self.assertEqual(codes, [403, 403, 413, 200])
+
+    def test_malformed_public_path_refused(self) -> None:
+        """A public path not starting with / is a configuration error."""
+        with self.assertRaises(ValueError):
+            Guard(_app(), store=self.store, clock=Clock(), public=[b"ui/"])
+
+
 class EarlyRefusalTests(TestCase):
     """A Content-Length over the cap is answered from the headers alone,
     over a real socket, before the client sends the body."""

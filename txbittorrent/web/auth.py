@@ -29,6 +29,7 @@ the wrapped resource sees anything:
    in by ``?token=<media_token>``, a read-only secret of its own (the
    daemon keeps it in its settings and puts it in its playlists' URLs), so
    the API token, which can change everything, never goes into a URL.
+   Paths in ``public`` (the page's ``/`` and ``/ui/``) need nothing.
 
 Then the request goes to ``resource.getChildWithDefault`` (or to the
 resource itself when it is a leaf).  Errors are JSON ``{"error": ...}``.
@@ -269,6 +270,7 @@ class Guard(Resource):
         media_token: str | None = None,
         media_paths: frozenset[bytes] = frozenset({b"data", b"stream", b"playlist"}),
         delegated: Sequence[bytes] = (),
+        public: Sequence[bytes] = (),
         credential_cache: float = 600.0,
     ) -> None:
         super().__init__()
@@ -294,6 +296,12 @@ class Guard(Resource):
         """Path prefixes (``b"/api/v2"``) whose resources authenticate requests
         themselves (another API's own login); the host, body and origin rules
         still apply."""
+        self.public = _public_paths(public)
+        """Paths served without authentication, as segment lists: ``b"/"``
+        is exactly the root, ``b"/ui/"`` (ending in a slash) everything
+        under ``/ui/``, anything else exactly that path.  A path with a
+        ``.`` or ``..`` segment is never public.  The host, body and origin
+        rules still apply."""
         self.credential_cache = credential_cache
         self._verified: OrderedDict[bytes, float] = OrderedDict()  # digest -> expiry
         self._sessions: OrderedDict[str, float] = OrderedDict()  # id -> expiry
@@ -316,8 +324,8 @@ class Guard(Resource):
             return refusal
         if not request.postpath and path in (b"login", b"logout"):
             return self._login_resource if path == b"login" else self._logout_resource
-        if not (self._delegated(request) or self._authenticated(request)
-                or self._media_allowed(path, request)):
+        if not (self._public(path, request) or self._delegated(request)
+                or self._authenticated(request) or self._media_allowed(path, request)):
             return _Error(401, "authentication required", [(b"WWW-Authenticate", b"Bearer")])
         if self.resource.isLeaf:
             assert request.postpath is not None and request.prepath is not None
@@ -383,6 +391,22 @@ class Guard(Resource):
         target = request.path or b""
         return any(target == prefix or target.startswith(prefix + b"/")
                    for prefix in self.delegated)
+
+    def _public(self, path: bytes, request: Request) -> bool:
+        """Whether the request's path (decoded segments, as the resource tree
+        sees them) is one of ``public``."""
+        if not self.public:
+            return False
+        segments = [path, *(request.postpath or ())]
+        if any(s in (b".", b"..") for s in segments):
+            return False
+        for public, is_prefix in self.public:
+            if is_prefix:
+                if len(segments) > len(public) and segments[:len(public)] == public:
+                    return True
+            elif segments == public:
+                return True
+        return False
 
     def _media_allowed(self, path: bytes, request: Request) -> bool:
         """A player's read of ``/data``, ``/stream`` or ``/playlist`` with
@@ -563,6 +587,23 @@ def client_address(request: Request) -> str:
 def _client(request: Request) -> str:
     address = request.getClientAddress()
     return str(getattr(address, "host", address))
+
+
+def _public_paths(paths: Sequence[bytes]) -> tuple[tuple[list[bytes], bool], ...]:
+    """``Guard(public=...)`` as (segments, is a prefix) pairs: ``b"/"`` is
+    ``[b""]`` exactly, ``b"/ui/"`` the prefix ``[b"ui"]``, ``b"/a/b"``
+    exactly ``[b"a", b"b"]``."""
+    out: list[tuple[list[bytes], bool]] = []
+    for path in paths:
+        if not path.startswith(b"/"):
+            raise ValueError(f"a public path starts with '/': {path!r}")
+        if path == b"/":
+            out.append(([b""], False))
+        elif path.endswith(b"/"):
+            out.append((path[1:-1].split(b"/"), True))
+        else:
+            out.append((path[1:].split(b"/"), False))
+    return tuple(out)
 
 
 def _credentials(request: Request) -> tuple[str, str] | None:
