@@ -322,6 +322,7 @@ class HistoryTests(SynchronousTestCase):
         event = bus.publish(Complete(IH1))
         self.assertEqual(event.event_id, 1000)
         self.assertEqual(bus.since(999), [event])
+        self.assertEqual(bus.since(0), [event])  # 0: from this bus's first event
         self.assertIsNone(bus.since(5))
         self.assertIsNone(bus.since(2000))
 

@@ -155,6 +155,7 @@ class EventBus:
             raise ValueError("first_id must be >= 1")
         self._subscriptions: list[Subscription] = []
         self._history: deque[TorrentEvent] | None = deque(maxlen=history) if history else None
+        self._first_id = first_id
         self._last_id = first_id - 1
         self._queue: deque[tuple[TorrentEvent, tuple[Subscription, ...]]] = deque()
         self._delivering = False
@@ -216,7 +217,10 @@ class EventBus:
         """The kept events after ``event_id``, oldest first, or None when
         some of those were published but are no longer kept, or when
         ``event_id`` is newer than any published here (it is from another
-        run): the caller missed events and should resynchronise."""
+        run): the caller missed events and should resynchronise.  0 means
+        "from the first event of this bus"."""
+        if event_id == 0:
+            event_id = self._first_id - 1
         if event_id > self._last_id:
             return None
         if event_id == self._last_id:

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.protocol import ProcessProtocol
-from twisted.python.failure import Failure
 from twisted.trial.unittest import FailTest, TestCase
 
-from tests.integration import ltutil
+from tests.integration import children, ltutil
+from tests.integration.children import ROOT, spawn_child
 from txbittorrent.core.metainfo import parse
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.testing import make_files, same_files
@@ -23,7 +20,6 @@ from txbittorrent.testing import make_files, same_files
 __all__ = ["CLITestBase", "Child", "TREE", "KiB", "MiB", "LOOPBACK", "ROOT", "RUN_TIMEOUT",
            "DEAD_TRACKER"]
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LOOPBACK = ltutil.LOOPBACK
 KiB = 1024
 MiB = 1024 * KiB
@@ -49,42 +45,9 @@ DEAD_TRACKER = "http://127.0.0.1:9/announce"
 """A tracker URL that refuses connections (the discard port, never served)."""
 
 
-class Child(ProcessProtocol):
-    """One ``python -m txbittorrent`` child: its output and exit status."""
-
-    def __init__(self) -> None:
-        self.out = bytearray()
-        self.err = bytearray()
-        self.ended: Deferred[int | None] = Deferred()
-        self.running = True
-        self.code: int | None = None
-        """The exit status (None if killed by a signal)."""
-
-    process: Any = None
-
-    def kill(self) -> None:
-        if self.running and self.process is not None:
-            self.process.signalProcess("KILL")
-
-    def interrupt(self) -> None:
-        self.process.signalProcess("INT")
-
-    def outReceived(self, data: bytes) -> None:
-        self.out += data
-
-    def errReceived(self, data: bytes) -> None:
-        self.err += data
-
-    def processEnded(self, reason: Failure) -> None:
-        self.running = False
-        self.code = getattr(reason.value, "exitCode", None)
-        self.ended.callback(self.code)
-
-    def stdout(self) -> str:
-        return self.out.decode("utf-8", "replace")
-
-    def stderr(self) -> str:
-        return self.err.decode("utf-8", "replace")
+class Child(children.Child):
+    """One ``python -m txbittorrent`` child: its output, exit status and
+    ``--json`` events."""
 
     def events(self) -> list[dict[str, Any]]:
         """The JSON events written so far (a line still being written is left out)."""
@@ -130,10 +93,7 @@ class CLITestBase(TestCase):
     def spawn(self, *argv: str) -> Child:
         """Start ``python -m txbittorrent ARGV`` (killed in cleanup if still running)."""
         child = Child()
-        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        child.process = reactor.spawnProcess(  # type: ignore[attr-defined]
-            child, sys.executable, [sys.executable, "-c", CHILD, *argv], env=env, path=ROOT)
-        self.addCleanup(lambda: (child.kill(), child.ended)[1])
+        spawn_child(self, ["-c", CHILD, *argv], child=child)
         return child
 
     async def finish(self, child: Child, timeout: float = RUN_TIMEOUT) -> Child:

@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Generator, Sequence
 from typing import Any
 
 from twisted.internet import reactor, task
-from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.protocol import ProcessProtocol
-from twisted.python.failure import Failure
+from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import SkipTest, TestCase
 
+from tests.integration.children import Child, spawn_child, wait_for_api_file
 from txbittorrent.daemon.store import StateStore
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.testing import make_files
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHILD_TIMEOUT = 30.0
 """Seconds any one child may run (the daemon: to write api.json, then to exit)."""
 BARE = "0123456789abcdef0123456789abcdef01234567"
@@ -57,31 +54,6 @@ def _missing_routes() -> str | None:
     return f"the API has no {', '.join(missing)} yet" if missing else None
 
 
-class _Child(ProcessProtocol):
-    def __init__(self) -> None:
-        self.out = bytearray()
-        self.err = bytearray()
-        self.ended: Deferred[int | None] = Deferred()
-        self.running = True
-        self.process: Any = None
-
-    def outReceived(self, data: bytes) -> None:
-        self.out += data
-
-    def errReceived(self, data: bytes) -> None:
-        self.err += data
-
-    def processEnded(self, reason: Failure) -> None:
-        self.running = False
-        self.ended.callback(getattr(reason.value, "exitCode", None))
-
-    def kill(self) -> Any:
-        if self.running:
-            self.process.signalProcess("KILL")
-            return self.ended
-        return None
-
-
 class CommandsTests(TestCase):
     """Every command remote and in-process over the same state."""
 
@@ -99,15 +71,9 @@ class CommandsTests(TestCase):
         with open(self.torrent_file, "wb") as f:
             f.write(raw)
 
-    def spawn(self, argv: Sequence[str]) -> _Child:
-        child = _Child()
-        env = dict(os.environ, PYTHONPATH=ROOT)
-        env.pop("TXBITTORRENT_TOKEN", None)
-        child.process = reactor.spawnProcess(
-            child, sys.executable, [sys.executable, "-c", CHILD, *argv], env=env,
-            path=self.base)
-        self.addCleanup(child.kill)
-        return child
+    def spawn(self, argv: Sequence[str]) -> Child:
+        return spawn_child(self, ["-c", CHILD, *argv], path=self.base,
+                           drop_env=["TXBITTORRENT_TOKEN"])
 
     @inlineCallbacks
     def cli(self, *argv: str, code: int = 0) -> Generator[Any, Any, str]:
@@ -123,7 +89,7 @@ class CommandsTests(TestCase):
         return bytes(child.out).decode()
 
     @inlineCallbacks
-    def wait_for(self, child: _Child, needle: bytes) -> Generator[Any, Any, None]:
+    def wait_for(self, child: Child, needle: bytes) -> Generator[Any, Any, None]:
         """Until ``needle`` is in the child's output (at most CHILD_TIMEOUT)."""
         waited = 0.0
         while needle not in child.out:
@@ -133,22 +99,17 @@ class CommandsTests(TestCase):
             waited += 0.1
 
     @inlineCallbacks
-    def serve(self) -> Generator[Any, Any, _Child]:
+    def serve(self) -> Generator[Any, Any, Child]:
         api_file = os.path.join(self.state, "api.json")
         if os.path.exists(api_file):
             os.remove(api_file)
         child = self.spawn(["serve", "--state-dir", self.state,
                             "--listen", "tcp:0:interface=127.0.0.1"])
-        waited = 0.0
-        while not os.path.exists(api_file):
-            self.assertTrue(child.running, child.err.decode(errors="replace"))
-            self.assertLess(waited, CHILD_TIMEOUT, "no api.json")
-            yield task.deferLater(reactor, 0.1, lambda: None)
-            waited += 0.1
+        yield wait_for_api_file(self, self.state, child, CHILD_TIMEOUT)
         return child
 
     @inlineCallbacks
-    def stop(self, daemon: _Child) -> Generator[Any, Any, None]:
+    def stop(self, daemon: Child) -> Generator[Any, Any, None]:
         daemon.process.signalProcess("TERM")
         timer = reactor.callLater(CHILD_TIMEOUT, daemon.kill)
         status = yield daemon.ended

@@ -31,25 +31,22 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Generator
 from typing import Any
 
 import treq
 from twisted.internet import reactor, task
-from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.protocol import ProcessProtocol
-from twisted.python.failure import Failure
+from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
 
 from tests.integration import ltutil
+from tests.integration.children import Child, spawn_child, wait_for_api_file
 from txbittorrent.core.metainfo import parse
 from txbittorrent.daemon.store import StateStore
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.tracker.server import start_tracker
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MiB = 1024 * 1024
 PIECE = 256 * 1024
 RATE = 2 * MiB
@@ -62,24 +59,6 @@ IN_FLIGHT = 2 * MiB
 DUPLICATES = PIECE // 2
 """Slack for blocks a run might receive twice (a request timed out, then
 answered); less than a piece, so a verified piece fetched again still fails."""
-
-
-class _Child(ProcessProtocol):
-    def __init__(self) -> None:
-        self.out = bytearray()
-        self.err = bytearray()
-        self.ended: Deferred[int | None] = Deferred()
-        self.running = True
-
-    def outReceived(self, data: bytes) -> None:
-        self.out += data
-
-    def errReceived(self, data: bytes) -> None:
-        self.err += data
-
-    def processEnded(self, reason: Failure) -> None:
-        self.running = False
-        self.ended.callback(getattr(reason.value, "exitCode", None))
 
 
 class DaemonRestartTests(TestCase):
@@ -98,7 +77,7 @@ class DaemonRestartTests(TestCase):
         self.url: str | None = None
         self.token = ""
         self.last: Any = None
-        self.child: _Child | None = None
+        self.child: Child | None = None
 
     # -- fixtures ----------------------------------------------------------------------
 
@@ -130,44 +109,19 @@ class DaemonRestartTests(TestCase):
             waited += 0.1
 
     @inlineCallbacks
-    def spawn(self) -> Generator[Any, Any, tuple[_Child, Any]]:
+    def spawn(self) -> Generator[Any, Any, tuple[Child, Any]]:
         """Start ``txbittorrent serve`` on the state dir; return once its
         api.json names a new URL (the previous run's file stays after SIGKILL)."""
-        child = self.child = _Child()
-        process = reactor.spawnProcess(
-            child, sys.executable,
-            [sys.executable, "-m", "txbittorrent", "serve", "--state-dir", self.state,
-             "--download-dir", self.downloads, "--listen", "tcp:0:interface=127.0.0.1"],
-            env=dict(os.environ, PYTHONPATH=ROOT), path=ROOT,
-        )
-
-        def kill() -> Any:
-            if child.running:
-                process.signalProcess("KILL")
-                return child.ended
-            return None
-
-        self.addCleanup(kill)
-        api_file = os.path.join(self.state, "api.json")
-        old = self.url
-
-        def ready() -> bool:
-            self.assertTrue(child.running, child.err.decode(errors="replace"))
-            try:
-                with open(api_file) as f:
-                    info = json.load(f)
-            except (OSError, ValueError):
-                return False
-            if info["url"] == old:
-                return False
-            self.url, self.token = info["url"], info["token"]
-            return True
-
-        yield self.wait_until(ready, "api.json")
-        return child, process
+        child = self.child = spawn_child(self, [
+            "-m", "txbittorrent", "serve", "--state-dir", self.state,
+            "--download-dir", self.downloads, "--listen", "tcp:0:interface=127.0.0.1",
+        ])
+        info = yield wait_for_api_file(self, self.state, child, WAIT, old_url=self.url)
+        self.url, self.token = info["url"], info["token"]
+        return child, child.process
 
     @inlineCallbacks
-    def sigkill(self, child: _Child, process: Any) -> Generator[Any, Any, None]:
+    def sigkill(self, child: Child, process: Any) -> Generator[Any, Any, None]:
         process.signalProcess("KILL")
         yield child.ended
 

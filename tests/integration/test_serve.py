@@ -8,44 +8,22 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 from collections.abc import Generator, Sequence
 from typing import Any
 
 import treq
-from twisted.internet import reactor, task
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.protocol import ProcessProtocol
-from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.integration.children import Child, spawn_child, wait_for_api_file
+
 SERVE = ("-m", "txbittorrent", "serve")
 TWIST = ("-c", "import sys; from twisted.application.twist._twist import Twist;"
          " sys.argv[0] = 'twist'; sys.exit(Twist.main())", "txbittorrent")
 DEADLINE = 25.0
 """Seconds the child may take to write api.json, and then to exit."""
-
-
-class _Child(ProcessProtocol):
-    def __init__(self) -> None:
-        self.out = bytearray()
-        self.err = bytearray()
-        self.ended: Deferred[int | None] = Deferred()
-        self.running = True
-        self.signal: int | None = None
-
-    def outReceived(self, data: bytes) -> None:
-        self.out += data
-
-    def errReceived(self, data: bytes) -> None:
-        self.err += data
-
-    def processEnded(self, reason: Failure) -> None:
-        self.running = False
-        self.signal = getattr(reason.value, "signal", None)
-        self.ended.callback(getattr(reason.value, "exitCode", None))
 
 
 class ServeTests(TestCase):
@@ -54,41 +32,19 @@ class ServeTests(TestCase):
     timeout = 30
 
     def spawn(self, state: str, *options: str, command: Sequence[str] = SERVE,
-              ) -> tuple[_Child, Any]:
+              ) -> tuple[Child, Any]:
         """``txbittorrent serve`` (or ``command``) on ``state``, SIGKILLed in
         cleanup if still running."""
-        child = _Child()
-        env = dict(os.environ, PYTHONPATH=ROOT)
-        process = reactor.spawnProcess(
-            child, sys.executable,
-            [sys.executable, *command, "--state-dir", state,
-             "--download-dir", os.path.join(os.path.dirname(state), "dl"),
-             "--listen", "tcp:0:interface=127.0.0.1", *options],
-            env=env, path=ROOT,
-        )
+        child = spawn_child(self, [
+            *command, "--state-dir", state,
+            "--download-dir", os.path.join(os.path.dirname(state), "dl"),
+            "--listen", "tcp:0:interface=127.0.0.1", *options,
+        ])
+        return child, child.process
 
-        def kill() -> Any:
-            if child.running:
-                process.signalProcess("KILL")
-                return child.ended
-            return None
-
-        self.addCleanup(kill)
-        child.kill = kill  # type: ignore[attr-defined]
-        return child, process
-
-    @inlineCallbacks
-    def api_info(self, state: str, child: _Child) -> Generator[Any, Any, dict[str, Any]]:
+    def api_info(self, state: str, child: Child) -> Deferred[dict[str, Any]]:
         """api.json once the child has written it."""
-        api_file = os.path.join(state, "api.json")
-        waited = 0.0
-        while not os.path.exists(api_file):
-            self.assertTrue(child.running, child.err.decode(errors="replace"))
-            self.assertLess(waited, DEADLINE, "no api.json")
-            yield task.deferLater(reactor, 0.1, lambda: None)
-            waited += 0.1
-        with open(api_file) as f:
-            return json.load(f)  # type: ignore[no-any-return]
+        return wait_for_api_file(self, state, child, DEADLINE)
 
     @inlineCallbacks
     def test_serve_answers_and_stops_on_sigterm(self) -> Generator[Any, Any, None]:
@@ -99,7 +55,7 @@ class ServeTests(TestCase):
         state = os.path.join(base, "state")
         child, process = self.spawn(state, "--log-format", "json", "--peer-port", "0",
                                     "--upload-limit", "1M", "--readahead", "8M")
-        kill = child.kill  # type: ignore[attr-defined]
+        kill = child.kill
         pool = HTTPConnectionPool(reactor, persistent=False)
         self.addCleanup(pool.closeCachedConnections)
 
@@ -117,7 +73,7 @@ class ServeTests(TestCase):
         self.assertIn(b"password", bytes(child.out))
 
         second, _ = self.spawn(state)
-        timer = reactor.callLater(DEADLINE, second.kill)  # type: ignore[attr-defined]
+        timer = reactor.callLater(DEADLINE, second.kill)
         code = yield second.ended
         if timer.active():
             timer.cancel()
@@ -152,7 +108,7 @@ class ServeTests(TestCase):
         yield treq.content(response)
         self.assertEqual(response.code, 200)
         process.signalProcess("TERM")
-        timer = reactor.callLater(DEADLINE, child.kill)  # type: ignore[attr-defined]
+        timer = reactor.callLater(DEADLINE, child.kill)
         yield child.ended
         if timer.active():
             timer.cancel()
