@@ -30,13 +30,14 @@ from typing import Any
 import treq
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.protocol import Protocol, ProcessProtocol
+from twisted.internet.protocol import Protocol
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, TestCase
 from twisted.web.client import HTTPConnectionPool
 
 from tests.integration import ltutil
+from tests.integration.children import Child
 from txbittorrent.daemon.service import DaemonConfig, DaemonService
 from txbittorrent.reader import FileReader
 from txbittorrent.storage.create import create_torrent
@@ -72,26 +73,6 @@ def pattern_bytes(offset: int, length: int, seed_block: bytes) -> bytes:
         start += PIECE
     skip = offset % PIECE
     return bytes(out[skip : skip + length])
-
-
-class _Process(ProcessProtocol):
-    """A child process's output and exit status."""
-
-    def __init__(self) -> None:
-        self.out = bytearray()
-        self.err = bytearray()
-        self.ended: Deferred[int | None] = Deferred()
-        self.running = True
-
-    def outReceived(self, data: bytes) -> None:
-        self.out += data
-
-    def errReceived(self, data: bytes) -> None:
-        self.err += data
-
-    def processEnded(self, reason: Failure) -> None:
-        self.running = False
-        self.ended.callback(getattr(reason.value, "exitCode", None))
 
 
 class _Reader(Protocol):
@@ -186,17 +167,10 @@ class StreamDaemonTests(TestCase):
     @inlineCallbacks
     def run_child(self, argv: list[str]) -> Generator[Any, Any, tuple[int | None, bytes, bytes]]:
         """Run a child process to its end (killed after WAIT seconds, or in cleanup)."""
-        child = _Process()
-        process = reactor.spawnProcess(child, argv[0], argv, env={"PATH": "/usr/bin:/bin"})
-
-        def kill() -> Any:
-            if child.running:
-                process.signalProcess("KILL")
-                return child.ended
-            return None
-
-        self.addCleanup(kill)
-        timer = reactor.callLater(WAIT, kill)
+        child = Child()
+        child.process = reactor.spawnProcess(child, argv[0], argv, env={"PATH": "/usr/bin:/bin"})
+        self.addCleanup(child.kill)
+        timer = reactor.callLater(WAIT, child.kill)
         code = yield child.ended
         if timer.active():
             timer.cancel()
