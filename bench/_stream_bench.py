@@ -13,7 +13,7 @@ starts from an empty directory, removed afterwards:
   state directory; its url and token from its api.json) is given the
   magnet with the limited seeder as ``x.pe`` (POST /api/torrents); once the
   metadata is known and the first payload bytes are in, this process does
-  the run's seeks through ``/stream/<info hash>/0/<name>`` with a Range
+  the run's seeks through confluence's ``/data?ih=<info hash>&path=<name>`` with a Range
   each, on a fresh connection (made before the clock starts), timing from
   sending the request to reading the first body byte, and compares each
   range with the source;
@@ -200,7 +200,7 @@ class StreamBench:
     # -- (a) seeks ---------------------------------------------------------------------
 
     def tx_seeks(self, plan: list[tuple[int, int]]) -> Result:
-        """Our seeks through a fresh daemon's /stream; raw figures."""
+        """Our seeks through a fresh daemon's /data; raw figures."""
         directory = self._directory("tx-seeks")
         daemon = None
         try:
@@ -208,7 +208,7 @@ class StreamBench:
             timeout = self.args.timeout
             daemon.wait_for(info_hash, lambda v: v["has_metadata"], "the metadata", timeout)
             daemon.wait_for(info_hash, lambda v: v["downloaded"] > 0, "payload", timeout)
-            path = f"/stream/{info_hash}/0/{DATA_NAME}"
+            path = f"/data?ih={info_hash}&path={DATA_NAME}"
             times: list[float] = []
             for offset, length in plan:
                 conn = daemon.connection(timeout)
@@ -274,7 +274,7 @@ class StreamBench:
             digest = hashlib.sha1()
             try:
                 start = time.perf_counter()
-                conn.request("GET", f"/stream/{info_hash}/0/{DATA_NAME}", headers=daemon.headers())
+                conn.request("GET", f"/data?ih={info_hash}&path={DATA_NAME}", headers=daemon.headers())
                 response = conn.getresponse()
                 first = response.read(1)
                 first_at = time.perf_counter()

@@ -9,7 +9,7 @@ Theory of operation
 What users run: ``txbittorrent serve`` as a whole process (its own state
 directory; its url and token read from its api.json), torrents added to it
 through its API by magnet (the seeder's address as ``x.pe``), files read
-through ``/stream/<info hash>/<file index>/<name>`` by an HTTP client (this
+through ``/data?ih=<info hash>&path=<name>`` by an HTTP client (this
 process).  The seeders are libtorrent, each in its own process
 (``bench._stream_children``); one file of random bytes, a trackerless v1
 torrent (``bench._stream_bench`` has the details).  Each run measures two
@@ -32,7 +32,7 @@ data and seeders, in the reverse order every other run:
 
 (b) **Throughput**: the whole file (``--size``, 1 GiB by default) from an
     unlimited seeder into a fresh directory.  Ours: one GET of the whole
-    file through ``/stream`` from a fresh daemon, sent once its metadata is
+    file through ``/data`` from a fresh daemon, sent once its metadata is
     known (polling its API every 5 ms: what it downloaded before the GET is
     reported as "head MiB"), to the last byte, SHA-1 checked.  The
     reference: the plain download rate of ``txbittorrent download`` (the CLI
