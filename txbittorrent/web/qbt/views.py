@@ -236,9 +236,7 @@ def files(torrent: Torrent) -> list[dict[str, Any]]:
         offset, length = layout.file_offset(info.index), info.length
         first = offset // metainfo.piece_length
         last = (offset + length - 1) // metainfo.piece_length if length else first
-        name = info.path.replace(os.sep, "/")
-        if metainfo.multi_file:
-            name = f"{metainfo.name}/{name}"
+        name = info.path.replace(os.sep, "/")  # a multi-file torrent's begins with its folder
         progress = done[info.index] / length if length else 1.0
         out.append({
             "index": position,
