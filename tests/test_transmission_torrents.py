@@ -14,6 +14,10 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import deferLater
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+from twisted.web.static import Data
+from twisted.web.util import Redirect
 
 from tests.test_transmission_rpc import TransmissionCase
 from txbittorrent.web.transmission.fields import FIELDS
@@ -96,6 +100,27 @@ class AddTests(TransmissionCase):
         self.assertEqual(torrent.priorities, (6, 0))
         self.assertEqual(self.store.get(ih).priorities, (6, 0))
         self.assertEqual(self.store.get(ih).source, raw)
+
+    @inlineCallbacks
+    def test_add_url(self) -> Generator[Any, Any, None]:
+        """An http URL is fetched (a .torrent, or a redirect to a magnet);
+        a failed fetch is an error string."""
+        _, raw = self.seed_files()
+        files = Resource()
+        files.putChild(b"t.torrent", Data(raw, "application/x-bittorrent"))
+        files.putChild(b"m", Redirect(MAGNET.encode()))
+        port = reactor.listenTCP(0, Site(files), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        base = f"http://127.0.0.1:{port.getHost().port}"
+        args = yield self.ok("torrent-add", {"filename": base + "/t.torrent", "paused": True})
+        ih = args["torrent-added"]["hashString"]
+        self.assertEqual(self.store.get(ih).source, raw)
+        args = yield self.ok("torrent-add", {"filename": base + "/m"})
+        self.assertEqual(args["torrent-added"]["hashString"], HASH2)
+        args = yield self.ok("torrent-add", {"filename": base + "/t.torrent"})
+        self.assertEqual(args["torrent-duplicate"]["hashString"], ih)
+        reply = yield self.rpc("torrent-add", {"filename": base + "/missing"})
+        self.assertIn("404", reply["result"])
 
     @inlineCallbacks
     def test_magnet_selection_refused(self) -> Generator[Any, Any, None]:
