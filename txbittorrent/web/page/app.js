@@ -19,6 +19,8 @@
   const KINDS = ["torrent_added", "torrent_removed", "state_changed", "progress",
                  "metadata_received", "complete", "peer_connected", "peer_lost",
                  "disk_error", "tracker_error"];
+  // Torrent.state: stopped, checking, metadata, downloading, seeding, paused, error.
+  const RUNNING = new Set(["metadata", "downloading", "seeding"]);
   const MEDIA = new Set(["mp4", "m4v", "mkv", "webm", "avi", "mov", "wmv", "flv", "mpg",
                          "mpeg", "ts", "m2ts", "mts", "ogv", "3gp", "vob", "divx", "mp3",
                          "flac", "ogg", "oga", "opus", "m4a", "aac", "wav", "wma", "alac",
@@ -108,7 +110,7 @@
   function eta(t) {
     if (!t.has_metadata) return "—";
     if (t.left === 0) return "done";
-    if (t.state !== "active" || !t.download_rate) return "∞";
+    if (!RUNNING.has(t.state) || !t.download_rate) return "∞";
     return duration(t.left / t.download_rate);
   }
 
@@ -123,11 +125,7 @@
   }
 
   function stateText(t) {
-    if (t.state === "active") {
-      if (!t.has_metadata) return "fetching metadata";
-      return t.left === 0 ? "seeding" : "downloading";
-    }
-    return t.state;
+    return t.state === "metadata" ? "fetching metadata" : t.state;
   }
 
   // -- messages --------------------------------------------------------------------
@@ -187,7 +185,7 @@
     el.querySelector(".size").textContent = t.has_metadata ? bytes(t.size) : "—";
     el.querySelector(".ratio").textContent = ratio(t);
     const button = el.querySelector(".toggle");
-    button.textContent = t.state === "active" ? "Pause" : "Resume";
+    button.textContent = RUNNING.has(t.state) ? "Pause" : "Resume";
     button.setAttribute("aria-label", `${button.textContent} ${name}`);
     button.disabled = t.state === "checking";
     el.querySelector(".files-button").setAttribute("aria-label", `Files of ${name}`);
@@ -436,6 +434,7 @@
 
   async function addTorrent(event) {
     event.preventDefault();
+    const form = event.currentTarget;
     const status = $("add-status");
     const file = $("add-file").files[0];
     const source = $("add-source").value.trim();
@@ -451,7 +450,7 @@
       status.textContent = "Give a magnet link, a URL, an info hash or a .torrent file.";
       return;
     }
-    const button = event.currentTarget.querySelector("button[type=submit]");
+    const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     status.textContent = "Adding…";
     try {
@@ -459,7 +458,7 @@
       state.gone.delete(t.info_hash);
       upsert(t);
       status.textContent = `Added ${t.name || t.info_hash}.`;
-      event.currentTarget.reset();
+      form.reset();
     } catch (err) {
       status.textContent = err.message;
     } finally {
@@ -470,7 +469,7 @@
   async function toggle(ih) {
     const row = state.rows.get(ih);
     if (!row) return;
-    const action = row.data.state === "active" ? "pause" : "start";
+    const action = RUNNING.has(row.data.state) ? "pause" : "start";
     const button = row.el.querySelector(".toggle");
     button.disabled = true;
     try {
