@@ -141,6 +141,7 @@ class FieldTests(TestCase):
         self.assertEqual((t["peersConnected"], t["peersSendingToUs"], t["peersGettingFromUs"]),
                          (2, 1, 1))
         self.assertEqual((t["peersFrom"]["fromIncoming"], t["peersFrom"]["fromCache"]), (1, 1))
+        self.assertEqual(FIELDS["peersSendingToUs"](dataclasses.replace(facts, left_wanted=0)), 0)
         self.assertEqual(FIELDS["desiredAvailable"](facts), 1000)
         self.assertEqual(FIELDS["desiredAvailable"](make_facts()), 0)
 

@@ -103,9 +103,19 @@ def _kb(limit: float | None) -> int:
     return 0 if limit is None else int(round(limit / KB))
 
 
+def _done(facts: TorrentFacts) -> bool:
+    return facts.has_metadata and facts.left_wanted == 0
+
+
+def _downloading_from(p: Any, done: bool) -> bool:
+    """Whether a peer sends us pieces (never once nothing wanted is left:
+    the rate meter lags the end of the download)."""
+    return not done and (p.download_rate >= 1 or (p.am_interested and not p.peer_choking))
+
+
 def _sending_to_us(facts: TorrentFacts) -> int:
-    return sum(1 for p in facts.peers
-               if p.download_rate >= 1 or (p.am_interested and not p.peer_choking))
+    done = _done(facts)
+    return sum(1 for p in facts.peers if _downloading_from(p, done))
 
 
 def _getting_from_us(facts: TorrentFacts) -> int:
@@ -147,14 +157,14 @@ def _file_stats(facts: TorrentFacts) -> list[dict[str, Any]]:
              "priority": priority_of(f.priority)} for f in facts.files]
 
 
-def _peer(p: Any) -> dict[str, Any]:
+def _peer(p: Any, done: bool) -> dict[str, Any]:
     return {
         "address": p.address[0],
         "clientName": p.client,
         "clientIsChoked": p.peer_choking,
         "clientIsInterested": p.am_interested,
         "flagStr": p.flags,
-        "isDownloadingFrom": p.download_rate >= 1 or (p.am_interested and not p.peer_choking),
+        "isDownloadingFrom": _downloading_from(p, done),
         "isEncrypted": False,
         "isIncoming": not p.outgoing,
         "isUploadingTo": p.upload_rate >= 1 or (p.peer_interested and not p.am_choking),
@@ -325,7 +335,7 @@ FIELDS: dict[str, Callable[[TorrentFacts], Any]] = {
     "metadataPercentComplete": lambda f: 1.0 if f.has_metadata else 0.0,
     "name": lambda f: f.name,
     "peer-limit": lambda f: int(f.max_peers or 0),
-    "peers": lambda f: [_peer(p) for p in f.peers],
+    "peers": lambda f: [_peer(p, _done(f)) for p in f.peers],
     "peersConnected": lambda f: len(f.peers),
     "peersFrom": _peers_from,
     "peersGettingFromUs": _getting_from_us,
