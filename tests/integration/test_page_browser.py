@@ -112,6 +112,25 @@ class _PageDaemon(DaemonService):
         )
 
 
+class _NoStream(Resource):
+    """An event stream that is always refused (a proxy that cannot stream)."""
+
+    isLeaf = True
+
+    def render_GET(self, request: Any) -> bytes:
+        request.setResponseCode(503)
+        return b"no streaming here"
+
+
+class _PollingDaemon(_PageDaemon):
+    """The page's daemon whose /api/events is refused: the page must poll."""
+
+    def build_root(self, session: Any, store: Any) -> Resource:
+        root = super().build_root(session, store)
+        root.children[b"api"].streams[b"events"] = _NoStream()  # type: ignore[attr-defined]
+        return root
+
+
 class _Browser:
     """One headless Chromium at one viewport; used from one thread only."""
 
@@ -193,7 +212,7 @@ class PageBrowserTests(TestCase):
     # -- fixtures ----------------------------------------------------------------------
 
     @inlineCallbacks
-    def serve(self) -> Generator[Any, Any, None]:
+    def serve(self, daemon: type[_PageDaemon] = _PageDaemon) -> Generator[Any, Any, None]:
         """A libtorrent seeder of FILES and a started daemon with the page."""
         seed = os.path.join(self.base, "seed", "show")
         os.makedirs(seed)
@@ -215,7 +234,7 @@ class PageBrowserTests(TestCase):
             download_dir=os.path.join(self.base, "downloads"),
             listen=("tcp:0:interface=127.0.0.1",), dht=False,
         )
-        service = _PageDaemon(config, reactor=reactor, out=out)
+        service = daemon(config, reactor=reactor, out=out)
         service.startService()
         self.addCleanup(lambda: service.stopService() if service.running else None)
         yield service.started
@@ -245,15 +264,7 @@ class PageBrowserTests(TestCase):
         row = f'li.torrent[data-info-hash="{ih}"]'
 
         # Log in.
-        b.driver.get(self.url + "/")
-        b.wait(lambda: b.visible("#login-view"), "the login form")
-        b.shot("1-login")
-        user = b.find("#login-user")
-        user.clear()
-        user.send_keys("admin")
-        b.find("#login-password").send_keys(self.password)
-        b.find("#login-form button[type=submit]").click()
-        b.wait(lambda: b.visible("#app-view"), "the torrent list after login")
+        self.log_in(b, shot="1-login")
         b.wait(lambda: b.find("#live").get_attribute("data-mode") == "live",
                "the live event stream")
         seen["background"] = b.js("return getComputedStyle(document.body).backgroundColor")
@@ -350,6 +361,39 @@ class PageBrowserTests(TestCase):
         b.find("#logout").click()
         b.wait(lambda: b.visible("#login-view"), "the login form after logout")
 
+    def log_in(self, b: _Browser, shot: str | None = None) -> None:
+        """Open the page, which shows the login form, and log in as admin."""
+        b.driver.get(self.url + "/")
+        b.wait(lambda: b.visible("#login-view"), "the login form")
+        if shot is not None:
+            b.shot(shot)
+        user = b.find("#login-user")
+        user.clear()
+        user.send_keys("admin")
+        b.find("#login-password").send_keys(self.password)
+        b.find("#login-form button[type=submit]").click()
+        b.wait(lambda: b.visible("#app-view"), "the torrent list after login")
+
+    def poll_visit(self, shots: str) -> dict[str, Any]:
+        """In a thread: log in, add the magnet, watch it complete by polling."""
+        seen: dict[str, Any] = {}
+        b = _Browser(DESKTOP, False, shots)
+        try:
+            self.log_in(b)
+            b.wait(lambda: b.find("#live").get_attribute("data-mode") == "polling",
+                   "the page to fall back to polling")
+            b.find("#add-source").send_keys(self.magnet)
+            b.find("#add-form button[type=submit]").click()
+            row = f'li.torrent[data-info-hash="{self.info_hash}"]'
+            b.wait(lambda: b.finds(row), "the torrent's row")
+            b.wait(lambda: b.find(row + " .percent").text == "100%", "100% by polling")
+            seen["mode"] = b.find("#live").get_attribute("data-mode")
+            b.shot("polling-complete")
+            seen["console"] = b.logs()
+        finally:
+            b.quit()
+        return seen
+
     def small_targets(self, b: _Browser) -> list[str]:
         """The visible controls smaller than 44 px (a checkbox counts by its label)."""
         return list(b.js("""
@@ -423,3 +467,15 @@ class PageBrowserTests(TestCase):
         self.assertEqual(side_top, list_top)
         self.assertEqual(seen["background"], "rgb(246, 247, 249)")
 
+    @inlineCallbacks
+    def test_polling_fallback(self) -> Generator[Any, Any, None]:
+        """With the event stream refused, the page says it polls and the
+        progress still reaches 100%; the only console errors are the
+        refused stream's."""
+        yield self.serve(_PollingDaemon)
+        seen = yield threads.deferToThread(self.poll_visit,
+                                           os.path.join(self.base, "screenshots"))
+        self.assertEqual(seen["mode"], "polling")
+        errors = [e["message"] for e in seen["console"] if e.get("level") == "SEVERE"]
+        self.assertTrue(errors, "the refused stream was not even tried")
+        self.assertEqual([m for m in errors if "/api/events" not in m], [], errors)
