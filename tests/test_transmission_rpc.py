@@ -156,11 +156,15 @@ class HandshakeTests(TransmissionCase):
 
     @inlineCallbacks
     def test_wrong_password_then_ban(self) -> Generator[Any, Any, None]:
-        """A wrong password or user is 401; five failures ban the address
-        (403, even with the right password)."""
+        """A wrong password or user is 401; five failures (either kind)
+        ban the address (403, even with the right password); a request
+        without credentials is no failure."""
         response, _ = yield self.post({}, auth=basic("root", PASSWORD))
         self.assertEqual(response.code, 401)
-        for _ in range(5):
+        for _ in range(3):
+            response, _ = yield self.post({}, auth="")
+            self.assertEqual(response.code, 401)
+        for _ in range(4):
             response, _ = yield self.post({}, auth=basic("admin", "nope"))
             self.assertEqual(response.code, 401)
         response, _ = yield self.post({}, auth=basic("admin", "nope"))

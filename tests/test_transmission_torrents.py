@@ -13,7 +13,6 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
-from twisted.internet.task import deferLater
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 from twisted.web.static import Data
@@ -245,12 +244,17 @@ class ActionTests(TransmissionCase):
         yield self.ok("torrent-start", {"ids": [number]})
         self.assertEqual((yield self.status(number)), 6)
         self.assertEqual(self.store.get(added["hashString"]).wanted, "active")
+        checks: list[Any] = []
+        recheck = self.manager.recheck
+
+        def capturing(torrent: Any) -> Any:
+            checks.append(recheck(torrent))
+            return checks[-1]
+
+        self.patch(self.manager, "recheck", capturing)
         yield self.ok("torrent-verify", {"ids": [number]})
-        self.assertEqual((yield self.status(number)), 2)
-        for _ in range(100):
-            if not self.manager.rechecking:
-                break
-            yield deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual((yield self.status(number)), 2)  # answered before the check ends
+        yield checks[0]
         self.assertEqual((yield self.status(number)), 6)
         yield self.ok("torrent-reannounce", {"ids": [number]})
         yield self.ok("torrent-start-now", {})

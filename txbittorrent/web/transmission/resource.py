@@ -55,10 +55,9 @@ if TYPE_CHECKING:
     from txbittorrent.web.auth import Guard
     from txbittorrent.web.manager import TorrentManager
 
-__all__ = ["SESSION_ID_HEADER", "TransmissionResource", "USERNAME"]
+__all__ = ["SESSION_ID_HEADER", "TransmissionResource"]
 
 SESSION_ID_HEADER = b"X-Transmission-Session-Id"
-USERNAME = "admin"
 _CHALLENGE = b'Basic realm="Transmission"'
 _log = Logger()
 
@@ -79,7 +78,6 @@ class TransmissionResource(Resource):
         clock: Any,
         guard: Guard | None = None,
         session_id: str | None = None,
-        username: str = USERNAME,
     ) -> None:
         """``manager`` is the daemon's ``TorrentManager`` (share the native
         API's, so a recheck through one API is seen by the other);
@@ -88,7 +86,6 @@ class TransmissionResource(Resource):
         super().__init__()
         self.guard = guard
         self.store = store
-        self.username = username
         self.session_id = session_id if session_id is not None else secrets.token_urlsafe(36)
         self.context = RpcContext(
             session=session, manager=manager, store=store, download_dir=download_dir,
@@ -142,8 +139,10 @@ class TransmissionResource(Resource):
         except (binascii.Error, ValueError):
             return False
         user, colon, password = decoded.partition(":")
-        if not colon or user != self.username or self.guard is None:
+        if not colon or self.guard is None:
             return False
+        # Any user name goes to the Guard (the store knows the daemon's user),
+        # so every wrong guess counts towards a ban.
         return self.guard.check_credentials(client_address(request), user, password)
 
     def _authorized(self, request: Request) -> bytes | Deferred[bytes]:
