@@ -88,12 +88,13 @@ class QbtActionTests(QbtCase):
         self.assertEqual(self.store.get(self.ih).priorities, (7, 0))
         files = yield self.json("/torrents/files", params={"hash": self.ih})
         self.assertEqual([f["priority"] for f in files], [7, 0])
-        code, _ = yield self.status("/torrents/filePrio",
-                                    data={"hash": self.ih, "id": "0", "priority": "3"})
-        self.assertEqual(code, 400)
-        code, _ = yield self.status("/torrents/filePrio",
-                                    data={"hash": self.ih, "id": "5", "priority": "1"})
-        self.assertEqual(code, 409)
+        for fields, expected in (({"id": "0", "priority": "3"}, (400, "Priority is not valid")),
+                                 ({"id": "0", "priority": "x"},
+                                  (400, "Priority must be an integer")),
+                                 ({"id": "a", "priority": "1"}, (400, "File IDs must be integers")),
+                                 ({"id": "5", "priority": "1"}, (409, "File ID is not valid"))):
+            got = yield self.status("/torrents/filePrio", data={"hash": self.ih, **fields})
+            self.assertEqual(got, expected, fields)
         code, _ = yield self.status("/torrents/filePrio",
                                     data={"hash": HASH1, "id": "0", "priority": "1"})
         self.assertEqual(code, 404)
@@ -130,9 +131,11 @@ class QbtActionTests(QbtCase):
         self.assertEqual(self.seed.state, TorrentState.SEEDING)
         info = yield self.info()
         self.assertEqual((info["force_start"], info["state"]), (True, "forcedUP"))
+        yield self.text("/torrents/stop", data={"hashes": self.ih})
         yield self.text("/torrents/setForceStart", data={"hashes": self.ih, "value": "false"})
+        self.assertEqual(self.seed.state, TorrentState.SEEDING)
         info = yield self.info()
-        self.assertIs(info["force_start"], False)
+        self.assertEqual((info["force_start"], info["state"]), (False, "stalledUP"))
 
     @inlineCallbacks
     def test_stored_settings(self) -> Generator[Any, Any, None]:
@@ -182,12 +185,27 @@ class QbtActionTests(QbtCase):
                                                        "newUrl": c})
         yield self.text("/torrents/removeTrackers", data={"hash": self.ih, "urls": b})
         self.assertEqual(self.store.get(self.ih).trackers, ((c,),))
-        code, _ = yield self.status("/torrents/removeTrackers",
-                                    data={"hash": self.ih, "urls": b})
-        self.assertEqual(code, 409)
+        yield self.text("/torrents/addTrackers", data={"hash": "*", "urls": a})
+        yield self.text("/torrents/removeTrackers", data={"hash": self.ih,
+                                                          "urls": f"{b}|{a}"})
+        self.assertEqual(self.store.get(self.ih).trackers, ((c,),))
+        code, _ = yield self.status("/torrents/addTrackers", data={"hash": HASH1, "urls": a})
+        self.assertEqual(code, 404)
         code, _ = yield self.status("/torrents/editTracker",
                                     data={"hash": self.ih, "origUrl": b, "newUrl": a})
         self.assertEqual(code, 409)
+
+    @inlineCallbacks
+    def test_add_peers(self) -> Generator[Any, Any, None]:
+        """addPeers takes "|"-joined addresses and says per torrent how many
+        were added; none valid is 400."""
+        got = yield self.json("/torrents/addPeers", method="POST",
+                              data={"hashes": self.ih, "peers": "127.0.0.1:9|bad|[::1]:9"})
+        self.assertEqual(set(got), {self.ih})
+        self.assertEqual(got[self.ih]["added"] + got[self.ih]["failed"], 3)
+        code, _ = yield self.status("/torrents/addPeers", data={"hashes": self.ih,
+                                                                "peers": "x|y:z"})
+        self.assertEqual(code, 400)
 
     @inlineCallbacks
     def test_set_location(self) -> Generator[Any, Any, None]:

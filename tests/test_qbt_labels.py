@@ -27,11 +27,16 @@ class QbtCategoryTests(QbtCase):
         yield self.text("/torrents/createCategory", data={"category": "films"})
         code, _ = yield self.status("/torrents/createCategory", data={"category": "tv"})
         self.assertEqual(code, 409)
-        for bad in ("", "/x", "a//b", "x/"):
-            code, _ = yield self.status("/torrents/createCategory", data={"category": bad})
-            self.assertEqual(code, 400, bad)
-        code, _ = yield self.status("/torrents/editCategory", data={"category": "nope"})
+        code, _ = yield self.status("/torrents/createCategory", data={"category": ""})
+        self.assertEqual(code, 400)
+        for bad in ("/x", "a//b", "x/", "a\\b"):
+            code, text = yield self.status("/torrents/createCategory", data={"category": bad})
+            self.assertEqual((code, text), (409, "Incorrect category name"), bad)
+        code, _ = yield self.status("/torrents/editCategory",
+                                    data={"category": "nope", "savePath": ""})
         self.assertEqual(code, 409)
+        code, _ = yield self.status("/torrents/editCategory", data={"category": "tv"})
+        self.assertEqual(code, 400)
         yield self.text("/torrents/editCategory", data={"category": "films", "savePath": "/f"})
         categories = yield self.json("/torrents/categories")
         self.assertEqual({k: v["savePath"] for k, v in categories.items()},
@@ -84,3 +89,11 @@ class QbtTagTests(QbtCase):
         self.assertEqual({r.labels for r in self.store.torrents()}, {()})
         code, _ = yield self.status("/torrents/createTags", data={"tags": "\x01bad"})
         self.assertEqual(code, 400)
+
+    @inlineCallbacks
+    def test_set_tags(self) -> Generator[Any, Any, None]:
+        """setTags replaces the torrents' tags and creates the new ones."""
+        yield self.text("/torrents/setTags", data={"hashes": HASH1, "tags": "y,z"})
+        self.assertEqual(self.store.get(HASH1).labels, ("y", "z"))
+        self.assertEqual(self.store.get(HASH2).labels, ("x",))
+        self.assertEqual(self.store.tags(), ["y", "z"])

@@ -83,11 +83,11 @@ class QbtAddTests(QbtCase):
         """A duplicate, a bad source or a bad .torrent answer Fails.; nothing
         at all is 400; a savepath with '..' is 400."""
         yield self.text("/torrents/add", data={"urls": MAGNET, "stopped": "true"})
-        for data, files in (({"urls": MAGNET}, None), ({"urls": "/etc/passwd"}, None),
-                            ({"urls": "ftp://x/y.torrent"}, None),
-                            ({}, {"t": b"d4:infoi1ee"})):
-            text = yield self.text("/torrents/add", data=data, files=files)
+        for data in ({"urls": MAGNET}, {"urls": "/etc/passwd"}, {"urls": "ftp://x/y.torrent"}):
+            text = yield self.text("/torrents/add", data=data)
             self.assertEqual(text, "Fails.", data)
+        code, text = yield self.status("/torrents/add", data={}, files={"t": b"d4:infoi1ee"})
+        self.assertEqual((code, text), (400, "Error: 't' is not a valid torrent file."))
         code, _ = yield self.status("/torrents/add", data={"category": "x"})
         self.assertEqual(code, 400)
         code, _ = yield self.status("/torrents/add", data={"urls": HASH1, "savepath": "../up"})
@@ -231,6 +231,26 @@ class QbtReadTests(QbtCase):
         self.assertEqual(len(hashes), 5)
         empty = yield self.json("/torrents/pieceStates", params={"hash": HASH2})
         self.assertEqual(empty, [])
+
+    @inlineCallbacks
+    def test_export(self) -> Generator[Any, Any, None]:
+        """export answers the uploaded .torrent as application/x-bittorrent;
+        409 before the metadata."""
+        response, body = yield self.request("GET", "/torrents/export", params={"hash": self.ih})
+        self.assertEqual(response.code, 200)
+        self.assertEqual(response.headers.getRawHeaders("Content-Type"),
+                         ["application/x-bittorrent"])
+        self.assertIn(f"{self.ih}.torrent",
+                      response.headers.getRawHeaders("Content-Disposition")[0])
+        self.assertEqual(parse(body).info_hash.hex(), self.ih)
+        code, _ = yield self.status("/torrents/export", method="GET", params={"hash": HASH2})
+        self.assertEqual(code, 409)
+
+    @inlineCallbacks
+    def test_webseeds(self) -> Generator[Any, Any, None]:
+        """webseeds lists the .torrent's url-list (none here)."""
+        seeds = yield self.json("/torrents/webseeds", params={"hash": self.ih})
+        self.assertEqual(seeds, [])
 
     @inlineCallbacks
     def test_limits_read(self) -> Generator[Any, Any, None]:

@@ -16,16 +16,19 @@ recheck takes long) and ``delete`` once the files are gone.
 Not acted on (stored and shown back only, see ``extras``): sequential
 download, first/last piece priority, super seeding, the share limits,
 and the queue order (the engine runs every torrent at once: no queueing);
-``setForceStart`` with true also starts a stopped torrent.
+``setForceStart`` starts a stopped torrent whatever its value (qBittorrent
+starts it forced or auto-managed).
 ``setLocation`` is refused (409) unless the location is the torrent's
 own: the engine cannot move data.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
@@ -33,7 +36,7 @@ from twisted.python.failure import Failure
 
 from txbittorrent.state import TorrentState
 from txbittorrent.web.apibody import ApiError, tracker_url
-from txbittorrent.web.qbt.base import Call, QbtError, endpoint
+from txbittorrent.web.qbt.base import Call, QbtError, endpoint, find
 from txbittorrent.web.qbt.fields import FILE_PRIORITIES, split_list
 
 if TYPE_CHECKING:
@@ -130,18 +133,21 @@ def set_location(call: Call) -> str:
 @endpoint("torrents", "filePrio", changes=True)
 def file_prio(call: Call) -> Deferred[str]:
     torrent = call.torrent()
-    priority = call.integer("priority")
-    if priority is None or priority not in FILE_PRIORITIES:
+    try:
+        priority = int(call.need("priority").strip())
+    except ValueError:
+        raise QbtError(400, "Priority must be an integer") from None
+    if priority not in FILE_PRIORITIES:
         raise QbtError(400, "Priority is not valid")
     if not torrent.has_metadata:
         raise QbtError(409, "Torrent's metadata has not yet downloaded")
     listed = torrent.files()
     try:
-        ids = [int(i) for i in call.need("id").split("|") if i.strip()]
+        ids = [int(i) for i in call.need("id").split("|")]
     except ValueError:
-        raise QbtError(400, "File IDs are not valid") from None
-    if not ids or any(not 0 <= i < len(listed) for i in ids):
-        raise QbtError(409, "File IDs are not valid")
+        raise QbtError(400, "File IDs must be integers") from None
+    if any(not 0 <= i < len(listed) for i in ids):
+        raise QbtError(409, "File ID is not valid")
     priorities = list(torrent.priorities)
     for i in ids:
         priorities[listed[i].index] = priority
@@ -197,7 +203,7 @@ def set_force_start(call: Call) -> Deferred[str]:
 
     def one(torrent: Torrent) -> Deferred[None] | None:
         ctx.extras.update(torrent.info_hash.hex(), force_start=value)
-        if value and torrent.state in (TorrentState.STOPPED, TorrentState.PAUSED,
+        if torrent.state in (TorrentState.STOPPED, TorrentState.PAUSED,
                                        TorrentState.ERROR):
             return ctx.manager.set_state(torrent, "start")
         return None
@@ -277,31 +283,73 @@ def _urls(torrent: Torrent) -> list[str]:
     return [s.url for tier in torrent.trackers() for s in tier]
 
 
+def _tracker_targets(call: Call) -> list[Torrent]:
+    """``hash``: one hash, several joined by "|", or "*" (every torrent);
+    404 for an unknown one."""
+    text = call.need("hash").strip()
+    if text == "*":
+        return call.ctx.session.torrents()
+    out = []
+    for part in text.split("|"):
+        if part.strip() and part.strip() != "*":
+            torrent = find(call.ctx.session, part.strip().lower())
+            if torrent is None:
+                raise QbtError(404, "Torrent hash was not found")
+            out.append(torrent)
+    return out
+
+
 @endpoint("torrents", "addTrackers", changes=True)
 def add_trackers(call: Call) -> str:
-    torrent = call.torrent()
-    for url in split_list(call.need("urls"), "\n"):
-        try:
-            tracker_url(url)
-        except ApiError:
-            continue  # qBittorrent skips what it cannot parse
-        if url not in _urls(torrent):
-            torrent.add_tracker(url)
-    call.ctx.manager.trackers_changed(torrent)
+    urls = split_list(call.need("urls"), "\n")
+    for torrent in _tracker_targets(call):
+        for url in urls:
+            try:
+                tracker_url(url)
+            except ApiError:
+                continue  # qBittorrent skips what it cannot parse
+            if url not in _urls(torrent):
+                torrent.add_tracker(url)
+        call.ctx.manager.trackers_changed(torrent)
     return ""
 
 
 @endpoint("torrents", "removeTrackers", changes=True)
 def remove_trackers(call: Call) -> str:
-    torrent = call.torrent()
-    present = _urls(torrent)
-    gone = [u for u in split_list(call.need("urls"), "|") if u in present]
-    if not gone:
-        raise QbtError(409, "No trackers were removed")
-    for url in gone:
-        torrent.remove_tracker(url)
-    call.ctx.manager.trackers_changed(torrent)
+    urls = [unquote(u) for u in split_list(call.need("urls"), "|")]
+    for torrent in _tracker_targets(call):
+        present = _urls(torrent)
+        for url in urls:
+            if url in present:
+                torrent.remove_tracker(url)
+        call.ctx.manager.trackers_changed(torrent)
     return ""
+
+
+@endpoint("torrents", "addPeers", changes=True)
+def add_peers(call: Call) -> dict[str, Any]:
+    texts = [p.strip() for p in call.need("peers").split("|")]
+    peers = [peer for peer in (_peer(t) for t in texts) if peer is not None]
+    if not peers:
+        raise QbtError(400, "No valid peers were specified")
+    out: dict[str, Any] = {}
+    for torrent in call.torrents():
+        added = torrent.add_peers(peers, source="user")
+        out[torrent.info_hash.hex()] = {"added": added, "failed": len(texts) - added}
+    return out
+
+
+def _peer(text: str) -> tuple[str, int] | None:
+    """"host:port" or "[v6]:port" with a literal IP address, or None."""
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return host, int(port)
 
 
 @endpoint("torrents", "editTracker", changes=True)

@@ -13,7 +13,9 @@ layout is always the torrent's own).  Booleans in any case.
 
 Each source is added through the ``TorrentManager`` (URLs fetched first);
 the answer waits for all of them: ``Ok.`` if any was added, ``Fails.``
-(200) if none was (a bad source, a duplicate, a failed fetch).
+(200) if none was (a bad source, a duplicate, a failed fetch).  A part
+that looks like a .torrent but does not parse is 400 ("Error: '<field>'
+is not a valid torrent file.", as qBittorrent says).
 """
 
 from __future__ import annotations
@@ -61,14 +63,16 @@ def url_request(text: str, save: str, paused: bool, tags: tuple[str, ...]) -> Ad
     return AddRequest(source=info_hash, save_path=save, paused=paused, labels=tags)
 
 
-def _torrent_parts(call: Call) -> list[bytes]:
+def _torrent_parts(call: Call) -> list[tuple[str, bytes]]:
+    """(field name, bytes) of every field that looks bencoded with an info
+    dictionary: the .torrent parts, whatever their field names."""
     parts = []
     for name, values in call.raw.items():
         if name in OPTION_FIELDS:
             continue
         for value in values:
             if value[:1] == b"d" and b"4:info" in value:
-                parts.append(value)
+                parts.append((name, value))
     return parts
 
 
@@ -92,12 +96,13 @@ def add(call: Call) -> Deferred[str]:
             requests.append(url_request(text, save, paused, tags))
         except ApiError as e:
             requests.append(e)
-    for raw in _torrent_parts(call):
+    for name, raw in _torrent_parts(call):
         try:
-            requests.append(AddRequest(source=parse_torrent(raw), raw=raw, save_path=save,
-                                       paused=paused, labels=tags))
-        except ApiError as e:
-            requests.append(e)
+            metainfo = parse_torrent(raw)
+        except ApiError:
+            raise QbtError(400, f"Error: '{name}' is not a valid torrent file.") from None
+        requests.append(AddRequest(source=metainfo, raw=raw, save_path=save, paused=paused,
+                                   labels=tags))
     if not requests:
         raise QbtError(400, "Missing required parameters")
     options = _options(call)

@@ -7,8 +7,10 @@ categories table and on the torrent's record (``category``); a tag in its
 tags table and in the torrent's labels (``TorrentManager.set_labels``:
 qBittorrent's tags are the native API's labels).  The tag list is the
 created tags and every torrent's labels.  Replies follow qBittorrent:
-400 for an empty or bad name, 409 for a category that exists already
-(create), does not exist (edit, set).
+400 for an empty category name, 409 for a bad one ("Incorrect category
+name") or one that exists already (create) or does not exist (edit, set);
+a tag with control characters or over 100 characters is 400 (the native
+API's label rule).
 """
 
 from __future__ import annotations
@@ -57,8 +59,10 @@ def categories(call: Call) -> dict[str, Any]:
 @endpoint("torrents", "createCategory", changes=True)
 def create_category(call: Call) -> str:
     name = call.need("category").strip()
+    if not name:
+        raise QbtError(400, "Category cannot be empty")
     if not valid_category(name):
-        raise QbtError(400, "Invalid category name")
+        raise QbtError(409, "Incorrect category name")
     if name in call.ctx.store.categories():
         raise QbtError(409, "Unable to create category")
     call.ctx.store.set_category(name, _category_path(call))
@@ -68,8 +72,9 @@ def create_category(call: Call) -> str:
 @endpoint("torrents", "editCategory", changes=True)
 def edit_category(call: Call) -> str:
     name = call.need("category").strip()
-    if not valid_category(name):
-        raise QbtError(400, "Invalid category name")
+    call.need("savePath")
+    if not name:
+        raise QbtError(400, "Category cannot be empty")
     if name not in call.ctx.store.categories():
         raise QbtError(409, "Unable to edit category")
     call.ctx.store.set_category(name, _category_path(call))
@@ -130,6 +135,16 @@ def add_tags(call: Call) -> str:
         current = list(ctx.manager.labels(torrent.info_hash.hex()))
         merged = current + [t for t in new if t not in current]
         ctx.manager.set_labels(torrent, checked_labels(merged))
+    return ""
+
+
+@endpoint("torrents", "setTags", changes=True)
+def set_tags(call: Call) -> str:
+    new = _tags(call)
+    ctx = call.ctx
+    ctx.store.add_tags(new)
+    for torrent in call.torrents():
+        ctx.manager.set_labels(torrent, new)
     return ""
 
 

@@ -26,7 +26,7 @@ Every request, in order:
    field stay available for .torrent parts.
 
 Answers: a ``str`` is ``text/plain; charset=UTF-8``, a dict or list is
-``application/json``.  Errors are plain text with qBittorrent's status:
+``application/json``, a ``Download`` (``torrents/export``) is sent as it is.  Errors are plain text with qBittorrent's status:
 ``QbtError``, or the manager's ``ApiError`` (its status and message),
 409 for a ``LocalProtocolError``, 500 (logged) for anything else.  A
 Deferred answer is written when it fires, unless the client has gone.
@@ -49,6 +49,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from txbittorrent.errors import LocalProtocolError
 from txbittorrent.web.apibody import ApiError
+from txbittorrent.web.apitorrent import Download, content_disposition
 from txbittorrent.web.auth import SESSION_COOKIE
 from txbittorrent.web.manager import TorrentManager
 
@@ -189,6 +190,10 @@ class QbtResource(Resource):
     def _write(self, request: Request, code: int, body: Any) -> bytes:
         request.setResponseCode(code)
         request.setHeader(b"Cache-Control", b"no-store")
+        if isinstance(body, Download):
+            request.setHeader(b"Content-Type", body.content_type.encode("ascii"))
+            request.setHeader(b"Content-Disposition", content_disposition(body.filename))
+            return body.content
         if isinstance(body, str):
             request.setHeader(b"Content-Type", b"text/plain; charset=UTF-8")
             return body.encode("utf-8")

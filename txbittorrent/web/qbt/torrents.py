@@ -1,6 +1,6 @@
 """The read endpoints of ``torrents/*``: info, properties, files, trackers,
-pieceStates, pieceHashes, the per-torrent limits, and the category and
-tag lists' reads live in ``labels``.
+webseeds, pieceStates, pieceHashes, export (the .torrent) and the
+per-torrent limits (the category and tag lists are in ``labels``).
 
 ``torrents/info`` filters by ``filter`` (``fields.STATE_FILTERS``),
 ``category`` ("" for none), ``tag`` ("" for untagged), ``hashes``
@@ -10,8 +10,10 @@ by ``offset`` and ``limit``.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from txbittorrent.web.apitorrent import Download
 from txbittorrent.web.qbt import views
 from txbittorrent.web.qbt.base import Call, Context, QbtError, endpoint
 from txbittorrent.web.qbt.fields import matches_filter, sort_and_slice, split_hashes
@@ -76,6 +78,15 @@ def files(call: Call) -> list[dict[str, Any]]:
 @endpoint("torrents", "trackers")
 def trackers(call: Call) -> list[dict[str, Any]]:
     return views.trackers(call.ctx, call.torrent())
+
+
+@endpoint("torrents", "export")
+def export(call: Call) -> Download:
+    """The .torrent (the uploaded bytes if any), named <hash>.torrent; 409
+    before the metadata."""
+    torrent = call.torrent()
+    download = call.ctx.manager.torrent_file(torrent)
+    return dataclasses.replace(download, filename=torrent.info_hash.hex() + ".torrent")
 
 
 @endpoint("torrents", "webseeds")
