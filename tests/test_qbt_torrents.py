@@ -8,7 +8,11 @@ import os
 from collections.abc import Generator
 from typing import Any
 
+from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+from twisted.web.static import Data
 
 from tests.test_qbt_case import HASH1, HASH2, MAGNET, NOW, QbtCase
 from txbittorrent.core.metainfo import parse
@@ -65,6 +69,24 @@ class QbtAddTests(QbtCase):
         record = self.store.get(torrent.info_hash.hex())
         assert record is not None
         self.assertEqual(record.source, raw)
+
+    @inlineCallbacks
+    def test_add_http_url(self) -> Generator[Any, Any, None]:
+        """An http URL in urls is fetched and its .torrent added; a URL that
+        answers 404 is Fails."""
+        root, raw = self.seed_files()
+        files = Resource()
+        files.putChild(b"t.torrent", Data(raw, "application/x-bittorrent"))
+        port = reactor.listenTCP(0, Site(files), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        base = f"http://127.0.0.1:{port.getHost().port}"
+        text = yield self.text("/torrents/add", data={"urls": f"{base}/t.torrent",
+                                                      "savepath": root, "paused": "true"})
+        self.assertEqual(text, "Ok.")
+        [torrent] = self.session.torrents()
+        self.assertEqual(torrent.info_hash, parse(raw).info_hash)
+        text = yield self.text("/torrents/add", data={"urls": f"{base}/missing.torrent"})
+        self.assertEqual(text, "Fails.")
 
     @inlineCallbacks
     def test_add_default_and_category_save_path(self) -> Generator[Any, Any, None]:

@@ -88,7 +88,7 @@ def torrent_info(ctx: Context, torrent: Torrent, positions: dict[str, int]) -> d
                       upload_rate=upspeed, rechecking=ih in ctx.manager.rechecking,
                       forced=bool(extra["force_start"]) and running)
     seeds, leechs, num_complete, num_incomplete = _swarm_counts(torrent)
-    added = ctx.manager.added_at(ih)
+    added = record.added_at if record is not None else ctx.manager.added_at(ih)
     completed = record.completed_at if record is not None else None
     now = int(ctx.clock())
     if dlspeed or upspeed:
@@ -97,7 +97,7 @@ def torrent_info(ctx: Context, torrent: Torrent, positions: dict[str, int]) -> d
     trackers = [s for tier in torrent.trackers() for s in tier]
     working = next((s.url for s in trackers if s.failures == 0 and s.last_announce is not None
                     and not s.updating), "")
-    labels = ctx.manager.labels(ih)
+    labels = record.labels if record is not None else ctx.manager.labels(ih)
     path = content_path(torrent)
     metainfo = torrent.metainfo
     return {
