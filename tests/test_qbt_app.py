@@ -64,6 +64,14 @@ class QbtAppTests(QbtCase):
         self.assertIsNone(self.store.get_setting("download_limit", None))
 
     @inlineCallbacks
+    def test_logs_and_interfaces_empty(self) -> Generator[Any, Any, None]:
+        """log/main, log/peers and the network interface lists answer []."""
+        for path in ("/log/main", "/log/peers", "/app/networkInterfaceList",
+                     "/app/networkInterfaceAddressList"):
+            got = yield self.json(path)
+            self.assertEqual(got, [], path)
+
+    @inlineCallbacks
     def test_set_preferences_bad_input(self) -> Generator[Any, Any, None]:
         """Bad JSON, a non-integer limit, a save path with '..' or no json: 400."""
         for data in ({"json": "{"}, {"json": "[]"}, {"json": json.dumps({"dl_limit": "x"})},

@@ -124,6 +124,16 @@ class QbtSessionTests(QbtCase):
         self.assertEqual(listing, [])
 
     @inlineCallbacks
+    def test_head_has_no_body(self) -> Generator[Any, Any, None]:
+        """HEAD of a read answers its headers (type, length) without a body."""
+        yield self.login()
+        response, body = yield self.request("HEAD", "/app/webapiVersion")
+        self.assertEqual((response.code, body), (200, b""))
+        self.assertEqual(response.headers.getRawHeaders("Content-Type"),
+                         ["text/plain; charset=UTF-8"])
+        self.assertEqual(response.headers.getRawHeaders("Content-Length"), ["6"])
+
+    @inlineCallbacks
     def test_action_by_get_is_405(self) -> Generator[Any, Any, None]:
         """An action by GET answers 405."""
         yield self.login()

@@ -112,6 +112,17 @@ def preferences(call: Call) -> dict[str, Any]:
     }
 
 
+@endpoint("log", "main", "peers")
+def log_entries(call: Call) -> list[Any]:
+    """The daemon keeps no log for clients: always empty."""
+    return []
+
+
+@endpoint("app", "networkInterfaceList", "networkInterfaceAddressList")
+def network_interfaces(call: Call) -> list[Any]:
+    return []
+
+
 @endpoint("app", "setPreferences", changes=True)
 def set_preferences(call: Call) -> str:
     text = call.need("json")

@@ -193,12 +193,17 @@ class QbtResource(Resource):
         if isinstance(body, Download):
             request.setHeader(b"Content-Type", body.content_type.encode("ascii"))
             request.setHeader(b"Content-Disposition", content_disposition(body.filename))
-            return body.content
-        if isinstance(body, str):
+            data = body.content
+        elif isinstance(body, str):
             request.setHeader(b"Content-Type", b"text/plain; charset=UTF-8")
-            return body.encode("utf-8")
-        request.setHeader(b"Content-Type", b"application/json")
-        return json.dumps(body).encode("utf-8")
+            data = body.encode("utf-8")
+        else:
+            request.setHeader(b"Content-Type", b"application/json")
+            data = json.dumps(body).encode("utf-8")
+        if request.method == b"HEAD":  # the headers alone, with the body's length
+            request.setHeader(b"Content-Length", str(len(data)).encode("ascii"))
+            return b""
+        return data
 
     def _text(self, request: Request, code: int, text: str) -> bytes:
         return self._write(request, code, text)
