@@ -190,6 +190,32 @@ class DaemonServiceTests(TestCase):
         self.assertEqual(self.api()["media_token"], media)
 
     @inlineCallbacks
+    def test_transmission_mounted(self) -> Generator[Any, Any, None]:
+        """/transmission/rpc answers with its own authentication (401 with a
+        Basic challenge, not the Guard's Bearer one), then the session-id
+        handshake (409), then session-get; the Guard's Host rule holds."""
+        yield self.start()
+        token = self.api()["token"]
+        code, _ = yield self.call("POST", "/transmission/rpc", body={"method": "session-get"})
+        self.assertEqual(code, 401)
+        response = yield treq.post(
+            self.api()["url"] + "/transmission/rpc", json={"method": "session-get"},
+            headers={b"Authorization": [b"Bearer " + token.encode()]}, pool=self.pool)
+        yield treq.content(response)
+        self.assertEqual(response.code, 409)
+        session_id = response.headers.getRawHeaders(b"X-Transmission-Session-Id")[0]
+        response = yield treq.post(
+            self.api()["url"] + "/transmission/rpc",
+            json={"method": "session-get", "tag": 7},
+            headers={b"Authorization": [b"Bearer " + token.encode()],
+                     b"X-Transmission-Session-Id": [session_id]}, pool=self.pool)
+        body = json.loads((yield treq.content(response)))
+        self.assertEqual((response.code, body["result"], body["tag"]), (200, "success", 7))
+        code, _ = yield self.call("POST", "/transmission/rpc", token,
+                                  headers={b"Host": [b"evil.example"]})
+        self.assertEqual(code, 403)
+
+    @inlineCallbacks
     def test_trackers_restored(self) -> Generator[Any, Any, None]:
         """Trackers added and removed through the API are as the user left
         them after a restart."""

@@ -43,9 +43,11 @@ at once):
    routes (``/data``, ``/info``, ``/metainfo``, ``/fileState``,
    ``/status``, ``/events``, ``/playlist``: ``web.confluence``, with an
    ``OnDemand`` starting torrents that requests need and stopping the ones
-   it started ``grace`` seconds after the last request let go), on every
+   it started ``grace`` seconds after the last request let go) and the
+   APIs other programs speak (``daemon.apps``: Transmission's RPC at
+   ``/transmission/rpc``, authenticating itself), on every
    ``listen`` endpoint string (``serverFromString``).  The body cap is the
-   largest .torrent upload plus its form.  Media players cannot log in:
+   largest .torrent upload, as base64 in JSON, plus its form.  Media players cannot log in:
    ``/data``, ``/stream`` and ``/playlist`` also take ``?token=`` the
    media token (a read-only secret made on the first start and kept in
    the settings; the playlists carry it, api.json names it).
@@ -84,6 +86,7 @@ from txbittorrent.daemon.config import (
     DaemonConfig,
     config_from,
 )
+from txbittorrent.daemon.apps import AppContext, AppMounts, mount_apps
 from txbittorrent.daemon.lock import DaemonRunningError, StateDirLock
 from txbittorrent.daemon.ondemand import OnDemand
 from txbittorrent.daemon.recorder import Recorder
@@ -188,6 +191,7 @@ class DaemonService(MultiService):
         self._lock = StateDirLock(config.state_dir)
         self._revoke_token_id: int | None = None
         self._recorder: Recorder | None = None
+        self._apps: AppMounts | None = None
         self.on_demand: OnDemand | None = None
         self.media_token: str | None = None
         """The secret that lets a media player read ``/data``, ``/stream``
@@ -308,7 +312,8 @@ class DaemonService(MultiService):
 
     def build_root(self, session: Session, store: StateStore) -> Resource:
         """The resource tree behind the Guard: ``/api`` (the API, its SSE
-        and WebSocket streams) and ``/stream``.  Add routes here."""
+        and WebSocket streams), ``/stream``, confluence's routes and the
+        other APIs (``daemon.apps``).  Add routes here."""
         reactor = self._reactor()
         api = ApiResource(session, store=store, download_dir=self.config.download_dir)
         streams: dict[bytes, Resource] = {}
@@ -320,7 +325,8 @@ class DaemonService(MultiService):
             streams[b"ws"] = ws
             self._event_resources.append(ws)
         root = Resource()
-        root.putChild(b"api", _ApiRoot(api, streams))  # type: ignore[arg-type]
+        api_root = _ApiRoot(api, streams)
+        root.putChild(b"api", api_root)  # type: ignore[arg-type]
         root.putChild(
             b"stream", _StreamRoot(session, self.config.readahead)  # type: ignore[arg-type]
         )
@@ -334,6 +340,9 @@ class DaemonService(MultiService):
         for name, child in confluence.items():
             root.putChild(name, child)  # type: ignore[arg-type]
         self._event_resources.append(confluence[b"events"])
+        self._apps = mount_apps(root, api_root, AppContext(
+            session, store, api.manager, self.config, reactor,
+        ))
         return root
 
     def build_guard(self, root: Resource, store: StateStore) -> Guard:
@@ -341,11 +350,16 @@ class DaemonService(MultiService):
         reactor's thread pool when it has one."""
         reactor = self._reactor()
         pool = reactor.getThreadPool() if hasattr(reactor, "getThreadPool") else None
-        return Guard(
+        apps = self._apps if self._apps is not None else AppMounts()
+        guard = Guard(
             root, store=store, clock=reactor, allowed_hosts=self.config.allowed_hosts,
             threadpool=pool, reactor=reactor if pool is not None else None,
-            max_body=MAX_TORRENT + MAX_BODY, media_token=self.media_token,
+            # a .torrent upload as base64 in JSON (Transmission's metainfo) and its form
+            max_body=MAX_TORRENT * 4 // 3 + MAX_BODY, media_token=self.media_token,
+            delegated=apps.delegated,
         )
+        apps.guard_ready(guard)
+        return guard
 
     def _known_token(self, store: StateStore) -> str | None:
         """The token of the existing api.json if the store still accepts it."""
