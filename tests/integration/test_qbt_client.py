@@ -88,7 +88,7 @@ class QbtDaemon(DaemonService):
 
     def build_guard(self, root: Resource, store: Any) -> Guard:
         guard = super().build_guard(root, store)
-        guard.delegated = (b"/api/v2",)
+        guard.delegated = (*guard.delegated, b"/api/v2")
         self.qbt.guard = guard
         return guard
 
