@@ -1,8 +1,7 @@
 """Real Transmission clients against the daemon's RPC, on 127.0.0.1.
 
-A ``DaemonService`` runs in-process with the RPC mounted at /transmission
-(a subclass overriding ``build_root`` and ``build_guard``, as the daemon
-will mount it); a libtorrent session on 127.0.0.1 seeds a two-file torrent.
+A ``DaemonService`` runs in-process (its RPC at /transmission/rpc); a
+libtorrent session on 127.0.0.1 seeds a two-file torrent.
 Debian's ``transmission-remote`` (3.00) adds it by magnet (with ``x.pe``
 naming the seeder) and a local .torrent FILE (which transmission-remote
 reads and sends as base64 ``metainfo``; its data is already in the
@@ -27,22 +26,16 @@ from collections.abc import Generator
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, TestCase
-from twisted.web.resource import Resource
 
 from tests.integration import ltutil
+from tests.integration.children import Child
 from txbittorrent.daemon.service import DaemonConfig, DaemonService
-from txbittorrent.daemon.store import StateStore
-from txbittorrent.session import Session
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.testing import make_files
-from txbittorrent.web.auth import Guard
-from txbittorrent.web.transmission import TransmissionResource
 from txbittorrent.web.transmission.ids import RUN_BASE
 
 REMOTE = shutil.which("transmission-remote") or "/usr/bin/transmission-remote"
@@ -50,44 +43,6 @@ WAIT = 60.0
 PIECE = 32 * 1024
 FILES = {"ep1.mkv": 300_000, "notes/ep1.srt": 5_000}
 LOCAL_FILES = {"a.bin": 100_000}
-
-
-class RpcDaemon(DaemonService):
-    """The daemon with the Transmission RPC mounted at /transmission."""
-
-    transmission: TransmissionResource
-
-    def build_root(self, session: Session, store: StateStore) -> Resource:
-        root = super().build_root(session, store)
-        manager = root.children[b"api"].api.manager  # the native API's, shared
-        self.transmission = TransmissionResource(
-            session, manager, store=store, download_dir=self.config.download_dir,
-            config_dir=self.config.state_dir, clock=self._reactor(),
-        )
-        root.putChild(b"transmission", self.transmission)
-        return root
-
-    def build_guard(self, root: Resource, store: StateStore) -> Guard:
-        guard = super().build_guard(root, store)
-        guard.delegated = guard.delegated + (b"/transmission",)
-        self.transmission.guard = guard
-        return guard
-
-
-class _Collect(ProcessProtocol):
-    def __init__(self) -> None:
-        self.out = bytearray()
-        self.err = bytearray()
-        self.done: Deferred[int] = Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        self.out += data
-
-    def errReceived(self, data: bytes) -> None:
-        self.err += data
-
-    def processEnded(self, reason: Failure) -> None:
-        self.done.callback(getattr(reason.value, "exitCode", None) or 0)
 
 
 class TransmissionClientTests(TestCase):
@@ -124,7 +79,7 @@ class TransmissionClientTests(TestCase):
         config = DaemonConfig(state_dir=os.path.join(self.base, "state"),
                               download_dir=self.download_dir,
                               listen=("tcp:0:interface=127.0.0.1",))
-        self.daemon = RpcDaemon(config, reactor=reactor, out=out)
+        self.daemon = DaemonService(config, reactor=reactor, out=out)
         self.daemon.startService()
         self.addCleanup(lambda: self.daemon.stopService() if self.daemon.running else None)
         yield self.daemon.started
@@ -142,12 +97,13 @@ class TransmissionClientTests(TestCase):
     @inlineCallbacks
     def remote(self, *args: str, expect: int = 0) -> Generator[Any, Any, str]:
         """Run transmission-remote against the daemon; its stdout."""
-        protocol = _Collect()
+        protocol = Child()
         argv = [REMOTE, f"127.0.0.1:{self.port}", "-n", f"admin:{self.password}", *args]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.base}
-        process = reactor.spawnProcess(protocol, REMOTE, argv, env=env)
-        timer = reactor.callLater(WAIT, process.signalProcess, "KILL")
-        code = yield protocol.done
+        protocol.process = reactor.spawnProcess(protocol, REMOTE, argv, env=env)
+        self.addCleanup(protocol.kill)
+        timer = reactor.callLater(WAIT, protocol.kill)
+        code = yield protocol.ended
         if timer.active():
             timer.cancel()
         out = protocol.out.decode("utf-8", "replace")
@@ -291,11 +247,12 @@ class TransmissionClientTests(TestCase):
     @inlineCallbacks
     def test_remote_refused(self) -> Generator[Any, Any, None]:
         """A wrong password fails (curl gets 401 after the challenge)."""
-        protocol = _Collect()
+        protocol = Child()
         argv = [REMOTE, f"127.0.0.1:{self.port}", "-n", "admin:wrong", "-l"]
-        process = reactor.spawnProcess(protocol, REMOTE, argv, env={"HOME": self.base})
-        timer = reactor.callLater(WAIT, process.signalProcess, "KILL")
-        code = yield protocol.done
+        protocol.process = reactor.spawnProcess(protocol, REMOTE, argv, env={"HOME": self.base})
+        self.addCleanup(protocol.kill)
+        timer = reactor.callLater(WAIT, protocol.kill)
+        code = yield protocol.ended
         timer.cancel()
         self.assertNotEqual(code, 0)
         self.assertIn("401", protocol.out.decode() + protocol.err.decode())
