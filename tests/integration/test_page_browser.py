@@ -29,7 +29,7 @@ import shutil
 from collections.abc import Callable, Generator
 from typing import Any
 
-from twisted.internet import reactor, threads
+from twisted.internet import reactor, task, threads
 from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import SkipTest, TestCase
 from twisted.web.resource import Resource
@@ -226,8 +226,12 @@ class PageBrowserTests(TestCase):
         handle = ltutil.add_torrent(session, raw, os.path.join(self.base, "seed"))
         ltutil.wait_until_seeding(handle, WAIT)
         host, port = ltutil.endpoint(session)
+        self.seeder = (host, port)
         self.magnet = f"magnet:?xt=urn:btih:{self.info_hash}&dn=show&x.pe={host}:{port}"
         self.seed_dir = seed
+        self.torrent_file = os.path.join(self.base, "show.torrent")
+        with open(self.torrent_file, "wb") as f:
+            f.write(raw)
         out = io.StringIO()
         config = DaemonConfig(
             state_dir=os.path.join(self.base, "state"),
@@ -375,18 +379,19 @@ class PageBrowserTests(TestCase):
         b.wait(lambda: b.visible("#app-view"), "the torrent list after login")
 
     def poll_visit(self, shots: str) -> dict[str, Any]:
-        """In a thread: log in, add the magnet, watch it complete by polling."""
+        """In a thread: log in, upload the .torrent, watch it complete by polling."""
         seen: dict[str, Any] = {}
         b = _Browser(DESKTOP, False, shots)
         try:
             self.log_in(b)
             b.wait(lambda: b.find("#live").get_attribute("data-mode") == "polling",
                    "the page to fall back to polling")
-            b.find("#add-source").send_keys(self.magnet)
+            b.find("#add-file").send_keys(self.torrent_file)
             b.find("#add-form button[type=submit]").click()
             row = f'li.torrent[data-info-hash="{self.info_hash}"]'
             b.wait(lambda: b.finds(row), "the torrent's row")
             b.wait(lambda: b.find(row + " .percent").text == "100%", "100% by polling")
+            b.wait(lambda: b.find(row + " .state").text == "seeding", "the seeding state")
             seen["mode"] = b.find("#live").get_attribute("data-mode")
             b.shot("polling-complete")
             seen["console"] = b.logs()
@@ -469,13 +474,32 @@ class PageBrowserTests(TestCase):
 
     @inlineCallbacks
     def test_polling_fallback(self) -> Generator[Any, Any, None]:
-        """With the event stream refused, the page says it polls and the
-        progress still reaches 100%; the only console errors are the
+        """With the event stream refused, the page says it polls, and a
+        .torrent uploaded from the form (multipart) still shows 100% and
+        completes with the seeder's bytes; the only console errors are the
         refused stream's."""
         yield self.serve(_PollingDaemon)
+        assert self.service.session is not None
+        session = self.service.session
+
+        def introduce() -> None:
+            """A .torrent names no peer here: introduce the seeder once it is added."""
+            torrent = session.get(bytes.fromhex(self.info_hash))
+            if torrent is not None:
+                torrent.add_peers([self.seeder])
+                looking.stop()
+
+        looking = task.LoopingCall(introduce)
+        looking.clock = reactor
+        looking.start(0.1)
+        self.addCleanup(lambda: looking.stop() if looking.running else None)
         seen = yield threads.deferToThread(self.poll_visit,
                                            os.path.join(self.base, "screenshots"))
         self.assertEqual(seen["mode"], "polling")
         errors = [e["message"] for e in seen["console"] if e.get("level") == "SEVERE"]
         self.assertTrue(errors, "the refused stream was not even tried")
         self.assertEqual([m for m in errors if "/api/events" not in m], [], errors)
+        with open(os.path.join(self.seed_dir, "clip.mp4"), "rb") as f:
+            seeded = f.read()
+        with open(os.path.join(self.config.download_dir, "show", "clip.mp4"), "rb") as f:
+            self.assertEqual(f.read(), seeded)

@@ -174,7 +174,9 @@
     st.textContent = stateText(t);
     st.dataset.state = t.state;
     el.dataset.state = t.state;
-    el.querySelector("progress").value = t.progress;
+    const bar = el.querySelector("progress");
+    bar.value = t.progress;
+    bar.setAttribute("aria-label", `Progress of ${name}`);
     const pct = el.querySelector(".percent");
     pct.textContent = percent(t.progress);
     el.dataset.progress = String(t.progress);
@@ -204,9 +206,12 @@
     if (state.filesFor === ih) $("files-dialog").close();
   }
 
+  // The daemon's whole list: what it holds is shown, even a torrent this page
+  // removed and another client added again.
   function replaceAll(torrents) {
     const seen = new Set();
     for (const t of torrents) {
+      state.gone.delete(t.info_hash);
       seen.add(t.info_hash);
       upsert(t);
     }
