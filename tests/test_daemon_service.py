@@ -216,6 +216,30 @@ class DaemonServiceTests(TestCase):
         self.assertEqual(code, 403)
 
     @inlineCallbacks
+    def test_qbittorrent_mounted(self) -> Generator[Any, Any, None]:
+        """/api/v2 answers as qBittorrent does: 403 without a session, "Ok."
+        and an SID cookie for the printed password, then the API; the native
+        /api is unchanged beside it."""
+        service = yield self.start()
+        password = service.out.getvalue().split("password ")[1].split()[0]
+        base = self.api()["url"]
+        response = yield treq.get(base + "/api/v2/app/webapiVersion", pool=self.pool)
+        yield treq.content(response)
+        self.assertEqual(response.code, 403)
+        response = yield treq.post(base + "/api/v2/auth/login", pool=self.pool,
+                                   data={"username": "admin", "password": password})
+        self.assertEqual((yield treq.content(response)), b"Ok.")
+        [sid] = [c.value for c in response.cookies() if c.name == "SID"]
+        response = yield treq.get(base + "/api/v2/app/webapiVersion", pool=self.pool,
+                                  cookies={"SID": sid})
+        version = (yield treq.content(response)).decode()
+        self.assertEqual(response.code, 200)
+        self.assertGreaterEqual(tuple(int(p) for p in version.split(".")[:2]), (2, 11))
+        code, content = yield self.call("GET", "/api", self.api()["token"])
+        self.assertEqual(code, 200)
+        self.assertIn("routes", json.loads(content))
+
+    @inlineCallbacks
     def test_trackers_restored(self) -> Generator[Any, Any, None]:
         """Trackers added and removed through the API are as the user left
         them after a restart."""

@@ -2,9 +2,8 @@
 client library Python tools use, through the sequence a Sonarr-style
 manager runs, against a real libtorrent seeder.
 
-A ``DaemonService`` runs in-process on 127.0.0.1 port 0 with the
-``QbtResource`` mounted at ``/api/v2`` (a subclass: ``build_root`` adds the
-route the way service.py is to, ``build_guard`` delegates ``/api/v2``).
+A ``DaemonService`` runs in-process on 127.0.0.1 port 0 (its qBittorrent
+API at ``/api/v2``).
 Its only peer is a libtorrent session on 127.0.0.1 seeding two torrents:
 one added by magnet (its ``x.pe`` names the seeder), one as a .torrent
 upload (the test hands the daemon's torrent the seeder's address: the
@@ -34,8 +33,6 @@ from twisted.internet import reactor, task
 from twisted.internet.defer import inlineCallbacks, succeed
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SkipTest, TestCase
-from twisted.web.resource import Resource
-from twisted.web.server import Request
 
 from tests.integration import ltutil
 from txbittorrent.core.metainfo import parse
@@ -43,8 +40,6 @@ from txbittorrent.daemon.service import DaemonConfig, DaemonService
 from txbittorrent.state import TorrentState
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.testing import make_files
-from txbittorrent.web.auth import Guard
-from txbittorrent.web.qbt import QbtResource
 
 try:
     import qbittorrentapi
@@ -53,44 +48,6 @@ except ImportError:  # pragma: no cover - the [test] extra installs it
 
 WAIT = 60.0
 """Seconds any one wait may take."""
-
-
-class _WithV2(Resource):
-    """``/api``: ``v2`` to the qBittorrent API, the rest as before."""
-
-    def __init__(self, api_root: Resource, qbt: QbtResource) -> None:
-        super().__init__()
-        self.api_root = api_root
-        self.qbt = qbt
-
-    def getChildWithDefault(self, path: bytes, request: Request) -> Resource:
-        if path == b"v2":
-            return self.qbt
-        child: Resource = self.api_root.getChildWithDefault(path, request)
-        return child
-
-    def render(self, request: Request) -> Any:
-        return self.api_root.render(request)
-
-
-class QbtDaemon(DaemonService):
-    """The daemon with the qBittorrent API mounted at /api/v2."""
-
-    qbt: QbtResource
-
-    def build_root(self, session: Any, store: Any) -> Resource:
-        root = super().build_root(session, store)
-        api_root = root.children[b"api"]
-        self.qbt = QbtResource(session, store=store, download_dir=self.config.download_dir,
-                               manager=api_root.api.manager)  # type: ignore[attr-defined]
-        root.putChild(b"api", _WithV2(api_root, self.qbt))  # type: ignore[arg-type]
-        return root
-
-    def build_guard(self, root: Resource, store: Any) -> Guard:
-        guard = super().build_guard(root, store)
-        guard.delegated = (*guard.delegated, b"/api/v2")
-        self.qbt.guard = guard
-        return guard
 
 
 class QbtClientTests(TestCase):
@@ -126,7 +83,7 @@ class QbtClientTests(TestCase):
             listen=("tcp:0:interface=127.0.0.1",),
         )
         self.config = config
-        service = QbtDaemon(config, reactor=reactor, out=out)
+        service = DaemonService(config, reactor=reactor, out=out)
         service.startService()
         self.addCleanup(lambda: service.stopService() if service.running else None)
         yield service.started

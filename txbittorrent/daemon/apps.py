@@ -10,6 +10,8 @@ exists (their logins check the daemon's password through it).  Every API
 shares the native API's ``TorrentManager``, so a change made through one is
 seen and recorded the same way by all:
 
+* qBittorrent's Web API v2 at ``/api/v2`` (its own login and SID cookie:
+  ``web.qbt``);
 * Transmission's RPC at ``/transmission/rpc`` (Basic auth, the session-id
   handshake: ``web.transmission``).
 
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.web.resource import Resource
 
+from txbittorrent.web.qbt import QbtResource
 from txbittorrent.web.transmission import TransmissionResource
 
 if TYPE_CHECKING:
@@ -77,4 +80,10 @@ def mount_apps(root: Resource, api_root: Resource, context: AppContext) -> AppMo
     root.putChild(b"transmission", transmission)  # type: ignore[arg-type]
     mounts.delegated.append(b"/transmission")
     mounts.waiting.append(lambda guard: setattr(transmission, "guard", guard))
+
+    qbt = QbtResource(context.session, store=context.store,
+                      download_dir=context.config.download_dir, manager=context.manager)
+    api_root.apps[b"v2"] = qbt  # type: ignore[attr-defined]
+    mounts.delegated.append(b"/api/v2")
+    mounts.waiting.append(lambda guard: setattr(qbt, "guard", guard))
     return mounts

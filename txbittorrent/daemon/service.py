@@ -44,8 +44,9 @@ at once):
    ``/status``, ``/events``, ``/playlist``: ``web.confluence``, with an
    ``OnDemand`` starting torrents that requests need and stopping the ones
    it started ``grace`` seconds after the last request let go) and the
-   APIs other programs speak (``daemon.apps``: Transmission's RPC at
-   ``/transmission/rpc``, authenticating itself), on every
+   APIs other programs speak (``daemon.apps``: qBittorrent's Web API v2
+   at ``/api/v2`` and Transmission's RPC at ``/transmission/rpc``, each
+   authenticating itself), on every
    ``listen`` endpoint string (``serverFromString``).  The body cap is the
    largest .torrent upload, as base64 in JSON, plus its form.  Media players cannot log in:
    ``/data``, ``/stream`` and ``/playlist`` also take ``?token=`` the
@@ -122,9 +123,13 @@ class _ApiRoot(Resource):
         super().__init__()
         self.api = api
         self.streams = children
+        self.apps: dict[bytes, Resource] = {}
+        """Other APIs under /api by their first segment (qBittorrent's b"v2")."""
 
     def getChildWithDefault(self, path: bytes, request: Request) -> Resource:
         assert request.postpath is not None and request.prepath is not None
+        if path in self.apps:
+            return self.apps[path]
         if path in self.streams and not any(request.postpath):
             return self.streams[path]
         request.prepath.pop()
