@@ -53,6 +53,7 @@ from txbittorrent.web import apisession, apitorrent
 from txbittorrent.web.apiadd import FETCH_TIMEOUT, read_add_request
 from txbittorrent.web.apibody import (
     MAX_BODY,
+    finish_late,
     MAX_TORRENT,
     ApiError,
     first,
@@ -275,9 +276,7 @@ class ApiResource(Resource):
 
     def _finish(self, request: Request, code: int, body: Any) -> None:
         data = self._write(request, code, body)
-        if not request.finished and not getattr(request, "_disconnected", False):
-            request.write(data)
-            request.finish()
+        finish_late(request, data)
 
     def _failed(self, request: Request, failure: Failure) -> None:
         if isinstance(failure.value, ApiError):
@@ -288,6 +287,4 @@ class ApiResource(Resource):
             _log.failure("API request failed", failure)
             error = ApiError(500, failure.getErrorMessage())
         data = self._error(request, error)
-        if not request.finished and not getattr(request, "_disconnected", False):
-            request.write(data)
-            request.finish()
+        finish_late(request, data)

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 from twisted.web.server import Request
 
 __all__ = [
+    "client_gone",
+    "finish_late",
     "ApiError", "MAX_BODY", "MAX_TORRENT", "content_type", "json_body", "raw_body",
     "form_fields", "form_file", "first", "save_path", "labels", "int_list", "flag", "limit",
     "tracker_url",
@@ -48,6 +50,19 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.allow = allow
+
+
+def client_gone(request: Request) -> bool:
+    """Whether a request was answered already or its client went away."""
+    return bool(request.finished or getattr(request, "_disconnected", False))
+
+
+def finish_late(request: Request, data: bytes) -> None:
+    """Write a late answer (after NOT_DONE_YET) and finish, unless the
+    request was answered or its client has gone."""
+    if not client_gone(request):
+        request.write(data)
+        request.finish()
 
 
 def content_type(request: Request) -> str:

@@ -49,6 +49,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from txbittorrent.core.magnet import parse_magnet
 from txbittorrent.source import bare_info_hash
+from txbittorrent.web.apibody import client_gone
 
 if TYPE_CHECKING:
     from txbittorrent.accessors import FileInfo
@@ -269,12 +270,8 @@ def error_body(request: Request, code: int, message: str) -> bytes:
     return json.dumps({"error": message}).encode("utf-8")
 
 
-def _gone(request: Request) -> bool:
-    return bool(request.finished or getattr(request, "_disconnected", False))
-
-
 def _finish(request: Request, body: bytes | int) -> None:
-    if body is NOT_DONE_YET or _gone(request):
+    if body is NOT_DONE_YET or client_gone(request):
         return
     assert isinstance(body, bytes)
     if request.method != b"HEAD" or body:
@@ -285,7 +282,7 @@ def _finish(request: Request, body: bytes | int) -> None:
 
 
 def _failed(request: Request, failure: Failure) -> None:
-    if _gone(request) or failure.check(CancelledError):
+    if client_gone(request) or failure.check(CancelledError):
         return
     if isinstance(failure.value, RouteError):
         error = failure.value

@@ -48,7 +48,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from txbittorrent.errors import LocalProtocolError
-from txbittorrent.web.apibody import ApiError
+from txbittorrent.web.apibody import ApiError, finish_late
 from txbittorrent.web.apitorrent import Download, content_disposition
 from txbittorrent.web.auth import SESSION_COOKIE
 from txbittorrent.web.manager import TorrentManager
@@ -210,9 +210,7 @@ class QbtResource(Resource):
 
     def _finish(self, request: Request, code: int, body: Any) -> None:
         data = self._write(request, code, body)
-        if not request.finished and not getattr(request, "_disconnected", False):
-            request.write(data)
-            request.finish()
+        finish_late(request, data)
 
     def _failed(self, request: Request, failure: Failure) -> None:
         value = failure.value
