@@ -190,6 +190,20 @@ class LifecycleTests(TestCase):
         self.assertEqual(tiers[0][0].failures, 0)
 
     @inlineCallbacks
+    def test_reannounce(self) -> Any:
+        """reannounce() is False unless the torrent runs; running, it asks
+        the announcer to announce now."""
+        t = self.torrent("seed")
+        self.assertFalse(t.reannounce())
+        yield t.start()
+        forced: list[bool] = []
+        t._run.announcer.force_announce = lambda: forced.append(True)  # type: ignore[union-attr]
+        self.assertTrue(t.reannounce())
+        self.assertEqual(forced, [True])
+        yield t.stop()
+        self.assertFalse(t.reannounce())
+
+    @inlineCallbacks
     def test_each_step_its_own_deferred(self) -> Any:
         """start(), pause() and stop() each return their own Deferred, run in order."""
         t = self.torrent("seed")

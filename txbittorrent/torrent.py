@@ -290,6 +290,14 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         if self._run is not None:
             self._run.announcer.add_tracker(url, tier)
 
+    def reannounce(self) -> bool:
+        """Announce to the current trackers now (or as soon as each one's
+        ``min interval`` allows); False if the torrent is not running."""
+        if self._run is None:
+            return False
+        self._run.announcer.force_announce()
+        return True
+
     def remove_tracker(self, url: str) -> None:
         """Forget a tracker (a running torrent tells it ``stopped`` if it had
         started with it)."""

@@ -306,8 +306,4 @@ class TorrentManager:
     def reannounce(self, torrent: Torrent) -> bool:
         """Announce to the running torrent's current trackers now (or as
         soon as their ``min interval`` allows); False if it is not running."""
-        run = getattr(torrent, "_run", None)  # Torrent has no public re-announce yet
-        if run is None:
-            return False
-        run.announcer.force_announce()
-        return True
+        return torrent.reannounce()
