@@ -9,15 +9,12 @@ from collections.abc import Generator
 from typing import Any
 
 import treq
-from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import TestCase
-from twisted.web.client import HTTPConnectionPool
 from twisted.web.resource import Resource
-from twisted.web.server import Site
 
+from tests.webcase import make_pool, open_store, serve, start_session
 from txbittorrent.daemon.store import StateStore
-from txbittorrent.session import Session
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.testing import make_files
 from txbittorrent.web.api import ApiResource
@@ -39,34 +36,22 @@ class ApiCase(TestCase):
     def setUp(self) -> Generator[Any, Any, None]:
         self.download_dir = os.path.abspath(self.mktemp())
         os.makedirs(self.download_dir)
-        self.session = Session(reactor, listen_interfaces=["127.0.0.1"])
-        yield self.session.start()
-        self.addCleanup(self._stop_session)
+        self.session = yield start_session(self)
         self.store: StateStore | None = None
         if self.use_store:
-            self.store = StateStore(os.path.join(self.download_dir, "state.sqlite"))
-            self.addCleanup(self.store.close)
+            self.store = open_store(self, os.path.join(self.download_dir, "state.sqlite"))
         root = Resource()
         self.api = ApiResource(
             self.session, store=self.store, download_dir=self.download_dir,
             clock=lambda: 1_700_000_000.0, **self.api_options(),
         )
         root.putChild(b"api", self.api)
-        port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        self.pool = HTTPConnectionPool(reactor, persistent=False)
-        self.addCleanup(self.pool.closeCachedConnections)
-        self.base = f"http://127.0.0.1:{port.getHost().port}/api"
+        self.base = serve(self, root, "/api")
+        self.pool = make_pool(self)
 
     def api_options(self) -> dict[str, Any]:
         """More keyword arguments for the ApiResource."""
         return {}
-
-    @inlineCallbacks
-    def _stop_session(self) -> Generator[Any, Any, None]:
-        for torrent in self.session.torrents():
-            yield self.session.remove(torrent.info_hash)
-        yield self.session.stop()
 
     @inlineCallbacks
     def call(
