@@ -382,6 +382,7 @@
     for (const id of ["files-dialog", "remove-dialog"]) if ($(id).open) $(id).close();
     $("app-view").hidden = true;
     $("logout").hidden = true;
+    $("live").hidden = true;
     $("totals").textContent = "";
     $("login-view").hidden = false;
     $("login-password").focus();
@@ -391,6 +392,7 @@
     $("login-view").hidden = true;
     $("app-view").hidden = false;
     $("logout").hidden = false;
+    $("live").hidden = false;
     state.running = true;
     state.gone.clear();
     loadAll().then(loadLimits).then(connectEvents).catch(showError);
