@@ -11,7 +11,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import deferLater
 
-from tests.test_qbt_case import HASH1, HASH2, MAGNET, QbtCase
+from tests.qbtcase import HASH1, HASH2, MAGNET, QbtCase
 from txbittorrent.state import TorrentState
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from twisted.internet.defer import inlineCallbacks
 
-from tests.test_qbt_case import QbtCase
+from tests.qbtcase import QbtCase
 
 
 class QbtAppTests(QbtCase):

@@ -8,7 +8,7 @@ from typing import Any
 
 from twisted.internet.defer import inlineCallbacks
 
-from tests.test_qbt_case import PASSWORD, USER, QbtCase
+from tests.qbtcase import PASSWORD, USER, QbtCase
 from txbittorrent.web.auth import SESSION_COOKIE
 from txbittorrent.web.qbt.auth import BANNED
 

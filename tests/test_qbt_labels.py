@@ -8,7 +8,7 @@ from typing import Any
 
 from twisted.internet.defer import inlineCallbacks
 
-from tests.test_qbt_case import HASH1, HASH2, MAGNET, QbtCase
+from tests.qbtcase import HASH1, HASH2, MAGNET, QbtCase
 
 
 class QbtCategoryTests(QbtCase):

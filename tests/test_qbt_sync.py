@@ -9,7 +9,7 @@ from typing import Any
 from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.test_qbt_case import MAGNET, QbtCase
+from tests.qbtcase import MAGNET, QbtCase
 from txbittorrent.web.qbt.sync import Snapshot, SyncBook, diff
 
 

@@ -14,7 +14,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 from twisted.web.static import Data
 
-from tests.test_qbt_case import HASH1, HASH2, MAGNET, NOW, QbtCase
+from tests.qbtcase import HASH1, HASH2, MAGNET, NOW, QbtCase
 from txbittorrent.core.metainfo import parse
 from txbittorrent.web.qbt.fields import INFINITE_ETA
 

@@ -15,11 +15,9 @@ import treq
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import TestCase
-from twisted.web.client import HTTPConnectionPool
 from twisted.web.resource import Resource
 
-from txbittorrent.daemon.store import StateStore
-from txbittorrent.session import Session
+from tests.webcase import make_pool, open_store, serve, start_session
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.testing import make_files
 from txbittorrent.web.auth import Guard
@@ -42,11 +40,8 @@ class QbtCase(TestCase):
     def setUp(self) -> Generator[Any, Any, None]:
         self.download_dir = os.path.abspath(self.mktemp())
         os.makedirs(self.download_dir)
-        self.session = Session(reactor, listen_interfaces=["127.0.0.1"])
-        yield self.session.start()
-        self.addCleanup(self._stop_session)
-        self.store = StateStore(os.path.join(self.download_dir, "state.sqlite"))
-        self.addCleanup(self.store.close)
+        self.session = yield start_session(self)
+        self.store = open_store(self, os.path.join(self.download_dir, "state.sqlite"))
         self.store.set_password(USER, PASSWORD)
         self.qbt = QbtResource(self.session, store=self.store, download_dir=self.download_dir,
                                clock=lambda: NOW)
@@ -56,18 +51,9 @@ class QbtCase(TestCase):
         self.guard = Guard(root, store=self.store, clock=reactor, delegated=[b"/api/v2"],
                            max_body=12 << 20)
         self.qbt.guard = self.guard
-        port = reactor.listenTCP(0, self.guard.site(), interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        self.pool = HTTPConnectionPool(reactor, persistent=False)
-        self.addCleanup(self.pool.closeCachedConnections)
-        self.base = f"http://127.0.0.1:{port.getHost().port}/api/v2"
+        self.base = serve(self, self.guard.site(), "/api/v2")
+        self.pool = make_pool(self)
         self.sid: str | None = None
-
-    @inlineCallbacks
-    def _stop_session(self) -> Generator[Any, Any, None]:
-        for torrent in self.session.torrents():
-            yield self.session.remove(torrent.info_hash)
-        yield self.session.stop()
 
     @inlineCallbacks
     def request(
