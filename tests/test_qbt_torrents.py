@@ -8,13 +8,12 @@ import os
 from collections.abc import Generator
 from typing import Any
 
-from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.web.resource import Resource
-from twisted.web.server import Site
 from twisted.web.static import Data
 
 from tests.qbtcase import HASH1, HASH2, MAGNET, NOW, QbtCase
+from tests.webcase import serve
 from txbittorrent.core.metainfo import parse
 from txbittorrent.web.qbt.fields import INFINITE_ETA
 
@@ -77,9 +76,7 @@ class QbtAddTests(QbtCase):
         root, raw = self.seed_files()
         files = Resource()
         files.putChild(b"t.torrent", Data(raw, "application/x-bittorrent"))
-        port = reactor.listenTCP(0, Site(files), interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        base = f"http://127.0.0.1:{port.getHost().port}"
+        base = serve(self, files)
         text = yield self.text("/torrents/add", data={"urls": f"{base}/t.torrent",
                                                       "savepath": root, "paused": "true"})
         self.assertEqual(text, "Ok.")

@@ -11,14 +11,13 @@ import os
 from collections.abc import Generator
 from typing import Any
 
-from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.web.resource import Resource
-from twisted.web.server import Site
 from twisted.web.static import Data
 from twisted.web.util import Redirect
 
-from tests.test_transmission_rpc import TransmissionCase
+from tests.transmissioncase import TransmissionCase
+from tests.webcase import serve
 from txbittorrent.web.transmission.fields import FIELDS
 from txbittorrent.web.transmission.ids import RUN_BASE
 
@@ -108,9 +107,7 @@ class AddTests(TransmissionCase):
         files = Resource()
         files.putChild(b"t.torrent", Data(raw, "application/x-bittorrent"))
         files.putChild(b"m", Redirect(MAGNET.encode()))
-        port = reactor.listenTCP(0, Site(files), interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        base = f"http://127.0.0.1:{port.getHost().port}"
+        base = serve(self, files)
         args = yield self.ok("torrent-add", {"filename": base + "/t.torrent", "paused": True})
         ih = args["torrent-added"]["hashString"]
         self.assertEqual(self.store.get(ih).source, raw)
