@@ -14,21 +14,17 @@ from typing import Any
 from urllib.parse import quote
 
 import treq
-from twisted.internet import defer, reactor
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import Clock, deferLater
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, TestCase
-from twisted.web.client import HTTPConnectionPool
 from twisted.web.resource import Resource
-from twisted.web.server import Site
 
+from tests.webcase import WSClient, connect_ws, make_pool, open_store, serve, start_session
 from txbittorrent.core.bencoding import decode, encode
 from txbittorrent.core.metainfo import parse
 from txbittorrent.daemon.ondemand import OnDemand
-from txbittorrent.daemon.store import StateStore
 from txbittorrent.eventtypes import PiecePassed, StateChanged
-from txbittorrent.session import Session
 from txbittorrent.state import TorrentState
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.testing import make_files
@@ -50,11 +46,8 @@ class ConfluenceCase(TestCase):
     def setUp(self) -> Generator[Any, Any, None]:
         self.download_dir = os.path.abspath(self.mktemp())
         os.makedirs(self.download_dir)
-        self.session = Session(reactor, listen_interfaces=["127.0.0.1"])
-        yield self.session.start()
-        self.addCleanup(self._stop_session)
-        self.store = StateStore(os.path.join(self.download_dir, "state.sqlite"))
-        self.addCleanup(self.store.close)
+        self.session = yield start_session(self)
+        self.store = open_store(self, os.path.join(self.download_dir, "state.sqlite"))
         self.clock = Clock()
         self.on_demand = OnDemand(self.session, self.clock, 30, self.store,
                                   download_dir=self.download_dir)
@@ -67,17 +60,8 @@ class ConfluenceCase(TestCase):
         root = Resource()
         for name, child in self.children.items():
             root.putChild(name, child)
-        self.port = reactor.listenTCP(0, Site(root), interface="127.0.0.1")
-        self.addCleanup(self.port.stopListening)
-        self.pool = HTTPConnectionPool(reactor, persistent=False)
-        self.addCleanup(self.pool.closeCachedConnections)
-        self.base = f"http://127.0.0.1:{self.port.getHost().port}"
-
-    @inlineCallbacks
-    def _stop_session(self) -> Generator[Any, Any, None]:
-        for torrent in self.session.torrents():
-            yield self.session.remove(torrent.info_hash)
-        yield self.session.stop()
+        self.base = serve(self, root)
+        self.pool = make_pool(self)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         return treq.request(method, self.base + path, pool=self.pool, **kwargs)
@@ -453,45 +437,6 @@ class StateTests(ConfluenceCase):
         self.assertTrue(torrent.state.running or torrent.state == TorrentState.CHECKING)
 
 
-class _WSClient:
-    """A WebSocketProtocol for Twisted's client that keeps the frames."""
-
-    def __init__(self) -> None:
-        self.transport: Any = None
-        self.frames: list[Any] = []
-        self.waiting: tuple[int, defer.Deferred[None]] | None = None
-        self.lost: defer.Deferred[None] = defer.Deferred()
-
-    def negotiationStarted(self, transport: Any) -> None:
-        self.transport = transport
-
-    def negotiationFinished(self) -> None:
-        pass
-
-    def pongReceived(self, payload: bytes) -> None:
-        pass
-
-    def textMessageReceived(self, message: str) -> None:
-        self.frames.append(json.loads(message))
-        if self.waiting is not None and len(self.frames) >= self.waiting[0]:
-            d, self.waiting = self.waiting[1], None
-            d.callback(None)
-
-    def bytesMessageReceived(self, data: bytes) -> None:
-        pass
-
-    def connectionLost(self, reason: Failure) -> None:
-        self.lost.callback(None)
-
-    def wait_frames(self, n: int) -> defer.Deferred[None]:
-        d: defer.Deferred[None] = defer.Deferred()
-        if len(self.frames) >= n:
-            d.callback(None)
-        else:
-            self.waiting = (n, d)
-        return d
-
-
 class EventsTests(ConfluenceCase):
     """/events?ih= as a WebSocket of confluence's frames."""
 
@@ -500,26 +445,8 @@ class EventsTests(ConfluenceCase):
             raise SkipTest("twisted.web.websocket needs wsproto (twisted[websocket])")
         return super().setUp()
 
-    @inlineCallbacks
-    def connect(self, query: str) -> Generator[Any, Any, Any]:
-        from twisted.web.websocket import WebSocketClientEndpoint
-
-        client = _WSClient()
-
-        class Factory:
-            def buildProtocol(self, url: str) -> _WSClient:
-                return client
-
-        url = f"ws://127.0.0.1:{self.port.getHost().port}/events{query}"
-        endpoint = WebSocketClientEndpoint.new(reactor, url)
-        yield defer.Deferred.fromCoroutine(endpoint.connect(Factory()))
-        self.addCleanup(self.close, client)
-        return client
-
-    def close(self, client: _WSClient) -> defer.Deferred[None]:
-        if not client.lost.called:
-            client.transport.loseConnection()
-        return client.lost
+    def connect(self, query: str) -> Deferred[WSClient]:
+        return connect_ws(self, "ws" + self.base.removeprefix("http") + f"/events{query}")
 
     @inlineCallbacks
     def test_piece_changed_frames(self) -> Generator[Any, Any, None]:
@@ -570,9 +497,7 @@ class GuardedTests(ConfluenceCase):
         for name, child in self.children.items():
             root.putChild(name, child)
         guard = Guard(root, store=self.store, clock=self.clock)
-        port = reactor.listenTCP(0, guard.site(), interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        self.base = f"http://127.0.0.1:{port.getHost().port}"
+        self.base = serve(self, guard.site())
         token = self.store.create_token("test", 0.0)
         auth = {"Authorization": f"Bearer {token}"}
         response, _ = yield self.fetch("GET", "/status")
