@@ -12,6 +12,7 @@ from twisted.python.failure import Failure
 from twisted.trial import unittest
 from twisted.web.server import Site
 
+from tests.webcase import WSClient, connect_ws, listen
 from txbittorrent.events import EventBus
 from txbittorrent.eventtypes import PiecePassed, StateChanged, TorrentAdded
 from txbittorrent.web.events import (
@@ -94,8 +95,7 @@ class EventStreamTests(unittest.TestCase):
         self.clock = Clock()
         self.resource = EventStreamResource(self.bus, clock=self.clock, heartbeat=15.0,
                                             max_buffer=8192)
-        self.port = reactor.listenTCP(0, Site(self.resource), interface="127.0.0.1")
-        self.addCleanup(self.port.stopListening)
+        self.port = listen(self, self.resource)
 
     @defer.inlineCallbacks
     def connect(self, target: bytes = b"/", headers: bytes = b"",
@@ -291,47 +291,6 @@ class HelpersTests(unittest.TestCase):
         self.assertIsNone(wanted.kinds)
 
 
-class _WSClient:
-    """A WebSocketProtocol for twisted's client that keeps the JSON frames."""
-
-    def __init__(self) -> None:
-        self.transport: object = None
-        self.frames: list[dict[str, object]] = []
-        self.waiting: tuple[int, defer.Deferred[None]] | None = None
-        self.lost: defer.Deferred[None] = defer.Deferred()
-        self.reason: Failure | None = None
-
-    def negotiationStarted(self, transport: object) -> None:
-        self.transport = transport
-
-    def negotiationFinished(self) -> None:
-        pass
-
-    def pongReceived(self, payload: bytes) -> None:
-        pass
-
-    def textMessageReceived(self, message: str) -> None:
-        self.frames.append(json.loads(message))
-        if self.waiting is not None and len(self.frames) >= self.waiting[0]:
-            d, self.waiting = self.waiting[1], None
-            d.callback(None)
-
-    def bytesMessageReceived(self, data: bytes) -> None:
-        pass
-
-    def connectionLost(self, reason: Failure) -> None:
-        self.reason = reason
-        self.lost.callback(None)
-
-    def wait_frames(self, n: int) -> defer.Deferred[None]:
-        d: defer.Deferred[None] = defer.Deferred()
-        if len(self.frames) >= n:
-            d.callback(None)
-        else:
-            self.waiting = (n, d)
-        return d
-
-
 class EventWebSocketTests(unittest.TestCase):
     """The WebSocket resource with Twisted's own WebSocket client."""
 
@@ -343,29 +302,10 @@ class EventWebSocketTests(unittest.TestCase):
         self.bus = EventBus()
         self.clock = Clock()
         self.resource = EventWebSocketResource(self.bus, clock=self.clock, heartbeat=15.0)
-        self.port = reactor.listenTCP(0, Site(self.resource), interface="127.0.0.1")
-        self.addCleanup(self.port.stopListening)
+        self.port = listen(self, self.resource)
 
-    @defer.inlineCallbacks
-    def connect(self, query: str = "") -> defer.Generator:
-        from twisted.web.websocket import WebSocketClientEndpoint
-
-        client = _WSClient()
-
-        class Factory:
-            def buildProtocol(self, url: str) -> _WSClient:
-                return client
-
-        url = f"ws://127.0.0.1:{self.port.getHost().port}/{query}"
-        endpoint = WebSocketClientEndpoint.new(reactor, url)
-        yield defer.Deferred.fromCoroutine(endpoint.connect(Factory()))
-        self.addCleanup(self.close, client)
-        return client
-
-    def close(self, client: _WSClient) -> defer.Deferred[None]:
-        if not client.lost.called:
-            client.transport.loseConnection()  # type: ignore[attr-defined]
-        return client.lost
+    def connect(self, query: str = "") -> defer.Deferred[WSClient]:
+        return connect_ws(self, f"ws://127.0.0.1:{self.port.getHost().port}/{query}")
 
     @defer.inlineCallbacks
     def wait_subscribed(self) -> defer.Generator:
@@ -399,7 +339,7 @@ class EventWebSocketTests(unittest.TestCase):
         client = yield self.connect()
         yield self.wait_subscribed()
         (stream,) = self.resource.streams
-        client.transport.loseConnection()  # type: ignore[attr-defined]
+        client.transport.loseConnection()
         yield client.lost
         from twisted.internet.task import deferLater
 
