@@ -16,11 +16,12 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import Agent
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from tests.apicase import HASH1, HASH2, MAGNET, ApiCase
+from tests.webcase import make_pool, serve
 from txbittorrent.core.metainfo import parse
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.testing import make_files
@@ -69,9 +70,7 @@ class _Fixture:
         self.raw = create_torrent(os.path.join(root, "t"), piece_length=16 * 1024)
         self.info_hash = parse(self.raw).info_hash.hex()
         self.server = _Serve(self.raw)
-        port = reactor.listenTCP(0, Site(self.server), interface="127.0.0.1")
-        case.addCleanup(port.stopListening)
-        self.url = f"http://127.0.0.1:{port.getHost().port}"
+        self.url = serve(case, self.server)
 
 
 class AddFormsTests(ApiCase):
@@ -85,8 +84,7 @@ class AddFormsTests(ApiCase):
         return super().setUp()
 
     def api_options(self) -> dict[str, Any]:
-        self.fetch_pool = HTTPConnectionPool(reactor, persistent=False)
-        self.addCleanup(self.fetch_pool.closeCachedConnections)
+        self.fetch_pool = make_pool(self)
         return {"http_client": HTTPClient(Agent(reactor, pool=self.fetch_pool)),
                 "fetch_timeout": 10.0}
 
@@ -297,9 +295,7 @@ class TorrentFetcherTests(TestCase):
     def setUp(self) -> None:
         self.fixture = _Fixture()
         self.fixture.make(self)
-        pool = HTTPConnectionPool(reactor, persistent=False)
-        self.addCleanup(pool.closeCachedConnections)
-        self.client = HTTPClient(Agent(reactor, pool=pool))
+        self.client = HTTPClient(Agent(reactor, pool=make_pool(self)))
 
     @inlineCallbacks
     def test_cap(self) -> Generator[Any, Any, None]:

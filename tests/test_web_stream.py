@@ -13,10 +13,10 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, FirstError, fail, inlineCallbacks, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
-from twisted.web.client import HTTPConnectionPool
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.server import NOT_DONE_YET
 from twisted.web.test.requesthelper import DummyRequest
 
+from tests.webcase import make_pool, serve
 from txbittorrent.accessors import FileInfo
 from txbittorrent.core.layout import Layout
 from txbittorrent.errors import LocalProtocolError
@@ -136,11 +136,9 @@ class HTTPCase(TestCase):
     timeout = 60
 
     def serve(self, resource: FileStreamResource) -> str:
-        port = reactor.listenTCP(0, Site(resource), interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        self.pool = HTTPConnectionPool(reactor, persistent=False)
-        self.addCleanup(self.pool.closeCachedConnections)
-        return f"http://127.0.0.1:{port.getHost().port}/"
+        base = serve(self, resource, "/")
+        self.pool = make_pool(self)
+        return base
 
     @inlineCallbacks
     def fetch(self, url: str, method: str = "GET", **headers: str) -> Generator[Any, Any, Any]:
