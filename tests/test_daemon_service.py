@@ -354,24 +354,18 @@ class DaemonServiceTests(TestCase):
         releases the lock, the store and the session."""
         taken = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
         self.addCleanup(taken.stopListening)
-        self.config = dataclasses.replace(
-            self.config, listen=(f"tcp:{taken.getHost().port}:interface=127.0.0.1",))
-        service = DaemonService(self.config, reactor=reactor, out=io.StringIO())
-        service.startService()
-        with self.assertRaises(Exception):
-            yield service.started
-        self.assertIsNone(service.store)
-        self.assertIsNone(service.session)
-        self.flushLoggedErrors()
-        self.config = dataclasses.replace(self.config, listen=("tcp:0:interface=127.0.0.1",),
-                                          peer_port=taken.getHost().port)
-        service = DaemonService(self.config, reactor=reactor, out=io.StringIO())
-        service.startService()
-        with self.assertRaises(Exception):
-            yield service.started
-        self.assertIsNone(service.store)
-        self.assertIsNone(service.session)
-        self.flushLoggedErrors()
+        for change in [
+            {"listen": (f"tcp:{taken.getHost().port}:interface=127.0.0.1",)},
+            {"listen": ("tcp:0:interface=127.0.0.1",), "peer_port": taken.getHost().port},
+        ]:
+            self.config = dataclasses.replace(self.config, **change)
+            service = DaemonService(self.config, reactor=reactor, out=io.StringIO())
+            service.startService()
+            with self.assertRaises(Exception):
+                yield service.started
+            self.assertIsNone(service.store)
+            self.assertIsNone(service.session)
+            self.flushLoggedErrors()
         self.config = dataclasses.replace(self.config, peer_port=0)
         again = yield self.start()
         self.assertIsNotNone(again.store)
