@@ -9,35 +9,24 @@ import shutil
 import sys
 from typing import Any
 
-from twisted.internet import defer, utils
-from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+from twisted.internet import defer
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.benchcase import ROOT, BenchRunCase
 
 
-class BenchDownloadTinyTests(TestCase):
+class BenchDownloadTinyTests(BenchRunCase):
     """``python -m bench.download --tiny --seed-test`` against real clients on 127.0.0.1."""
 
     timeout = 180
-
-    def setUp(self) -> None:
-        try:
-            import libtorrent  # noqa: F401
-        except ImportError:
-            raise SkipTest("libtorrent (python bindings) is not installed") from None
 
     @defer.inlineCallbacks
     def test_tiny(self) -> Any:
         """The tiny benchmark exits 0, every transfer is verified, and the JSON
         holds the figures and the txbittorrent / libtorrent ratios."""
         out = os.path.abspath(self.mktemp())
-        env = dict(os.environ, PYTHONPATH=ROOT)
-        stdout, stderr, code = yield utils.getProcessOutputAndValue(
-            sys.executable,
-            ["-m", "bench.download", "--tiny", "--seed-test", "--json", out],
-            env=env,
-            path=ROOT,
-        )
+        stdout, stderr, code = yield self.run_bench(
+            "bench.download", "--tiny", "--seed-test", "--json", out)
         self.assertEqual(code, 0, (stdout + stderr).decode(errors="replace"))
         self.assertIn(b"txbittorrent / libtorrent", stdout)
         self.assertIn(b"load average", stdout)
@@ -81,14 +70,9 @@ class BenchDownloadMultiFileTests(BenchDownloadTinyTests):
     def test_tiny(self) -> Any:
         """Forty files of mixed sizes download verified from the libtorrent seeder."""
         out = os.path.abspath(self.mktemp())
-        env = dict(os.environ, PYTHONPATH=ROOT)
-        stdout, stderr, code = yield utils.getProcessOutputAndValue(
-            sys.executable,
-            ["-m", "bench.download", "--tiny", "--files", "40",
-             "--leechers", "txbittorrent,libtorrent", "--json", out],
-            env=env,
-            path=ROOT,
-        )
+        stdout, stderr, code = yield self.run_bench(
+            "bench.download", "--tiny", "--files", "40",
+            "--leechers", "txbittorrent,libtorrent", "--json", out)
         self.assertEqual(code, 0, (stdout + stderr).decode(errors="replace"))
         with open(out) as f:
             report = json.load(f)
@@ -115,14 +99,9 @@ class BenchDownloadBaselineTests(BenchDownloadTinyTests):
         the summary gives txbittorrent / baseline, and the copy is gone afterwards."""
         commit, short = _git_head()
         out = os.path.abspath(self.mktemp())
-        env = dict(os.environ, PYTHONPATH=ROOT)
-        stdout, stderr, code = yield utils.getProcessOutputAndValue(
-            sys.executable,
-            ["-m", "bench.download", "--tiny", "--leechers", "txbittorrent",
-             "--baseline", "HEAD", "--json", out],
-            env=env,
-            path=ROOT,
-        )
+        stdout, stderr, code = yield self.run_bench(
+            "bench.download", "--tiny", "--leechers", "txbittorrent",
+            "--baseline", "HEAD", "--json", out)
         self.assertEqual(code, 0, (stdout + stderr).decode(errors="replace"))
         name = f"txbittorrent@{short}"
         self.assertIn(f"txbittorrent / baseline {name}: MB/s ".encode(), stdout)

@@ -7,11 +7,10 @@ import contextlib
 import io
 import json
 import os
-import sys
 from typing import Any
 
-from twisted.internet import defer, utils
-from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+from twisted.internet import defer
+from twisted.trial.unittest import SynchronousTestCase
 
 from bench._stream_report import (
     SEEK_FIGURES,
@@ -24,8 +23,8 @@ from bench._stream_report import (
     throughput_figures,
 )
 from bench.stream import parse_args
+from tests.benchcase import BenchRunCase
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MiB = 1024 * 1024
 
 
@@ -214,27 +213,19 @@ class ParseArgsTests(SynchronousTestCase):
                 self.assertRaises(SystemExit, parse_args, argv)
 
 
-class BenchStreamSmallTests(TestCase):
+class BenchStreamSmallTests(BenchRunCase):
     """``python -m bench.stream`` at 8 MiB, one run, three seeks, end to end."""
 
     timeout = 180
-
-    def setUp(self) -> None:
-        try:
-            import libtorrent  # noqa: F401
-        except ImportError:
-            raise SkipTest("libtorrent (python bindings) is not installed") from None
 
     @defer.inlineCallbacks
     def test_small_run(self) -> Any:
         """It exits 0 with every measurement verified, both ratios, and
         nothing left behind (its directory, its processes)."""
         out = os.path.abspath(self.mktemp())
-        stdout, stderr, code = yield utils.getProcessOutputAndValue(
-            sys.executable,
-            ["-m", "bench.stream", "--size", "8MiB", "--piece-length", "256KiB", "--runs", "1",
-             "--seeks", "3", "--settle", "0", "--timeout", "60", "--json", out],
-            env=dict(os.environ, PYTHONPATH=ROOT), path=ROOT,
+        stdout, stderr, code = yield self.run_bench(
+            "bench.stream", "--size", "8MiB", "--piece-length", "256KiB", "--runs", "1",
+            "--seeks", "3", "--settle", "0", "--timeout", "60", "--json", out,
         )
         self.assertEqual(code, 0, (stdout + stderr).decode(errors="replace"))
         with open(out) as f:
