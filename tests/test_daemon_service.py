@@ -240,6 +240,21 @@ class DaemonServiceTests(TestCase):
         self.assertIn("routes", json.loads(content))
 
     @inlineCallbacks
+    def test_page_public_api_not(self) -> Generator[Any, Any, None]:
+        """The page (/ and /ui/app.js) loads without credentials, the API
+        does not; /api/stats gives the owner the media token for links."""
+        service = yield self.start()
+        code, body = yield self.call("GET", "/")
+        self.assertEqual(code, 200)
+        self.assertIn(b"<html", body.lower())
+        code, _ = yield self.call("GET", "/ui/app.js")
+        self.assertEqual(code, 200)
+        code, _ = yield self.call("GET", "/api/stats")
+        self.assertEqual(code, 401)
+        code, content = yield self.call("GET", "/api/stats", self.api()["token"])
+        self.assertEqual((code, json.loads(content)["media_token"]), (200, service.media_token))
+
+    @inlineCallbacks
     def test_trackers_restored(self) -> Generator[Any, Any, None]:
         """Trackers added and removed through the API are as the user left
         them after a restart."""

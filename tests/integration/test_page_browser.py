@@ -38,9 +38,6 @@ from tests.integration import ltutil
 from txbittorrent.core.metainfo import parse
 from txbittorrent.daemon.service import DaemonConfig, DaemonService
 from txbittorrent.storage.create import create_torrent
-from txbittorrent.web.api import MAX_BODY, MAX_TORRENT
-from txbittorrent.web.auth import Guard
-from txbittorrent.web.page import PUBLIC_PATHS, page_resources
 
 try:
     from selenium import webdriver
@@ -91,27 +88,6 @@ CHROMIUM_FLAGS = (
 )
 
 
-class _PageDaemon(DaemonService):
-    """The daemon with the page mounted at / and /ui/, public in the Guard
-    (what service.py is to do for real)."""
-
-    def build_root(self, session: Any, store: Any) -> Resource:
-        root = super().build_root(session, store)
-        for name, child in page_resources().items():
-            root.putChild(name, child)  # type: ignore[no-untyped-call]
-        return root
-
-    def build_guard(self, root: Resource, store: Any) -> Guard:
-        reactor_ = self._reactor()
-        pool = reactor_.getThreadPool() if hasattr(reactor_, "getThreadPool") else None
-        return Guard(
-            root, store=store, clock=reactor_, allowed_hosts=self.config.allowed_hosts,
-            threadpool=pool, reactor=reactor_ if pool is not None else None,
-            max_body=MAX_TORRENT + MAX_BODY, media_token=self.media_token,
-            public=PUBLIC_PATHS,
-        )
-
-
 class _NoStream(Resource):
     """An event stream that is always refused (a proxy that cannot stream)."""
 
@@ -122,7 +98,7 @@ class _NoStream(Resource):
         return b"no streaming here"
 
 
-class _PollingDaemon(_PageDaemon):
+class _PollingDaemon(DaemonService):
     """The page's daemon whose /api/events is refused: the page must poll."""
 
     def build_root(self, session: Any, store: Any) -> Resource:
@@ -212,7 +188,7 @@ class PageBrowserTests(TestCase):
     # -- fixtures ----------------------------------------------------------------------
 
     @inlineCallbacks
-    def serve(self, daemon: type[_PageDaemon] = _PageDaemon) -> Generator[Any, Any, None]:
+    def serve(self, daemon: type[DaemonService] = DaemonService) -> Generator[Any, Any, None]:
         """A libtorrent seeder of FILES and a started daemon with the page."""
         seed = os.path.join(self.base, "seed", "show")
         os.makedirs(seed)

@@ -46,7 +46,8 @@ at once):
    it started ``grace`` seconds after the last request let go) and the
    APIs other programs speak (``daemon.apps``: qBittorrent's Web API v2
    at ``/api/v2`` and Transmission's RPC at ``/transmission/rpc``, each
-   authenticating itself), on every
+   authenticating itself) and the page (``/`` and ``/ui/``: ``web.page``,
+   served without credentials; it logs in through ``/login``), on every
    ``listen`` endpoint string (``serverFromString``).  The body cap is the
    largest .torrent upload, as base64 in JSON, plus its form.  Media players cannot log in:
    ``/data``, ``/stream`` and ``/playlist`` also take ``?token=`` the
@@ -104,6 +105,7 @@ from txbittorrent.web.events import (
     EventWebSocketResource,
     websocket_available,
 )
+from txbittorrent.web.page import PUBLIC_PATHS, page_resources
 from txbittorrent.web.stream import FileStreamResource
 
 __all__ = [
@@ -320,7 +322,8 @@ class DaemonService(MultiService):
         and WebSocket streams), ``/stream``, confluence's routes and the
         other APIs (``daemon.apps``).  Add routes here."""
         reactor = self._reactor()
-        api = ApiResource(session, store=store, download_dir=self.config.download_dir)
+        api = ApiResource(session, store=store, download_dir=self.config.download_dir,
+                          media_token=self.media_token)
         streams: dict[bytes, Resource] = {}
         sse = EventStreamResource(session.events, clock=reactor)
         streams[b"events"] = sse
@@ -345,6 +348,8 @@ class DaemonService(MultiService):
         for name, child in confluence.items():
             root.putChild(name, child)  # type: ignore[arg-type]
         self._event_resources.append(confluence[b"events"])
+        for name, child in page_resources().items():
+            root.putChild(name, child)  # type: ignore[arg-type]
         self._apps = mount_apps(root, api_root, AppContext(
             session, store, api.manager, self.config, reactor,
         ))
@@ -361,7 +366,7 @@ class DaemonService(MultiService):
             threadpool=pool, reactor=reactor if pool is not None else None,
             # a .torrent upload as base64 in JSON (Transmission's metainfo) and its form
             max_body=MAX_TORRENT * 4 // 3 + MAX_BODY, media_token=self.media_token,
-            delegated=apps.delegated,
+            delegated=apps.delegated, public=PUBLIC_PATHS,
         )
         apps.guard_ready(guard)
         return guard

@@ -103,6 +103,7 @@ class ApiResource(Resource):
         clock: Callable[[], float] | None = None,
         http_client: Any = None,
         fetch_timeout: float = FETCH_TIMEOUT,
+        media_token: str | None = None,
     ) -> None:
         """``clock`` gives the Unix time recorded as ``added_at`` (default:
         the session's reactor's ``seconds``).  ``http_client`` fetches URL
@@ -113,6 +114,8 @@ class ApiResource(Resource):
         self.session = session
         self.store = store
         self.download_dir = download_dir
+        self.media_token = media_token
+        """Shown by ``/api/stats`` (to the owner) for players' links."""
         self.manager = TorrentManager(
             session, store=store, download_dir=download_dir, clock=clock,
             http_client=http_client, fetch_timeout=fetch_timeout,
@@ -151,7 +154,10 @@ class ApiResource(Resource):
             return 200, apisession.set_global_limits(self.session, self.store, json_body(request))
         if segments == ["stats"]:
             _method(request, "GET")
-            return 200, apisession.stats(self.session)
+            body = apisession.stats(self.session)
+            if self.media_token is not None:
+                body["media_token"] = self.media_token
+            return 200, body
         if segments[0] != "torrents" or len(segments) > 3:
             raise ApiError(404, "no such route")
         if len(segments) == 1:

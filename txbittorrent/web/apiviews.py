@@ -61,7 +61,8 @@ ROUTES: list[dict[str, Any]] = [
      "doc": "The global rate limits {\"download_limit\", \"upload_limit\"} in bytes/s"
             " (null or 0: unlimited)."},
     {"path": "/api/stats", "methods": ["GET"],
-     "doc": "Session totals: torrents, rates, bytes, peers, DHT nodes, listening port."},
+     "doc": "Session totals: torrents, rates, bytes, peers, DHT nodes, listening port;"
+            " the daemon's media token (for players' ?token= links)."},
 ]
 
 
