@@ -10,10 +10,9 @@ from typing import Any
 
 import treq
 from twisted.internet.defer import inlineCallbacks
-from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 
-from tests.webcase import make_pool, open_store, serve, start_session
+from tests.webcase import WebCase, make_pool, open_store, serve
 from txbittorrent.daemon.store import StateStore
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.testing import make_files
@@ -25,18 +24,15 @@ BASE32 = "AERUKZ4JVPG66AJDIVTYTK6N54ASGRLH"  # HASH1 in base32
 MAGNET = f"magnet:?xt=urn:btih:{HASH2}&dn=hello"
 
 
-class ApiCase(TestCase):
+class ApiCase(WebCase):
     """A started Session, an ApiResource on 127.0.0.1 and a treq pool, all
     cleaned up (torrents removed, session stopped, port closed)."""
 
-    timeout = 60
     use_store = False
 
     @inlineCallbacks
     def setUp(self) -> Generator[Any, Any, None]:
-        self.download_dir = os.path.abspath(self.mktemp())
-        os.makedirs(self.download_dir)
-        self.session = yield start_session(self)
+        yield super().setUp()
         self.store: StateStore | None = None
         if self.use_store:
             self.store = open_store(self, os.path.join(self.download_dir, "state.sqlite"))

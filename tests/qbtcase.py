@@ -14,10 +14,9 @@ from typing import Any
 import treq
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
-from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 
-from tests.webcase import make_pool, open_store, serve, start_session
+from tests.webcase import WebCase, make_pool, open_store, serve
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.testing import make_files
 from txbittorrent.web.auth import Guard
@@ -30,17 +29,13 @@ MAGNET = f"magnet:?xt=urn:btih:{HASH2}&dn=hello"
 NOW = 1_700_000_000.0
 
 
-class QbtCase(TestCase):
+class QbtCase(WebCase):
     """See the module docstring; ``self.sid`` holds a logged-in SID after
     ``login()``."""
 
-    timeout = 60
-
     @inlineCallbacks
     def setUp(self) -> Generator[Any, Any, None]:
-        self.download_dir = os.path.abspath(self.mktemp())
-        os.makedirs(self.download_dir)
-        self.session = yield start_session(self)
+        yield super().setUp()
         self.store = open_store(self, os.path.join(self.download_dir, "state.sqlite"))
         self.store.set_password(USER, PASSWORD)
         self.qbt = QbtResource(self.session, store=self.store, download_dir=self.download_dir,

@@ -17,10 +17,10 @@ import treq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import Clock, deferLater
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import SkipTest
 from twisted.web.resource import Resource
 
-from tests.webcase import WSClient, connect_ws, make_pool, open_store, serve, start_session
+from tests.webcase import WebCase, WSClient, connect_ws, make_pool, open_store, serve
 from txbittorrent.core.bencoding import decode, encode
 from txbittorrent.core.metainfo import parse
 from txbittorrent.daemon.ondemand import OnDemand
@@ -36,17 +36,13 @@ UNKNOWN = "0123456789abcdef0123456789abcdef01234567"
 DEAD_TRACKER = "http://127.0.0.1:1/announce"
 
 
-class ConfluenceCase(TestCase):
+class ConfluenceCase(WebCase):
     """A started Session, the confluence routes on 127.0.0.1 behind a plain
     Site, OnDemand on a Clock (grace 30 s), a StateStore, a treq pool."""
 
-    timeout = 60
-
     @inlineCallbacks
     def setUp(self) -> Generator[Any, Any, None]:
-        self.download_dir = os.path.abspath(self.mktemp())
-        os.makedirs(self.download_dir)
-        self.session = yield start_session(self)
+        yield super().setUp()
         self.store = open_store(self, os.path.join(self.download_dir, "state.sqlite"))
         self.clock = Clock()
         self.on_demand = OnDemand(self.session, self.clock, 30, self.store,

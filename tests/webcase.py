@@ -1,13 +1,15 @@
 """The plumbing the web tests' fixtures share (ApiCase, QbtCase,
 TransmissionCase, ConfluenceCase, the WebSocket tests): a Session started
 on 127.0.0.1, a StateStore, a Site on a loopback port, a treq pool and a
-WebSocket client that keeps its JSON frames.  Each helper takes the
+WebSocket client that keeps its JSON frames; ``WebCase``, the base of the
+fixtures that serve over a Session in a fresh download directory.  Each helper takes the
 running TestCase and registers its own cleanup there, so a fixture's
 setUp says only what it builds, not how each piece is torn down."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Generator
 from typing import Any
 
@@ -68,6 +70,20 @@ def make_pool(test: TestCase) -> HTTPConnectionPool:
     pool = HTTPConnectionPool(reactor, persistent=False)
     test.addCleanup(pool.closeCachedConnections)
     return pool
+
+
+class WebCase(TestCase):
+    """A fresh ``download_dir`` and a started ``session`` (see
+    start_session), both cleaned up; a fixture's setUp yields this one's,
+    then builds its resource over them."""
+
+    timeout = 60
+
+    @inlineCallbacks
+    def setUp(self) -> Generator[Any, Any, None]:
+        self.download_dir = os.path.abspath(self.mktemp())
+        os.makedirs(self.download_dir)
+        self.session: Session = yield start_session(self)
 
 
 class WSClient:
