@@ -11,7 +11,7 @@ import os
 from collections.abc import Generator
 from typing import Any
 
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.web.resource import Resource
 from twisted.web.static import Data
 from twisted.web.util import Redirect
@@ -243,14 +243,24 @@ class ActionTests(TransmissionCase):
         self.assertEqual(self.store.get(added["hashString"]).wanted, "active")
         checks: list[Any] = []
         recheck = self.manager.recheck
+        gate: Deferred[None] = Deferred()
 
-        def capturing(torrent: Any) -> Any:
-            checks.append(recheck(torrent))
+        def held(torrent: Any) -> Any:
+            # the check waits for the gate, so the status is seen mid-check
+            ih = torrent.info_hash.hex()
+            self.manager.rechecking.add(ih)
+
+            def go(_: object) -> Any:
+                self.manager.rechecking.discard(ih)
+                return recheck(torrent)
+
+            checks.append(gate.addCallback(go))
             return checks[-1]
 
-        self.patch(self.manager, "recheck", capturing)
+        self.patch(self.manager, "recheck", held)
         yield self.ok("torrent-verify", {"ids": [number]})
         self.assertEqual((yield self.status(number)), 2)  # answered before the check ends
+        gate.callback(None)
         yield checks[0]
         self.assertEqual((yield self.status(number)), 6)
         yield self.ok("torrent-reannounce", {"ids": [number]})
