@@ -103,6 +103,20 @@ class LifecycleTests(TestCase):
         self.assertEqual(rec.seen[-1], ("state", "active", "stopped"))
 
     @inlineCallbacks
+    def test_peers_given_before_start(self) -> Any:
+        """Peers given while the torrent does not run (stopped, or checking
+        its data) are kept, each once, and dialled when it starts."""
+        seeder = self.torrent("seed")
+        yield seeder.start()
+        leecher = self.torrent("leech")
+        self.assertEqual(leecher.add_peers([(LOOPBACK, seeder.port)] * 2), 1)
+        self.assertEqual(leecher.add_peers([(LOOPBACK, seeder.port)]), 0)
+        done = leecher.when_complete()
+        yield leecher.start()
+        yield done
+        self.assertEqual(leecher.left, 0)
+
+    @inlineCallbacks
     def test_progress_events(self) -> Any:
         """A running torrent publishes Progress on its timer; none once stopped."""
         seeder = self.torrent("seed", progress_interval=0.05)

@@ -81,6 +81,10 @@ LEFT_UNKNOWN = 16 * 1024
 we seed, and trackers send seeds no seeds), the length of one block."""
 
 
+MAX_WAITING_PEERS = 500
+"""Peers ``add_peers`` keeps for a torrent that does not run yet."""
+
+
 class Torrent(TorrentAccessors, TorrentStreaming):
     """One torrent: its source, its data on disk (once the metadata is
     known), what of it is verified, and (between ``start`` and ``stop``)
@@ -145,6 +149,8 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         self._closed = False
         self._run: RunningTorrent | None = None
         self._steps = Serial()
+        self._waiting_peers: list[tuple[tuple[str, int], str]] = []
+        """Peers given while not running, for the next start's swarm."""
         """start, pause and stop, one after another in call order."""
         self.events: EventBus = session.events if session is not None else EventBus()
         """Where this torrent's events go: its session's bus when it shares
@@ -271,9 +277,19 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         return self._data
 
     def add_peers(self, addresses: Iterable[tuple[str, int]], source: str = "user") -> int:
-        """Peers to connect to (``PeerSource``): ignored while stopped; the number new."""
+        """Peers to connect to (``PeerSource``); the number new.  Given
+        while the torrent does not run (stopped, or still checking its
+        data), they are kept (at most ``MAX_WAITING_PEERS``) for the swarm
+        of its next start."""
         if self._run is None:
-            return 0
+            known = {address for address, _ in self._waiting_peers}
+            new = 0
+            for address in addresses:
+                if address not in known and len(self._waiting_peers) < MAX_WAITING_PEERS:
+                    self._waiting_peers.append((address, source))
+                    known.add(address)
+                    new += 1
+            return new
         return self._run.swarm.add_peers(list(addresses), source=source)
 
     # -- trackers ----------------------------------------------------------------------
@@ -577,6 +593,9 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         run.announcer.start()
         if self.source.peers:
             run.swarm.add_peers(list(self.source.peers), source="magnet")
+        waiting, self._waiting_peers = self._waiting_peers, []
+        for address, source in waiting:
+            run.swarm.add_peers([address], source=source)
         if self.resume_path is not None and self._data is not None:
             run.every(self.config.resume_save_interval, self._periodic_save)
         if self.config.progress_interval > 0:
