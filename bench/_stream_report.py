@@ -184,7 +184,7 @@ def table(report: dict[str, Any]) -> str:
             f"(a) seeks: {cfg['seeks']} ranged reads of {cfg['seek_length']} bytes at random "
             f"offsets (seed {cfg['seed']}), the seeder limited to {cfg['seek_rate'] / 1e6:g} "
             "MB/s so the file is mostly not there yet",
-            "  txbittorrent: GET /stream with Range, from sending the request to the first "
+            "  txbittorrent: GET /data with Range, from sending the request to the first "
             "body byte; libtorrent: set_piece_deadline to its read_piece_alert",
             "  ttfb ms: the median seek of a run; held: the share of the file the client had "
             "when its seeks were done; medians over the runs",
@@ -200,7 +200,7 @@ def table(report: dict[str, Any]) -> str:
         lines += [
             "",
             "(b) throughput: the whole file, from an unlimited seeder, into a fresh directory",
-            "  stream: one GET /stream of the whole file from a fresh daemon (magnet with the "
+            "  stream: one GET /data of the whole file from a fresh daemon (magnet with the "
             "seeder as x.pe), sent once its metadata is known, to the last byte",
             "  download: `txbittorrent download` with the same magnet, from metadata_received "
             "to complete (its --json lines, as this process reads them)",

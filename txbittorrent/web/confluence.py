@@ -125,7 +125,7 @@ class Confluence:
         store: StateStore | None = None,
         info_timeout: float = DEFAULT_INFO_TIMEOUT,
         readahead: int = 32 * 1024 * 1024,
-        chunk_size: int = 256 * 1024,
+        chunk_size: int = 1024 * 1024,
         media_token: str | None = None,
     ) -> None:
         self.session = session

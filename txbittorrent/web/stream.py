@@ -18,7 +18,9 @@ The body comes from a ``reader.FileReader`` (``torrent.open``) through a
 ``_BodyProducer``, an ``IPushProducer`` registered on the request: it
 reads one chunk at a time (a read fires once the pieces under it are
 verified), writes it, and asks for the next unless the transport paused
-it; so one chunk, plus what Twisted buffers, is held per response.  A
+it; so one chunk (1 MiB by default: bench.stream measured 256 KiB at
+0.56 of the plain download rate, 1 MiB at 0.77, 4 MiB at 0.66), plus what
+Twisted buffers, is held per response.  A
 chunk never waits for two pieces: it stops before the first piece not yet
 verified, or at the end of the piece under the read position if that one
 is not (``FileReader.prompt_length``), so bytes flow as soon as that piece
@@ -121,7 +123,7 @@ class FileStreamResource(Resource):
         torrent: Any,
         file_index: int,
         *,
-        chunk_size: int = 256 * 1024,
+        chunk_size: int = 1024 * 1024,
         readahead: int = 32 * 1024 * 1024,
         content_type: str | None = None,
         boundary: Callable[[], bytes] = _random_boundary,
