@@ -197,8 +197,16 @@ class TrackerStateTests(SynchronousTestCase):
                          {OTHER_HASH: ScrapeStats(0, 0, 0)})
 
     def test_max_swarms(self) -> None:
-        """A new torrent beyond max_swarms is refused."""
+        """A new torrent beyond max_swarms evicts the least recently announced swarm."""
         state = TrackerState(random.Random(1), max_swarms=1)
+        state.announce(announce(), 0)
+        state.announce(announce(info_hash=OTHER_HASH), 0)
+        self.assertEqual(state.info_hashes(), [OTHER_HASH])
+        self.assertEqual((state.evicted, state.peer_count), (1, 1))
+
+    def test_max_swarms_refused(self) -> None:
+        """Without eviction, a new torrent beyond max_swarms is refused."""
+        state = TrackerState(random.Random(1), max_swarms=1, evict_swarms=False)
         state.announce(announce(), 0)
         self.assertRaises(RequestRefused, state.announce, announce(info_hash=OTHER_HASH), 0)
 

@@ -1,0 +1,405 @@
+"""The tracker's swarms: who announced which info hash, and whom to tell about.
+
+Theory of operation
+-------------------
+``TrackerState`` is what a tracker knows: for each info hash, the peers that
+announced it (address, ``peer_id``, ``key``, ``left``, the counters they
+reported, when last seen), how many of them are seeders, and how many
+downloads completed.  ``announce`` records the requester and returns a random
+selection of the others; ``scrape`` returns the counts (``scrape_all`` every
+swarm, bounded); ``expire`` forgets peers not seen for ``peer_timeout``
+seconds.  Every method takes ``now`` (seconds on the caller's clock);
+randomness comes from the injected rng.  It knows nothing of HTTP, UDP,
+sockets, users' storage or passkeys: an ``Announce`` may carry a ``user``
+(whatever the adapter's passkey check returned), and the transfer it reports
+since that peer's previous announce goes to the injected ``on_transfer``.
+
+Invariants: within a swarm, one record per ``peer_id`` and one per
+(ip, port); records are kept in order of last announce (oldest first, so
+expiry stops at the first fresh one); swarms are kept in order of last
+announce too (the least recently announced first, the one evicted);
+``seeders`` counts the records with ``left == 0``; ``peer_count`` is the sum
+of the swarms' records and never exceeds ``max_total_peers``.
+
+Decisions
+---------
+* ``numwant`` defaults to ``default_numwant`` and is capped at
+  ``max_numwant`` (10**9 asks for the cap); a seeder is given only leechers;
+  the requester is never in its own list.  ``stopped`` removes the record and
+  returns no peers.
+* ``key`` (BEP 3's optional parameter): a known ``peer_id`` announcing from a
+  new address replaces its record only when the old record had no key or the
+  keys match; otherwise the announce is refused, so nobody can move (or stop)
+  another peer's record by copying its ``peer_id``.
+* Bounded memory: a new info hash beyond ``max_swarms`` evicts the least
+  recently announced swarm (``evict_swarms=True``, the default: a tracker
+  keeps serving new torrents under a flood of fake info hashes, which the
+  per-address rate limit slows down) or is refused (``evict_swarms=False``:
+  established swarms are never lost).  A swarm at ``max_peers``, or a tracker
+  at ``max_total_peers``, still answers a newcomer but does not record it.
+* With an allow-list (any container of info hashes; a ``set`` is kept as
+  given, so its owner may change it later), an info hash not in it is refused.
+* Transfer accounting: for an announce with a ``user``, the growth of
+  ``uploaded``/``downloaded`` since the same peer's previous announce (the
+  whole figures for a peer not known yet; never negative: a client that
+  restarted its counters reports 0 growth) goes to ``on_transfer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container, Iterable, Sequence, Set
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from txbittorrent.core.tracker.announce import AnnounceEvent, ScrapeStats
+from txbittorrent.errors import TxBitTorrentError
+
+__all__ = [
+    "DEFAULT_INTERVAL", "DEFAULT_NUMWANT", "MAX_NUMWANT", "MAX_SWARMS", "MAX_PEERS",
+    "MAX_TOTAL_PEERS", "MAX_FULL_SCRAPE", "UserId", "Sampler", "RequestRefused", "PeerRecord",
+    "Announce", "AnnounceResult", "TransferDelta", "TrackerState",
+]
+
+DEFAULT_INTERVAL = 1800
+"""Seconds between a client's announces that the tracker asks for."""
+DEFAULT_NUMWANT = 50
+"""Peers returned when the client does not say how many it wants."""
+MAX_NUMWANT = 200
+"""Most peers returned by one announce."""
+MAX_SWARMS = 100_000
+"""Most info hashes tracked at once."""
+MAX_PEERS = 50_000
+"""Most peers recorded per swarm."""
+MAX_TOTAL_PEERS = 1_000_000
+"""Most peers recorded over all swarms."""
+MAX_FULL_SCRAPE = 10_000
+"""Most torrents in one full scrape (the most recently announced ones)."""
+
+UserId = str | int
+"""Who a passkey belongs to, as the passkey check returned it."""
+
+T = TypeVar("T")
+
+
+class Sampler(Protocol):
+    """What the registry needs of a ``random.Random``."""
+
+    def sample(self, population: Sequence[T], k: int) -> list[T]: ...
+
+
+class RequestRefused(TxBitTorrentError, ValueError):
+    """The tracker will not serve a request; ``reason`` is sent to the client."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRecord:
+    """One peer of a swarm as last announced."""
+
+    ip: str
+    port: int
+    peer_id: bytes
+    left: int
+    last_seen: float
+    key: int | None = None
+    uploaded: int = 0
+    downloaded: int = 0
+
+    @property
+    def ipv6(self) -> bool:
+        return ":" in self.ip
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """A validated announce, whatever the transport; ``ip`` is canonical."""
+
+    info_hash: bytes
+    peer_id: bytes
+    ip: str
+    port: int
+    left: int
+    uploaded: int = 0
+    downloaded: int = 0
+    event: AnnounceEvent | None = None
+    numwant: int | None = None
+    compact: bool = True
+    no_peer_id: bool = False
+    key: int | None = None
+    user: UserId | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceResult:
+    """What to tell the announcing peer: counts and other peers."""
+
+    interval: int
+    min_interval: int | None
+    complete: int
+    incomplete: int
+    peers: tuple[PeerRecord, ...]
+    tracker_id: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransferDelta:
+    """What a user's peer transferred of one torrent since its previous announce."""
+
+    user: UserId
+    info_hash: bytes
+    uploaded: int
+    downloaded: int
+    completed: bool
+
+
+class _Swarm:
+    __slots__ = ("peers", "by_address", "seeders", "downloaded")
+
+    def __init__(self) -> None:
+        self.peers: dict[bytes, PeerRecord] = {}
+        self.by_address: dict[tuple[str, int], bytes] = {}
+        self.seeders = 0
+        self.downloaded = 0
+
+    def remove(self, peer_id: bytes) -> PeerRecord | None:
+        record = self.peers.pop(peer_id, None)
+        if record is not None:
+            del self.by_address[(record.ip, record.port)]
+            self.seeders -= record.left == 0
+        return record
+
+    def add(self, record: PeerRecord) -> None:
+        self.peers[record.peer_id] = record
+        self.by_address[(record.ip, record.port)] = record.peer_id
+        self.seeders += record.left == 0
+
+    def expire(self, before: float, *, full: bool) -> int:
+        """Drop records last seen at or before ``before``; from the front only unless ``full``."""
+        stale = []
+        for peer_id, record in self.peers.items():
+            if record.last_seen <= before:
+                stale.append(peer_id)
+            elif not full:
+                break
+        for peer_id in stale:
+            self.remove(peer_id)
+        return len(stale)
+
+    def stats(self) -> ScrapeStats:
+        return ScrapeStats(
+            complete=self.seeders,
+            downloaded=self.downloaded,
+            incomplete=len(self.peers) - self.seeders,
+        )
+
+
+def _no_accounting(delta: TransferDelta) -> None:
+    pass
+
+
+class TrackerState:
+    """Swarms by info hash (see the module docstring)."""
+
+    def __init__(
+        self,
+        rng: Sampler,
+        *,
+        interval: int = DEFAULT_INTERVAL,
+        min_interval: int | None = None,
+        peer_timeout: float | None = None,
+        default_numwant: int = DEFAULT_NUMWANT,
+        max_numwant: int = MAX_NUMWANT,
+        allowed: Container[bytes] | None = None,
+        max_swarms: int = MAX_SWARMS,
+        max_peers: int = MAX_PEERS,
+        max_total_peers: int = MAX_TOTAL_PEERS,
+        evict_swarms: bool = True,
+        tracker_id: bytes | None = None,
+        on_transfer: Callable[[TransferDelta], None] | None = None,
+    ) -> None:
+        if interval < 1:
+            raise ValueError("interval must be at least one second")
+        if max_swarms < 1 or max_peers < 0 or max_total_peers < 0:
+            raise ValueError("the caps must not be negative (and max_swarms at least 1)")
+        self.interval = interval
+        self.min_interval = min_interval
+        self.peer_timeout = 2.0 * interval if peer_timeout is None else float(peer_timeout)
+        self.default_numwant = default_numwant
+        self.max_numwant = max_numwant
+        if allowed is None or isinstance(allowed, Set) or not isinstance(allowed, Iterable):
+            self.allowed = allowed
+        else:
+            self.allowed = frozenset(allowed)
+        self.max_swarms = max_swarms
+        self.max_peers = max_peers
+        self.max_total_peers = max_total_peers
+        self.evict_swarms = evict_swarms
+        self.tracker_id = tracker_id
+        self.on_transfer = on_transfer or _no_accounting
+        self.evicted = 0
+        """Swarms evicted so far to make room for new ones."""
+        self._rng = rng
+        self._swarms: dict[bytes, _Swarm] = {}
+        self._peer_count = 0
+
+    def __len__(self) -> int:
+        """How many swarms have at least one peer or completed download."""
+        return len(self._swarms)
+
+    @property
+    def peer_count(self) -> int:
+        """Peers recorded over all swarms."""
+        return self._peer_count
+
+    @property
+    def peer_lifetime(self) -> float:
+        """Seconds after its last announce that a peer is forgotten (``peer_timeout``)."""
+        return self.peer_timeout
+
+    def peers(self, info_hash: bytes) -> tuple[PeerRecord, ...]:
+        """The swarm's records, oldest announce first."""
+        swarm = self._swarms.get(info_hash)
+        return () if swarm is None else tuple(swarm.peers.values())
+
+    def info_hashes(self) -> list[bytes]:
+        """Every tracked info hash, least recently announced first."""
+        return list(self._swarms)
+
+    def announce(
+        self, request: Announce, now: float, *, ipv6: bool | None = None
+    ) -> AnnounceResult:
+        """Record ``request`` at ``now`` and choose peers for it.
+
+        ``ipv6`` limits the peers to one family (UDP replies carry only the
+        family of the socket); ``None`` returns both."""
+        stopping = request.event is AnnounceEvent.STOPPED
+        swarm = self._swarm(request.info_hash, create=not stopping)
+        if swarm is None:
+            return AnnounceResult(self.interval, self.min_interval, 0, 0, (), self.tracker_id)
+        self._peer_count -= swarm.expire(now - self.peer_timeout, full=False)
+        known = swarm.peers.get(request.peer_id)
+        if (
+            known is not None
+            and known.key is not None
+            and known.key != request.key
+            and (known.ip, known.port) != (request.ip, request.port)
+        ):
+            raise RequestRefused("peer_id in use by another peer")
+        old = self._remove(swarm, request.peer_id)
+        self._account(request, old)
+        if stopping:
+            self._forget_if_empty(request.info_hash, swarm)
+            return self._result(swarm, ())
+        if request.event is AnnounceEvent.COMPLETED and (old is None or old.left > 0):
+            swarm.downloaded += 1
+        other = swarm.by_address.get((request.ip, request.port))
+        if other is not None:
+            self._remove(swarm, other)
+        if len(swarm.peers) < self.max_peers and self._peer_count < self.max_total_peers:
+            swarm.add(
+                PeerRecord(
+                    request.ip, request.port, request.peer_id, request.left, now,
+                    request.key, request.uploaded, request.downloaded,
+                )
+            )
+            self._peer_count += 1
+        wanted = self.default_numwant if request.numwant is None else request.numwant
+        wanted = min(wanted, self.max_numwant)
+        if not wanted:
+            return self._result(swarm, ())
+        seeding = request.left == 0
+        candidates = [
+            record
+            for record in swarm.peers.values()
+            if record.peer_id != request.peer_id
+            and (record.ip, record.port) != (request.ip, request.port)
+            and (ipv6 is None or record.ipv6 == ipv6)
+            and not (seeding and record.left == 0)
+        ]
+        chosen = self._rng.sample(candidates, min(wanted, len(candidates)))
+        return self._result(swarm, tuple(chosen))
+
+    def scrape(self, info_hashes: Iterable[bytes], now: float) -> dict[bytes, ScrapeStats]:
+        """Counts for each info hash asked about that the tracker knows or allows."""
+        stats: dict[bytes, ScrapeStats] = {}
+        for info_hash in info_hashes:
+            swarm = self._swarms.get(info_hash)
+            if swarm is not None:
+                self._peer_count -= swarm.expire(now - self.peer_timeout, full=False)
+                stats[info_hash] = swarm.stats()
+            elif self.allowed is not None and info_hash in self.allowed:
+                stats[info_hash] = ScrapeStats(0, 0, 0)
+        return stats
+
+    def scrape_all(self, now: float, limit: int = MAX_FULL_SCRAPE) -> dict[bytes, ScrapeStats]:
+        """Counts for the ``limit`` most recently announced swarms (a full scrape)."""
+        stats: dict[bytes, ScrapeStats] = {}
+        for info_hash in reversed(self._swarms):
+            if len(stats) >= limit:
+                break
+            swarm = self._swarms[info_hash]
+            self._peer_count -= swarm.expire(now - self.peer_timeout, full=False)
+            stats[info_hash] = swarm.stats()
+        return stats
+
+    def expire(self, now: float) -> int:
+        """Forget every peer not seen for ``peer_timeout``, and empty swarms; return the count."""
+        removed = 0
+        for info_hash, swarm in list(self._swarms.items()):
+            removed += swarm.expire(now - self.peer_timeout, full=True)
+            if not swarm.peers and not swarm.downloaded:
+                del self._swarms[info_hash]
+        self._peer_count -= removed
+        return removed
+
+    def _remove(self, swarm: _Swarm, peer_id: bytes) -> PeerRecord | None:
+        record = swarm.remove(peer_id)
+        self._peer_count -= record is not None
+        return record
+
+    def _account(self, request: Announce, old: PeerRecord | None) -> None:
+        if request.user is None:
+            return
+        uploaded = request.uploaded - (old.uploaded if old is not None else 0)
+        downloaded = request.downloaded - (old.downloaded if old is not None else 0)
+        completed = request.event is AnnounceEvent.COMPLETED
+        if uploaded > 0 or downloaded > 0 or completed:
+            self.on_transfer(
+                TransferDelta(
+                    request.user, request.info_hash, max(uploaded, 0), max(downloaded, 0),
+                    completed,
+                )
+            )
+
+    def _swarm(self, info_hash: bytes, *, create: bool) -> _Swarm | None:
+        if self.allowed is not None and info_hash not in self.allowed:
+            raise RequestRefused("unregistered torrent")
+        swarm = self._swarms.pop(info_hash, None)
+        if swarm is not None:
+            self._swarms[info_hash] = swarm  # now the most recently announced
+        elif create:
+            if len(self._swarms) >= self.max_swarms:
+                if not self.evict_swarms:
+                    raise RequestRefused("tracker is full")
+                oldest = next(iter(self._swarms))
+                self._peer_count -= len(self._swarms.pop(oldest).peers)
+                self.evicted += 1
+            swarm = self._swarms[info_hash] = _Swarm()
+        return swarm
+
+    def _forget_if_empty(self, info_hash: bytes, swarm: _Swarm) -> None:
+        if not swarm.peers and not swarm.downloaded:
+            self._swarms.pop(info_hash, None)
+
+    def _result(self, swarm: _Swarm, peers: tuple[PeerRecord, ...]) -> AnnounceResult:
+        return AnnounceResult(
+            interval=self.interval,
+            min_interval=self.min_interval,
+            complete=swarm.seeders,
+            incomplete=len(swarm.peers) - swarm.seeders,
+            peers=peers,
+            tracker_id=self.tracker_id,
+        )

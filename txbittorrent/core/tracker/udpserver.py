@@ -1,0 +1,216 @@
+"""The UDP tracker (BEP 15, BEP 41), server side: one datagram in, one reply out.
+
+Theory of operation
+-------------------
+``UDPTrackerResponder.datagram_received(data, host, port, now)`` returns the
+reply to send back to (host, port), or ``None`` to stay silent.  It keeps no
+state per client: a connection id is an HMAC of the client's address and a
+one-minute epoch under a secret, accepted in its epoch and the next (so it
+lives between one and two minutes, as BEP 15 asks).  Announces go to the ``TrackerState``.
+
+Decisions
+---------
+* No amplification: before a client proves it receives at its source
+  address (a valid connection id), no reply is longer than its request.  A
+  connect request is 16 bytes and so is its reply; an error for an invalid
+  connection id is cut to the request's length (a bare 16-byte request gets
+  the 8-byte header and as much text as fits).
+* A datagram longer than ``MAX_DATAGRAM`` bytes or shorter than 16 is
+  dropped unanswered; so is a connect without the protocol id and an unknown
+  action.
+* BEP 41: options after the 98-byte announce are read (EndOfOptions, NOP,
+  URLData); a malformed option list ends the reading, it never refuses the
+  announce.  The URL data is the tracker URL's path and query: in private
+  mode its ``/<passkey>/announce`` names the user.
+* A scrape names 1..74 info hashes (``MAX_SCRAPE_HASHES``).
+* ``limiter`` (a ``RateLimiter``) counts announces and scrapes per source
+  address; an announce over the limit gets an error, not a swarm update.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import struct
+from collections.abc import Callable
+
+from txbittorrent.core.tracker.announce import AnnounceResponse, ScrapeStats
+from txbittorrent.core.tracker.ratelimit import RateLimiter
+from txbittorrent.core.tracker.requests import PASSKEY, canonical_ip
+from txbittorrent.core.tracker.swarms import Announce, RequestRefused, TrackerState, UserId
+from txbittorrent.core.tracker.udp import (
+    EVENT_CODES,
+    MAX_SCRAPE_HASHES,
+    PROTOCOL_ID,
+    Action,
+    encode_announce_response,
+    encode_connect_response,
+    encode_error,
+    encode_scrape_response,
+)
+
+__all__ = ["CONNECTION_EPOCH", "MAX_DATAGRAM", "UDPTrackerResponder", "url_data_of"]
+
+CONNECTION_EPOCH = 60.0
+"""UDP connection ids are valid in the epoch they were issued in and the next."""
+MAX_DATAGRAM = 2048
+"""Longest request datagram answered (a 74-hash scrape is 1496 bytes)."""
+
+_HEADER = struct.Struct(">QII")  # connection id, action, transaction id
+# info hash, peer id, downloaded, left, uploaded, event, IP address, key, num want, port
+_ANNOUNCE = struct.Struct(">20s20sQQQIIIiH")
+_ANNOUNCE_END = _HEADER.size + _ANNOUNCE.size
+_UDP_EVENTS = {code: event for event, code in EVENT_CODES.items()}
+_MAX_NUMBER = 2**63 - 1
+_END_OF_OPTIONS, _NOP, _URL_DATA = 0, 1, 2
+
+
+def url_data_of(options: bytes) -> bytes:
+    """The URL data in BEP 41 options, as far as they are well formed."""
+    url = bytearray()
+    i = 0
+    while i < len(options):
+        kind = options[i]
+        if kind == _END_OF_OPTIONS:
+            break
+        if kind == _NOP:
+            i += 1
+            continue
+        if kind != _URL_DATA or i + 1 >= len(options):
+            break
+        length = options[i + 1]
+        chunk = options[i + 2 : i + 2 + length]
+        if len(chunk) < length:
+            break
+        url += chunk
+        i += 2 + length
+    return bytes(url)
+
+
+class UDPTrackerResponder:
+    """Answers BEP 15 datagrams for a ``TrackerState``; keeps no per-client state.
+
+    ``trust_ip`` lets an announce's IP address field (IPv4 only) replace the
+    source address.  ``passkeys`` (private mode) maps a passkey from the BEP
+    41 path to a user, or ``None`` for an unknown one; with it, an announce
+    without a known passkey is refused."""
+
+    def __init__(
+        self,
+        state: TrackerState,
+        secret: bytes,
+        *,
+        trust_ip: bool = False,
+        limiter: RateLimiter | None = None,
+        passkeys: Callable[[str], UserId | None] | None = None,
+    ) -> None:
+        if len(secret) < 16:
+            raise ValueError("the secret must be at least 16 bytes")
+        self.state = state
+        self._secret = secret
+        self.trust_ip = trust_ip
+        self.limiter = limiter
+        self.passkeys = passkeys
+
+    def connection_id(self, host: str, port: int, now: float) -> int:
+        """The id issued to (host, port) at ``now``."""
+        return self._id(host, port, int(now // CONNECTION_EPOCH))
+
+    def valid(self, connection_id: int, host: str, port: int, now: float) -> bool:
+        """Whether ``connection_id`` was issued to (host, port) less than two epochs ago."""
+        epoch = int(now // CONNECTION_EPOCH)
+        given = connection_id.to_bytes(8, "big")
+        return any(
+            hmac.compare_digest(self._id(host, port, e).to_bytes(8, "big"), given)
+            for e in (epoch, epoch - 1)
+        )
+
+    def datagram_received(self, data: bytes, host: str, port: int, now: float) -> bytes | None:
+        """The reply to a datagram from (host, port), or ``None`` to stay silent."""
+        if not _HEADER.size <= len(data) <= MAX_DATAGRAM:
+            return None
+        connection_id, action, transaction_id = _HEADER.unpack_from(data)
+        if action == Action.CONNECT:
+            if connection_id != PROTOCOL_ID:
+                return None
+            return encode_connect_response(transaction_id, self.connection_id(host, port, now))
+        if action not in (Action.ANNOUNCE, Action.SCRAPE):
+            return None
+        if not self.valid(connection_id, host, port, now):
+            return encode_error(transaction_id, "invalid connection id")[: len(data)]
+        try:
+            if self.limiter is not None and not self.limiter.allow(canonical_ip(host), now):
+                raise RequestRefused("rate limited")
+            if action == Action.ANNOUNCE:
+                return self._announce(data, transaction_id, host, now)
+            return self._scrape(data, transaction_id, now)
+        except RequestRefused as e:
+            return encode_error(transaction_id, e.reason)
+
+    def _id(self, host: str, port: int, epoch: int) -> int:
+        message = f"{canonical_ip(host)}|{port}|{epoch}".encode("ascii")
+        digest = hmac.new(self._secret, message, hashlib.sha256).digest()
+        return int.from_bytes(digest[:8], "big")
+
+    def _user(self, data: bytes) -> UserId | None:
+        if self.passkeys is None:
+            return None
+        path = url_data_of(data[_ANNOUNCE_END:]).partition(b"?")[0]
+        parts = path.strip(b"/").split(b"/")
+        if len(parts) != 2 or parts[1] != b"announce" or not PASSKEY.fullmatch(parts[0]):
+            raise RequestRefused("passkey required")
+        user = self.passkeys(parts[0].decode("ascii"))
+        if user is None:
+            raise RequestRefused("unknown passkey")
+        return user
+
+    def _announce(self, data: bytes, transaction_id: int, host: str, now: float) -> bytes:
+        if len(data) < _ANNOUNCE_END:
+            raise RequestRefused("announce request too short")
+        info_hash, peer_id, downloaded, left, uploaded, code, address, key, numwant, port = (
+            _ANNOUNCE.unpack_from(data, _HEADER.size)
+        )
+        if code not in _UDP_EVENTS:
+            raise RequestRefused("invalid event")
+        if port == 0:
+            raise RequestRefused("invalid port")
+        user = self._user(data)
+        ip = canonical_ip(host)
+        ipv6 = ":" in ip
+        if self.trust_ip and address and not ipv6:
+            ip = str(ipaddress.IPv4Address(address))
+        request = Announce(
+            info_hash=info_hash,
+            peer_id=peer_id,
+            ip=ip,
+            port=port,
+            left=min(left, _MAX_NUMBER),
+            uploaded=min(uploaded, _MAX_NUMBER),
+            downloaded=min(downloaded, _MAX_NUMBER),
+            event=_UDP_EVENTS[code],
+            numwant=None if numwant < 0 else numwant,
+            key=key or None,
+            user=user,
+        )
+        result = self.state.announce(request, now, ipv6=ipv6)
+        peers = tuple((p.ip, p.port) for p in result.peers)
+        response = AnnounceResponse(
+            interval=result.interval,
+            complete=result.complete,
+            incomplete=result.incomplete,
+            peers=() if ipv6 else peers,
+            peers6=peers if ipv6 else (),
+        )
+        return encode_announce_response(transaction_id, response, ipv6=ipv6)
+
+    def _scrape(self, data: bytes, transaction_id: int, now: float) -> bytes:
+        body = data[_HEADER.size :]
+        count = len(body) // 20
+        if not body or len(body) % 20 or count > MAX_SCRAPE_HASHES:
+            raise RequestRefused("invalid scrape request")
+        hashes = [body[i * 20 : (i + 1) * 20] for i in range(count)]
+        stats = self.state.scrape(hashes, now)
+        return encode_scrape_response(
+            transaction_id, (stats.get(h, ScrapeStats(0, 0, 0)) for h in hashes)
+        )
