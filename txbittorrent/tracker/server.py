@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-The rules live in ``core.trackerstate``: ``TrackerState`` (the swarms),
+The rules live in ``core.tracker`` (``registry`` re-exports them): ``TrackerState`` (the swarms),
 ``announce_from_query`` and the HTTP reply encoders, and
 ``UDPTrackerResponder`` (BEP 15).  This module only adapts them to Twisted:
 
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -49,14 +49,20 @@ from twisted.web.server import Request, Site
 from txbittorrent.core.tracker.announce import encode_failure
 from txbittorrent.core.tracker.registry import (
     DEFAULT_INTERVAL,
+    MAX_FULL_SCRAPE,
+    MAX_QUERY,
+    RateLimiter,
     RequestRefused,
     TrackerState,
     UDPTrackerResponder,
+    UserId,
     announce_from_query,
+    canonical_ip,
     encode_http_announce,
     encode_http_scrape,
     parse_query,
     scrape_hashes_from_query,
+    split_tracker_path,
 )
 
 __all__ = ["HTTPTrackerResource", "UDPTrackerProtocol", "RunningTracker", "start_tracker"]
@@ -77,57 +83,132 @@ def _client_host(request: Request) -> str:
     return address.host
 
 
+def _forwarded_for(request: Request) -> str | None:
+    """The last address of X-Forwarded-For (the one our proxy added), if any."""
+    header = request.getHeader(b"x-forwarded-for")
+    if not header:
+        return None
+    last = bytes(header).rsplit(b",", 1)[-1].strip()
+    return last.decode("ascii", "replace") or None
+
+
 class HTTPTrackerResource(Resource):
-    """``announce`` and ``scrape`` for a ``TrackerState``; mount it anywhere in a Site."""
+    """``announce`` and ``scrape`` for a ``TrackerState``; mount it anywhere in a Site.
+
+    Paths below it: ``announce`` and ``scrape``, and with ``passkeys``
+    (private mode) ``<passkey>/announce`` and ``<passkey>/scrape`` instead.
+    ``trusted_proxies``: source addresses whose ``X-Forwarded-For`` and
+    ``ip=`` are believed (``trust_ip=True`` believes ``ip=`` from anyone, for
+    tests and closed networks).  ``limiter`` counts requests per source
+    address.  ``full_scrape`` allows a scrape without ``info_hash`` (the
+    ``full_scrape_limit`` most recently announced torrents)."""
 
     isLeaf = True
 
-    def __init__(self, state: TrackerState, clock: Clock, *, trust_ip: bool = False):
+    def __init__(
+        self,
+        state: TrackerState,
+        clock: Clock,
+        *,
+        trust_ip: bool = False,
+        trusted_proxies: Collection[str] = (),
+        limiter: RateLimiter | None = None,
+        passkeys: Callable[[str], UserId | None] | None = None,
+        full_scrape: bool = False,
+        full_scrape_limit: int = MAX_FULL_SCRAPE,
+    ):
         super().__init__()  # type: ignore[no-untyped-call]
         self.state = state
         self._clock = clock
         self.trust_ip = trust_ip
+        self.trusted_proxies = frozenset(canonical_ip(a) for a in trusted_proxies)
+        self.limiter = limiter
+        self.passkeys = passkeys
+        self.full_scrape = full_scrape
+        self.full_scrape_limit = full_scrape_limit
 
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", b"text/plain")  # type: ignore[no-untyped-call]
         request.setHeader(b"cache-control", b"no-cache")  # type: ignore[no-untyped-call]
-        if request.postpath == [b"announce"]:
-            render = self._announce
-        elif request.postpath == [b"scrape"]:
-            render = self._scrape
-        else:
+        try:
+            passkey, what = split_tracker_path(request.postpath or [])
+        except LookupError:
+            passkey, what = None, b""
+        if not what or (passkey is None) != (self.passkeys is None):
             request.setResponseCode(404)
             return b"not found\n"
         query = request.uri.partition(b"?")[2].partition(b"#")[0]
+        if len(query) > MAX_QUERY:
+            request.setResponseCode(414)
+            return encode_failure("request too long")
         try:
-            return render(request, query)
+            host, trust = self._source(request)
+            now = self._clock.seconds()
+            if self.limiter is not None and not self.limiter.allow(host, now):
+                raise RequestRefused("rate limited")
+            user = self._user(passkey)
+            if what == b"announce":
+                return self._announce(query, host, trust, user, now)
+            return self._scrape(query, now)
         except RequestRefused as e:
             return encode_failure(e.reason)
 
-    def _announce(self, request: Request, query: bytes) -> bytes:
+    def _source(self, request: Request) -> tuple[str, bool]:
+        """(the client's address, whether its ip= is believed)."""
         try:
-            announce = announce_from_query(
-                parse_query(query), _client_host(request), trust_ip=self.trust_ip
-            )
-        except RequestRefused:
-            raise
+            host = canonical_ip(_client_host(request))
         except ValueError:  # the source address is no IP address we can record
             raise RequestRefused("unusable source address") from None
-        result = self.state.announce(announce, self._clock.seconds())
+        if host not in self.trusted_proxies:
+            return host, self.trust_ip
+        forwarded = _forwarded_for(request)
+        if forwarded is not None:
+            try:
+                host = canonical_ip(forwarded)
+            except ValueError:
+                raise RequestRefused("invalid X-Forwarded-For") from None
+        return host, True
+
+    def _user(self, passkey: bytes | None) -> UserId | None:
+        if passkey is None or self.passkeys is None:
+            return None
+        user = self.passkeys(passkey.decode("ascii"))
+        if user is None:
+            raise RequestRefused("unknown passkey")
+        return user
+
+    def _announce(
+        self, query: bytes, host: str, trust: bool, user: UserId | None, now: float
+    ) -> bytes:
+        announce = announce_from_query(parse_query(query), host, trust_ip=trust, user=user)
+        result = self.state.announce(announce, now)
         return encode_http_announce(announce, result)
 
-    def _scrape(self, request: Request, query: bytes) -> bytes:
-        hashes = scrape_hashes_from_query(parse_query(query))
-        return encode_http_scrape(self.state.scrape(hashes, self._clock.seconds()))
+    def _scrape(self, query: bytes, now: float) -> bytes:
+        hashes = scrape_hashes_from_query(parse_query(query), allow_full=self.full_scrape)
+        if not hashes:
+            return encode_http_scrape(self.state.scrape_all(now, self.full_scrape_limit))
+        return encode_http_scrape(self.state.scrape(hashes, now))
 
 
 class UDPTrackerProtocol(DatagramProtocol):
-    """BEP 15 for a ``TrackerState``; connection ids come from ``secret`` (16+ bytes)."""
+    """BEP 15 for a ``TrackerState``; connection ids come from ``secret`` (16+ bytes).
+
+    ``limiter`` and ``passkeys`` as for ``UDPTrackerResponder``."""
 
     def __init__(
-        self, state: TrackerState, secret: bytes, clock: Clock, *, trust_ip: bool = False
+        self,
+        state: TrackerState,
+        secret: bytes,
+        clock: Clock,
+        *,
+        trust_ip: bool = False,
+        limiter: RateLimiter | None = None,
+        passkeys: Callable[[str], UserId | None] | None = None,
     ) -> None:
-        self.responder = UDPTrackerResponder(state, secret, trust_ip=trust_ip)
+        self.responder = UDPTrackerResponder(
+            state, secret, trust_ip=trust_ip, limiter=limiter, passkeys=passkeys
+        )
         self._clock = clock
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:

@@ -1,0 +1,149 @@
+"""``txbittorrent tracker``: run a BitTorrent tracker (``tracker.service.TrackerService``)
+over HTTP and UDP until SIGINT or SIGTERM; exit 0 after a clean stop, 1 when it
+could not start (a port taken, an unreadable whitelist).  Loopback only unless
+told otherwise.  Its log goes to stderr: text lines, or one JSON object per
+line with ``--log-format json``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+LOG_FORMATS = ("text", "json")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 0xFFFF:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return int(text)
+
+
+def _address(text: str) -> str:
+    from txbittorrent.core.tracker.registry import canonical_ip
+
+    try:
+        return canonical_ip(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from None
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("tracker", help="run a BitTorrent tracker (HTTP and UDP)")
+    p.add_argument("--http", action="append", default=[], metavar="ENDPOINT",
+                   help="a Twisted endpoint string for HTTP announce/scrape, repeatable"
+                        " (default: tcp:6969:interface=127.0.0.1)")
+    p.add_argument("--no-http", action="store_true", help="no HTTP listener")
+    p.add_argument("--udp", action="append", default=[], type=_port, metavar="PORT",
+                   help="a UDP port for BEP 15, repeatable (default: 6969; 0: any free port)")
+    p.add_argument("--no-udp", action="store_true", help="no UDP listener")
+    p.add_argument("--udp-interface", action="append", default=[], type=_address,
+                   metavar="ADDRESS",
+                   help="an address the UDP ports bind to, repeatable (default: 127.0.0.1)")
+    p.add_argument("--interval", type=_positive, default=1800, metavar="SECONDS",
+                   help="announce interval given to clients (default: %(default)s)")
+    p.add_argument("--min-interval", type=_positive, default=None, metavar="SECONDS",
+                   help="BEP 3 'min interval' given to HTTP clients (default: none)")
+    p.add_argument("--peer-timeout", type=_positive, default=None, metavar="SECONDS",
+                   help="forget a peer this long after its last announce"
+                        " (default: twice the interval)")
+    p.add_argument("--max-numwant", type=_positive, default=200, metavar="N",
+                   help="most peers in one reply (default: %(default)s)")
+    p.add_argument("--full-scrape", action=argparse.BooleanOptionalAction, default=False,
+                   help="answer a scrape without info_hash with every torrent"
+                        " (bounded; default: off)")
+    p.add_argument("--whitelist", metavar="FILE", default=None,
+                   help="serve only these info hashes (40 hex digits a line): a closed tracker")
+    p.add_argument("--trusted-proxy", action="append", default=[], type=_address,
+                   metavar="ADDRESS",
+                   help="a proxy whose X-Forwarded-For and ip= are believed, repeatable")
+    p.add_argument("--rate-limit", type=_positive, default=300, metavar="N",
+                   help="announces and scrapes per source address per minute"
+                        " (default: %(default)s)")
+    p.add_argument("--max-swarms", type=_positive, default=100_000, metavar="N",
+                   help="most torrents tracked; the least recently announced is evicted"
+                        " (default: %(default)s)")
+    p.add_argument("--log-format", choices=LOG_FORMATS, default="text",
+                   help="the log on stderr (default: %(default)s)")
+    p.set_defaults(run=run)
+
+
+def config_of(args: argparse.Namespace) -> Any:
+    """The ``TrackerServerConfig`` for the parsed command line (reads the whitelist)."""
+    from txbittorrent.errors import TxBitTorrentError
+    from txbittorrent.tracker.serverconfig import (
+        DEFAULT_HTTP,
+        DEFAULT_UDP_PORT,
+        TrackerServerConfig,
+        load_whitelist,
+    )
+
+    whitelist = None
+    if args.whitelist is not None:
+        with open(args.whitelist, encoding="utf-8") as f:
+            text = f.read()
+        try:
+            whitelist = load_whitelist(text)
+        except ValueError as e:
+            raise TxBitTorrentError(f"{args.whitelist}: {e}") from None
+    http = () if args.no_http else tuple(args.http or [DEFAULT_HTTP])
+    udp = () if args.no_udp else tuple(args.udp or [DEFAULT_UDP_PORT])
+    try:
+        return TrackerServerConfig(
+            http=http,
+            udp_ports=udp,
+            udp_interfaces=tuple(args.udp_interface or ["127.0.0.1"]),
+            interval=args.interval,
+            min_interval=args.min_interval,
+            peer_timeout=args.peer_timeout,
+            max_numwant=args.max_numwant,
+            default_numwant=min(50, args.max_numwant),
+            full_scrape=args.full_scrape,
+            whitelist=whitelist,
+            trusted_proxies=tuple(args.trusted_proxy),
+            rate_limit=args.rate_limit,
+            max_swarms=args.max_swarms,
+        )
+    except ValueError as e:
+        raise TxBitTorrentError(str(e)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from twisted.internet import reactor as global_reactor
+
+    from txbittorrent.commands.serve import start_logging
+    from txbittorrent.tracker.service import TrackerService
+
+    reactor: Any = global_reactor
+    service = TrackerService(config_of(args), reactor=reactor)
+    outcome: dict[str, Any] = {"code": 0}
+
+    def start() -> None:
+        service.startService()
+        assert service.started is not None
+
+        def ready(_: object) -> None:
+            for url in service.announce_urls():
+                print(url, flush=True)
+
+        def failed(failure: Any) -> None:
+            print(f"txbittorrent tracker: error: {failure.getErrorMessage()}", file=sys.stderr)
+            outcome["code"] = 1
+            reactor.stop()
+
+        service.started.addCallbacks(ready, failed)
+
+    def stop() -> Any:
+        return service.stopService()
+
+    start_logging(args.log_format)
+    reactor.callWhenRunning(start)
+    reactor.addSystemEventTrigger("before", "shutdown", stop)
+    reactor.run()
+    return int(outcome["code"])
