@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from txbittorrent.errors import TxBitTorrentError
 
-COMMANDS = ("info", "create", "verify", "download", "seed", "demo", "serve", "cmds", "tracker", "share")
+COMMANDS = ("info", "create", "verify", "download", "seed", "demo", "serve", "cmds", "tracker")
 
 
 def build_parser() -> argparse.ArgumentParser:
