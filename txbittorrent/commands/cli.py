@@ -15,7 +15,9 @@ from collections.abc import Sequence
 
 from txbittorrent.errors import TxBitTorrentError
 
-COMMANDS = ("info", "create", "verify", "download", "seed", "demo", "serve", "cmds", "tracker")
+COMMANDS = (
+    "info", "create", "verify", "download", "seed", "demo", "serve", "cmds", "tracker", "share",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
