@@ -268,6 +268,11 @@ class TrackerState:
         """Every tracked info hash, least recently announced first."""
         return list(self._swarms)
 
+    def swarm_stats(self, info_hash: bytes) -> ScrapeStats | None:
+        """A tracked swarm's counts as they stand (no expiry), or ``None``."""
+        swarm = self._swarms.get(info_hash)
+        return None if swarm is None else swarm.stats()
+
     def announce(
         self, request: Announce, now: float, *, ipv6: bool | None = None
     ) -> AnnounceResult:
