@@ -67,9 +67,11 @@ class FakeSeeder:
     def __init__(self) -> None:
         self.seeding: list[bytes] = []
         self.log: list[tuple[str, bytes]] = []
+        self.sources: list[Rel] = []
 
     def seed(self, b: Built) -> Deferred[None]:
         self.seeding.append(b.info_hash)
+        self.sources.append(b.rel)
         self.log.append(("seed", b.info_hash))
         return succeed(None)
 
@@ -180,7 +182,8 @@ class CatalogTests(TestCase):
         self.assertEqual(len(self.seeder.seeding), 3)
 
     def test_same_torrent_for_two_paths_seeds_once(self) -> None:
-        """Two paths with one info hash seed it once, until neither has it."""
+        """Two paths with one info hash seed it once (from the first path's files,
+        then from the second's), until neither has it."""
         a, b = ("x", "f.bin"), ("y", "f.bin")
         for rel in (a, b):
             self.disk.files[rel] = files_of(rel)
@@ -191,6 +194,10 @@ class CatalogTests(TestCase):
         del self.disk.files[a]
         self.catalog.check()
         self.assertEqual(self.seeder.seeding, [b"\x05" * 20])
+        # It seeded from a's files: now from b's.
+        self.assertEqual(self.seeder.log, [("seed", b"\x05" * 20), ("unseed", b"\x05" * 20),
+                                           ("seed", b"\x05" * 20)])
+        self.assertEqual(self.seeder.sources, [a, b])
         del self.disk.files[b]
         self.catalog.check()
         self.assertEqual(self.seeder.seeding, [])
@@ -219,3 +226,16 @@ class CatalogTests(TestCase):
         self.results(self.catalog.torrent(rels[0]))[0].trap(Busy)
         for _, d in self.disk.builds:
             d.callback(built(("z",), 9))
+
+    def test_second_path_going_keeps_seeding(self) -> None:
+        """A path that shares a torrent but is not its source goes: nothing restarts."""
+        a, b = ("x", "f.bin"), ("y", "f.bin")
+        for rel in (a, b):
+            self.disk.files[rel] = files_of(rel)
+            self.catalog.torrent(rel)
+        self.disk.builds[0][1].callback(built(a, 5))
+        self.disk.builds[1][1].callback(built(b, 5))
+        del self.disk.files[b]
+        self.catalog.check()
+        self.assertEqual(self.seeder.log, [("seed", b"\x05" * 20)])
+        self.assertTrue(self.catalog.seeding(b"\x05" * 20))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Generator
 from typing import Any
 
@@ -20,7 +21,7 @@ from txbittorrent.eventtypes import PiecePassed
 from txbittorrent.share import tree
 from txbittorrent.share.service import CACHE_NAME, ShareConfig, ShareService
 from txbittorrent.state import TorrentState
-from txbittorrent.testing import make_files
+from txbittorrent.testing import make_files, wait_until
 
 KiB = 1024
 
@@ -42,8 +43,12 @@ class ShareServiceTests(TestCase):
         self.builds: list[tuple[str, ...]] = []
         real_build = tree.build
 
+        self.gate: threading.Event | None = None
+
         def counting_build(root: str, rel: tuple[str, ...], *args: Any) -> Any:
             self.builds.append(rel)
+            if self.gate is not None:
+                self.gate.wait(20)
             return real_build(root, rel, *args)
 
         self.patch(tree, "build", counting_build)
@@ -238,3 +243,19 @@ class ShareServiceTests(TestCase):
         self.assertEqual(session.torrents(), [])
         self.assertIsNone(self.service.tracker)
         self.assertIsNone(self.service.port)
+
+    @inlineCallbacks
+    def test_full_queue_is_503(self) -> Generator[Any, Any, None]:
+        """With the hashing slots and queue full, a request is told 503 with Retry-After."""
+        yield self.service.stopService()
+        self.service = yield self.start_service(max_jobs=1, max_queued=0)
+        gate = self.gate = threading.Event()
+        self.addCleanup(gate.set)
+        first = self.fetch("/torrent/movie.bin")
+        yield wait_until(lambda: self.builds, 10, "the first build")
+        code, headers, _ = yield self.fetch("/torrent/docs/a.txt")
+        self.assertEqual(code, 503)
+        self.assertEqual(headers.getRawHeaders("retry-after"), ["5"])
+        gate.set()
+        code, _, _ = yield first
+        self.assertEqual(code, 200)

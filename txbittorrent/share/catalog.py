@@ -98,7 +98,8 @@ class Catalog:
         self.max_queued = max_queued
         self._entries: dict[Rel, Built] = {}
         self._jobs: dict[Rel, list[Deferred[Built]]] = {}
-        self._seeding: dict[bytes, set[Rel]] = {}
+        self._seeding: dict[bytes, list[Rel]] = {}
+        """Info hash -> the paths that have it; it seeds from the first's files."""
         self._building = 0
         self._queue: deque[Deferred[None]] = deque()
         self._stopped = False
@@ -198,28 +199,43 @@ class Catalog:
     def _seed(self, rel: Rel, built: Built) -> Deferred[None]:
         paths = self._seeding.get(built.info_hash)
         if paths is not None:
-            paths.add(rel)
+            if rel not in paths:
+                paths.append(rel)
             return succeed(None)
-        self._seeding[built.info_hash] = {rel}
+        self._seeding[built.info_hash] = [rel]
         d = self._seeder.seed(built)
 
         def failed(f: Failure) -> Failure:
-            self._seeding.get(built.info_hash, set()).discard(rel)
-            if not self._seeding.get(built.info_hash, True):
-                del self._seeding[built.info_hash]
+            left = self._seeding.get(built.info_hash)
+            if left is not None and rel in left:
+                left.remove(rel)
+                if not left:
+                    del self._seeding[built.info_hash]
             return f
 
         return d.addErrback(failed)
 
-    def _unseed(self, rel: Rel, info_hash: bytes) -> Deferred[None]:
+    @inlineCallbacks
+    def _unseed(self, rel: Rel, info_hash: bytes) -> Any:
+        """``rel`` no longer has ``info_hash``: stop seeding it if no other
+        path has it; if it seeded from ``rel``'s files, seed it again from
+        the next path's."""
         paths = self._seeding.get(info_hash)
-        if paths is None:
-            return succeed(None)
-        paths.discard(rel)
+        if paths is None or rel not in paths:
+            return None
+        source = paths[0] == rel
+        paths.remove(rel)
+        if paths and not source:
+            return None
+        if not paths:
+            del self._seeding[info_hash]
+        yield self._seeder.unseed(info_hash)
         if paths:
-            return succeed(None)
-        del self._seeding[info_hash]
-        return self._seeder.unseed(info_hash)
+            del self._seeding[info_hash]
+            next_rel = paths[0]
+            yield self._seed(next_rel, self._entries[next_rel])
+            self._seeding[info_hash].extend(paths[1:])
+        return None
 
     @inlineCallbacks
     def _drop(self, rel: Rel) -> Any:
