@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from txbittorrent.core.tracker.registry import TransferDelta
 from txbittorrent.tracker.db import (
     MAX_KEYS_PER_USER,
     SCHEMA_VERSION,
@@ -289,3 +290,27 @@ class CrashTests(DBCase):
             self.assertGreaterEqual(counted.completed, acknowledged)
             self.assertEqual(len(rows), counted.completed + 1)
             self.assertTrue(all(r.completed == 1 for r in rows if r.info_hash != b"a" * 20))
+
+
+class SeamTests(DBCase):
+    """What TrackerService plugs in: passkeys, on_transfer, allowed."""
+
+    def test_on_transfer_accounts(self) -> None:
+        """A private user's TransferDelta goes to their accounting; unknown users are ignored."""
+        db = self.open()
+        user, _ = db.create_user("alice", "password1", 1.0)
+        db.on_transfer(TransferDelta(user.user_id, A, 10, 20, False))
+        db.on_transfer(TransferDelta(user.user_id, A, 1, 2, True))
+        db.on_transfer(TransferDelta("someone", A, 1, 2, True))
+        db.on_transfer(TransferDelta(999, A, 1, 2, True))
+        db.flush()
+        self.assertEqual(db.accounting(user.user_id), [Account(user.user_id, A, 11, 22)])
+
+    def test_live_whitelist(self) -> None:
+        """live_whitelist() is changed in place by add/remove (a TrackerState sees it at once)."""
+        db = self.open()
+        live = db.live_whitelist()
+        db.add_whitelist(A)
+        self.assertIn(A, live)
+        db.remove_whitelist(A)
+        self.assertNotIn(A, live)

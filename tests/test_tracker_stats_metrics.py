@@ -1,14 +1,23 @@
-"""Tests for txbittorrent.tracker.stats.metrics: /metrics over a real socket on 127.0.0.1."""
+"""Tests for txbittorrent.tracker.stats.metrics (/metrics over a real socket on
+127.0.0.1) and txbittorrent.tracker.stats.recorder (on a fake clock)."""
 
 from __future__ import annotations
 
+import os
+import random
 import re
 from collections.abc import Generator
 from typing import Any
 
 from twisted.internet.defer import inlineCallbacks
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
 
-from tests.trackerstatscase import StatsApiCase
+from tests.trackerstatscase import H1, H2, H3, NOW, StatsApiCase, fill
+from txbittorrent.core.tracker.announce import AnnounceEvent
+from txbittorrent.core.tracker.registry import Announce, TrackerState
+from txbittorrent.tracker.db import Batch, TorrentRow, TrackerDB, TrackerDBError
+from txbittorrent.tracker.stats.recorder import TrackerRecorder
 
 SAMPLE = re.compile(
     r'\A([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*"'
@@ -71,3 +80,66 @@ class MetricsTests(StatsApiCase):
         self.assertEqual(code, 405)
         code, _, _ = yield self.call("GET", "/metrics/more")
         self.assertEqual(code, 404)
+
+
+class RecorderTests(SynchronousTestCase):
+    """TrackerRecorder: the flush loop and the completions sync, on a fake clock."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(NOW)
+        self.state = TrackerState(random.Random(1))
+        directory = self.mktemp()
+        os.makedirs(directory)
+        self.db = TrackerDB(os.path.join(directory, "tracker.sqlite"))
+        self.addCleanup(self.db.close)
+        self.recorder = TrackerRecorder(self.state, self.db, self.clock, interval=1.0,
+                                        sync_interval=10.0, threaded=False)
+
+    def test_sync_and_flush(self) -> None:
+        """New swarms are recorded as seen, completions added once, all written by the loop."""
+        self.recorder.startService()
+        fill(self.state, NOW)
+        self.clock.advance(1)
+        self.assertEqual(self.db.torrents(), [
+            TorrentRow(H1, NOW + 1, 0, False), TorrentRow(H2, NOW + 1, 0, False),
+            TorrentRow(H3, NOW + 1, 1, False)])
+        for n in (6, 7):
+            self.state.announce(Announce(H1, b"-TX0010-%012d" % n, "127.0.0.1", 7000 + n, 0,
+                                         event=AnnounceEvent.COMPLETED), NOW + 2)
+        self.clock.advance(5)
+        self.assertEqual(self.db.torrents()[0].completed, 0)
+        self.clock.advance(5)
+        self.assertEqual(self.db.torrents()[0], TorrentRow(H1, NOW + 1, 2, False))
+        self.clock.advance(30)
+        self.assertEqual(self.db.torrents()[0].completed, 2)
+
+    def test_stop_flushes(self) -> None:
+        """Stopping flushes what is pending and leaves no timer behind."""
+        self.recorder.startService()
+        self.db.add_completed(H2, 4)
+        d = self.recorder.stopService()
+        self.successResultOf(d)
+        self.assertEqual(self.db.torrents(), [TorrentRow(H2, None, 4, False)])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_failed_write_retried(self) -> None:
+        """A write that fails keeps its batch for the next tick."""
+        self.recorder.startService()
+        self.addCleanup(self.recorder.stopService)
+        real = self.db.write_batch
+        calls = []
+
+        def flaky(batch: Batch) -> None:
+            calls.append(batch)
+            if len(calls) == 1:
+                raise TrackerDBError("disk full")
+            real(batch)
+
+        self.db.write_batch = flaky  # type: ignore[method-assign]
+        self.db.add_completed(H3, 2)
+        self.clock.advance(1)
+        self.assertEqual(len(self.flushLoggedErrors(TrackerDBError)), 1)
+        self.assertEqual(self.db.torrents(), [])
+        self.clock.advance(1)
+        self.assertEqual(self.db.torrents(), [TorrentRow(H3, None, 2, False)])

@@ -52,10 +52,12 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.tracker.registry import TransferDelta
 from ..errors import TxBitTorrentError
 
 __all__ = [
@@ -308,8 +310,22 @@ class TrackerDB:
         return info_hash in self._whitelist
 
     def whitelist(self) -> frozenset[bytes]:
-        """Every whitelisted info hash (for ``TrackerState(allowed=...)``)."""
+        """Every whitelisted info hash, as it stands now."""
         return frozenset(self._whitelist)
+
+    def live_whitelist(self) -> AbstractSet[bytes]:
+        """The whitelist as a live set that every add/remove changes in place:
+        give it to ``TrackerService(allowed=...)`` / ``TrackerState(allowed=...)``
+        so admin changes apply at once.  Read it only."""
+        return self._whitelist
+
+    def on_transfer(self, delta: TransferDelta) -> None:
+        """``TrackerService(on_transfer=...)``: a private user's transfer goes
+        to their accounting (batched).  Completions are counted per torrent
+        by ``TrackerRecorder`` from the swarms, not here (they would count
+        twice)."""
+        if isinstance(delta.user, int) and delta.user in self._users:
+            self.account(delta.user, delta.info_hash, delta.uploaded, delta.downloaded)
 
     def passkey_digest(self, passkey: str) -> bytes:
         return hmac.new(self._pepper, passkey.encode("ascii"), hashlib.sha256).digest()

@@ -3,11 +3,10 @@
 Theory of operation
 -------------------
 ``SwarmView`` reads a ``TrackerState`` (and optionally a ``TrackerDB``)
-without changing either: per-swarm seeders, leechers and completed counts,
-totals, and the list of tracked info hashes for paging.
-``TrackerState`` has no public way to list its info hashes, so the one
-read of its private ``_swarms`` is here (and only here); once the registry
-grows a public iterator this is the one place to change.
+without changing either (``info_hashes``, ``swarm_stats``, ``peer_count``:
+no expiry runs): per-swarm seeders, leechers and completed counts, totals,
+and the list of tracked info hashes for paging.  Totals and pages cost
+O(swarms) per call: fine for an admin's API and a scrape every few seconds.
 
 ``resident_memory()`` is the process's resident set size from
 ``/proc/self/statm`` (Linux), or the peak RSS from ``resource.getrusage``
@@ -17,7 +16,6 @@ elsewhere, or None.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,12 +61,9 @@ class SwarmView:
         self.state = state
         self.db = db
 
-    def _swarms(self) -> dict[bytes, Any]:
-        return self.state._swarms  # see the module docstring
-
     def info_hashes(self) -> list[bytes]:
         """Every torrent with a swarm in memory or on the whitelist, sorted."""
-        known = set(self._swarms())
+        known = set(self.state.info_hashes())
         if self.db is not None:
             known |= self.db.whitelist()
         return sorted(known)
@@ -78,15 +73,13 @@ class SwarmView:
 
         ``completed`` is the database's count when it has the torrent (it
         survives restarts), else the swarm's since the tracker started."""
-        swarm = self._swarms().get(info_hash)
+        swarm = self.state.swarm_stats(info_hash)
         row = self.db.torrent(info_hash) if self.db is not None else None
         if swarm is None and row is None:
             return None
         seeders = leechers = completed = 0
         if swarm is not None:
-            seeders = swarm.seeders
-            leechers = len(swarm.peers) - seeders
-            completed = swarm.downloaded
+            seeders, leechers, completed = swarm.complete, swarm.incomplete, swarm.downloaded
         if row is not None:
             completed = row.completed
         return SwarmSummary(
@@ -102,18 +95,13 @@ class SwarmView:
         return len(hashes), [s for s in chosen if s is not None]
 
     def totals(self) -> Totals:
-        seeders = leechers = 0
-        swarms = self._swarms()
-        for swarm in swarms.values():
-            seeders += swarm.seeders
-            leechers += len(swarm.peers) - swarm.seeders
-        return Totals(len(swarms), seeders, leechers)
-
-    def each(self) -> Iterator[SwarmSummary]:
-        for info_hash in self.info_hashes():
-            summary = self.summary(info_hash)
-            if summary is not None:
-                yield summary
+        seeders = 0
+        hashes = self.state.info_hashes()
+        for info_hash in hashes:
+            swarm = self.state.swarm_stats(info_hash)
+            if swarm is not None:
+                seeders += swarm.complete
+        return Totals(len(hashes), seeders, self.state.peer_count - seeders)
 
 
 def resident_memory() -> int | None:
