@@ -30,6 +30,13 @@ writes the clean resume record those snapshots justify
 and trusts every piece whose files still match, rechecking only the
 others.  The record lives in ``<cache>/resume/<info hash>.resume``.
 
+Known limit: a seeding torrent opens its files below ``DIR/<parent of the
+path>`` without following symbolic links *below* that directory, but the
+components between ``DIR`` and it are resolved by path; a directory swapped
+for a symbolic link after the torrent was made is caught by the next check
+(``resolve`` refuses links), so for up to ``check_interval`` seconds it
+could be read through.
+
 ``stopService`` stops the checks, listening and open HTTP connections,
 every seeding torrent (trackers hear "stopped"), the Session and the
 tracker; its Deferred fires when all of that is done.  A failed start
@@ -99,6 +106,7 @@ class ShareConfig:
     check_interval: float = 30.0
     """Seconds between checks that seeded files are still there."""
     disk_threads: int = 6
+    """The Session's pool, shared by hashing and seeding (at least ``max_jobs + 2``)."""
     limits: MetainfoLimits = field(default_factory=MetainfoLimits)
 
 
@@ -304,7 +312,8 @@ class ShareService(MultiService):
         tracker_url = self.tracker_url = cfg.tracker_url or self.tracker.announce_url
         session = self.session = Session(
             reactor, cfg.peer_port, [cfg.peer_interface],
-            SessionConfig(disk_threads=cfg.disk_threads),
+            # Builds hold a thread each for as long as they hash: keep some for seeding.
+            SessionConfig(disk_threads=max(cfg.disk_threads, cfg.max_jobs + 2)),
         )
         yield session.start()
         disk = _ThreadDisk(self, root, cache_dir, tracker_url)
