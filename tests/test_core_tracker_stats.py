@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from txbittorrent.core.tracker.stats import BUCKET, Rates, TrackerStats
+from txbittorrent.core.tracker.stats import BUCKET, Rates, TrackerStats, count_udp_reply
 
 
 class FakeClock:
@@ -92,3 +92,13 @@ class TrackerStatsTests(SynchronousTestCase):
         self.clock.now += 10
         self.assertEqual(self.stats.rate("announce", "http", 900), 2.0)
         self.assertEqual(self.stats.uptime(), 10.0)
+
+    def test_count_udp_reply(self) -> None:
+        """UDP replies count by their action: announce, scrape, error; connect and silence not."""
+        for action in (0, 1, 1, 2, 3):
+            count_udp_reply(self.stats, action.to_bytes(4, "big") + b"\0" * 12)
+        count_udp_reply(self.stats, None)
+        count_udp_reply(self.stats, b"\0")
+        self.assertEqual([self.stats.total(k, "udp") for k in ("announce", "scrape", "error")],
+                         [2, 1, 1])
+        self.assertEqual(self.stats.total("announce", "http"), 0)

@@ -31,7 +31,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["BUCKET", "KINDS", "PROTOCOLS", "WINDOWS", "Rates", "TrackerStats"]
+__all__ = [
+    "BUCKET", "KINDS", "PROTOCOLS", "WINDOWS", "Rates", "TrackerStats", "count_udp_reply",
+]
 
 PROTOCOLS = ("http", "udp")
 """The tracker's transports, as labels."""
@@ -138,3 +140,16 @@ class TrackerStats:
         """``rate`` over each of WINDOWS."""
         m1, m5, m15 = (self.rate(kind, protocol, w) for w in WINDOWS)
         return Rates(m1, m5, m15)
+
+
+_UDP_KINDS = {1: "announce", 2: "scrape", 3: "error"}
+"""BEP 15 reply actions that are counted (connect replies are not)."""
+
+
+def count_udp_reply(stats: TrackerStats, reply: bytes | None) -> None:
+    """Count one BEP 15 reply by its action (announce, scrape or error); a
+    connect reply or silence (``None``) counts nothing."""
+    if reply is not None and len(reply) >= 4:
+        kind = _UDP_KINDS.get(int.from_bytes(reply[:4], "big"))
+        if kind is not None:
+            stats._record(kind, "udp")
