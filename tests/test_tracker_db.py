@@ -178,6 +178,15 @@ class UserTests(DBCase):
         self.assertEqual(db.user_for_passkey(passkey), user.user_id)
         self.assertEqual(db.user_for_passkey(passkey.encode()), user.user_id)
 
+    def test_create_with_prepared_hash(self) -> None:
+        """create_user takes a hash_password result (hashed elsewhere) as well as a password."""
+        db = self.open()
+        hashed = db.hash_password("prepared password")
+        self.assertNotIn("prepared", repr(hashed))
+        user, _ = db.create_user("carol", hashed, 1.0)
+        self.assertEqual(db.verify_password("carol", "prepared password"), user)
+        self.assertRaises(TrackerDBError, db.hash_password, "short")
+
     def test_passkey_lookup_and_reset(self) -> None:
         """A reset passkey replaces the old one, also after a restart; junk is None."""
         db = self.open()

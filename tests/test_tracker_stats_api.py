@@ -229,6 +229,8 @@ class WriteTests(StatsApiCase):
     @inlineCallbacks
     def test_create_user_and_reset_passkey(self) -> Generator[Any, Any, None]:
         """An admin creates a user (with a working passkey) and resets a passkey."""
+        self.api.threadpool = reactor.getThreadPool()  # type: ignore[attr-defined]
+        self.api.reactor = reactor
         code, body, _ = yield self.call(
             "POST", "/api/users", headers=self.auth,
             json_body={"name": "bob", "password": "bob's password", "torrent_limit": 2})

@@ -24,9 +24,10 @@ Two paths, so that an announce never waits for the disk:
   a batch never runs on the reactor thread; a crash loses at most the last
   second of counters, never a change an admin was told had happened.
 * Admin changes (whitelist, users, passkeys, API keys) are rare: each is
-  one transaction, committed before the method returns.  ``create_user``,
-  ``set_password`` and ``verify_password`` cost one scrypt (~50 ms): call
-  them in a thread.
+  one transaction, committed before the method returns.  ``hash_password``
+  and ``verify_password`` cost one scrypt (~50 ms): call them in a thread,
+  then ``create_user`` with the hash on the reactor thread (the caches are
+  changed only on the thread that owns them).
 
 Invariants (as ``daemon.store``): WAL journal with ``synchronous=FULL``;
 every change one ``BEGIN IMMEDIATE`` transaction, rolled back whole on
@@ -61,7 +62,7 @@ from ..core.tracker.registry import TransferDelta
 from ..errors import TxBitTorrentError
 
 __all__ = [
-    "Account", "ApiKey", "Batch", "IssuedKey", "MIGRATIONS", "SCHEMA_VERSION", "TorrentRow",
+    "Account", "ApiKey", "Batch", "PasswordHash", "IssuedKey", "MIGRATIONS", "SCHEMA_VERSION", "TorrentRow",
     "TrackerDB", "TrackerDBError", "User",
 ]
 
@@ -122,6 +123,13 @@ class User:
     admin: bool
     torrent_limit: int | None
     created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordHash:
+    """A password as stored (salted scrypt, with its parameters)."""
+
+    stored: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,19 +496,28 @@ class TrackerDB:
 
     # -- admin: users, passwords, passkeys ------------------------------------
 
+    def hash_password(self, password: str) -> PasswordHash:
+        """``password`` hashed for ``create_user`` (one scrypt; touches no
+        state, so it is safe in a worker thread)."""
+        if not isinstance(password, str) or len(password) < 8:
+            raise TrackerDBError("a password has at least 8 characters")
+        return PasswordHash(_hash_password(password, self._token_bytes(16)))
+
     def create_user(
-        self, name: str, password: str, now: float, *, admin: bool = False,
+        self, name: str, password: str | PasswordHash, now: float, *, admin: bool = False,
         torrent_limit: int | None = None,
     ) -> tuple[User, str]:
         """A new user and their passkey (its plaintext is returned only here).
-        Costs one scrypt: call it in a thread."""
+        Given a plain password it costs one scrypt; a server hashes it first
+        in a thread (``hash_password``) and calls this on its own thread,
+        where the caches are read."""
         if not isinstance(name, str) or not 1 <= len(name) <= 64 or not name.isprintable():
             raise TrackerDBError("a user name is 1 to 64 printable characters")
-        if not isinstance(password, str) or len(password) < 8:
-            raise TrackerDBError("a password has at least 8 characters")
         if torrent_limit is not None and (type(torrent_limit) is not int or torrent_limit < 0):
             raise TrackerDBError("a torrent limit is a non-negative int or None")
-        stored = _hash_password(password, self._token_bytes(16))
+        if not isinstance(password, PasswordHash):
+            password = self.hash_password(password)
+        stored = password.stored
         passkey = self._token_bytes(16).hex()
         digest = self.passkey_digest(passkey)
         with self._transaction() as db:

@@ -53,7 +53,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from txbittorrent.core.tracker.stats import KINDS, PROTOCOLS, WINDOWS, TrackerStats
-from txbittorrent.tracker.db import ApiKey, TrackerDB, TrackerDBError, User
+from txbittorrent.tracker.db import ApiKey, PasswordHash, TrackerDB, TrackerDBError, User
 from txbittorrent.tracker.stats.signing import (
     SCHEME,
     LoginLimiter,
@@ -414,11 +414,11 @@ class StatsApi(Resource):
             raise ApiError(400, "admin must be true or false")
         if limit is not None and (type(limit) is not int or limit < 0):
             raise ApiError(400, "torrent_limit must be a non-negative integer or null")
-        d = self._blocking(self.db.create_user, name, password, self.clock.seconds(),
-                           admin=admin, torrent_limit=limit)
+        d = self._blocking(self.db.hash_password, password)
 
-        def made(result: tuple[User, str]) -> Reply:
-            new, passkey = result
+        def made(hashed: PasswordHash) -> Reply:
+            new, passkey = self.db.create_user(name, hashed, self.clock.seconds(),
+                                               admin=admin, torrent_limit=limit)
             return 201, {"user_id": new.user_id, "name": new.name, "admin": new.admin,
                          "torrent_limit": new.torrent_limit, "passkey": passkey}
 
@@ -426,7 +426,7 @@ class StatsApi(Resource):
             failure.trap(TrackerDBError)
             raise ApiError(400, str(failure.value))
 
-        return d.addCallbacks(made, refused)
+        return d.addCallback(made).addErrback(refused)
 
     def _passkey_reset(self, request: Request, body: bytes, key: ApiKey, user: User,
                        name: str) -> Reply:
