@@ -17,6 +17,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
 
 from txbittorrent.core.metainfo import parse
+from txbittorrent.errors import UnsafePathError
 from txbittorrent.eventtypes import PiecePassed
 from txbittorrent.share import tree
 from txbittorrent.share.service import CACHE_NAME, ShareConfig, ShareService
@@ -259,3 +260,17 @@ class ShareServiceTests(TestCase):
         gate.set()
         code, _, _ = yield first
         self.assertEqual(code, 200)
+
+    @inlineCallbacks
+    def test_directory_swapped_for_a_link_is_never_read(self) -> Generator[Any, Any, None]:
+        """A parent directory replaced by a symlink after seeding began: reads fail, the check stops it."""
+        _, _, body = yield self.fetch("/torrent/docs/deep/b.bin")
+        info_hash = parse(body).info_hash
+        torrent = self.service.session.get(info_hash)
+        elsewhere = os.path.abspath(self.mktemp())
+        os.rename(os.path.join(self.root, "docs"), elsewhere)
+        os.symlink(elsewhere, os.path.join(self.root, "docs"))
+        yield self.assertFailure(torrent.hashcheck(), UnsafePathError)
+        forgotten = yield self.service.catalog.check()
+        self.assertEqual(forgotten, [("docs", "deep", "b.bin")])
+        self.assertIsNone(self.service.session.get(info_hash))

@@ -30,12 +30,11 @@ writes the clean resume record those snapshots justify
 and trusts every piece whose files still match, rechecking only the
 others.  The record lives in ``<cache>/resume/<info hash>.resume``.
 
-Known limit: a seeding torrent opens its files below ``DIR/<parent of the
-path>`` without following symbolic links *below* that directory, but the
-components between ``DIR`` and it are resolved by path; a directory swapped
-for a symbolic link after the torrent was made is caught by the next check
-(``resolve`` refuses links), so for up to ``check_interval`` seconds it
-could be read through.
+A seeding torrent (``_SharedTorrent``) opens its files from ``DIR`` itself,
+one component at a time without following symbolic links
+(``storage.paths.SafeDirectory``), not from its parent directory by path:
+a directory swapped for a link after the torrent was made is never read
+through (its reads fail), and the next check stops it.
 
 ``stopService`` stops the checks, listening and open HTTP connections,
 every seeding torrent (trackers hear "stopped"), the Session and the
@@ -45,8 +44,9 @@ undoes what it did and ``started`` fails with the reason.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -67,6 +67,8 @@ from txbittorrent.share import tree
 from txbittorrent.share.catalog import Catalog
 from txbittorrent.share.resource import ShareResource
 from txbittorrent.share.tree import Built, FileState, Listed, NotShared
+from txbittorrent.storage.files import FileStorage
+from txbittorrent.torrent import Torrent
 from txbittorrent.tracker.server import RunningTracker, start_tracker
 
 __all__ = ["CACHE_NAME", "ShareConfig", "ShareService"]
@@ -194,6 +196,30 @@ class _ThreadDisk:
         )
 
 
+class _SharedTorrent(Torrent):
+    """A torrent of a shared path whose storage is rooted at the shared
+    directory: its files' paths get the path's parent directories in
+    front, so every component below ``DIR`` is opened without following
+    links."""
+
+    def __init__(
+        self, *args: Any, share_root: str, share_prefix: tuple[str, ...], **kwargs: Any
+    ) -> None:
+        self.share_root = share_root
+        self.share_prefix = share_prefix
+        super().__init__(*args, **kwargs)
+
+    def make_storage(
+        self, priorities: Sequence[int] | None, piece_cache: Mapping[int, int] | None
+    ) -> FileStorage:
+        assert self.metainfo is not None
+        prefix = self.share_prefix
+        rooted = dataclasses.replace(self.metainfo, files=tuple(
+            dataclasses.replace(f, path=prefix + f.path) for f in self.metainfo.files
+        ))
+        return FileStorage(rooted, self.share_root, priorities, piece_cache)
+
+
 class _SessionSeeder:
     """``catalog.Seeder``: torrents of the Session, trusted from clean records."""
 
@@ -218,10 +244,12 @@ class _SessionSeeder:
         )
         service.allowed.add(built.info_hash)
         basedir = os.path.join(self.root, *built.rel[:-1])
-        torrent = session.add(
-            built.raw, basedir, resume_path=resume_path, progress_interval=0,
-            limits=service.config.limits,
+        torrent = _SharedTorrent(
+            built.raw, basedir, reactor=service.reactor, session=session,
+            resume_path=resume_path, progress_interval=0, limits=service.config.limits,
+            share_root=self.root, share_prefix=built.rel[:-1],
         )
+        session.adopt(torrent)
         try:
             yield torrent.start()
         except BaseException:
@@ -238,7 +266,12 @@ class _SessionSeeder:
         service.allowed.discard(info_hash)
         session = service.session
         if session is not None and session.get(info_hash) is not None:
-            yield session.remove(info_hash)
+            try:
+                yield session.remove(info_hash)
+            except Exception as e:
+                # Stopped and forgotten all the same; its last resume record
+                # could not be written (its files are gone or unsafe now).
+                _log.warn("stopping {info_hash}: {error}", info_hash=info_hash.hex(), error=e)
             _log.info("stopped seeding {info_hash}", info_hash=info_hash.hex())
         path = self._resume_path(info_hash)
         yield service.in_thread(_unlink, path)
@@ -277,6 +310,11 @@ class ShareService(MultiService):
         tracker keeps this set, not a copy, so adding to it registers)."""
         self._connections: _Connections | None = None
         self._sweep: LoopingCall | None = None
+
+    @property
+    def reactor(self) -> Any:
+        """The reactor, once started."""
+        return self._reactor
 
     def in_thread(self, f: Callable[..., T], *args: Any) -> Deferred[T]:
         """Run ``f(*args)`` in the Session's thread pool."""
