@@ -13,6 +13,7 @@ from typing import Any
 import treq
 from twisted.internet import reactor
 from twisted.internet.defer import DeferredList, inlineCallbacks
+from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
 
@@ -58,12 +59,12 @@ class ShareServiceTests(TestCase):
         self.service = yield self.start_service()
 
     @inlineCallbacks
-    def start_service(self, **options: Any) -> Generator[Any, Any, ShareService]:
+    def start_service(self, clock: Any = None, **options: Any) -> Generator[Any, Any, ShareService]:
         config = ShareConfig(
             self.root, listen="tcp:0:interface=127.0.0.1", piece_length=16 * KiB,
             check_interval=3600, **options,
         )
-        service = ShareService(config, reactor=reactor)
+        service = ShareService(config, reactor=reactor, clock=clock)
         service.startService()
         self.addCleanup(lambda: service.stopService() if service.running else None)
         yield service.started
@@ -274,3 +275,20 @@ class ShareServiceTests(TestCase):
         forgotten = yield self.service.catalog.check()
         self.assertEqual(forgotten, [("docs", "deep", "b.bin")])
         self.assertIsNone(self.service.session.get(info_hash))
+
+    @inlineCallbacks
+    def test_periodic_check_stops_seeding(self) -> Generator[Any, Any, None]:
+        """Every check_interval on the injected clock, vanished files stop seeding."""
+        yield self.service.stopService()
+        clock = Clock()
+        self.service = yield self.start_service(clock=clock)
+        _, _, body = yield self.fetch("/torrent/docs/a.txt")
+        info_hash = parse(body).info_hash
+        os.unlink(os.path.join(self.root, "docs", "a.txt"))
+        clock.advance(3599)
+        self.assertIsNotNone(self.service.session.get(info_hash))
+        clock.advance(1)
+        yield wait_until(lambda: self.service.session.get(info_hash) is None, 10,
+                         "seeding to stop")
+        yield self.service.stopService()
+        self.assertEqual(clock.getDelayedCalls(), [])

@@ -18,7 +18,7 @@ observable.  ``startService`` (``started`` fires when it is done):
 3. serves ``resource.ShareResource`` over a ``catalog.Catalog`` on the
    ``listen`` endpoint string; the catalog's blocking work
    (``share.tree``) runs in the Session's thread pool;
-4. checks every ``check_interval`` seconds that the files of each torrent
+4. checks every ``check_interval`` seconds (on ``clock``) that the files of each torrent
    are still there and unchanged (``Catalog.check``); seeding stops for
    those that are not.
 
@@ -288,10 +288,13 @@ def _unlink(path: str) -> None:
 class ShareService(MultiService):
     """The share service (see the module docstring)."""
 
-    def __init__(self, config: ShareConfig, *, reactor: Any = None) -> None:
+    def __init__(self, config: ShareConfig, *, reactor: Any = None, clock: Any = None) -> None:
+        """``reactor``: the global one if None; ``clock`` (``IReactorTime``)
+        times the periodic check, the reactor if None."""
         super().__init__()
         self.config = config
         self._given_reactor = reactor
+        self._clock = clock
         self._reactor: Any = None
         self.tracker: RunningTracker | None = None
         self.session: Session | None = None
@@ -366,7 +369,7 @@ class ShareService(MultiService):
         host = f"[{address.host}]" if ":" in address.host else address.host
         self.url = f"http://{host}:{address.port}"
         sweep = self._sweep = LoopingCall(self._check)
-        sweep.clock = reactor
+        sweep.clock = self._clock if self._clock is not None else reactor
         sweep.start(cfg.check_interval, now=False)
         _log.info("sharing {root} on {url}; tracker {tracker}", root=root, url=self.url,
                   tracker=tracker_url)
