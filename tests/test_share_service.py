@@ -127,6 +127,9 @@ class ShareServiceTests(TestCase):
         self.assertEqual(torrent.state, TorrentState.SEEDING)
         self.assertEqual(passed, [])
         self.assertIn(meta.info_hash, self.service.allowed)
+        tracker = self.service.tracker
+        yield wait_until(lambda: tracker.state.peers(meta.info_hash), 10,
+                         "the embedded tracker to accept the seeder's announce")
         code, _, body = yield self.fetch("/?format=json")
         listing = {e["path"]: e for e in json.loads(body)["files"]}
         self.assertTrue(listing["movie.bin"]["seeding"])
