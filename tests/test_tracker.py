@@ -458,12 +458,13 @@ class UDPTrackerProtocolTests(SynchronousTestCase):
         self.assertEqual(decode_announce_response(reply, 9, ipv6=True).peers6, (("::1", 1),))
 
     def test_connection_id_lifetime(self) -> None:
-        """An id works for at least one minute and at most two, and only for its address."""
+        """An id works for at least one minute and at most two, and only for its IP address."""
         responder = UDPTrackerResponder(self.state, SECRET)
         issued = responder.connection_id("127.0.0.1", 1, 1019.9)
         self.assertTrue(responder.valid(issued, "127.0.0.1", 1, 1079.8))
         self.assertFalse(responder.valid(issued, "127.0.0.1", 1, 1080.0))
-        self.assertFalse(responder.valid(issued, "127.0.0.1", 2, 1030.0))
+        self.assertTrue(responder.valid(issued, "127.0.0.1", 2, 1030.0))  # any port
+        self.assertFalse(responder.valid(issued, "127.0.0.2", 1, 1030.0))
         issued = responder.connection_id("127.0.0.1", 1, 1020.0)
         self.assertTrue(responder.valid(issued, "127.0.0.1", 1, 1139.9))
         other = UDPTrackerResponder(self.state, b"another secret!!")

@@ -185,3 +185,23 @@ class AccountingTests(SynchronousTestCase):
             TransferDelta("u1", INFO_HASH, 15, 0, False),
             TransferDelta("u1", INFO_HASH, 0, 0, True),
         ])
+
+
+class CompletedTests(SynchronousTestCase):
+    """What counts as a completed download in scrape's ``downloaded``."""
+
+    def test_leecher_stops_finished(self) -> None:
+        """A known leecher that goes straight to stopped with left=0 (aria2) counts once."""
+        state = TrackerState(random.Random(1))
+        state.announce(announce(PEER_B, 2, left=0), 0)  # a seeder keeps the swarm
+        state.announce(announce(left=50), 0)
+        state.announce(announce(left=0, event=AnnounceEvent.STOPPED), 1)
+        state.announce(announce(left=0, event=AnnounceEvent.STOPPED), 2)
+        self.assertEqual(state.scrape([INFO_HASH], 3), {INFO_HASH: ScrapeStats(1, 1, 0)})
+
+    def test_seeder_started_not_counted(self) -> None:
+        """A peer that starts as a seeder, or re-announces as one, adds no download."""
+        state = TrackerState(random.Random(1))
+        state.announce(announce(left=0, event=AnnounceEvent.STARTED), 0)
+        state.announce(announce(left=0), 1)
+        self.assertEqual(state.scrape([INFO_HASH], 2), {INFO_HASH: ScrapeStats(1, 0, 0)})

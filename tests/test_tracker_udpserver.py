@@ -42,7 +42,7 @@ class UDPResponderTests(SynchronousTestCase):
         return decode_connect_response(reply, 7)
 
     def test_forged_connection_id(self) -> None:
-        """An id not issued to this address (forged, or another's) gets a short error."""
+        """An id not issued to this IP address (forged, or another's) gets an error."""
         request = AnnounceRequest(INFO_HASH, PEER_A, 6881, 0, 0, 5)
         for connection in (0x1234, self.connect("127.0.0.2")):
             packet = encode_announce_request(connection, 8, request)

@@ -39,6 +39,10 @@ Decisions
   at ``max_total_peers``, still answers a newcomer but does not record it.
 * With an allow-list (any container of info hashes; a ``set`` is kept as
   given, so its owner may change it later), an info hash not in it is refused.
+* A download counts as completed (scrape's ``downloaded``) on ``completed``
+  from a peer not known as a seeder, or on any announce (``stopped``
+  included) with ``left == 0`` from a peer last seen leeching: aria2 with
+  ``--seed-time=0`` goes straight from leeching to ``stopped``.
 * Transfer accounting: for an announce with a ``user``, the growth of
   ``uploaded``/``downloaded`` since the same peer's previous announce (the
   whole figures for a peer not known yet; never negative: a client that
@@ -296,9 +300,11 @@ class TrackerState:
         old = self._remove(swarm, request.peer_id)
         self._account(request, old)
         if stopping:
+            if self._completes(request, old):
+                swarm.downloaded += 1
             self._forget_if_empty(request.info_hash, swarm)
             return self._result(swarm, ())
-        if request.event is AnnounceEvent.COMPLETED and (old is None or old.left > 0):
+        if self._completes(request, old):
             swarm.downloaded += 1
         other = swarm.by_address.get((request.ip, request.port))
         if other is not None:
@@ -364,6 +370,14 @@ class TrackerState:
         record = swarm.remove(peer_id)
         self._peer_count -= record is not None
         return record
+
+    @staticmethod
+    def _completes(request: Announce, old: PeerRecord | None) -> bool:
+        """Whether ``request`` reports a finished download: ``completed`` from a
+        peer not known as a seeder, or ``left == 0`` from a known leecher."""
+        if request.event is AnnounceEvent.COMPLETED:
+            return old is None or old.left > 0
+        return request.left == 0 and old is not None and old.left > 0
 
     def _account(self, request: Announce, old: PeerRecord | None) -> None:
         if request.user is None:

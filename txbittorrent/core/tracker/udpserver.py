@@ -4,8 +4,10 @@ Theory of operation
 -------------------
 ``UDPTrackerResponder.datagram_received(data, host, port, now)`` returns the
 reply to send back to (host, port), or ``None`` to stay silent.  It keeps no
-state per client: a connection id is an HMAC of the client's address and a
-one-minute epoch under a secret, accepted in its epoch and the next (so it
+state per client: a connection id is an HMAC of the client's IP address
+(not its port: opentracker does the same, and libtorrent shares one id
+between the sessions of a process, each with its own port) and a one-minute
+epoch under a secret, accepted in its epoch and the next (so it
 lives between one and two minutes, as BEP 15 asks).  Announces go to the ``TrackerState``.
 
 Decisions
@@ -114,11 +116,11 @@ class UDPTrackerResponder:
         self.passkeys = passkeys
 
     def connection_id(self, host: str, port: int, now: float) -> int:
-        """The id issued to (host, port) at ``now``."""
+        """The id issued to ``host`` at ``now`` (``port`` is not part of it)."""
         return self._id(host, port, int(now // CONNECTION_EPOCH))
 
     def valid(self, connection_id: int, host: str, port: int, now: float) -> bool:
-        """Whether ``connection_id`` was issued to (host, port) less than two epochs ago."""
+        """Whether ``connection_id`` was issued to ``host`` less than two epochs ago."""
         epoch = int(now // CONNECTION_EPOCH)
         given = connection_id.to_bytes(8, "big")
         return any(
@@ -149,7 +151,7 @@ class UDPTrackerResponder:
             return encode_error(transaction_id, e.reason)
 
     def _id(self, host: str, port: int, epoch: int) -> int:
-        message = f"{canonical_ip(host)}|{port}|{epoch}".encode("ascii")
+        message = f"{canonical_ip(host)}|{epoch}".encode("ascii")
         digest = hmac.new(self._secret, message, hashlib.sha256).digest()
         return int.from_bytes(digest[:8], "big")
 

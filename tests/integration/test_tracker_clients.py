@@ -1,0 +1,168 @@
+"""``txbittorrent tracker`` against real clients on 127.0.0.1: libtorrent seeds
+and leeches through it over HTTP and over UDP, aria2 leeches over HTTP, and
+the scrape counts are right at the end.
+
+The tracker runs as a child process (the command itself, as a user runs it),
+on ports picked free beforehand, and is stopped with SIGTERM (exit 0 asserted:
+a clean stop).  The tests block on libtorrent's state (``ltutil.wait_for``),
+which is fine: nothing they wait for runs on this process's reactor.  Every
+session, process and port is closed in the cleanup; waits are bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any
+
+from twisted.trial.unittest import SkipTest, TestCase
+
+from tests.integration import ltutil
+from tests.integration.children import ROOT
+from tests.integration.engine import ARIA2C, aria2_command, start_process
+from txbittorrent.core.bencoding import decode
+from txbittorrent.core.metainfo import parse
+from txbittorrent.storage.create import create_torrent
+from txbittorrent.testing import make_files, same_files
+
+LOOPBACK = "127.0.0.1"
+KiB = 1024
+SIZES = {"album/one.bin": 700 * KiB + 3, "album/two.bin": 300 * KiB}
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+class TrackerClientsTests(TestCase):
+    """Our tracker as a child process, real clients announcing to it."""
+
+    timeout = 180
+
+    def setUp(self) -> None:
+        ltutil.skip_without_libtorrent()
+        self.root = os.path.abspath(self.mktemp())
+        os.makedirs(self.root)
+        self.http_port = free_port()
+        self.udp_port = free_port(socket.SOCK_DGRAM)
+        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        self.log_path = os.path.join(self.root, "tracker.log")
+        self.log = open(self.log_path, "wb")
+        self.addCleanup(self.log.close)
+        self.tracker = subprocess.Popen(
+            [sys.executable, "-m", "txbittorrent.commands.cli", "tracker",
+             "--http", f"tcp:{self.http_port}:interface={LOOPBACK}",
+             "--udp", str(self.udp_port), "--interval", "30", "--peer-timeout", "900", "--rate-limit", "10000"],
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            cwd=ROOT,
+        )
+        self.addCleanup(self._kill)
+        self.http_url = f"http://{LOOPBACK}:{self.http_port}/announce"
+        self.udp_url = f"udp://{LOOPBACK}:{self.udp_port}/announce"
+        ltutil.wait_for(self._listening, 30, "the tracker to listen", self._log_tail)
+
+    def _kill(self) -> None:
+        if self.tracker.poll() is None:
+            self.tracker.kill()
+        self.tracker.wait(timeout=30)
+
+    def _log_tail(self) -> str:
+        with open(self.log_path, "rb") as f:
+            return f.read()[-2000:].decode("utf-8", "replace")
+
+    def _listening(self) -> bool:
+        if self.tracker.poll() is not None:
+            self.fail(f"the tracker ended early:\n{self._log_tail()}")
+        try:
+            with socket.create_connection((LOOPBACK, self.http_port), timeout=1):
+                return b"UDP" in open(self.log_path, "rb").read()
+        except OSError:
+            return False
+
+    def stop_tracker(self) -> None:
+        """SIGTERM: the tracker stops cleanly and exits 0."""
+        self.tracker.send_signal(signal.SIGTERM)
+        self.assertEqual(self.tracker.wait(timeout=30), 0, self._log_tail())
+
+    def scrape(self, info_hash: bytes) -> tuple[int, int, int]:
+        """(complete, downloaded, incomplete) from our tracker's HTTP scrape."""
+        query = "".join(f"%{b:02X}" for b in info_hash)
+        url = f"http://{LOOPBACK}:{self.http_port}/scrape?info_hash={query}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            files = decode(response.read())[b"files"]
+        entry = files.get(info_hash, {})
+        return (entry.get(b"complete", 0), entry.get(b"downloaded", 0),
+                entry.get(b"incomplete", 0))
+
+    def make_torrent(self, tracker_url: str) -> tuple[bytes, bytes]:
+        """(the .torrent, its info hash) for SIZES under root/seed/tree."""
+        source = os.path.join(self.root, "seed", "tree")
+        make_files(source, SIZES, seed=7)
+        raw = create_torrent(source, trackers=[tracker_url], piece_length=64 * KiB)
+        return raw, parse(raw).info_hash
+
+    def wait_scrape(self, info_hash: bytes, expected: tuple[int, int, int]) -> None:
+        seen: list[Any] = []
+
+        def matches() -> bool:
+            seen[:] = [self.scrape(info_hash)]
+            return seen[0] == expected
+
+        ltutil.wait_for(matches, 60, f"scrape {expected}", lambda: repr(seen))
+
+    def swarm_through(self, tracker_url: str) -> None:
+        """A libtorrent seeder and leecher find each other only through the tracker."""
+        raw, info_hash = self.make_torrent(tracker_url)
+        seeder = ltutil.make_session(self)
+        seed = ltutil.add_torrent(seeder, raw, os.path.join(self.root, "seed"))
+        ltutil.wait_until_seeding(seed, 30)
+        self.wait_scrape(info_hash, (1, 0, 0))
+        leecher = ltutil.make_session(self)
+        leech = ltutil.add_torrent(leecher, raw, os.path.join(self.root, "leech"))
+        ltutil.wait_until_seeding(leech, 90)
+        self.assertEqual(same_files(os.path.join(self.root, "seed", "tree"),
+                                    os.path.join(self.root, "leech", "tree"), list(SIZES)), [])
+        self.wait_scrape(info_hash, (2, 1, 0))
+        leecher.remove_torrent(leech)
+        self.wait_scrape(info_hash, (1, 1, 0))
+        self.stop_tracker()
+
+    def test_libtorrent_http(self) -> None:
+        """libtorrent seeds and leeches through our tracker over HTTP; scrape is right."""
+        self.swarm_through(self.http_url)
+
+    def test_libtorrent_udp(self) -> None:
+        """libtorrent seeds and leeches through our tracker over UDP; scrape is right."""
+        self.swarm_through(self.udp_url)
+
+    def test_aria2_http(self) -> None:
+        """aria2c leeches from a libtorrent seeder it learnt of from our tracker (HTTP)."""
+        if ARIA2C is None:
+            raise SkipTest("aria2c is not installed (apt-get install aria2)")
+        raw, info_hash = self.make_torrent(self.http_url)
+        seeder = ltutil.make_session(self)
+        seed = ltutil.add_torrent(seeder, raw, os.path.join(self.root, "seed"))
+        ltutil.wait_until_seeding(seed, 30)
+        self.wait_scrape(info_hash, (1, 0, 0))
+        torrent_path = os.path.join(self.root, "t.torrent")
+        with open(torrent_path, "wb") as f:
+            f.write(raw)
+        aria2_dir = os.path.join(self.root, "aria2")
+        proc = start_process(self, aria2_command(torrent_path, aria2_dir, free_port()),
+                             os.path.join(self.root, "aria2.log"))
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.assertEqual(proc.poll(), 0,
+                         open(os.path.join(self.root, "aria2.log")).read()[-2000:])
+        self.assertEqual(same_files(os.path.join(self.root, "seed", "tree"),
+                                    os.path.join(aria2_dir, "tree"), list(SIZES)), [])
+        self.wait_scrape(info_hash, (1, 1, 0))
+        self.stop_tracker()
