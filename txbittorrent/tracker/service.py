@@ -176,6 +176,9 @@ class TrackerService(MultiService):
         )
 
     def _start_failed(self, failure: Any) -> Any:
+        if self._sweep is not None and self._sweep.running:
+            self._sweep.stop()
+        self._sweep = None
         d = self._close_listeners()
         d.addCallback(lambda _: failure)
         return d
