@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import struct
 from typing import Any
 
 import treq
@@ -10,6 +11,7 @@ from treq.client import HTTPClient
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import DatagramProtocol
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.resource import Resource
@@ -23,6 +25,7 @@ from txbittorrent.core.tracker.announce import (
     TrackerFailure,
     announce_url,
 )
+from txbittorrent.core.tracker.udp import encode_connect_request
 from txbittorrent.tracker.client import HTTPTrackerClient, UDPTrackerClient
 from txbittorrent.tracker.private import Passkeys, TransferLedger
 from txbittorrent.tracker.service import TrackerService
@@ -237,3 +240,50 @@ class AbuseTests(ServiceCase):
                 refused += 1
         self.assertGreaterEqual(refused, 19)
         self.assertLessEqual(len(service.state.peers(INFO_HASH)), 21)
+
+
+class RawUDP(DatagramProtocol):
+    """Collects datagrams; ``next_reply()`` fires with the next one."""
+
+    def __init__(self) -> None:
+        self.replies: list[bytes] = []
+        self._waiting: list[Deferred[bytes]] = []
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        self.replies.append(datagram)
+        if self._waiting:
+            self._waiting.pop(0).callback(datagram)
+
+    def next_reply(self) -> Deferred[bytes]:
+        d: Deferred[bytes] = Deferred()
+        self._waiting.append(d)
+        return d.addTimeout(5, reactor)
+
+
+class UDPAbuseTests(ServiceCase):
+    """Hostile datagrams to the service's real UDP port."""
+
+    def test_hostile_datagrams(self) -> Deferred[None]:
+        """Forged ids get an error no longer than the request; oversized ones nothing."""
+        return ensureDeferred(self._hostile())
+
+    async def _hostile(self) -> None:
+        service = await self.start()
+        port = service.udp_ports[0].getHost().port
+        raw = RawUDP()
+        listener = reactor.listenUDP(0, raw, interface="127.0.0.1")
+        self.addCleanup(listener.stopListening)
+        forged = struct.pack(">QII", 0x0123456789ABCDEF, 1, 77)
+        reply = raw.next_reply()
+        raw.transport.write(forged, ("127.0.0.1", port))
+        error = await reply
+        self.assertLessEqual(len(error), len(forged))
+        self.assertEqual(struct.unpack_from(">II", error), (3, 77))
+        # An oversized scrape, then a connect: only the connect is answered.
+        raw.replies.clear()
+        reply = raw.next_reply()
+        raw.transport.write(struct.pack(">QII", 1, 2, 78) + b"h" * 3000, ("127.0.0.1", port))
+        raw.transport.write(encode_connect_request(79), ("127.0.0.1", port))
+        connected = await reply
+        self.assertEqual(struct.unpack_from(">II", connected), (0, 79))
+        self.assertEqual(raw.replies, [connected])

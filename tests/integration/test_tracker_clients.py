@@ -166,3 +166,32 @@ class TrackerClientsTests(TestCase):
                                     os.path.join(aria2_dir, "tree"), list(SIZES)), [])
         self.wait_scrape(info_hash, (1, 1, 0))
         self.stop_tracker()
+
+
+class TrackerCommandTests(TestCase):
+    """The command's exit statuses, without other clients."""
+
+    timeout = 60
+
+    def run_tracker(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        return subprocess.run(
+            [sys.executable, "-m", "txbittorrent.commands.cli", "tracker", *argv],
+            capture_output=True, text=True, env=env, cwd=ROOT, timeout=30,
+            stdin=subprocess.DEVNULL)
+
+    def test_port_taken(self) -> None:
+        """A UDP port in use: one line on stderr, exit 1, nothing left listening."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+            taken.bind((LOOPBACK, 0))
+            port = taken.getsockname()[1]
+            result = self.run_tracker("--http", f"tcp:0:interface={LOOPBACK}",
+                                      "--udp", str(port))
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn("txbittorrent tracker: error:", result.stderr)
+
+    def test_bad_whitelist(self) -> None:
+        """An unreadable whitelist is one line on stderr and exit 1."""
+        result = self.run_tracker("--whitelist", os.path.join(self.mktemp(), "missing"))
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
