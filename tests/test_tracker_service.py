@@ -287,3 +287,29 @@ class UDPAbuseTests(ServiceCase):
         connected = await reply
         self.assertEqual(struct.unpack_from(">II", connected), (0, 79))
         self.assertEqual(raw.replies, [connected])
+
+
+class DualStackTests(ServiceCase):
+    """Listeners on 127.0.0.1 and ::1 share one registry: peers6 and UDP over IPv6."""
+
+    def test_ipv6_peers(self) -> Deferred[None]:
+        """An IPv6 peer (UDP over ::1) is given to an HTTP client in peers6, and back."""
+        return ensureDeferred(self._dual())
+
+    async def _dual(self) -> None:
+        config = TrackerServerConfig(
+            http=("tcp:0:interface=127.0.0.1", r"tcp6:0:interface=\:\:1"), udp_ports=(0,),
+            udp_interfaces=("::1",))
+        service = await self.start(config)
+        urls = service.announce_urls()
+        self.assertTrue(urls[1].startswith("http://[::1]:") and urls[2].startswith("udp://[::1]:"))
+        udp6 = UDPTrackerClient(reactor, random.Random(5), interface4=None, interface6="::1")
+        udp6.start()
+        self.addCleanup(udp6.stop)
+        first = await udp6.announce(urls[2], request(PEER_B, 7002))
+        self.assertEqual(first.peers6, ())
+        over_http = await self.http.announce(urls[0], request())
+        self.assertEqual((over_http.peers, over_http.peers6), ((), (("::1", 7002),)))
+        again = await udp6.announce(urls[2], request(PEER_B, 7002))
+        self.assertEqual(again.peers6, ())  # UDP over IPv6 carries IPv6 peers only
+        self.assertEqual(service.http_ports[1].getHost().host, "::1")
