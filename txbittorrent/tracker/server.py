@@ -2,9 +2,11 @@
 
 Theory of operation
 -------------------
-The rules live in ``core.tracker`` (``registry`` re-exports them): ``TrackerState`` (the swarms),
-``announce_from_query`` and the HTTP reply encoders, and
-``UDPTrackerResponder`` (BEP 15).  This module only adapts them to Twisted:
+The rules live in ``core.tracker`` (``registry`` re-exports them):
+``TrackerState`` (the swarms), ``announce_from_query`` and the HTTP reply
+encoders, ``UDPTrackerResponder`` (BEP 15) and ``RateLimiter``.  This module
+only adapts them to Twisted (``tracker.service.TrackerService`` runs them as
+the ``txbittorrent tracker`` process):
 
 * ``HTTPTrackerResource`` is a ``twisted.web`` resource answering
   ``announce`` and ``scrape`` below the point where it is mounted (at the
@@ -19,11 +21,17 @@ Decisions
 * The peer's address in the registry is the request's source address
   (``request.getClientAddress().host`` for HTTP, the datagram's sender for
   UDP).  A client's ``ip`` parameter (or the UDP IP address field) replaces
-  it only with ``trust_ip=True``, meant for a tracker behind a proxy or on a
-  private network.  Peers that all run on 127.0.0.1 need no trust: they
-  differ by the port they announce, which is what the registry records.
-* Refusals (a bad request, an unregistered torrent) are ``200 OK`` with a
-  ``failure reason``, as BitTorrent clients expect; an unknown path is a 404.
+  it only with ``trust_ip=True`` (anyone; tests and closed networks) or, for
+  HTTP, when the request comes from one of ``trusted_proxies``, whose last
+  ``X-Forwarded-For`` address is then the client's.  Otherwise a client
+  could have the tracker hand a victim's address to every peer.  Peers that
+  all run on 127.0.0.1 need no trust: they differ by the port they announce,
+  which is what the registry records.
+* Refusals (a bad request, an unregistered torrent, a rate limit, an
+  unknown passkey) are ``200 OK`` with a ``failure reason``, as BitTorrent
+  clients expect; a query over ``MAX_QUERY`` bytes is a 414 with one; an
+  unknown path is a 404 (in private mode, ``/announce`` without a passkey
+  too).
 * Every clock read goes through the injected ``clock``; the periodic sweep
   of idle peers is a ``LoopingCall`` on it, started by ``start_tracker``.
 * ``RunningTracker.stop()`` stops listening, aborts open HTTP connections
