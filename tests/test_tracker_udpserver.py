@@ -109,7 +109,7 @@ class UDPResponderTests(SynchronousTestCase):
         self.assertEqual(url_data_of(b"\x07"), b"")
 
     def test_private_passkey(self) -> None:
-        """In private mode the BEP 41 path must name a known passkey."""
+        """In private mode the BEP 41 path must name a known passkey; UDP scrapes are refused."""
         responder = UDPTrackerResponder(self.state, SECRET,
                                         passkeys={"goodkey": "alice"}.get)
         connection = self.connect()
@@ -123,6 +123,10 @@ class UDPResponderTests(SynchronousTestCase):
                 decode_announce_response(reply, 8)
             else:
                 self.assertRaises(UDPTrackerError, decode_announce_response, reply, 8)
+        reply = responder.datagram_received(
+            encode_scrape_request(connection, 9, [INFO_HASH]), HOST, PORT, NOW)
+        assert reply is not None
+        self.assertRaises(UDPTrackerError, decode_scrape_response, reply, 9, [INFO_HASH])
 
     def test_rate_limited(self) -> None:
         """An announce flood from one address hits the limit; the swarm sees only the allowed."""

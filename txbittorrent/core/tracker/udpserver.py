@@ -23,7 +23,9 @@ Decisions
 * BEP 41: options after the 98-byte announce are read (EndOfOptions, NOP,
   URLData); a malformed option list ends the reading, it never refuses the
   announce.  The URL data is the tracker URL's path and query: in private
-  mode its ``/<passkey>/announce`` names the user.
+  mode its ``/<passkey>/announce`` names the user.  A scrape carries no
+  options, so a private tracker refuses UDP scrapes (they would tell anyone
+  the counts of its torrents).
 * A scrape names 1..74 info hashes (``MAX_SCRAPE_HASHES``).
 * ``limiter`` (a ``RateLimiter``) counts announces and scrapes per source
   address; an announce over the limit gets an error, not a swarm update.
@@ -207,6 +209,8 @@ class UDPTrackerResponder:
         return encode_announce_response(transaction_id, response, ipv6=ipv6)
 
     def _scrape(self, data: bytes, transaction_id: int, now: float) -> bytes:
+        if self.passkeys is not None:
+            raise RequestRefused("private tracker: scrape over HTTP with a passkey")
         body = data[_HEADER.size :]
         count = len(body) // 20
         if not body or len(body) % 20 or count > MAX_SCRAPE_HASHES:
