@@ -205,3 +205,34 @@ class CompletedTests(SynchronousTestCase):
         state.announce(announce(left=0, event=AnnounceEvent.STARTED), 0)
         state.announce(announce(left=0), 1)
         self.assertEqual(state.scrape([INFO_HASH], 2), {INFO_HASH: ScrapeStats(1, 0, 0)})
+
+
+class UserLimitTests(SynchronousTestCase):
+    """max_torrents_per_user bounds the swarms a private user is in at once."""
+
+    def test_limit(self) -> None:
+        """A third torrent is refused at a limit of two; it opens again when one ends."""
+        state = TrackerState(random.Random(1), interval=100, max_torrents_per_user=2)
+        state.announce(announce(user="bob", info_hash=b"a" * 20), 0)
+        state.announce(announce(PEER_B, 2, user="bob", info_hash=b"b" * 20), 0)
+        state.announce(announce(user="bob", info_hash=b"a" * 20), 1)  # one it is in: fine
+        with self.assertRaises(RequestRefused) as caught:
+            state.announce(announce(PEER_C, 3, user="bob", info_hash=b"c" * 20), 1)
+        self.assertEqual(caught.exception.reason, "torrent limit reached")
+        state.announce(announce(PEER_C, 3, user="eve", info_hash=b"c" * 20), 1)  # another user
+        state.announce(announce(user="bob", info_hash=b"a" * 20,
+                                event=AnnounceEvent.STOPPED), 2)
+        state.announce(announce(PEER_C, 4, user="bob", info_hash=b"c" * 20), 3)
+        self.assertEqual(state.user_torrents("bob"), 2)
+
+    def test_bookkeeping(self) -> None:
+        """Expiry and eviction count a user's records out as well."""
+        state = TrackerState(random.Random(1), interval=100, max_swarms=2,
+                             max_torrents_per_user=5)
+        state.announce(announce(user="bob", info_hash=b"a" * 20), 0)
+        state.announce(announce(PEER_B, 2, user="bob", info_hash=b"a" * 20), 0)
+        state.announce(announce(user="bob", info_hash=b"b" * 20), 0)
+        state.announce(announce(PEER_C, 3, info_hash=b"c" * 20), 1)  # evicts a
+        self.assertEqual(state.user_torrents("bob"), 1)
+        state.expire(1000)
+        self.assertEqual((state.user_torrents("bob"), state.peer_count), (0, 0))

@@ -66,6 +66,8 @@ class TrackerServerConfig:
     max_total_peers: int = MAX_TOTAL_PEERS
     evict_swarms: bool = True
     """At ``max_swarms``, evict the least recently announced swarm (else refuse)."""
+    max_torrents_per_user: int | None = None
+    """Private mode: most swarms one user's peers may be in at once (``None``: no limit)."""
     tracker_id: bytes | None = None
     """The ``tracker id`` sent to HTTP clients (default: random per start)."""
     secret: bytes | None = None

@@ -112,6 +112,7 @@ class TrackerService(MultiService):
             max_peers=config.max_peers,
             max_total_peers=config.max_total_peers,
             evict_swarms=config.evict_swarms,
+            max_torrents_per_user=config.max_torrents_per_user,
             tracker_id=config.tracker_id
             or b"%016x" % self._rng.getrandbits(64),
             on_transfer=on_transfer,

@@ -43,6 +43,10 @@ Decisions
   from a peer not known as a seeder, or on any announce (``stopped``
   included) with ``left == 0`` from a peer last seen leeching: aria2 with
   ``--seed-time=0`` goes straight from leeching to ``stopped``.
+* ``max_torrents_per_user``: a private user's peers may be recorded in at
+  most that many swarms at once; an announce to one more is refused (its
+  ``stopped`` and those to swarms it is in are not).  Stale records count
+  until they expire.
 * Transfer accounting: for an announce with a ``user``, the growth of
   ``uploaded``/``downloaded`` since the same peer's previous announce (the
   whole figures for a peer not known yet; never negative: a client that
@@ -111,6 +115,7 @@ class PeerRecord:
     key: int | None = None
     uploaded: int = 0
     downloaded: int = 0
+    user: UserId | None = None
 
     @property
     def ipv6(self) -> bool:
@@ -180,7 +185,7 @@ class _Swarm:
         self.by_address[(record.ip, record.port)] = record.peer_id
         self.seeders += record.left == 0
 
-    def expire(self, before: float, *, full: bool) -> int:
+    def expire(self, before: float, *, full: bool) -> list[PeerRecord]:
         """Drop records last seen at or before ``before``; from the front only unless ``full``."""
         stale = []
         for peer_id, record in self.peers.items():
@@ -188,9 +193,7 @@ class _Swarm:
                 stale.append(peer_id)
             elif not full:
                 break
-        for peer_id in stale:
-            self.remove(peer_id)
-        return len(stale)
+        return [record for record in map(self.remove, stale) if record is not None]
 
     def stats(self) -> ScrapeStats:
         return ScrapeStats(
@@ -221,6 +224,7 @@ class TrackerState:
         max_peers: int = MAX_PEERS,
         max_total_peers: int = MAX_TOTAL_PEERS,
         evict_swarms: bool = True,
+        max_torrents_per_user: int | None = None,
         tracker_id: bytes | None = None,
         on_transfer: Callable[[TransferDelta], None] | None = None,
     ) -> None:
@@ -241,6 +245,7 @@ class TrackerState:
         self.max_peers = max_peers
         self.max_total_peers = max_total_peers
         self.evict_swarms = evict_swarms
+        self.max_torrents_per_user = max_torrents_per_user
         self.tracker_id = tracker_id
         self.on_transfer = on_transfer or _no_accounting
         self.evicted = 0
@@ -248,6 +253,7 @@ class TrackerState:
         self._rng = rng
         self._swarms: dict[bytes, _Swarm] = {}
         self._peer_count = 0
+        self._user_torrents: dict[UserId, dict[bytes, int]] = {}
 
     def __len__(self) -> int:
         """How many swarms have at least one peer or completed download."""
@@ -285,10 +291,12 @@ class TrackerState:
         ``ipv6`` limits the peers to one family (UDP replies carry only the
         family of the socket); ``None`` returns both."""
         stopping = request.event is AnnounceEvent.STOPPED
+        if not stopping:
+            self._check_user_limit(request)
         swarm = self._swarm(request.info_hash, create=not stopping)
         if swarm is None:
             return AnnounceResult(self.interval, self.min_interval, 0, 0, (), self.tracker_id)
-        self._peer_count -= swarm.expire(now - self.peer_timeout, full=False)
+        self._expire(request.info_hash, swarm, now, full=False)
         known = swarm.peers.get(request.peer_id)
         if (
             known is not None
@@ -297,7 +305,7 @@ class TrackerState:
             and (known.ip, known.port) != (request.ip, request.port)
         ):
             raise RequestRefused("peer_id in use by another peer")
-        old = self._remove(swarm, request.peer_id)
+        old = self._remove(request.info_hash, swarm, request.peer_id)
         self._account(request, old)
         if stopping:
             if self._completes(request, old):
@@ -308,15 +316,18 @@ class TrackerState:
             swarm.downloaded += 1
         other = swarm.by_address.get((request.ip, request.port))
         if other is not None:
-            self._remove(swarm, other)
+            self._remove(request.info_hash, swarm, other)
         if len(swarm.peers) < self.max_peers and self._peer_count < self.max_total_peers:
             swarm.add(
                 PeerRecord(
                     request.ip, request.port, request.peer_id, request.left, now,
-                    request.key, request.uploaded, request.downloaded,
+                    request.key, request.uploaded, request.downloaded, request.user,
                 )
             )
             self._peer_count += 1
+            if request.user is not None:
+                torrents = self._user_torrents.setdefault(request.user, {})
+                torrents[request.info_hash] = torrents.get(request.info_hash, 0) + 1
         wanted = self.default_numwant if request.numwant is None else request.numwant
         wanted = min(wanted, self.max_numwant)
         if not wanted:
@@ -339,7 +350,7 @@ class TrackerState:
         for info_hash in info_hashes:
             swarm = self._swarms.get(info_hash)
             if swarm is not None:
-                self._peer_count -= swarm.expire(now - self.peer_timeout, full=False)
+                self._expire(info_hash, swarm, now, full=False)
                 stats[info_hash] = swarm.stats()
             elif self.allowed is not None and info_hash in self.allowed:
                 stats[info_hash] = ScrapeStats(0, 0, 0)
@@ -352,7 +363,7 @@ class TrackerState:
             if len(stats) >= limit:
                 break
             swarm = self._swarms[info_hash]
-            self._peer_count -= swarm.expire(now - self.peer_timeout, full=False)
+            self._expire(info_hash, swarm, now, full=False)
             stats[info_hash] = swarm.stats()
         return stats
 
@@ -360,16 +371,46 @@ class TrackerState:
         """Forget every peer not seen for ``peer_timeout``, and empty swarms; return the count."""
         removed = 0
         for info_hash, swarm in list(self._swarms.items()):
-            removed += swarm.expire(now - self.peer_timeout, full=True)
+            removed += self._expire(info_hash, swarm, now, full=True)
             if not swarm.peers and not swarm.downloaded:
                 del self._swarms[info_hash]
-        self._peer_count -= removed
         return removed
 
-    def _remove(self, swarm: _Swarm, peer_id: bytes) -> PeerRecord | None:
+    def user_torrents(self, user: UserId) -> int:
+        """In how many swarms ``user`` has a recorded peer."""
+        return len(self._user_torrents.get(user, ()))
+
+    def _check_user_limit(self, request: Announce) -> None:
+        if request.user is None or self.max_torrents_per_user is None:
+            return
+        torrents = self._user_torrents.get(request.user, {})
+        if request.info_hash not in torrents and len(torrents) >= self.max_torrents_per_user:
+            raise RequestRefused("torrent limit reached")
+
+    def _expire(self, info_hash: bytes, swarm: _Swarm, now: float, *, full: bool) -> int:
+        stale = swarm.expire(now - self.peer_timeout, full=full)
+        for record in stale:
+            self._forgotten(info_hash, record)
+        return len(stale)
+
+    def _remove(self, info_hash: bytes, swarm: _Swarm, peer_id: bytes) -> PeerRecord | None:
         record = swarm.remove(peer_id)
-        self._peer_count -= record is not None
+        if record is not None:
+            self._forgotten(info_hash, record)
         return record
+
+    def _forgotten(self, info_hash: bytes, record: PeerRecord) -> None:
+        """Count ``record``, just removed from ``info_hash``'s swarm, out of the totals."""
+        self._peer_count -= 1
+        if record.user is None:
+            return
+        torrents = self._user_torrents[record.user]
+        if torrents[info_hash] <= 1:
+            del torrents[info_hash]
+            if not torrents:
+                del self._user_torrents[record.user]
+        else:
+            torrents[info_hash] -= 1
 
     @staticmethod
     def _completes(request: Announce, old: PeerRecord | None) -> bool:
@@ -404,7 +445,8 @@ class TrackerState:
                 if not self.evict_swarms:
                     raise RequestRefused("tracker is full")
                 oldest = next(iter(self._swarms))
-                self._peer_count -= len(self._swarms.pop(oldest).peers)
+                for record in self._swarms.pop(oldest).peers.values():
+                    self._forgotten(oldest, record)
                 self.evicted += 1
             swarm = self._swarms[info_hash] = _Swarm()
         return swarm
