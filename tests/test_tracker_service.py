@@ -25,6 +25,7 @@ from txbittorrent.core.tracker.announce import (
     TrackerFailure,
     announce_url,
 )
+from txbittorrent.core.tracker.stats import TrackerStats
 from txbittorrent.core.tracker.udp import encode_connect_request
 from txbittorrent.tracker.client import HTTPTrackerClient, UDPTrackerClient
 from txbittorrent.tracker.private import Passkeys, TransferLedger
@@ -313,3 +314,25 @@ class DualStackTests(ServiceCase):
         again = await udp6.announce(urls[2], request(PEER_B, 7002))
         self.assertEqual(again.peers6, ())  # UDP over IPv6 carries IPv6 peers only
         self.assertEqual(service.http_ports[1].getHost().host, "::1")
+
+
+class StatsHookTests(ServiceCase):
+    """The listeners count requests into the service's TrackerStats."""
+
+    def test_counts(self) -> Deferred[None]:
+        """HTTP and UDP announces, scrapes and refusals are counted by protocol."""
+        return ensureDeferred(self._counts())
+
+    async def _counts(self) -> None:
+        stats = TrackerStats(reactor.seconds)
+        service = await self.start(stats=stats)
+        http_url, udp_url = service.announce_urls()
+        await self.http.announce(http_url, request())
+        await self.http.scrape(http_url, [INFO_HASH])
+        await self.udp.announce(udp_url, request(PEER_B, 7002))
+        with self.assertRaises(TrackerFailure):
+            await self.http.announce(http_url, request(ip="bogus", event=None, port=0))
+        self.assertEqual(
+            [stats.total(kind, protocol) for kind in ("announce", "scrape", "error")
+             for protocol in ("http", "udp")],
+            [1, 1, 1, 0, 1, 0])

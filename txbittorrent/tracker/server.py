@@ -55,6 +55,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from txbittorrent.core.tracker.announce import encode_failure
+from txbittorrent.core.tracker.stats import TrackerStats, count_udp_reply
 from txbittorrent.core.tracker.registry import (
     DEFAULT_INTERVAL,
     MAX_FULL_SCRAPE,
@@ -109,7 +110,8 @@ class HTTPTrackerResource(Resource):
     ``ip=`` are believed (``trust_ip=True`` believes ``ip=`` from anyone, for
     tests and closed networks).  ``limiter`` counts requests per source
     address.  ``full_scrape`` allows a scrape without ``info_hash`` (the
-    ``full_scrape_limit`` most recently announced torrents)."""
+    ``full_scrape_limit`` most recently announced torrents).  ``stats``
+    counts each announce, scrape and refusal."""
 
     isLeaf = True
 
@@ -124,6 +126,7 @@ class HTTPTrackerResource(Resource):
         passkeys: Callable[[str], UserId | None] | None = None,
         full_scrape: bool = False,
         full_scrape_limit: int = MAX_FULL_SCRAPE,
+        stats: TrackerStats | None = None,
     ):
         super().__init__()  # type: ignore[no-untyped-call]
         self.state = state
@@ -134,6 +137,7 @@ class HTTPTrackerResource(Resource):
         self.passkeys = passkeys
         self.full_scrape = full_scrape
         self.full_scrape_limit = full_scrape_limit
+        self.stats = stats
 
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", b"text/plain")  # type: ignore[no-untyped-call]
@@ -156,9 +160,17 @@ class HTTPTrackerResource(Resource):
                 raise RequestRefused("rate limited")
             user = self._user(passkey)
             if what == b"announce":
-                return self._announce(query, host, trust, user, now)
-            return self._scrape(query, now)
+                body = self._announce(query, host, trust, user, now)
+                if self.stats is not None:
+                    self.stats.announce("http")
+                return body
+            body = self._scrape(query, now)
+            if self.stats is not None:
+                self.stats.scrape("http")
+            return body
         except RequestRefused as e:
+            if self.stats is not None:
+                self.stats.error("http")
             return encode_failure(e.reason)
 
     def _source(self, request: Request) -> tuple[str, bool]:
@@ -202,7 +214,8 @@ class HTTPTrackerResource(Resource):
 class UDPTrackerProtocol(DatagramProtocol):
     """BEP 15 for a ``TrackerState``; connection ids come from ``secret`` (16+ bytes).
 
-    ``limiter`` and ``passkeys`` as for ``UDPTrackerResponder``."""
+    ``limiter`` and ``passkeys`` as for ``UDPTrackerResponder``; ``stats``
+    counts each reply by its action."""
 
     def __init__(
         self,
@@ -213,11 +226,13 @@ class UDPTrackerProtocol(DatagramProtocol):
         trust_ip: bool = False,
         limiter: RateLimiter | None = None,
         passkeys: Callable[[str], UserId | None] | None = None,
+        stats: TrackerStats | None = None,
     ) -> None:
         self.responder = UDPTrackerResponder(
             state, secret, trust_ip=trust_ip, limiter=limiter, passkeys=passkeys
         )
         self._clock = clock
+        self.stats = stats
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         host, port = addr[0], addr[1]
@@ -225,6 +240,8 @@ class UDPTrackerProtocol(DatagramProtocol):
             reply = self.responder.datagram_received(datagram, host, port, self._clock.seconds())
         except ValueError:  # a source address we cannot make sense of
             return
+        if self.stats is not None:
+            count_udp_reply(self.stats, reply)
         transport: Any = self.transport
         if reply is not None and transport is not None:
             try:

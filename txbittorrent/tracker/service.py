@@ -21,7 +21,8 @@ may add child services too, started and stopped with it.
 Seams: ``passkeys`` (a ``PasskeyCheck``: private mode when given),
 ``on_transfer`` (each announce's ``TransferDelta`` of a private user),
 ``allowed`` (a container of allowed info hashes, overriding the config's
-whitelist: a ``set`` may be changed while running), ``reactor``, ``rng``.
+whitelist: a ``set`` may be changed while running), ``stats`` (a
+``TrackerStats`` the listeners count requests into), ``reactor``, ``rng``.
 
 Decisions
 ---------
@@ -47,6 +48,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from txbittorrent.core.tracker.registry import RateLimiter, TrackerState, TransferDelta
+from txbittorrent.core.tracker.stats import TrackerStats
 from txbittorrent.tracker.private import PasskeyCheck
 from txbittorrent.tracker.server import (
     HTTPTrackerResource,
@@ -91,6 +93,7 @@ class TrackerService(MultiService):
         passkeys: PasskeyCheck | None = None,
         on_transfer: Callable[[TransferDelta], None] | None = None,
         allowed: Container[bytes] | None = None,
+        stats: TrackerStats | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         if reactor is None:
@@ -119,6 +122,8 @@ class TrackerService(MultiService):
         )
         self.limiter = None if config.rate_limit is None else RateLimiter(config.rate_limit)
         self.passkeys = passkeys
+        self.stats = stats
+        """Counts requests by kind and protocol (``core.tracker.stats``), if given."""
         self.http_resource = HTTPTrackerResource(
             self.state,
             reactor,
@@ -127,6 +132,7 @@ class TrackerService(MultiService):
             passkeys=passkeys,
             full_scrape=config.full_scrape,
             full_scrape_limit=config.full_scrape_limit,
+            stats=stats,
         )
         self.site_root = TrackerRoot(self.http_resource)
         self.site = Site(self.site_root)  # type: ignore[no-untyped-call]
@@ -151,7 +157,7 @@ class TrackerService(MultiService):
             for interface in self.config.udp_interfaces:
                 protocol = UDPTrackerProtocol(
                     self.state, secret, self._reactor, limiter=self.limiter,
-                    passkeys=self.passkeys,
+                    passkeys=self.passkeys, stats=self.stats,
                 )
                 self.udp_ports.append(self._reactor.listenUDP(port, protocol, interface=interface))
         results = await DeferredList(
