@@ -69,6 +69,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--max-swarms", type=_positive, default=100_000, metavar="N",
                    help="most torrents tracked; the least recently announced is evicted"
                         " (default: %(default)s)")
+    p.add_argument("--db", metavar="FILE", default=None,
+                   help="an SQLite file for completed counts, users, passkeys, API keys"
+                        " and accounting; also serves the stats API at /api and /metrics"
+                        " (the first start prints the admin password once)")
+    p.add_argument("--private", action="store_true",
+                   help="announces need a user's passkey (/<passkey>/announce; needs --db)")
+    p.add_argument("--db-whitelist", action="store_true",
+                   help="serve only the info hashes whitelisted in the database,"
+                        " edited live through the API (needs --db)")
     p.add_argument("--log-format", choices=LOG_FORMATS, default="text",
                    help="the log on stderr (default: %(default)s)")
     p.set_defaults(run=run)
@@ -118,10 +127,15 @@ def run(args: argparse.Namespace) -> int:
     from twisted.internet import reactor as global_reactor
 
     from txbittorrent.commands.serve import start_logging
-    from txbittorrent.tracker.service import TrackerService
+    from txbittorrent.tracker.app import TrackerApp
 
     reactor: Any = global_reactor
-    service = TrackerService(config_of(args), reactor=reactor)
+    if (args.private or args.db_whitelist) and args.db is None:
+        print("txbittorrent tracker: error: --private and --db-whitelist need --db",
+              file=sys.stderr)
+        return 2
+    service = TrackerApp(config_of(args), db_path=args.db, private=args.private,
+                         db_whitelist=args.db_whitelist, reactor=reactor)
     outcome: dict[str, Any] = {"code": 0}
 
     def start() -> None:
@@ -129,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
         assert service.started is not None
 
         def ready(_: object) -> None:
-            for url in service.announce_urls():
+            assert service.tracker is not None
+            for url in service.tracker.announce_urls():
                 print(url, flush=True)
 
         def failed(failure: Any) -> None:
