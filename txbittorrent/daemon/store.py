@@ -39,14 +39,13 @@ import os
 import re
 import secrets
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 from ..errors import TxBitTorrentError
+from ..storage.sqlitefile import SQLiteFile
 
 __all__ = [
     "ApiToken",
@@ -281,89 +280,23 @@ def read_setting(path: str, key: str) -> Any:
         return None
 
 
-class StateStore:
+class StateStore(SQLiteFile):
     """The daemon's state in one SQLite file (see the module docstring).
 
-    Opening creates the file and migrates it to ``SCHEMA_VERSION``.
+    Opening creates the file and migrates it to ``SCHEMA_VERSION``
+    (``storage.sqlitefile.SQLiteFile``: WAL, one writer, a transaction per
+    change).
     """
+
+    error = StateStoreError
+    kind = "state database"
+    migrations = MIGRATIONS
 
     def __init__(
         self, path: str, token_bytes: Callable[[int], bytes] = secrets.token_bytes
     ) -> None:
-        self.path = path
         self._token_bytes = token_bytes
-        self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as e:
-            raise StateStoreError(f"cannot open state database {path}: {e}") from e
-        try:
-            self._db.execute("PRAGMA foreign_keys = ON")
-            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode != "wal":
-                raise StateStoreError(f"{path}: cannot use WAL journal mode (got {mode})")
-            self._db.execute("PRAGMA synchronous = FULL")
-            self._migrate()
-        except BaseException as e:
-            self._db.close()
-            if isinstance(e, sqlite3.Error):
-                raise StateStoreError(f"{path} is not a usable state database: {e}") from e
-            raise
-
-    # -- plumbing ---------------------------------------------------------
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; rolled back on any error."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as e:
-                raise StateStoreError(f"{self.path}: {e}") from e
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException as e:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                if isinstance(e, sqlite3.Error):
-                    raise StateStoreError(f"{self.path}: {e}") from e
-                raise
-
-    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        with self._lock:
-            try:
-                return self._db.execute(sql, args).fetchall()
-            except sqlite3.Error as e:
-                raise StateStoreError(f"{self.path}: {e}") from e
-
-    def _migrate(self) -> None:
-        with self._transaction() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = db.execute("SELECT version FROM schema_version").fetchone()
-            version = 0 if row is None else row[0]
-            if row is None:
-                db.execute("INSERT INTO schema_version (version) VALUES (0)")
-            if version > SCHEMA_VERSION:
-                raise StateStoreError(
-                    f"{self.path} has schema version {version}; this txbittorrent"
-                    f" knows versions up to {SCHEMA_VERSION}"
-                )
-            for script in MIGRATIONS[version:]:
-                # executescript would COMMIT; run the statements one by one.
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-            db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
-
-    def schema_version(self) -> int:
-        """The schema version of the open file."""
-        return int(self._query("SELECT version FROM schema_version")[0][0])
-
-    def close(self) -> None:
-        """Close the database (idempotent)."""
-        with self._lock:
-            self._db.close()
+        super().__init__(path)
 
     # -- torrents ---------------------------------------------------------
 

@@ -50,16 +50,13 @@ import hashlib
 import hmac
 import json
 import secrets
-import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..core.tracker.registry import TransferDelta
 from ..errors import TxBitTorrentError
+from ..storage.sqlitefile import SQLiteFile
 
 __all__ = [
     "Account", "ApiKey", "Batch", "PasswordHash", "IssuedKey", "MIGRATIONS", "SCHEMA_VERSION", "TorrentRow",
@@ -197,8 +194,12 @@ def _check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(candidate, bytes.fromhex(record["digest"]))
 
 
-class TrackerDB:
+class TrackerDB(SQLiteFile):
     """The tracker's SQLite file (see the module docstring)."""
+
+    error = TrackerDBError
+    kind = "tracker database"
+    migrations = MIGRATIONS
 
     def __init__(
         self,
@@ -208,72 +209,16 @@ class TrackerDB:
         pepper: bytes | None = None,
         max_torrents: int = 1_000_000,
     ) -> None:
-        self.path = path
         self.max_torrents = max_torrents
         self._token_bytes = token_bytes
-        self._lock = threading.Lock()
+        self._given_pepper = pepper
         self._pending = Batch()
-        try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as e:
-            raise TrackerDBError(f"cannot open tracker database {path}: {e}") from e
-        try:
-            self._db.execute("PRAGMA foreign_keys = ON")
-            if self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
-                raise TrackerDBError(f"{path}: cannot use WAL journal mode")
-            self._db.execute("PRAGMA synchronous = FULL")
-            self._migrate()
-            self._pepper = pepper if pepper is not None else self._stored_pepper()
-            self._load_caches()
-        except BaseException as e:
-            self._db.close()
-            if isinstance(e, sqlite3.Error):
-                raise TrackerDBError(f"{path} is not a usable tracker database: {e}") from e
-            raise
+        super().__init__(path)
 
-    # -- plumbing ---------------------------------------------------------
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as e:
-                raise TrackerDBError(f"{self.path}: {e}") from e
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException as e:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                if isinstance(e, sqlite3.Error):
-                    raise TrackerDBError(f"{self.path}: {e}") from e
-                raise
-
-    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        with self._lock:
-            try:
-                return self._db.execute(sql, args).fetchall()
-            except sqlite3.Error as e:
-                raise TrackerDBError(f"{self.path}: {e}") from e
-
-    def _migrate(self) -> None:
-        with self._transaction() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            row = db.execute("SELECT version FROM schema_version").fetchone()
-            version = 0 if row is None else row[0]
-            if row is None:
-                db.execute("INSERT INTO schema_version (version) VALUES (0)")
-            if version > SCHEMA_VERSION:
-                raise TrackerDBError(
-                    f"{self.path} has schema version {version}; this txbittorrent"
-                    f" knows versions up to {SCHEMA_VERSION}"
-                )
-            for script in MIGRATIONS[version:]:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-            db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+    def _opened(self) -> None:
+        given = self._given_pepper
+        self._pepper = given if given is not None else self._stored_pepper()
+        self._load_caches()
 
     def _stored_pepper(self) -> bytes:
         with self._transaction() as db:
@@ -304,13 +249,9 @@ class TrackerDB:
         self._key_digests = {digest: key_id for key_id, (digest, _) in self._keys.items()}
         self._torrent_rows = int(self._query("SELECT count(*) FROM torrents")[0][0])
 
-    def schema_version(self) -> int:
-        return int(self._query("SELECT version FROM schema_version")[0][0])
-
     def close(self) -> None:
         """Close the file (pending counters not flushed are lost: ``flush`` first)."""
-        with self._lock:
-            self._db.close()
+        super().close()
 
     # -- hot path: memory only --------------------------------------------
 
