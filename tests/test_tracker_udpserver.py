@@ -20,11 +20,8 @@ from txbittorrent.core.tracker.udp import (
     encode_scrape_request,
 )
 from txbittorrent.core.tracker.udpserver import MAX_DATAGRAM, UDPTrackerResponder, url_data_of
+from tests.trackerfakes import INFO_HASH, PEER_A, PEER_B, SECRET
 
-INFO_HASH = bytes.fromhex("c12fe1c06bba254a9dc9f519b335aa7c1367a88a")
-PEER_A = b"-TX0010-aaaaaaaaaaaa"
-PEER_B = b"-TX0010-bbbbbbbbbbbb"
-SECRET = b"0123456789abcdef"
 HOST, PORT = "127.0.0.1", 40000
 NOW = 1000.0
 
