@@ -101,6 +101,15 @@ class HTTPTrackerClientTests(SynchronousTestCase):
         self.assertEqual(query[b"event"], [b"started"])
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_ipv6_literal_host(self) -> None:
+        """A tracker URL with an IPv6 literal host (http://[::1]:port/) is
+        announced to (treq's IDNA step used to refuse "::1")."""
+        client = self.client(body(encode_announce_response(REPLY)))
+        d = self.announce(client, "http://[::1]:6969/announce")
+        self.assertEqual(self.successResultOf(d), REPLY)
+        [query] = self.resource.queries
+        self.assertEqual(query[b"info_hash"], [INFO_HASH])
+
     def test_dictionary_peers(self) -> None:
         """A reply with dictionary peers is parsed."""
         raw = encode({b"interval": 900, b"peers": [{b"ip": b"10.0.0.1", b"port": 6881,

@@ -72,6 +72,7 @@ from collections.abc import Iterable
 from typing import Any, Callable, Protocol
 from urllib.parse import urljoin, urlsplit
 
+from hyperlink import EncodedURL
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.protocol import connectionDone
 from twisted.internet.protocol import Protocol as StreamProtocol
@@ -131,6 +132,24 @@ class TrackerTimeoutError(TxBitTorrentError, TimeoutError):
 
 class TrackerConnectionError(TxBitTorrentError, ConnectionError):
     """The tracker could not be reached, or the connection broke mid-reply."""
+
+
+class _AsciiURI(EncodedURL):
+    """A URL already in URI form: treq's IRI-to-URI step is skipped (it
+    runs IDNA over the host, which refuses an IPv6 literal such as ``::1``)."""
+
+    def to_uri(self, *args: Any, **kwargs: Any) -> _AsciiURI:
+        return self
+
+
+def _target(url: str) -> Any:
+    """What to give treq for ``url``: itself, or for an IPv6-literal host
+    (``http://[::1]:6969/announce``) an ``_AsciiURI`` (our announce URLs
+    are ASCII: every byte of the query is escaped)."""
+    netloc = urlsplit(url).netloc
+    if netloc.rpartition("@")[2].startswith("[") and url.isascii():
+        return _AsciiURI.from_text(url)
+    return url
 
 
 class TrackerURLError(TxBitTorrentError, ValueError):
@@ -295,7 +314,7 @@ class HTTPTrackerClient:
         for _ in range(self.max_redirects + 1):
             try:
                 response = await client.get(
-                    url, allow_redirects=False, unbuffered=True, reactor=reactor
+                    _target(url), allow_redirects=False, unbuffered=True, reactor=reactor
                 )
             except (CancelledError, TxBitTorrentError):
                 raise
