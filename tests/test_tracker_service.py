@@ -294,7 +294,8 @@ class DualStackTests(ServiceCase):
     """Listeners on 127.0.0.1 and ::1 share one registry: peers6 and UDP over IPv6."""
 
     def test_ipv6_peers(self) -> Deferred[None]:
-        """An IPv6 peer (UDP over ::1) is given to an HTTP client in peers6, and back."""
+        """An IPv6 peer (UDP over ::1) is given to an HTTP client in peers6,
+        and an HTTP client over ::1 is answered too."""
         return ensureDeferred(self._dual())
 
     async def _dual(self) -> None:
@@ -314,6 +315,9 @@ class DualStackTests(ServiceCase):
         again = await udp6.announce(urls[2], request(PEER_B, 7002))
         self.assertEqual(again.peers6, ())  # UDP over IPv6 carries IPv6 peers only
         self.assertEqual(service.http_ports[1].getHost().host, "::1")
+        # HTTP over ::1 too: the peer is recorded under its IPv6 address
+        over_http6 = await self.http.announce(urls[1], request(b"-TX0010-dddddddddddd", 7003))
+        self.assertIn(("::1", 7002), over_http6.peers6)
 
 
 class StatsHookTests(ServiceCase):
