@@ -1,0 +1,258 @@
+"""Tests for txbittorrent.tracker.redisswarms (RedisSwarms) against a real redis-server on 127.0.0.1.
+
+Each test starts its own ``redis-server`` (Debian's package) on a free
+loopback port, with no persistence, in a temporary directory, and kills it
+at cleanup; the tests are skipped where the binary or txredisapi is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import select
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from typing import Any
+
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.trial.unittest import SkipTest, TestCase
+
+from txbittorrent.core.tracker.announce import AnnounceEvent, ScrapeStats
+from txbittorrent.core.tracker.redisform import decode_member, encode_member, parse_redis_url
+from txbittorrent.core.tracker.swarms import Announce, RequestRefused, TrackerState
+
+REDIS_SERVER = shutil.which("redis-server")
+INFO_HASH = bytes.fromhex("c12fe1c06bba254a9dc9f519b335aa7c1367a88a")
+OTHER_HASH = bytes(range(20))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """A throwaway ``redis-server`` on 127.0.0.1; ``url`` once started."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        self.directory = ""
+        self.url = ""
+
+    def start(self, deadline: float = 10.0) -> None:
+        if REDIS_SERVER is None:
+            raise SkipTest("redis-server is not installed")
+        try:
+            import txredisapi  # noqa: F401
+        except ImportError:
+            raise SkipTest("txredisapi is not installed") from None
+        self.directory = tempfile.mkdtemp(prefix="txbt-redis-")
+        port = _free_port()
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+             "--appendonly", "no", "--dir", self.directory, "--daemonize", "no",
+             "--loglevel", "notice"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        assert self.process.stdout is not None
+        seen = b""
+        end = time.monotonic() + deadline
+        while b"Ready to accept connections" not in seen:
+            left = end - time.monotonic()
+            ready, _, _ = select.select([self.process.stdout], [], [], max(left, 0))
+            chunk = os.read(self.process.stdout.fileno(), 4096) if ready else b""
+            if not chunk:
+                self.stop()
+                raise RuntimeError(f"redis-server did not start: {seen[-500:]!r}")
+            seen += chunk
+        self.url = f"redis://127.0.0.1:{port}/0"
+
+    def kill(self) -> None:
+        """Kill the server at once (no clean shutdown)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.kill()
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+            self.process = None
+        if self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = ""
+
+
+def start_redis(case: TestCase) -> RedisServer:
+    """A started ``RedisServer``, stopped at ``case``'s cleanup (or a SkipTest)."""
+    server = RedisServer()
+    server.start()
+    case.addCleanup(server.stop)
+    return server
+
+
+def announce(peer: int, *, port: int | None = None, ip: str = "127.0.0.1", left: int = 10,
+             **changes: Any) -> Announce:
+    fields: dict[str, Any] = dict(info_hash=INFO_HASH, peer_id=b"%020d" % peer, ip=ip,
+                                  port=port or 7000 + peer, left=left)
+    fields.update(changes)
+    return Announce(**fields)
+
+
+class RedisFormTests(TestCase):
+    """The sans-I/O half: URLs and members."""
+
+    def test_url(self) -> None:
+        """redis:// URLs give host, port, database and password; other schemes are refused."""
+        address = parse_redis_url("redis://:s%40cret@127.0.0.1:6380/2")
+        self.assertEqual((address.host, address.port, address.db, address.password),
+                         ("127.0.0.1", 6380, 2, "s@cret"))
+        self.assertEqual(parse_redis_url("redis://localhost").port, 6379)
+        for bad in ("http://x", "redis://", "redis://h/x"):
+            self.assertRaises(ValueError, parse_redis_url, bad)
+
+    def test_member(self) -> None:
+        """A member is the compact address then the peer_id, for both families."""
+        member = encode_member("10.0.0.1", 6881, b"p" * 20)
+        self.assertEqual(member, bytes([10, 0, 0, 1]) + (6881).to_bytes(2, "big") + b"p" * 20)
+        self.assertEqual(decode_member(member), ("10.0.0.1", 6881, b"p" * 20))
+        self.assertEqual(decode_member(encode_member("::1", 1, b"q" * 20)), ("::1", 1, b"q" * 20))
+        self.assertRaises(ValueError, decode_member, b"short")
+
+
+class RedisSwarmsTests(TestCase):
+    """RedisSwarms against a real redis-server."""
+
+    timeout = 30
+
+    def setUp(self) -> None:
+        self.server = start_redis(self)
+
+    def swarms(self, **options: Any) -> Any:
+        from txbittorrent.tracker.redisswarms import RedisSwarms
+
+        state = TrackerState(random.Random(1), interval=100, peer_timeout=200, **options)
+        swarms = RedisSwarms(state, self.server.url, rng=random.Random(2))
+        swarms.start()
+        self.addCleanup(swarms.stop)
+        return swarms
+
+    def test_announce_and_peers(self) -> Deferred[None]:
+        """A second peer gets the first; counts and the seeders-get-no-seeders rule hold."""
+        return ensureDeferred(self._peers())
+
+    async def _peers(self) -> None:
+        swarms = self.swarms()
+        first = await swarms.announce(announce(1), 1000.0)
+        self.assertEqual((first.complete, first.incomplete, first.peers), (0, 1, ()))
+        second = await swarms.announce(announce(2, left=0), 1001.0)
+        self.assertEqual([(p.ip, p.port, p.peer_id) for p in second.peers],
+                         [("127.0.0.1", 7001, b"%020d" % 1)])
+        self.assertEqual((second.complete, second.incomplete), (1, 1))
+        third = await swarms.announce(announce(3, left=0), 1002.0)
+        self.assertEqual([p.port for p in third.peers], [7001])  # not the other seeder
+        again = await swarms.announce(announce(1), 1003.0)
+        self.assertEqual(sorted(p.port for p in again.peers), [7002, 7003])
+        self.assertEqual((again.complete, again.incomplete), (2, 1))
+        self.assertEqual((await swarms.counters())["announces"], 4)
+
+    def test_stopped_and_numwant(self) -> Deferred[None]:
+        """stopped removes the peer; numwant is capped; the requester never gets itself."""
+        return ensureDeferred(self._stopped())
+
+    async def _stopped(self) -> None:
+        swarms = self.swarms(max_numwant=3)
+        for n in range(6):
+            await swarms.announce(announce(n), 1000.0 + n)
+        reply = await swarms.announce(announce(0, numwant=10**9), 1010.0)
+        self.assertEqual(len(reply.peers), 3)
+        self.assertNotIn(7000, [p.port for p in reply.peers])
+        stopped = await swarms.announce(announce(0, event=AnnounceEvent.STOPPED), 1011.0)
+        self.assertEqual((stopped.incomplete, stopped.peers), (5, ()))
+        self.assertEqual(await swarms.scrape([INFO_HASH], 1012.0),
+                         {INFO_HASH: ScrapeStats(0, 0, 5)})
+
+    def test_expiry(self) -> Deferred[None]:
+        """Peers older than peer_timeout are neither counted nor returned, and are removed."""
+        return ensureDeferred(self._expiry())
+
+    async def _expiry(self) -> None:
+        swarms = self.swarms()
+        await swarms.announce(announce(1), 1000.0)
+        await swarms.announce(announce(2), 1150.0)
+        self.assertEqual(await swarms.scrape([INFO_HASH], 1201.0),
+                         {INFO_HASH: ScrapeStats(0, 0, 1)})
+        reply = await swarms.announce(announce(3), 1201.0)
+        self.assertEqual([p.port for p in reply.peers], [7002])
+        members = await swarms.client.zrange(f"txbt:{INFO_HASH.hex()}:4:leechers")
+        self.assertEqual(sorted(decode_member(m)[1] for m in members), [7002, 7003])
+        ids = await swarms.client.hkeys(f"txbt:{INFO_HASH.hex()}:ids")
+        self.assertNotIn(b"%020d" % 1, ids)
+        self.assertEqual(await swarms.expire(1500.0), 1)
+        self.assertEqual(await swarms.scrape_all(1500.0), {})
+
+    def test_completed(self) -> Deferred[None]:
+        """completed, and left=0 from a known leecher, count once each; stopped at left=0 too."""
+        return ensureDeferred(self._completed())
+
+    async def _completed(self) -> None:
+        swarms = self.swarms()
+        await swarms.announce(announce(1), 1000.0)
+        await swarms.announce(announce(1, left=0, event=AnnounceEvent.COMPLETED), 1001.0)
+        await swarms.announce(announce(1, left=0, event=AnnounceEvent.COMPLETED), 1002.0)
+        await swarms.announce(announce(2), 1003.0)
+        await swarms.announce(announce(2, left=0, event=AnnounceEvent.STOPPED), 1004.0)
+        self.assertEqual(await swarms.completed(INFO_HASH), 2)
+        self.assertEqual(await swarms.scrape([INFO_HASH, OTHER_HASH], 1005.0),
+                         {INFO_HASH: ScrapeStats(1, 2, 0)})
+
+    def test_families(self) -> Deferred[None]:
+        """IPv4 and IPv6 peers live in their own sets; ipv6= limits the reply to one family."""
+        return ensureDeferred(self._families())
+
+    async def _families(self) -> None:
+        swarms = self.swarms()
+        await swarms.announce(announce(1), 1000.0)
+        await swarms.announce(announce(2, ip="::1"), 1001.0)
+        both = await swarms.announce(announce(3), 1002.0)
+        self.assertEqual(sorted(p.ip for p in both.peers), ["127.0.0.1", "::1"])
+        only6 = await swarms.announce(announce(4, ip="::1"), 1003.0, ipv6=True)
+        self.assertEqual([p.port for p in only6.peers], [7002])
+        only4 = await swarms.announce(announce(5), 1004.0, ipv6=False)
+        self.assertEqual(sorted(p.port for p in only4.peers), [7001, 7003])
+        self.assertEqual(await swarms.client.zcard(f"txbt:{INFO_HASH.hex()}:6:leechers"), 2)
+
+    def test_key_and_address_rules(self) -> Deferred[None]:
+        """A peer_id with a key cannot be moved without it; a new peer_id on an address replaces the old."""
+        return ensureDeferred(self._rules())
+
+    async def _rules(self) -> None:
+        swarms = self.swarms(allowed={INFO_HASH})
+        await swarms.announce(announce(1, key=0xABC), 1000.0)
+        with self.assertRaises(RequestRefused):
+            await swarms.announce(announce(1, port=9999, key=0xDEF), 1001.0)
+        moved = await swarms.announce(announce(1, port=9999, key=0xABC), 1002.0)
+        self.assertEqual(moved.incomplete, 1)
+        replaced = await swarms.announce(announce(2, port=9999), 1003.0)
+        self.assertEqual((replaced.incomplete, replaced.peers), (1, ()))
+        with self.assertRaises(RequestRefused) as caught:
+            await swarms.announce(announce(3, info_hash=OTHER_HASH), 1004.0)
+        self.assertEqual(caught.exception.reason, "unregistered torrent")
+        self.assertEqual(await swarms.scrape([OTHER_HASH], 1005.0), {})
+
+    def test_two_clients_share(self) -> Deferred[None]:
+        """Two RedisSwarms on one server (two processes' view) see each other's peers."""
+        return ensureDeferred(self._share())
+
+    async def _share(self) -> None:
+        one, two = self.swarms(), self.swarms()
+        await one.announce(announce(1), 1000.0)
+        reply = await two.announce(announce(2), 1001.0)
+        self.assertEqual([p.port for p in reply.peers], [7001])
+        self.assertEqual(await one.scrape([INFO_HASH], 1002.0), {INFO_HASH: ScrapeStats(0, 0, 2)})
+
