@@ -78,6 +78,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--db-whitelist", action="store_true",
                    help="serve only the info hashes whitelisted in the database,"
                         " edited live through the API (needs --db)")
+    p.add_argument("--redis", metavar="URL", default=None,
+                   help="keep the swarms and counters in this Redis server"
+                        " (redis://127.0.0.1:6379/0), shared by every tracker process using it;"
+                        " needs the [redis] extra (txredisapi); not with --private")
     p.add_argument("--log-format", choices=LOG_FORMATS, default="text",
                    help="the log on stderr (default: %(default)s)")
     p.set_defaults(run=run)
@@ -118,6 +122,7 @@ def config_of(args: argparse.Namespace) -> Any:
             trusted_proxies=tuple(args.trusted_proxy),
             rate_limit=args.rate_limit,
             max_swarms=args.max_swarms,
+            redis=args.redis,
         )
     except ValueError as e:
         raise TxBitTorrentError(str(e)) from None
@@ -133,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
     if (args.private or args.db_whitelist) and args.db is None:
         print("txbittorrent tracker: error: --private and --db-whitelist need --db",
               file=sys.stderr)
+        return 2
+    if args.private and args.redis is not None:
+        print("txbittorrent tracker: error: --private keeps its swarms in memory:"
+              " not with --redis", file=sys.stderr)
         return 2
     service = TrackerApp(config_of(args), db_path=args.db, private=args.private,
                          db_whitelist=args.db_whitelist, reactor=reactor)

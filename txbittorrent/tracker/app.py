@@ -20,6 +20,10 @@ nothing.  ``startService``:
   transfers to it; ``db_whitelist`` makes the database's whitelist (edited
   through the API, live) the tracker's.
 
+With ``config.redis`` the swarms and counters are shared through Redis
+(not in private mode); the API's torrent list and the recorder still read
+this process's ``TrackerState``, which then holds no peers.
+
 ``stopService`` stops the listeners, then the recorder (its last flush),
 then closes the database.
 """
@@ -61,6 +65,8 @@ class TrackerApp(MultiService):
         super().__init__()  # type: ignore[no-untyped-call]
         if (private or db_whitelist) and db_path is None:
             raise ValueError("private mode and a database whitelist need a database")
+        if private and config.redis is not None:
+            raise ValueError("private mode keeps its swarms in memory: not with Redis")
         self.config = config
         self.db_path = db_path
         self.private = private

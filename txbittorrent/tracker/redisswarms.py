@@ -11,7 +11,8 @@ intervals, ``tracker id``, ``peer_timeout``); its own swarms stay empty.
 Every method returns a ``Deferred``; a ``RequestRefused`` arrives as its
 failure.  The constructor opens nothing; ``start()`` connects (txredisapi
 reconnects by itself if the server goes away; commands then wait, and a
-reply that takes longer than ``reply_timeout`` fails); ``stop()``
+reply that takes longer than ``reply_timeout`` fails, and so does a command
+waiting longer for a connection, given a ``clock``); ``stop()``
 disconnects and fires once the connection is closed.
 
 Decisions
@@ -31,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 
 from txbittorrent.core.tracker.announce import ScrapeStats
 from txbittorrent.core.tracker.redisform import (
@@ -45,10 +46,12 @@ from txbittorrent.core.tracker.redisform import (
     scrape_result,
     wanted_peers,
 )
+from txbittorrent.errors import TxBitTorrentError
 from txbittorrent.core.tracker.swarms import (
     MAX_FULL_SCRAPE,
     Announce,
     AnnounceResult,
+    RequestRefused,
     Sampler,
     TrackerState,
 )
@@ -60,7 +63,11 @@ REPLY_TIMEOUT = 5
 
 
 def _connect(url: str, reply_timeout: int) -> Any:
-    import txredisapi
+    try:
+        import txredisapi
+    except ImportError:
+        raise TxBitTorrentError(
+            "Redis needs txredisapi: pip install 'txbittorrent[redis]'") from None
 
     address = parse_redis_url(url)
     return txredisapi.lazyConnection(
@@ -81,6 +88,7 @@ class RedisSwarms:
         prefix: str = DEFAULT_PREFIX,
         reply_timeout: int = REPLY_TIMEOUT,
         connect: Callable[[str, int], Any] = _connect,
+        clock: Any = None,
     ) -> None:
         parse_redis_url(url)  # fail early on a bad URL
         self.state = state
@@ -90,6 +98,14 @@ class RedisSwarms:
         self._reply_timeout = reply_timeout
         self._connect = connect
         self._client: Any = None
+        self._clock = clock
+
+    def _call(self, d: Deferred[Any]) -> Deferred[Any]:
+        """``d`` failing after ``reply_timeout`` seconds on ``clock`` (if one was given):
+        a command waiting for a lost connection does not hang its request."""
+        if self._clock is not None:
+            d.addTimeout(self._reply_timeout, self._clock)
+        return d
 
     def start(self) -> None:
         """Connect (lazily: commands wait for the connection)."""
@@ -116,12 +132,10 @@ class RedisSwarms:
         """Record ``request`` at ``now`` in Redis and choose peers for it."""
         try:
             keys, args = announce_call(self.state, self.prefix, request, now, ipv6)
-        except Exception as e:
-            from twisted.internet.defer import fail
-
+        except RequestRefused as e:
             return fail(e)
         numwant = wanted_peers(self.state, request)
-        d: Deferred[Any] = self.client.eval(ANNOUNCE_SCRIPT, keys, args)
+        d = self._call(self.client.eval(ANNOUNCE_SCRIPT, keys, args))
         return d.addCallback(
             lambda reply: announce_result(self.state, reply, self._rng, numwant, now)
         )
@@ -132,14 +146,14 @@ class RedisSwarms:
         if not hashes:
             return succeed({})
         keys, args = scrape_call(self.prefix, hashes, now - self.state.peer_timeout)
-        d: Deferred[Any] = self.client.eval(SCRAPE_SCRIPT, keys, args)
+        d = self._call(self.client.eval(SCRAPE_SCRIPT, keys, args))
         return d.addCallback(lambda reply: scrape_result(self.state, hashes, reply))
 
     def scrape_all(
         self, now: float, limit: int = MAX_FULL_SCRAPE
     ) -> Deferred[dict[bytes, ScrapeStats]]:
         """Counts of the ``limit`` most recently announced swarms (a full scrape)."""
-        d: Deferred[Any] = self.client.zrevrange(f"{self.prefix}:swarms", 0, limit - 1)
+        d = self._call(self.client.zrevrange(f"{self.prefix}:swarms", 0, limit - 1))
         return d.addCallback(lambda hashes: self.scrape(list(hashes), now))
 
     def expire(self, now: float) -> Deferred[int]:
@@ -147,7 +161,7 @@ class RedisSwarms:
 
         Members within live swarms expire at each announce to them."""
         cutoff = "%.6f" % (now - self.state.peer_timeout)
-        d: Deferred[Any] = self.client.zremrangebyscore(f"{self.prefix}:swarms", "-inf", cutoff)
+        d = self._call(self.client.zremrangebyscore(f"{self.prefix}:swarms", "-inf", cutoff))
         return d.addCallback(int)
 
     def counters(self) -> Deferred[dict[str, int]]:

@@ -36,13 +36,23 @@ Decisions
   of idle peers is a ``LoopingCall`` on it, started by ``start_tracker``.
 * ``RunningTracker.stop()`` stops listening, aborts open HTTP connections
   and fires once they are all gone, so tests end with a clean reactor.
+* An asynchronous swarm store (``swarms=``, a ``SwarmStore`` such as
+  ``tracker.redisswarms.RedisSwarms``) makes announces and scrapes answer
+  later: the HTTP resource returns ``NOT_DONE_YET`` and writes the body
+  when the store's Deferred fires (nothing if the client left); the UDP
+  protocol lets the responder check and parse the datagram as usual, with
+  a stand-in for its ``TrackerState`` that stops it at the swarm lookup
+  and hands the request over, then encodes the store's answer.  A store
+  failure other than a refusal is logged and answered with a failure
+  reason.  Without ``swarms`` every request is answered synchronously, as
+  before.
 """
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -52,15 +62,22 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from txbittorrent.core.tracker.announce import encode_failure
+from txbittorrent.core.tracker.announce import AnnounceResponse, ScrapeStats, encode_failure
+from txbittorrent.core.tracker.udp import (
+    encode_announce_response,
+    encode_error,
+    encode_scrape_response,
+)
 from txbittorrent.core.tracker.stats import TrackerStats, count_udp_reply
 from txbittorrent.core.tracker.registry import (
     DEFAULT_INTERVAL,
     MAX_FULL_SCRAPE,
     MAX_QUERY,
     RateLimiter,
+    Announce,
+    AnnounceResult,
     RequestRefused,
     TrackerState,
     UDPTrackerResponder,
@@ -74,9 +91,25 @@ from txbittorrent.core.tracker.registry import (
     split_tracker_path,
 )
 
-__all__ = ["HTTPTrackerResource", "UDPTrackerProtocol", "RunningTracker", "start_tracker"]
+__all__ = [
+    "HTTPTrackerResource", "UDPTrackerProtocol", "RunningTracker", "SwarmStore", "start_tracker",
+]
 
 _log = Logger()
+STORE_FAILURE = "tracker storage unavailable"
+"""The failure reason sent when an asynchronous swarm store fails."""
+
+
+class SwarmStore(Protocol):
+    """Swarms kept elsewhere (``RedisSwarms``): ``TrackerState``'s answers, later."""
+
+    def announce(
+        self, request: Announce, now: float, *, ipv6: bool | None = None
+    ) -> Deferred[AnnounceResult]: ...
+
+    def scrape(self, info_hashes: Sequence[bytes], now: float) -> Deferred[dict[bytes, ScrapeStats]]: ...
+
+    def scrape_all(self, now: float, limit: int = ...) -> Deferred[dict[bytes, ScrapeStats]]: ...
 
 
 class Clock(Protocol):
@@ -127,9 +160,11 @@ class HTTPTrackerResource(Resource):
         full_scrape: bool = False,
         full_scrape_limit: int = MAX_FULL_SCRAPE,
         stats: TrackerStats | None = None,
+        swarms: SwarmStore | None = None,
     ):
         super().__init__()  # type: ignore[no-untyped-call]
         self.state = state
+        self.swarms = swarms
         self._clock = clock
         self.trust_ip = trust_ip
         self.trusted_proxies = frozenset(canonical_ip(a) for a in trusted_proxies)
@@ -139,7 +174,7 @@ class HTTPTrackerResource(Resource):
         self.full_scrape_limit = full_scrape_limit
         self.stats = stats
 
-    def render_GET(self, request: Request) -> bytes:
+    def render_GET(self, request: Request) -> bytes | int:
         request.setHeader(b"content-type", b"text/plain")  # type: ignore[no-untyped-call]
         request.setHeader(b"cache-control", b"no-cache")  # type: ignore[no-untyped-call]
         try:
@@ -161,17 +196,50 @@ class HTTPTrackerResource(Resource):
             user = self._user(passkey)
             if what == b"announce":
                 body = self._announce(query, host, trust, user, now)
-                if self.stats is not None:
-                    self.stats.announce("http")
-                return body
-            body = self._scrape(query, now)
-            if self.stats is not None:
-                self.stats.scrape("http")
+            else:
+                body = self._scrape(query, now)
+            if isinstance(body, Deferred):
+                return self._reply_later(request, body, what)
+            self._count(what)
             return body
         except RequestRefused as e:
             if self.stats is not None:
                 self.stats.error("http")
             return encode_failure(e.reason)
+
+    def _count(self, what: bytes) -> None:
+        if self.stats is not None:
+            if what == b"announce":
+                self.stats.announce("http")
+            else:
+                self.stats.scrape("http")
+
+    def _reply_later(self, request: Request, body: Deferred[bytes], what: bytes) -> int:
+        """Write ``body`` once it fires (a failure reason if it fails); ``NOT_DONE_YET``."""
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+
+        def answered(data: bytes) -> bytes:
+            self._count(what)
+            return data
+
+        def failed(failure: Any) -> bytes:
+            if self.stats is not None:
+                self.stats.error("http")
+            if failure.check(RequestRefused):
+                return encode_failure(failure.value.reason)
+            _log.failure("tracker swarm store", failure)
+            return encode_failure(STORE_FAILURE)
+
+        def write(data: bytes) -> None:
+            if not gone:
+                request.write(data)  # type: ignore[no-untyped-call]
+                request.finish()  # type: ignore[no-untyped-call]
+
+        body.addCallbacks(answered, failed).addCallback(write).addErrback(
+            lambda f: _log.failure("writing a tracker reply", f)
+        )
+        return NOT_DONE_YET
 
     def _source(self, request: Request) -> tuple[str, bool]:
         """(the client's address, whether its ip= is believed)."""
@@ -199,23 +267,52 @@ class HTTPTrackerResource(Resource):
 
     def _announce(
         self, query: bytes, host: str, trust: bool, user: UserId | None, now: float
-    ) -> bytes:
+    ) -> bytes | Deferred[bytes]:
         announce = announce_from_query(parse_query(query), host, trust_ip=trust, user=user)
+        if self.swarms is not None:
+            later = self.swarms.announce(announce, now)
+            return later.addCallback(lambda result: encode_http_announce(announce, result))
         result = self.state.announce(announce, now)
         return encode_http_announce(announce, result)
 
-    def _scrape(self, query: bytes, now: float) -> bytes:
+    def _scrape(self, query: bytes, now: float) -> bytes | Deferred[bytes]:
         hashes = scrape_hashes_from_query(parse_query(query), allow_full=self.full_scrape)
+        if self.swarms is not None:
+            if not hashes:
+                return self.swarms.scrape_all(now, self.full_scrape_limit).addCallback(
+                    encode_http_scrape)
+            return self.swarms.scrape(hashes, now).addCallback(encode_http_scrape)
         if not hashes:
             return encode_http_scrape(self.state.scrape_all(now, self.full_scrape_limit))
         return encode_http_scrape(self.state.scrape(hashes, now))
+
+
+class _Handover(Exception):
+    """Raised by ``_Deferring`` to take a checked request out of the responder."""
+
+    def __init__(self, announce: Announce | None, ipv6: bool, hashes: list[bytes]) -> None:
+        super().__init__()
+        self.announce = announce
+        self.ipv6 = ipv6
+        self.hashes = hashes
+
+
+class _Deferring:
+    """Stands in for the responder's ``TrackerState`` when the swarms answer later."""
+
+    def announce(self, request: Announce, now: float, *, ipv6: bool | None = None) -> Any:
+        raise _Handover(request, bool(ipv6), [])
+
+    def scrape(self, info_hashes: Sequence[bytes], now: float) -> Any:
+        raise _Handover(None, False, list(info_hashes))
 
 
 class UDPTrackerProtocol(DatagramProtocol):
     """BEP 15 for a ``TrackerState``; connection ids come from ``secret`` (16+ bytes).
 
     ``limiter`` and ``passkeys`` as for ``UDPTrackerResponder``; ``stats``
-    counts each reply by its action."""
+    counts each reply by its action; ``swarms`` answers announces and
+    scrapes later (see the module docstring)."""
 
     def __init__(
         self,
@@ -227,19 +324,53 @@ class UDPTrackerProtocol(DatagramProtocol):
         limiter: RateLimiter | None = None,
         passkeys: Callable[[str], UserId | None] | None = None,
         stats: TrackerStats | None = None,
+        swarms: SwarmStore | None = None,
     ) -> None:
         self.responder = UDPTrackerResponder(
-            state, secret, trust_ip=trust_ip, limiter=limiter, passkeys=passkeys
+            state if swarms is None else _Deferring(),  # type: ignore[arg-type]
+            secret, trust_ip=trust_ip, limiter=limiter, passkeys=passkeys,
         )
         self._clock = clock
         self.stats = stats
+        self.swarms = swarms
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         host, port = addr[0], addr[1]
+        now = self._clock.seconds()
         try:
-            reply = self.responder.datagram_received(datagram, host, port, self._clock.seconds())
+            reply = self.responder.datagram_received(datagram, host, port, now)
         except ValueError:  # a source address we cannot make sense of
             return
+        except _Handover as handover:
+            self._answer_later(handover, datagram[12:16], addr, now)
+            return
+        self._send(reply, addr)
+
+    def _answer_later(self, handover: _Handover, transaction: bytes, addr: Any,
+                      now: float) -> None:
+        assert self.swarms is not None
+        transaction_id = int.from_bytes(transaction, "big")
+        request = handover.announce
+        if request is not None:
+            ipv6 = handover.ipv6
+            d: Deferred[bytes] = self.swarms.announce(request, now, ipv6=ipv6).addCallback(
+                lambda result: _udp_announce_reply(transaction_id, result, ipv6))
+        else:
+            hashes = handover.hashes
+            d = self.swarms.scrape(hashes, now).addCallback(
+                lambda stats: encode_scrape_response(
+                    transaction_id, (stats.get(h, ScrapeStats(0, 0, 0)) for h in hashes)))
+
+        def failed(failure: Any) -> bytes:
+            if failure.check(RequestRefused):
+                return encode_error(transaction_id, failure.value.reason)
+            _log.failure("tracker swarm store", failure)
+            return encode_error(transaction_id, STORE_FAILURE)
+
+        d.addErrback(failed).addCallback(self._send, addr).addErrback(
+            lambda f: _log.failure("sending a tracker reply", f))
+
+    def _send(self, reply: bytes | None, addr: Any) -> None:
         if self.stats is not None:
             count_udp_reply(self.stats, reply)
         transport: Any = self.transport
@@ -248,6 +379,19 @@ class UDPTrackerProtocol(DatagramProtocol):
                 transport.write(reply, addr)
             except OSError as e:
                 _log.info("UDP tracker: reply to {addr} failed: {e}", addr=addr, e=e)
+
+
+def _udp_announce_reply(transaction_id: int, result: AnnounceResult, ipv6: bool) -> bytes:
+    """A BEP 15 announce reply: the peers of the socket's family only."""
+    peers = tuple((p.ip, p.port) for p in result.peers)
+    response = AnnounceResponse(
+        interval=result.interval,
+        complete=result.complete,
+        incomplete=result.incomplete,
+        peers=() if ipv6 else peers,
+        peers6=peers if ipv6 else (),
+    )
+    return encode_announce_response(transaction_id, response, ipv6=ipv6)
 
 
 class _ConnectionTracker(WrappingFactory):

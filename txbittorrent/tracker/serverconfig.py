@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from txbittorrent.core.tracker.redisform import parse_redis_url
 from txbittorrent.core.tracker.registry import (
     DEFAULT_INTERVAL,
     DEFAULT_NUMWANT,
@@ -74,6 +75,9 @@ class TrackerServerConfig:
     """Keys the UDP connection ids (16+ bytes; default: random per start)."""
     sweep_interval: float = 60.0
     """Seconds between sweeps that forget idle peers."""
+    redis: str | None = None
+    """A ``redis://host:port/db`` URL: the swarms and counters live there, shared by
+    every tracker process using it (``tracker.redisswarms``); ``None``: in memory."""
 
     def __post_init__(self) -> None:
         if not self.http and not self.udp_ports:
@@ -94,6 +98,8 @@ class TrackerServerConfig:
             raise ValueError("UDP port out of range")
         if self.secret is not None and len(self.secret) < 16:
             raise ValueError("the secret must be at least 16 bytes")
+        if self.redis is not None:
+            parse_redis_url(self.redis)
 
 
 def load_whitelist(text: str) -> frozenset[bytes]:

@@ -24,6 +24,13 @@ Seams: ``passkeys`` (a ``PasskeyCheck``: private mode when given),
 whitelist: a ``set`` may be changed while running), ``stats`` (a
 ``TrackerStats`` the listeners count requests into), ``reactor``, ``rng``.
 
+With ``config.redis`` the swarms and counters live in that Redis server
+(``tracker.redisswarms.RedisSwarms``, connected at start, disconnected after
+the listeners close), shared with every other tracker process using it; the
+``TrackerState`` then keeps only the rules, and the sweep also trims the
+shared swarm index.  Private mode keeps per-process state and is refused
+with Redis.
+
 Decisions
 ---------
 * UDP ignores the announce's IP field always: a UDP source address can be
@@ -50,6 +57,7 @@ from twisted.web.server import Request, Site
 from txbittorrent.core.tracker.registry import RateLimiter, TrackerState, TransferDelta
 from txbittorrent.core.tracker.stats import TrackerStats
 from txbittorrent.tracker.private import PasskeyCheck
+from txbittorrent.tracker.redisswarms import RedisSwarms
 from txbittorrent.tracker.server import (
     HTTPTrackerResource,
     UDPTrackerProtocol,
@@ -96,6 +104,8 @@ class TrackerService(MultiService):
         stats: TrackerStats | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
+        if config.redis is not None and passkeys is not None:
+            raise ValueError("private mode keeps its swarms in memory: not with Redis")
         if reactor is None:
             from twisted.internet import reactor as global_reactor
 
@@ -124,6 +134,10 @@ class TrackerService(MultiService):
         self.passkeys = passkeys
         self.stats = stats
         """Counts requests by kind and protocol (``core.tracker.stats``), if given."""
+        self.swarms: RedisSwarms | None = None
+        """The shared swarms in Redis, with ``config.redis``."""
+        if config.redis is not None:
+            self.swarms = RedisSwarms(self.state, config.redis, rng=self._rng, clock=reactor)
         self.http_resource = HTTPTrackerResource(
             self.state,
             reactor,
@@ -133,6 +147,7 @@ class TrackerService(MultiService):
             full_scrape=config.full_scrape,
             full_scrape_limit=config.full_scrape_limit,
             stats=stats,
+            swarms=self.swarms,
         )
         self.site_root = TrackerRoot(self.http_resource)
         self.site = Site(self.site_root)  # type: ignore[no-untyped-call]
@@ -153,11 +168,13 @@ class TrackerService(MultiService):
 
     async def _start(self) -> None:
         secret = self.config.secret or os.urandom(32)
+        if self.swarms is not None:
+            self.swarms.start()
         for port in self.config.udp_ports:
             for interface in self.config.udp_interfaces:
                 protocol = UDPTrackerProtocol(
                     self.state, secret, self._reactor, limiter=self.limiter,
-                    passkeys=self.passkeys, stats=self.stats,
+                    passkeys=self.passkeys, stats=self.stats, swarms=self.swarms,
                 )
                 self.udp_ports.append(self._reactor.listenUDP(port, protocol, interface=interface))
         results = await DeferredList(
@@ -173,7 +190,7 @@ class TrackerService(MultiService):
                 failures.append(value)
         if failures:
             failures[0].raiseException()
-        sweep = self._sweep = LoopingCall(lambda: self.state.expire(self._reactor.seconds()))
+        sweep = self._sweep = LoopingCall(self._expire)
         sweep.clock = self._reactor
         sweep.start(self.config.sweep_interval, now=False)
         _log.info(
@@ -181,6 +198,15 @@ class TrackerService(MultiService):
             http=", ".join(_describe(p) for p in self.http_ports) or "none",
             udp=", ".join(_describe(p) for p in self.udp_ports) or "none",
         )
+
+    def _expire(self) -> Deferred[None] | None:
+        now = self._reactor.seconds()
+        self.state.expire(now)
+        if self.swarms is None:
+            return None
+        d = self.swarms.expire(now).addErrback(
+            lambda f: _log.failure("sweeping the Redis swarms", f))
+        return d.addCallback(lambda _: None)
 
     def _start_failed(self, failure: Any) -> Any:
         if self._sweep is not None and self._sweep.running:
@@ -206,6 +232,9 @@ class TrackerService(MultiService):
             [maybeDeferred(p.stopListening) for p in ports] + [self._connections.close_all()],
             consumeErrors=True,
         )
+        swarms = self.swarms
+        if swarms is not None:
+            d.addBoth(lambda _: swarms.stop())
         return d.addCallback(lambda _: None)
 
     def announce_urls(self) -> list[str]:
