@@ -106,7 +106,7 @@ _MEMORY_COLUMNS = (("bytes_per_peer", "bytes/peer", 0, False), ("peers", "peers"
 
 
 def _part_lines(part: dict[str, Any], columns: Sequence[tuple[str, str, int, bool]],
-                per_run: str) -> list[str]:
+                per_run: str, ratio_keys: Sequence[str]) -> list[str]:
     width = max([20, *(len(n) for n in part["results"])])
     header = f"{'tracker':<{width}}" + "".join(f"{title:>14}" for _, title, _, _ in columns)
     lines = [header + "    ok  per run"]
@@ -122,9 +122,9 @@ def _part_lines(part: dict[str, Any], columns: Sequence[tuple[str, str, int, boo
         lines.append(f"{name:<{width}}" + "".join(
             f"{_bounds(by_figure[key], d, p):>14}" for key, _, d, p in columns))
     for label, values in part["ratios"].items():
-        lines.append(f"{label}: " + ", ".join(
-            f"{title} {_num(values.get(key), 2)}" for key, title, _, _ in columns[:3]
-            if key in values))
+        lines.append(f"{label} (of the medians): " + ", ".join(
+            f"{title} {_num(values.get(key), 2)}" for key, title, _, _ in columns
+            if key in ratio_keys))
     return lines
 
 
@@ -140,12 +140,18 @@ def table(report: dict[str, Any]) -> str:
         f"opentracker: {report['opentracker']}",
         f"redis backend: {report['redis']}",
     ]
+    if "http" in report or "udp" in report:
+        lines += ["per CPU s: valid replies per CPU second of the tracker (all its threads); "
+                  "load gen CPU near 100%:", "  the generator set the pace, and that tracker's "
+                  "announces/s is a lower bound"]
     for part, title in (("http", "HTTP announces"), ("udp", "UDP announces (BEP 15)")):
         if part in report:
             lines += ["", f"{title}: valid replies per second, medians over the runs",
-                      *_part_lines(report[part], _LOAD_COLUMNS, "per_s")]
+                      *_part_lines(report[part], _LOAD_COLUMNS, "per_s",
+                                  ("per_s", "per_cpu_s"))]
     if "memory" in report:
         lines += ["", f"memory per tracked peer: RSS growth after {cfg['peers']} distinct peers "
                   "announced (UDP, started), divided by the peers answered",
-                  *_part_lines(report["memory"], _MEMORY_COLUMNS, "bytes_per_peer")]
+                  *_part_lines(report["memory"], _MEMORY_COLUMNS, "bytes_per_peer",
+                              ("bytes_per_peer",))]
     return "\n".join(lines)

@@ -283,8 +283,8 @@ class TableTests(SynchronousTestCase):
         self.assertIn("UDP announces (BEP 15)", text)
         self.assertNotIn("HTTP announces", text)
         self.assertIn("failed(died)", text)
-        self.assertIn("txbittorrent/opentracker: announces/s 0.12", text)
-        self.assertIn("txbittorrent/opentracker: bytes/peer 10.00", text)
+        self.assertIn("txbittorrent/opentracker (of the medians): announces/s 0.12, per CPU s 0.12", text)
+        self.assertIn("txbittorrent/opentracker (of the medians): bytes/peer 10.00", text)
         self.assertIn("redis backend: not available", text)
         self.assertIn("500-500", text)
 
