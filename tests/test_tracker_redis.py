@@ -104,6 +104,32 @@ def announce(peer: int, *, port: int | None = None, ip: str = "127.0.0.1", left:
     return Announce(**fields)
 
 
+class TrackerCommandRedisTests(TestCase):
+    """``txbittorrent tracker --redis URL``."""
+
+    def parse(self, *argv: str) -> Any:
+        from txbittorrent.commands.cli import build_parser
+
+        return build_parser().parse_args(["tracker", *argv])
+
+    def test_option(self) -> None:
+        """--redis goes into the config; a URL that is not redis:// is an error."""
+        from txbittorrent.commands.tracker import config_of
+        from txbittorrent.errors import TxBitTorrentError
+
+        self.assertIsNone(config_of(self.parse()).redis)
+        url = "redis://127.0.0.1:6390/2"
+        self.assertEqual(config_of(self.parse("--redis", url)).redis, url)
+        self.assertRaises(TxBitTorrentError, config_of, self.parse("--redis", "http://x/"))
+
+    def test_private_refused(self) -> None:
+        """--private with --redis exits 2 before starting anything."""
+        from txbittorrent.commands.tracker import run
+
+        args = self.parse("--db", "unused.db", "--private", "--redis", "redis://127.0.0.1/0")
+        self.assertEqual(run(args), 2)
+
+
 class RedisFormTests(TestCase):
     """The sans-I/O half: URLs and members."""
 

@@ -1,8 +1,9 @@
 """Two tracker services sharing one real redis-server, over HTTP and UDP on 127.0.0.1.
 
-The services run in this process (each with its own listeners, rules and
-Redis connection, as two ``txbittorrent tracker --redis URL`` processes
-would); the server is started by the test and killed at cleanup.
+``SharedRedisTests`` runs the services in this process (each with its own
+listeners, rules and Redis connection); ``TrackerProcessesTests`` runs two
+``txbittorrent tracker --redis URL`` child processes and SIGKILLs one.  The
+Redis server is started by the test and killed at cleanup.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import random
 from typing import Any
 
 from treq.client import HTTPClient
-from twisted.internet import reactor
+from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
@@ -27,6 +28,7 @@ from txbittorrent.tracker.client import HTTPTrackerClient, UDPTrackerClient
 from txbittorrent.tracker.service import TrackerService
 from txbittorrent.tracker.serverconfig import TrackerServerConfig
 
+from tests.integration.children import Child, spawn_child
 from tests.test_tracker_redis import start_redis
 
 INFO_HASH = bytes.fromhex("c12fe1c06bba254a9dc9f519b335aa7c1367a88a")
@@ -120,3 +122,45 @@ class TrackerAppRedisTests(TestCase):
             TrackerApp(config, db_path="x.db", private=True)
         with self.assertRaises(ValueError):
             TrackerServerConfig(redis="http://127.0.0.1/")
+
+
+class TrackerProcessesTests(TestCase):
+    """Two ``txbittorrent tracker --redis`` processes: one SIGKILLed, the other serves on."""
+
+    timeout = 60
+
+    async def child(self, url: str) -> tuple[Child, list[str]]:
+        child = spawn_child(self, ["-m", "txbittorrent.commands.cli", "tracker",
+                                   "--http", "tcp:0:interface=127.0.0.1", "--udp", "0",
+                                   "--redis", url])
+        waited = 0.0
+        while child.stdout().count("\n") < 2:
+            self.assertTrue(child.running, f"the tracker ended early:\n{child.stderr()}")
+            self.assertLess(waited, 30, f"the tracker printed no URLs:\n{child.stderr()}")
+            await task.deferLater(reactor, 0.1, lambda: None)
+            waited += 0.1
+        return child, child.stdout().split()
+
+    def test_kill_one(self) -> Deferred[None]:
+        """A peer announced to one process is returned by the other, also after the first is killed."""
+        return ensureDeferred(self._kill())
+
+    async def _kill(self) -> None:
+        redis = start_redis(self)
+        (first, (http1, udp1)), (second, (http2, udp2)) = (
+            await self.child(redis.url), await self.child(redis.url))
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        http = HTTPTrackerClient(HTTPClient(Agent(reactor, pool=pool)), reactor, timeout=10)
+        udp = UDPTrackerClient(reactor, random.Random(4), interface4="127.0.0.1")
+        udp.start()
+        self.addCleanup(udp.stop)
+        await http.announce(http1, request(1, event=AnnounceEvent.STARTED))
+        reply = await udp.announce(udp2, request(2))
+        self.assertEqual(reply.peers, (("127.0.0.1", 7001),))
+        await first.kill()
+        reply = await http.announce(http2, request(3))
+        self.assertEqual(sorted(reply.peers), [("127.0.0.1", 7001), ("127.0.0.1", 7002)])
+        self.assertEqual(await udp.scrape(udp2, [INFO_HASH]),
+                         {INFO_HASH: ScrapeStats(complete=0, downloaded=0, incomplete=3)})
+        second.terminate()
+        self.assertEqual(await second.ended, 0, second.stderr())
