@@ -271,6 +271,20 @@ class RedisSwarmsTests(TestCase):
         self.assertEqual(caught.exception.reason, "unregistered torrent")
         self.assertEqual(await swarms.scrape([OTHER_HASH], 1005.0), {})
 
+    def test_concurrent(self) -> Deferred[None]:
+        """Two hundred announces in flight at once on one connection are all answered right."""
+        return ensureDeferred(self._concurrent())
+
+    async def _concurrent(self) -> None:
+        from twisted.internet.defer import gatherResults
+
+        swarms = self.swarms()
+        results = await gatherResults(
+            [swarms.announce(announce(n, numwant=0), 1000.0) for n in range(200)])
+        self.assertEqual(sorted(r.incomplete for r in results), list(range(1, 201)))
+        self.assertEqual(await swarms.scrape([INFO_HASH], 1001.0),
+                         {INFO_HASH: ScrapeStats(0, 0, 200)})
+
     def test_two_clients_share(self) -> Deferred[None]:
         """Two RedisSwarms on one server (two processes' view) see each other's peers."""
         return ensureDeferred(self._share())
