@@ -102,7 +102,7 @@ class SharedRedisTests(TestCase):
     async def _gone(self) -> None:
         service = await self.tracker(1)
         assert service.swarms is not None
-        service.swarms._reply_timeout = 2
+        service.swarms.reply_timeout = 2
         http_url = service.announce_urls()[0]
         await self.http.announce(http_url, request(1))
         self.redis.kill()

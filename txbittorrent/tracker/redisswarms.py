@@ -95,7 +95,7 @@ class RedisSwarms:
         self.url = url
         self.prefix = prefix
         self._rng = rng
-        self._reply_timeout = reply_timeout
+        self.reply_timeout = reply_timeout
         self._connect = connect
         self._client: Any = None
         self._clock = clock
@@ -104,13 +104,13 @@ class RedisSwarms:
         """``d`` failing after ``reply_timeout`` seconds on ``clock`` (if one was given):
         a command waiting for a lost connection does not hang its request."""
         if self._clock is not None:
-            d.addTimeout(self._reply_timeout, self._clock)
+            d.addTimeout(self.reply_timeout, self._clock)
         return d
 
     def start(self) -> None:
         """Connect (lazily: commands wait for the connection)."""
         if self._client is None:
-            self._client = self._connect(self.url, self._reply_timeout)
+            self._client = self._connect(self.url, self.reply_timeout)
 
     def stop(self) -> Deferred[None]:
         """Disconnect; fire once the connection is closed."""

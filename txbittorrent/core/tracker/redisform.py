@@ -31,6 +31,10 @@ Decisions
   each announce, so a swarm nobody announces to vanishes by itself; the
   sweep trims ``<p>:swarms``.  No process owns a swarm: every process's
   announces clean what they touch.
+* chihaya's Redis storage keeps hashes (peer -> last announce) per info hash,
+  family and role, and a periodic collector that reads every swarm; sorted
+  sets make expiry a range delete, and one script per announce makes it
+  atomic and one round trip instead of several commands.
 * The scripts return candidates (``ZRANDMEMBER`` of each allowed set, at
   most ``numwant + 1`` each); the final choice uses the caller's rng, so
   randomness stays injected.  Seeders get no seeders; the requester is
