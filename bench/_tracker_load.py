@@ -24,7 +24,8 @@ instructions per request), one process pinned to its own core.
 * HTTP: ``clients`` connections, one request in flight on each, kept alive
   while the server keeps them open; a server that closes after each reply
   (opentracker does) is seen once and then every request gets a fresh
-  connection (counted as ``connects``).
+  connection (``connects`` counts the connections, UDP connect requests,
+  opened in the window).
 * fill: one UDP socket sending ``fill_plan`` once, ``depth`` in flight.
 
 It says ``{"event": "ready"}`` once its requests are built, then after the
@@ -259,7 +260,8 @@ class _UDPClient:
         self.connecting = (transaction_id, now)
         self.connection_id = None
         self.pending.clear()
-        self.counts.connects += 1
+        if self.counts.counting:
+            self.counts.connects += 1
         self.sock.send(_UDP_HEADER.pack(PROTOCOL_ID, 0, transaction_id))
 
     def send_one(self, now: float) -> bool:
@@ -342,7 +344,8 @@ class _HTTPClient:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.connect_ex(self.address)
-        self.counts.connects += 1
+        if self.counts.counting:
+            self.counts.connects += 1
         self.answered_here = 0
         self.sent_at = now
         self.selector.register(sock, selectors.EVENT_WRITE, self)
