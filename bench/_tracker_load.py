@@ -185,28 +185,66 @@ def valid_http_body(body: bytes) -> bool:
     return isinstance(peers, list) or (isinstance(peers, bytes) and len(peers) % 6 == 0)
 
 
+def _dechunk(buffer: bytes, pos: int) -> tuple[int, bytes] | None:
+    """(the end, the body) of a chunked body starting at ``pos``; None while
+    incomplete; ValueError if malformed."""
+    body = bytearray()
+    while True:
+        line_end = buffer.find(b"\r\n", pos)
+        if line_end < 0:
+            return None
+        size = int(buffer[pos:line_end].split(b";")[0], 16)
+        pos = line_end + 2
+        if size == 0:
+            while True:  # trailer lines, up to an empty one
+                line_end = buffer.find(b"\r\n", pos)
+                if line_end < 0:
+                    return None
+                if line_end == pos:
+                    return pos + 2, bytes(body)
+                pos = line_end + 2
+        if len(buffer) < pos + size + 2:
+            return None
+        body += buffer[pos : pos + size]
+        pos += size + 2
+
+
 def parse_http_response(buffer: bytes) -> tuple[int, bool, bool, bytes] | None:
     """(bytes used, ok, keep alive, body) of the first whole response in
-    ``buffer``; None while it is incomplete.  ok: status 200 and a valid body."""
+    ``buffer`` (Content-Length or chunked); None while it is incomplete.  ok:
+    status 200 and a valid body.  A malformed response uses the whole buffer,
+    not ok and not kept alive."""
     end = buffer.find(b"\r\n\r\n")
     if end < 0:
         return None
     head = buffer[:end].decode("latin-1").lower().split("\r\n")
     length = None
+    chunked = False
     keep = head[0].startswith("http/1.1")
-    for line in head[1:]:
-        name, _, value = line.partition(":")
-        if name == "content-length":
-            length = int(value)
-        elif name == "connection":
-            keep = "close" not in value
-    if length is None:
-        return None  # both trackers send a length; without one, wait for the close
-    if len(buffer) < end + 4 + length:
-        return None
-    body = buffer[end + 4 : end + 4 + length]
+    try:
+        for line in head[1:]:
+            name, _, value = line.partition(":")
+            if name == "content-length":
+                length = int(value)
+            elif name == "transfer-encoding":
+                chunked = "chunked" in value
+            elif name == "connection":
+                keep = "close" not in value
+        if chunked:
+            found = _dechunk(buffer, end + 4)
+            if found is None:
+                return None
+            used, body = found
+        elif length is not None:
+            if len(buffer) < end + 4 + length:
+                return None
+            used, body = end + 4 + length, buffer[end + 4 : end + 4 + length]
+        else:
+            return None  # both trackers send a length or chunks; else wait for the close
+    except ValueError:
+        return len(buffer), False, False, b""
     ok = head[0].split()[1:2] == ["200"] and valid_http_body(body)
-    return end + 4 + length, ok, keep, body
+    return used, ok, keep, body
 
 
 # -- the generator ---------------------------------------------------------------------

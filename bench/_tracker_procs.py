@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 
-from bench._common import LOOPBACK
+from bench._common import LOOPBACK, ROOT, child_env
 from bench._tracker_load import http_request, udp_body, valid_http_body, valid_udp_reply
 from txbittorrent.core.tracker.announce import AnnounceEvent, AnnounceRequest
 from txbittorrent.core.tracker.udp import PROTOCOL_ID
@@ -114,12 +114,14 @@ def probe(http_port: int, udp_port: int, info_hash: bytes, timeout: float,
 
 
 def redis_available() -> tuple[bool, str]:
-    """(whether ours can run on Redis here, why not)."""
+    """(whether ours can run on Redis here, why not); asks this checkout's
+    ``txbittorrent``, as the benchmark's children run it."""
     if shutil.which("redis-server") is None:
         return False, "redis-server is not installed"
     try:
         done = subprocess.run([sys.executable, "-m", "txbittorrent", "tracker", "--help"],
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=60, cwd=ROOT,
+                              env=child_env())
     except (OSError, subprocess.TimeoutExpired) as e:
         return False, f"txbittorrent tracker --help failed: {e}"
     if "--redis" not in done.stdout:

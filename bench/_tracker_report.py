@@ -41,6 +41,8 @@ def load_figures(raw: Result, tracker_cpu_seconds: float | None) -> Result:
     out["tracker_cpu_seconds"] = tracker_cpu_seconds
     if seconds <= 0 or valid <= 0:
         out["ok"] = False
+        out.setdefault("note", f"no valid reply: {raw.get('invalid', 0)} invalid, "
+                               f"{raw.get('lost', 0)} lost")
         return out
     out["ok"] = True
     out["per_s"] = valid / seconds

@@ -30,7 +30,8 @@ from bench._tracker_load import (
     whitelist_text,
     zipf_cum_weights,
 )
-from bench._tracker_procs import RATE_LIMIT, redis_argv, tracker_argv
+import bench._tracker_procs as procs
+from bench._tracker_procs import RATE_LIMIT, redis_argv, redis_available, tracker_argv
 from bench._tracker_report import (
     LOAD_FIGURES,
     MEMORY_FIGURES,
@@ -177,6 +178,20 @@ class ValidReplyTests(SynchronousTestCase):
         refused = response.replace(b"200 OK", b"400 Bad")
         self.assertEqual(parse_http_response(refused)[1], False)  # type: ignore[index]
 
+    def test_http_chunked(self) -> None:
+        """A chunked body (Twisted's for a reply written later) is put together;
+        incomplete is None; a bad chunk size is a failure that ends the connection."""
+        body = b"d8:intervali1800e5:peers0:e"
+        chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"a\r\n" + body[:10] + b"\r\n" + b"%x\r\n" % (len(body) - 10)
+                   + body[10:] + b"\r\n0\r\n\r\n")
+        self.assertEqual(parse_http_response(chunked + b"HTTP"),
+                         (len(chunked), True, True, body))
+        for cut in (len(chunked) - 1, len(chunked) - 3, len(chunked) - 10):
+            self.assertIsNone(parse_http_response(chunked[:cut]))
+        bad = chunked.replace(b"a\r\n", b"zz\r\n")
+        self.assertEqual(parse_http_response(bad), (len(bad), False, False, b""))
+
 
 class ArgvTests(SynchronousTestCase):
     """The processes' command lines."""
@@ -199,6 +214,29 @@ class ArgvTests(SynchronousTestCase):
         self.assertEqual(tracker_argv(OURS, 1, 2, "w", "d", None, 10)[0:2][1], "-m")
         redis = tracker_argv(OURS, 1, 2, "w", "d", None, 10, "redis://127.0.0.1:7/0")
         self.assertEqual(redis[-2:], ["--redis", "redis://127.0.0.1:7/0"])
+
+    def test_redis_available(self) -> None:
+        """The Redis figure needs both redis-server and our --redis option."""
+        helps: list[str] = []
+
+        class Done:
+            def __init__(self, stdout: str) -> None:
+                self.stdout = stdout
+
+        def run(argv: list[str], **kwargs: Any) -> Done:
+            helps.append(" ".join(argv[1:]))
+            return Done(helps_text[0])
+
+        helps_text = ["usage: txbittorrent tracker [--db FILE]"]
+        self.patch(procs.subprocess, "run", run)
+        self.patch(procs.shutil, "which", lambda name: None)
+        self.assertEqual(redis_available(), (False, "redis-server is not installed"))
+        self.patch(procs.shutil, "which", lambda name: "/usr/bin/" + name)
+        self.assertEqual(redis_available(),
+                         (False, "txbittorrent tracker has no --redis option yet"))
+        self.assertEqual(helps, ["-m txbittorrent tracker --help"])
+        helps_text[0] = "usage: txbittorrent tracker [--redis URL]"
+        self.assertEqual(redis_available(), (True, ""))
 
     def test_redis(self) -> None:
         """redis-server on loopback without persistence."""
@@ -297,24 +335,31 @@ class BenchTrackerSmallTests(BenchRunCase):
     @defer.inlineCallbacks
     def test_small_run(self) -> Any:
         """It exits 0 with every window and fill ok, a ratio when opentracker
-        is here (ours alone otherwise), and nothing left behind."""
+        is here (ours alone otherwise), the Redis backend or the reason it is
+        not available, and nothing left behind."""
         out = os.path.abspath(self.mktemp())
         stdout, stderr, code = yield self.run_bench(
             "bench.tracker", "--runs", "1", "--duration", "0.5", "--warmup", "0.2",
-            "--peers", "300", "--torrents", "20", "--plan-size", "2000", "--json", out,
+            "--peers", "300", "--torrents", "20", "--plan-size", "2000", "--redis",
+            "--json", out,
         )
         self.assertEqual(code, 0, (stdout + stderr).decode(errors="replace"))
         with open(out) as f:
             report = json.load(f)
         have_ot = shutil.which("opentracker") is not None
+        have_redis = redis_available()[0]
+        expected = {OURS} | ({OPENTRACKER} if have_ot else set()) | (
+            {REDIS} if have_redis else set())
         for part in ("http", "udp", "memory"):
             results = report[part]["results"]
-            self.assertEqual(set(results), {OURS, OPENTRACKER} if have_ot else {OURS})
+            self.assertEqual(set(results), expected)
             for name, runs in results.items():
                 self.assertEqual([r["ok"] for r in runs], [True], (part, name))
-            self.assertEqual(bool(report[part]["ratios"]), have_ot)
+            self.assertEqual(f"{OURS}/{OPENTRACKER}" in report[part]["ratios"], have_ot)
+            self.assertEqual(f"{REDIS}/{OURS}" in report[part]["ratios"], have_redis)
         self.assertEqual(report["memory"]["results"][OURS][0]["peers"], 300)
-        self.assertIn(b"redis backend: not asked", stdout)
+        if not have_redis:
+            self.assertIn(b"redis backend: not available", stdout + stderr)
         self.assertFalse(os.path.exists(report["workdir"]))
         for pid in report["pids"]:
             self.assertRaises(ProcessLookupError, os.kill, pid, 0)
