@@ -32,8 +32,9 @@ Medians over the runs with their spread (min-max) and the ratios ours /
 opentracker.  Without opentracker, ours runs alone (no ratio).  With
 ``--redis``, when ``txbittorrent tracker`` has ``--redis`` and a
 ``redis-server`` exists, ours also runs on a redis-server the benchmark
-starts (loopback, no persistence, flushed before each run; its RSS growth
-is added to the memory figure).  A run in which a tracker failed counts in
+starts afresh for each run (loopback, no persistence, on the tracker's
+CPU: its CPU time is added to the tracker's, its RSS growth to the memory
+figure).  A run in which a tracker failed counts in
 no median and makes the exit status 1.
 """
 
@@ -123,18 +124,30 @@ class TrackerBench:
             f.write(whitelist_text(self.hashes))
         os.chmod(self.whitelist, 0o644)
 
-    def start_redis(self) -> None:
-        directory = os.path.join(self.root, "redis")
+    def start_redis(self, run: int) -> None:
+        """A fresh redis-server for this run's measurement (its RSS starts afresh)."""
+        directory = os.path.join(self.root, f"redis-{run}")
         os.makedirs(directory)
         self.redis_port = free_port()
         self.redis = self.children.start(
             "redis-server", redis_argv(self.redis_port, directory, self.tracker_cpu),
             messages=False)
         if not redis_flush(self.redis_port):
-            raise TrackerFailed(f"redis-server did not answer: {tail(self.redis.log_path)}")
+            redis, self.redis, self.redis_port = self.redis, None, None
+            redis.stop()
+            raise TrackerFailed(f"redis-server did not answer: {tail(redis.log_path)}")
+
+    def _cpu(self, tracker: Child) -> float | None:
+        """CPU seconds the tracker (and its redis-server, if any) used so far."""
+        used = proc_cpu(tracker.pid)
+        if used is not None and self.redis is not None:
+            extra = proc_cpu(self.redis.pid)
+            used = None if extra is None else used + extra
+        return used
 
     def _load(self, spec: dict[str, Any], tracker: Child) -> tuple[Result, float | None]:
-        """Run the generator; its result and the tracker's CPU seconds over the window."""
+        """Run the generator; its result and the tracker's CPU seconds over the
+        window (with its redis-server's)."""
         load = self.children.start_role("load", dict(spec, cpu=self.load_cpu),
                                         name=f"load-{spec['mode']}")
         timeout = START_TIMEOUT + float(spec.get("warmup", 0)) + float(spec.get("timeout", 0))
@@ -144,10 +157,10 @@ class TrackerBench:
             if message is None:
                 raise TrackerFailed(f"the load generator stopped: {tail(load.log_path)}")
             if message["event"] == "start":
-                cpu0 = proc_cpu(tracker.pid)
+                cpu0 = self._cpu(tracker)
                 timeout = START_TIMEOUT + float(spec.get("duration", 0))
             elif message["event"] == "result":
-                cpu1 = proc_cpu(tracker.pid)
+                cpu1 = self._cpu(tracker)
                 load.wait(10.0)
                 used = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
                 return message, used
@@ -155,16 +168,18 @@ class TrackerBench:
     def measure(self, name: str, run: int) -> dict[str, Result]:
         """One tracker's memory, HTTP and UDP figures in a fresh process."""
         http_port, udp_port = free_port(), free_udp_port()
-        redis_url = None
+        out: dict[str, Result] = {}
         if name == REDIS:
-            assert self.redis_port is not None
-            redis_flush(self.redis_port)
-            redis_url = f"redis://{LOOPBACK}:{self.redis_port}/0"
+            try:
+                self.start_redis(run)
+            except TrackerFailed as e:
+                self._failed(name, e, out)
+                return out
+        redis_url = None if self.redis_port is None else f"redis://{LOOPBACK}:{self.redis_port}/0"
         argv = tracker_argv(name if name == OPENTRACKER else OURS, http_port, udp_port,
                             self.whitelist, self.root, self.tracker_cpu, self.args.torrents,
-                            redis_url)
+                            redis_url if name == REDIS else None)
         tracker = self.children.start(name, argv, messages=False)
-        out: dict[str, Result] = {}
         try:
             if not probe(http_port, udp_port, self.hashes[0], START_TIMEOUT,
                          alive=lambda: not tracker.exited()):
@@ -189,13 +204,21 @@ class TrackerBench:
                 raw, cpu = self._load(spec, tracker)
                 out[part] = load_figures(raw, cpu)
         except TrackerFailed as e:
-            note = str(e).splitlines()[0][:200]
-            for part in ("memory", *PARTS):
-                out.setdefault(part, {"ok": False, "note": note})
-            print(f"{name}: {e}", file=sys.stderr)
+            self._failed(name, e, out)
         finally:
             tracker.stop()
+            if self.redis is not None:
+                self.redis.stop()
+                self.redis = None
+                self.redis_port = None
         return out
+
+    @staticmethod
+    def _failed(name: str, error: Exception, out: dict[str, Result]) -> None:
+        note = str(error).splitlines()[0][:200]
+        for part in ("memory", *PARTS):
+            out.setdefault(part, {"ok": False, "note": note})
+        print(f"{name}: {error}", file=sys.stderr)
 
     def _redis_rss(self) -> int | None:
         if self.redis is None:
@@ -213,7 +236,9 @@ def run(args: argparse.Namespace) -> int:
     redis_note = "not asked (--redis)"
     if args.redis:
         ok, why = redis_available()
-        redis_note = "redis-server on 127.0.0.1, no persistence" if ok else f"not available ({why})"
+        redis_note = ("a fresh redis-server a run on 127.0.0.1, no persistence, on the tracker's "
+                      "CPU (its CPU and RSS counted with the tracker's)" if ok
+                      else f"not available ({why})")
         if ok:
             trackers.append(REDIS)
         else:
@@ -224,8 +249,6 @@ def run(args: argparse.Namespace) -> int:
         bench = TrackerBench(args, root, children)
         try:
             bench.prepare()
-            if REDIS in trackers:
-                bench.start_redis()
             for n in range(args.runs):
                 for name in trackers[::-1] if n % 2 else trackers:
                     results[name].append(bench.measure(name, n))
