@@ -257,11 +257,13 @@ class _Counts:
         self.lost = 0
         self.connects = 0
         self.counting = False
+        self.slowest = 0.0
 
-    def reply(self, ok: bool) -> None:
+    def reply(self, ok: bool, latency: float = 0.0) -> None:
         if self.counting:
             if ok:
                 self.valid += 1
+                self.slowest = max(self.slowest, latency)
             else:
                 self.invalid += 1
 
@@ -332,8 +334,9 @@ class _UDPClient:
                         self.connection_id = connection_id
                 continue
             transaction_id = valid_udp_reply(data)
-            if transaction_id is not None and self.pending.pop(transaction_id, None) is not None:
-                self.counts.reply(True)
+            sent = None if transaction_id is None else self.pending.pop(transaction_id, None)
+            if sent is not None:
+                self.counts.reply(True, now - sent)
             else:
                 self.counts.reply(False)
                 if len(data) >= 8 and data[:4] == b"\x00\x00\x00\x03":  # an error packet
@@ -433,7 +436,7 @@ class _HTTPClient:
         if parsed is None:
             return
         used, ok, keep, _ = parsed
-        self.counts.reply(ok)
+        self.counts.reply(ok, now - self.sent_at)
         self.answered_here += 1
         self.buffer = self.buffer[used:]
         if keep and _HTTPClient.reuse:
@@ -464,6 +467,7 @@ def _window(spec: dict[str, Any], counts: _Counts, step: Any) -> dict[str, Any]:
     counts.counting = False
     return {"valid": counts.valid, "invalid": counts.invalid, "lost": counts.lost,
             "connects": counts.connects, "seconds": seconds,
+            "slowest_ms": round(1e3 * counts.slowest, 1),
             "generator_cpu": _cpu() - cpu0}
 
 

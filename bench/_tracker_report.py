@@ -25,9 +25,10 @@ OURS = "txbittorrent"
 OPENTRACKER = "opentracker"
 REDIS = "txbittorrent+redis"
 
-LOAD_FIGURES = ("per_s", "tracker_cpu", "per_cpu_s", "generator_cpu")
+LOAD_FIGURES = ("per_s", "tracker_cpu", "per_cpu_s", "generator_cpu", "slowest_ms")
 """Per window: valid announce replies per second, the tracker's CPU share of
-one core, valid replies per CPU second of the tracker, the generator's CPU share."""
+one core, valid replies per CPU second of the tracker, the generator's CPU
+share, and the slowest valid reply (ms from sending the request)."""
 MEMORY_FIGURES = ("bytes_per_peer", "peers")
 """Per fill: RSS growth (tracker, plus redis-server's for the Redis backend)
 per peer answered, and how many peers were answered."""
@@ -102,8 +103,11 @@ def _bounds(value: Sequence[float] | None, digits: int, percent: bool = False) -
     return f"{_num(value[0], digits, percent)}-{_num(value[1], digits, percent)}"
 
 
-_LOAD_COLUMNS = (("per_s", "announces/s", 0, False), ("tracker_cpu", "tracker CPU", 0, True),
-                 ("per_cpu_s", "per CPU s", 0, False), ("generator_cpu", "load gen CPU", 0, True))
+_LOAD_COLUMNS = (
+    ("per_s", "announces/s", 0, False), ("tracker_cpu", "tracker CPU", 0, True),
+    ("per_cpu_s", "per CPU s", 0, False), ("generator_cpu", "load gen CPU", 0, True),
+    ("slowest_ms", "slowest ms", 0, False),
+)
 _MEMORY_COLUMNS = (("bytes_per_peer", "bytes/peer", 0, False), ("peers", "peers", 0, False))
 
 

@@ -304,7 +304,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="info hashes, the whitelist of both trackers (default 1000)")
     p.add_argument("--zipf", type=float, default=1.0,
                    help="Zipf exponent of the torrents' popularity (0: uniform; default 1)")
-    p.add_argument("--slots", type=int, default=64, help="peers per torrent in the load (default 64)")
+    p.add_argument("--slots", type=int, default=64,
+                   help="peers per torrent in the load (default 64)")
     p.add_argument("--clients", type=int, default=16,
                    help="UDP client addresses / HTTP connections per depth (default 16)")
     p.add_argument("--depth", type=int, default=4,

@@ -248,7 +248,7 @@ class ArgvTests(SynchronousTestCase):
 
 def _load(valid: int, seconds: float = 2.0, cpu: float | None = 1.0) -> dict[str, Any]:
     return load_figures({"valid": valid, "invalid": 0, "lost": 0, "seconds": seconds,
-                         "generator_cpu": 0.5}, cpu)
+                         "generator_cpu": 0.5, "slowest_ms": 12.5}, cpu)
 
 
 class FiguresTests(SynchronousTestCase):
@@ -321,10 +321,13 @@ class TableTests(SynchronousTestCase):
         self.assertIn("UDP announces (BEP 15)", text)
         self.assertNotIn("HTTP announces", text)
         self.assertIn("failed(died)", text)
-        self.assertIn("txbittorrent/opentracker (of the medians): announces/s 0.12, per CPU s 0.12", text)
+        self.assertIn("txbittorrent/opentracker (of the medians): "
+                      "announces/s 0.12, per CPU s 0.12", text)
         self.assertIn("txbittorrent/opentracker (of the medians): bytes/peer 10.00", text)
         self.assertIn("redis backend: not available", text)
         self.assertIn("500-500", text)
+        self.assertIn("slowest ms", text)
+        self.assertIn("12-12", text)
 
 
 class BenchTrackerSmallTests(BenchRunCase):
