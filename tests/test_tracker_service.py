@@ -209,6 +209,22 @@ class AbuseTests(ServiceCase):
         self.assertEqual(code, 414)
         self.assertIn(b"failure reason", decode(body))
 
+    def test_big_body_and_no_access_log(self) -> Deferred[None]:
+        """A body over 64 KiB is refused (413) before it is read; requests
+        leave no access-log line (they would carry info hashes and peer ids)."""
+        return ensureDeferred(self._big_body())
+
+    async def _big_body(self) -> None:
+        service = await self.start()
+        response = await treq.post(self.base + "/announce", data=b"x" * (65 * 1024),
+                                   persistent=False)
+        await response.content()
+        self.assertEqual(response.code, 413)
+        logged: list[Any] = []
+        self.patch(service.site, "_logFormatter", lambda *a: logged.append(a) or "line")
+        await self.get("/nothing")
+        self.assertEqual(logged, [])
+
     def test_numwant_huge(self) -> Deferred[None]:
         """numwant=10**9 over HTTP gets at most max_numwant peers."""
         return ensureDeferred(self._numwant())
