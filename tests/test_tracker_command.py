@@ -66,6 +66,19 @@ class CommandLineTests(SynchronousTestCase):
                      ["--rate-limit", "0"], ["--log-format", "xml"]):
             self.assertRaises(SystemExit, parse, *argv)
 
+    def test_secret_file(self) -> None:
+        """--secret-file gives the UDP connection ids' key (so processes
+        behind one address share ids); under 16 bytes is an error."""
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b"0123456789abcdefXYZ\n")
+        self.assertEqual(config_of(parse("--secret-file", path)).secret,
+                         b"0123456789abcdefXYZ")
+        with open(path, "wb") as f:
+            f.write(b"short")
+        self.assertRaises(TxBitTorrentError, config_of, parse("--secret-file", path))
+        self.assertIsNone(config_of(parse()).secret)
+
     def test_load_whitelist(self) -> None:
         """Hex hashes a line, comments and blank lines skipped, case ignored."""
         self.assertEqual(load_whitelist(f"{HASH.upper()}  # one\n\n{HASH}\n"),

@@ -69,6 +69,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--max-swarms", type=_positive, default=100_000, metavar="N",
                    help="most torrents tracked; the least recently announced is evicted"
                         " (default: %(default)s)")
+    p.add_argument("--secret-file", metavar="FILE", default=None,
+                   help="the key of the UDP connection ids (at least 16 bytes; default:"
+                        " random each start): tracker processes behind one address, or"
+                        " a restarted one, accept each other's ids when they share it")
     p.add_argument("--db", metavar="FILE", default=None,
                    help="an SQLite file for completed counts, users, passkeys, API keys"
                         " and accounting; also serves the stats API at /api and /metrics"
@@ -105,6 +109,10 @@ def config_of(args: argparse.Namespace) -> Any:
             whitelist = load_whitelist(text)
         except ValueError as e:
             raise TxBitTorrentError(f"{args.whitelist}: {e}") from None
+    secret = None
+    if args.secret_file is not None:
+        with open(args.secret_file, "rb") as f:
+            secret = f.read(4096).strip()
     http = () if args.no_http else tuple(args.http or [DEFAULT_HTTP])
     udp = () if args.no_udp else tuple(args.udp or [DEFAULT_UDP_PORT])
     try:
@@ -122,6 +130,7 @@ def config_of(args: argparse.Namespace) -> Any:
             trusted_proxies=tuple(args.trusted_proxy),
             rate_limit=args.rate_limit,
             max_swarms=args.max_swarms,
+            secret=secret,
             redis=args.redis,
         )
     except ValueError as e:
