@@ -31,13 +31,18 @@ from txbittorrent.storage.create import create_torrent
 from txbittorrent.testing import make_files, same_files
 
 LOOPBACK = "127.0.0.1"
+UDP_LOOPBACK = "127.0.0.31"
+"""The UDP tracker's own loopback address: libtorrent caches UDP connection
+ids per tracker IP for a minute, across its sessions in this process, and a
+tracker started by another test on 127.0.0.1 (another secret) would refuse
+them until then."""
 KiB = 1024
 SIZES = {"album/one.bin": 700 * KiB + 3, "album/two.bin": 300 * KiB}
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
+def free_port(kind: int = socket.SOCK_STREAM, host: str = LOOPBACK) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((LOOPBACK, 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
@@ -51,7 +56,7 @@ class TrackerClientsTests(TestCase):
         self.root = os.path.abspath(self.mktemp())
         os.makedirs(self.root)
         self.http_port = free_port()
-        self.udp_port = free_port(socket.SOCK_DGRAM)
+        self.udp_port = free_port(socket.SOCK_DGRAM, UDP_LOOPBACK)
         env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self.log_path = os.path.join(self.root, "tracker.log")
         self.log = open(self.log_path, "wb")
@@ -59,13 +64,14 @@ class TrackerClientsTests(TestCase):
         self.tracker = subprocess.Popen(
             [sys.executable, "-m", "txbittorrent.commands.cli", "tracker",
              "--http", f"tcp:{self.http_port}:interface={LOOPBACK}",
-             "--udp", str(self.udp_port), "--interval", "30", "--peer-timeout", "900", "--rate-limit", "10000"],
+             "--udp", str(self.udp_port), "--udp-interface", UDP_LOOPBACK,
+             "--interval", "30", "--peer-timeout", "900", "--rate-limit", "10000"],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             cwd=ROOT,
         )
         self.addCleanup(self._kill)
         self.http_url = f"http://{LOOPBACK}:{self.http_port}/announce"
-        self.udp_url = f"udp://{LOOPBACK}:{self.udp_port}/announce"
+        self.udp_url = f"udp://{UDP_LOOPBACK}:{self.udp_port}/announce"
         ltutil.wait_for(self._listening, 30, "the tracker to listen", self._log_tail)
 
     def _kill(self) -> None:
