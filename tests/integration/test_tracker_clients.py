@@ -12,7 +12,6 @@ session, process and port is closed in the cleanup; waits are bounded.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,27 +23,15 @@ from twisted.trial.unittest import SkipTest, TestCase
 
 from tests.integration import ltutil
 from tests.integration.children import ROOT
+from tests.integration.trackerproc import KiB, LOOPBACK, SIZES, TrackerChild, free_port
 from tests.integration.engine import ARIA2C, aria2_command, start_process
 from txbittorrent.core.bencoding import decode
 from txbittorrent.core.metainfo import parse
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.testing import make_files, same_files
 
-LOOPBACK = "127.0.0.1"
 UDP_LOOPBACK = "127.0.0.31"
-"""The UDP tracker's own loopback address: libtorrent caches UDP connection
-ids per tracker IP for a minute, across its sessions in this process, and a
-tracker started by another test on 127.0.0.1 (another secret) would refuse
-them until then."""
-KiB = 1024
-SIZES = {"album/one.bin": 700 * KiB + 3, "album/two.bin": 300 * KiB}
-
-
-def free_port(kind: int = socket.SOCK_STREAM, host: str = LOOPBACK) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
+"""This module's UDP tracker address (see ``TrackerChild``)."""
 
 class TrackerClientsTests(TestCase):
     """Our tracker as a child process, real clients announcing to it."""
@@ -55,47 +42,13 @@ class TrackerClientsTests(TestCase):
         ltutil.skip_without_libtorrent()
         self.root = os.path.abspath(self.mktemp())
         os.makedirs(self.root)
-        self.http_port = free_port()
-        self.udp_port = free_port(socket.SOCK_DGRAM, UDP_LOOPBACK)
-        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        self.log_path = os.path.join(self.root, "tracker.log")
-        self.log = open(self.log_path, "wb")
-        self.addCleanup(self.log.close)
-        self.tracker = subprocess.Popen(
-            [sys.executable, "-m", "txbittorrent.commands.cli", "tracker",
-             "--http", f"tcp:{self.http_port}:interface={LOOPBACK}",
-             "--udp", str(self.udp_port), "--udp-interface", UDP_LOOPBACK,
-             "--interval", "30", "--peer-timeout", "900", "--rate-limit", "10000"],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            cwd=ROOT,
-        )
-        self.addCleanup(self._kill)
-        self.http_url = f"http://{LOOPBACK}:{self.http_port}/announce"
-        self.udp_url = f"udp://{UDP_LOOPBACK}:{self.udp_port}/announce"
-        ltutil.wait_for(self._listening, 30, "the tracker to listen", self._log_tail)
-
-    def _kill(self) -> None:
-        if self.tracker.poll() is None:
-            self.tracker.kill()
-        self.tracker.wait(timeout=30)
-
-    def _log_tail(self) -> str:
-        with open(self.log_path, "rb") as f:
-            return f.read()[-2000:].decode("utf-8", "replace")
-
-    def _listening(self) -> bool:
-        if self.tracker.poll() is not None:
-            self.fail(f"the tracker ended early:\n{self._log_tail()}")
-        try:
-            with socket.create_connection((LOOPBACK, self.http_port), timeout=1):
-                return b"UDP" in open(self.log_path, "rb").read()
-        except OSError:
-            return False
+        self.tracker = TrackerChild(self, self.root, UDP_LOOPBACK)
+        self.http_port = self.tracker.http_port
+        self.http_url, self.udp_url = self.tracker.http_url, self.tracker.udp_url
 
     def stop_tracker(self) -> None:
         """SIGTERM: the tracker stops cleanly and exits 0."""
-        self.tracker.send_signal(signal.SIGTERM)
-        self.assertEqual(self.tracker.wait(timeout=30), 0, self._log_tail())
+        self.tracker.stop()
 
     def scrape(self, info_hash: bytes) -> tuple[int, int, int]:
         """(complete, downloaded, incomplete) from our tracker's HTTP scrape."""

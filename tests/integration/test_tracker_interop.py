@@ -30,17 +30,14 @@ import itertools
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 from typing import Any
 
 from twisted.trial.unittest import SkipTest, TestCase
 
 from tests.integration import ltutil
-from tests.integration.children import ROOT
-from tests.integration.test_tracker_clients import LOOPBACK, SIZES, free_port
+from tests.integration.trackerproc import LOOPBACK, SIZES, TrackerChild, free_port
 from txbittorrent.core.bencoding import decode
 from txbittorrent.core.metainfo import parse
 from txbittorrent.storage.create import create_torrent
@@ -69,54 +66,13 @@ class InteropTestCase(TestCase):
         ltutil.skip_without_libtorrent()
         self.root = os.path.abspath(self.mktemp())
         os.makedirs(self.root)
-        self.http_port = free_port()
-        # A loopback address of its own for each test's UDP tracker: libtorrent
-        # caches UDP connection ids per tracker IP for the whole process, and
-        # an id from an earlier test's tracker (another secret) is refused
-        # until libtorrent's cache entry expires a minute later.
-        self.udp_host = f"127.0.0.{next(_UDP_HOSTS)}"
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind((self.udp_host, 0))
-            self.udp_port = int(s.getsockname()[1])
-        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        self.log_path = os.path.join(self.root, "tracker.log")
-        log = open(self.log_path, "wb")
-        self.addCleanup(log.close)
-        self.tracker = subprocess.Popen(
-            [sys.executable, "-m", "txbittorrent.commands.cli", "tracker",
-             "--http", f"tcp:{self.http_port}:interface={LOOPBACK}",
-             "--udp", str(self.udp_port), "--udp-interface", self.udp_host,
-             "--interval", "30", "--peer-timeout", "900", "--rate-limit", "10000"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=ROOT,
-        )
-        self.addCleanup(self._kill_tracker)
-        self.http_url = f"http://{LOOPBACK}:{self.http_port}/announce"
-        self.udp_url = f"udp://{self.udp_host}:{self.udp_port}/announce"
-        ltutil.wait_for(self._listening, 30, "the tracker to listen", self._log_tail)
-
-    def _kill_tracker(self) -> None:
-        if self.tracker.poll() is None:
-            self.tracker.kill()
-        self.tracker.wait(timeout=30)
-
-    def _log_tail(self) -> str:
-        with open(self.log_path, "rb") as f:
-            return f.read()[-2000:].decode("utf-8", "replace")
-
-    def _listening(self) -> bool:
-        if self.tracker.poll() is not None:
-            self.fail(f"the tracker ended early:\n{self._log_tail()}")
-        try:
-            with socket.create_connection((LOOPBACK, self.http_port), timeout=1):
-                with open(self.log_path, "rb") as f:
-                    return b"UDP" in f.read()
-        except OSError:
-            return False
+        self.tracker = TrackerChild(self, self.root, f"127.0.0.{next(_UDP_HOSTS)}")
+        self.http_port = self.tracker.http_port
+        self.http_url, self.udp_url = self.tracker.http_url, self.tracker.udp_url
 
     def stop_tracker(self) -> None:
         """SIGTERM: the tracker stops cleanly and exits 0."""
-        self.tracker.send_signal(signal.SIGTERM)
-        self.assertEqual(self.tracker.wait(timeout=30), 0, self._log_tail())
+        self.tracker.stop()
 
     def start_process(self, argv: list[str], name: str, **options: Any) -> subprocess.Popen[bytes]:
         """A client process logging to root/NAME.log, SIGKILLed in cleanup."""
