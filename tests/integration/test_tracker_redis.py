@@ -29,7 +29,7 @@ from txbittorrent.tracker.service import TrackerService
 from txbittorrent.tracker.serverconfig import TrackerServerConfig
 
 from tests.integration.children import Child, spawn_child
-from tests.test_tracker_redis import start_redis
+from tests.redisserver import start_redis
 
 INFO_HASH = bytes.fromhex("c12fe1c06bba254a9dc9f519b335aa7c1367a88a")
 
