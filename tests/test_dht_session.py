@@ -234,7 +234,7 @@ class PortMessageTests(SynchronousTestCase):
     """BEP 5's PORT: sent to peers that run a DHT node when we do; heard from them."""
 
     def harness(self, dht_port: int | None = 6999) -> Any:
-        from tests.test_swarm import Harness
+        from tests.swarmharness import Harness
 
         h = Harness(self)
         h.swarm.dht_port = dht_port
