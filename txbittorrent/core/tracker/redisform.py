@@ -168,7 +168,7 @@ def announce_result(
             ip, port, peer_id = decode_member(member)
         except ValueError:
             continue
-        candidates.append(PeerRecord(ip, port, peer_id, 0, now))
+        candidates.append(PeerRecord(ip, port, peer_id, 0, now, compact=member[:-_ID_LEN]))
     chosen = rng.sample(candidates, min(numwant, len(candidates)))
     return AnnounceResult(
         interval=state.interval,

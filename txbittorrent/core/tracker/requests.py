@@ -38,8 +38,13 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from txbittorrent.core.bencoding import encode
-from txbittorrent.core.tracker.announce import AnnounceEvent, ScrapeStats, encode_compact_peers
-from txbittorrent.core.tracker.swarms import Announce, AnnounceResult, RequestRefused
+from txbittorrent.core.tracker.announce import AnnounceEvent, ScrapeStats
+from txbittorrent.core.tracker.swarms import (
+    Announce,
+    AnnounceResult,
+    RequestRefused,
+    compact_peers,
+)
 
 __all__ = [
     "MAX_QUERY", "MAX_HTTP_SCRAPE_HASHES", "PASSKEY", "canonical_ip", "parse_query",
@@ -213,10 +218,8 @@ def encode_http_announce(request: Announce, result: AnnounceResult) -> bytes:
     if result.tracker_id is not None:
         reply[b"tracker id"] = result.tracker_id
     if request.compact:
-        reply[b"peers"] = encode_compact_peers((p.ip, p.port) for p in result.peers if not p.ipv6)
-        reply[b"peers6"] = encode_compact_peers(
-            ((p.ip, p.port) for p in result.peers if p.ipv6), ipv6=True
-        )
+        reply[b"peers"] = compact_peers(result.peers)
+        reply[b"peers6"] = compact_peers(result.peers, ipv6=True)
     else:
         entries = []
         for peer in result.peers:

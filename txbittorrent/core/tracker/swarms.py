@@ -55,6 +55,7 @@ Decisions
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Container, Iterable, Sequence, Set
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -116,10 +117,28 @@ class PeerRecord:
     uploaded: int = 0
     downloaded: int = 0
     user: UserId | None = None
+    compact: bytes = b""
+    """The address in compact form (BEP 23/7: 4 or 16 bytes of IP, 2 of
+    port), made once when the peer announces so that replies only join
+    bytes; empty when not given (``compact_peers`` then makes it)."""
 
     @property
     def ipv6(self) -> bool:
         return ":" in self.ip
+
+
+def compact_address(ip: str, port: int) -> bytes:
+    """An address in compact form (``ValueError`` for a bad IP or port)."""
+    if not 0 <= port <= 0xFFFF:
+        raise ValueError(f"port {port} out of range")
+    return ipaddress.ip_address(ip).packed + port.to_bytes(2, "big")
+
+
+def compact_peers(peers: Iterable[PeerRecord], *, ipv6: bool = False) -> bytes:
+    """The compact list of the ``peers`` of one family (IPv4, or IPv6)."""
+    return b"".join(
+        p.compact or compact_address(p.ip, p.port) for p in peers if p.ipv6 == ipv6
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +341,7 @@ class TrackerState:
                 PeerRecord(
                     request.ip, request.port, request.peer_id, request.left, now,
                     request.key, request.uploaded, request.downloaded, request.user,
+                    compact_address(request.ip, request.port),
                 )
             )
             self._peer_count += 1

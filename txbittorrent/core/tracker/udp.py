@@ -302,6 +302,17 @@ def encode_announce_response(
     return header + encode_compact_peers(peers, ipv6=ipv6)
 
 
+def encode_announce_reply(
+    transaction_id: int, interval: int, incomplete: int, complete: int, compact: bytes
+) -> bytes:
+    """An announce reply whose peers are already in compact form (the
+    server side: the tracker keeps each peer's compact bytes)."""
+    header = _ANNOUNCE_RESPONSE.pack(
+        Action.ANNOUNCE, transaction_id, interval, incomplete, complete
+    )
+    return header + compact
+
+
 def encode_scrape_response(transaction_id: int, stats: Iterable[ScrapeStats]) -> bytes:
     return _HEADER.pack(Action.SCRAPE, transaction_id) + b"".join(
         _SCRAPE_ENTRY.pack(s.complete, s.downloaded, s.incomplete) for s in stats

@@ -39,16 +39,22 @@ import ipaddress
 import struct
 from collections.abc import Callable
 
-from txbittorrent.core.tracker.announce import AnnounceResponse, ScrapeStats
+from txbittorrent.core.tracker.announce import ScrapeStats
 from txbittorrent.core.tracker.ratelimit import RateLimiter
 from txbittorrent.core.tracker.requests import PASSKEY, canonical_ip
-from txbittorrent.core.tracker.swarms import Announce, RequestRefused, TrackerState, UserId
+from txbittorrent.core.tracker.swarms import (
+    Announce,
+    RequestRefused,
+    TrackerState,
+    UserId,
+    compact_peers,
+)
 from txbittorrent.core.tracker.udp import (
     EVENT_CODES,
     MAX_SCRAPE_HASHES,
     PROTOCOL_ID,
     Action,
-    encode_announce_response,
+    encode_announce_reply,
     encode_connect_response,
     encode_error,
     encode_scrape_response,
@@ -198,15 +204,10 @@ class UDPTrackerResponder:
             user=user,
         )
         result = self.state.announce(request, now, ipv6=ipv6)
-        peers = tuple((p.ip, p.port) for p in result.peers)
-        response = AnnounceResponse(
-            interval=result.interval,
-            complete=result.complete,
-            incomplete=result.incomplete,
-            peers=() if ipv6 else peers,
-            peers6=peers if ipv6 else (),
+        return encode_announce_reply(
+            transaction_id, result.interval, result.incomplete or 0, result.complete or 0,
+            compact_peers(result.peers, ipv6=ipv6),
         )
-        return encode_announce_response(transaction_id, response, ipv6=ipv6)
 
     def _scrape(self, data: bytes, transaction_id: int, now: float) -> bytes:
         if self.passkeys is not None:
