@@ -5,16 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.crashchild import kill_mid_stream
 from txbittorrent.daemon.store import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -28,7 +26,6 @@ from txbittorrent.daemon.store import (
 H1, H2, H3 = "11" * 20, "22" * 20, "ab" * 32
 MAGNET = "magnet:?xt=urn:btih:" + H2
 TORRENT = b"d8:announce3:url4:infod4:name1:xee"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def counter_bytes() -> Iterator[bytes]:
@@ -447,15 +444,6 @@ for i in range(100000):
 """
 
 
-def reap(child: subprocess.Popen[bytes]) -> None:
-    """Kill (if still running) and wait for a child, closing its pipe."""
-    if child.poll() is None:
-        child.kill()
-    child.wait()
-    if child.stdout is not None:
-        child.stdout.close()
-
-
 class CrashTests(StoreCase):
     """SIGKILL in the middle of a stream of adds."""
 
@@ -464,28 +452,9 @@ class CrashTests(StoreCase):
         (k at least every acknowledged add), each whole, none twice."""
         rng = random.Random()
         deadline = time.monotonic() + 9.0
-        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
         for attempt in range(5):
             path = os.path.join(os.path.dirname(self.path), f"crash{attempt}.sqlite")
-            child = subprocess.Popen(
-                [sys.executable, "-c", CHILD, path], stdout=subprocess.PIPE, env=env
-            )
-            self.addCleanup(reap, child)
-            assert child.stdout is not None
-            target = rng.randint(1, 40)
-            acknowledged = 0
-            while acknowledged < target and time.monotonic() < deadline:
-                line = child.stdout.readline()
-                if not line:
-                    break
-                acknowledged = int(line) + 1
-            # The child is somewhere in its next add (most of which is the
-            # fsync); a random few milliseconds more make the moment random.
-            time.sleep(rng.uniform(0.0, 0.005))
-            os.kill(child.pid, signal.SIGKILL)
-            child.wait(timeout=5)
-            self.assertEqual(child.returncode, -signal.SIGKILL)
-            self.assertGreater(acknowledged, 0, "the child never added a torrent")
+            acknowledged = kill_mid_stream(self, CHILD, path, rng, deadline, 40)
             store = self.open(path)
             records = store.torrents()
             self.assertGreaterEqual(len(records), acknowledged)

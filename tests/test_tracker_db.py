@@ -5,15 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.crashchild import kill_mid_stream
 from txbittorrent.core.tracker.registry import TransferDelta
 from txbittorrent.tracker.db import (
     MAX_KEYS_PER_USER,
@@ -25,7 +23,6 @@ from txbittorrent.tracker.db import (
 )
 
 A, B, C = b"a" * 20, b"b" * 20, b"c" * 20
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def counter_bytes() -> Iterator[bytes]:
@@ -257,15 +254,6 @@ for i in range(100000):
 """
 
 
-def reap(child: subprocess.Popen[bytes]) -> None:
-    """Kill (if still running) and wait for a child, closing its pipe."""
-    if child.poll() is None:
-        child.kill()
-    child.wait()
-    if child.stdout is not None:
-        child.stdout.close()
-
-
 class CrashTests(DBCase):
     """SIGKILL in the middle of a stream of flushes."""
 
@@ -273,25 +261,10 @@ class CrashTests(DBCase):
         """After SIGKILL, the file holds the first k batches whole (k at least the
         acknowledged ones): A's count equals the number of per-batch rows."""
         rng = random.Random()
-        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
         deadline = time.monotonic() + 9.0
         for attempt in range(3):
             path = os.path.join(os.path.dirname(self.path), f"crash{attempt}.sqlite")
-            child = subprocess.Popen([sys.executable, "-c", CHILD, path],
-                                     stdout=subprocess.PIPE, env=env)
-            self.addCleanup(reap, child)
-            assert child.stdout is not None
-            target = rng.randint(1, 30)
-            acknowledged = 0
-            while acknowledged < target and time.monotonic() < deadline:
-                line = child.stdout.readline()
-                if not line:
-                    break
-                acknowledged = int(line) + 1
-            time.sleep(rng.uniform(0.0, 0.005))
-            os.kill(child.pid, signal.SIGKILL)
-            child.wait(timeout=5)
-            self.assertGreater(acknowledged, 0)
+            acknowledged = kill_mid_stream(self, CHILD, path, rng, deadline, 30)
             db = self.open(path)
             rows = db.torrents(0, 1_000_000)
             counted = db.torrent(b"a" * 20)
