@@ -7,18 +7,17 @@ import io
 import json
 import os
 import random
-import sys
 from typing import Any
 
-from twisted.internet import defer, utils
-from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+from twisted.internet import defer
+from twisted.trial.unittest import SynchronousTestCase
 
+from tests.benchcase import BenchRunCase
 from bench import dht
 from bench._common import environment, median, spread
 from bench._dht_children import Settle, TraversalLog
 from bench._download_report import compare
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = "5884a8feba96b36dc76e251b6e197e46cfeaf03f"
 
 # libtorrent 2.1.1's traversal log for one get_peers lookup (dht_log_alert,
@@ -229,16 +228,10 @@ class ParseArgsTests(SynchronousTestCase):
         self.assertIn("--announcers between 1 and --nodes", said.getvalue())
 
 
-class BenchDHTTinyTests(TestCase):
+class BenchDHTTinyTests(BenchRunCase):
     """``python -m bench.dht --tiny``: a libtorrent DHT on 127.0.0.1."""
 
     timeout = 120
-
-    def setUp(self) -> None:
-        try:
-            import libtorrent  # noqa: F401
-        except ImportError:
-            raise SkipTest("libtorrent (python bindings) is not installed") from None
 
     @defer.inlineCallbacks
     def test_tiny(self) -> Any:
@@ -246,9 +239,7 @@ class BenchDHTTinyTests(TestCase):
         JSON holds the times, queries and ratios; the read-only clients left
         the DHT's tables as they were; nothing the benchmark made outlives it."""
         out = os.path.abspath(self.mktemp())
-        stdout, stderr, code = yield utils.getProcessOutputAndValue(
-            sys.executable, ["-m", "bench.dht", "--tiny", "--json", out],
-            env=dict(os.environ, PYTHONPATH=ROOT), path=ROOT)
+        stdout, stderr, code = yield self.run_bench("bench.dht", "--tiny", "--json", out)
         self.assertEqual(code, 0, (stdout + stderr).decode(errors="replace"))
         self.assertIn(b"txbittorrent / libtorrent", stdout)
         with open(out) as f:

@@ -6,17 +6,16 @@ import contextlib
 import io
 import json
 import os
-import sys
 from typing import Any
 
-from twisted.internet import defer, utils
-from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+from twisted.internet import defer
+from twisted.trial.unittest import SynchronousTestCase
 
+from tests.benchcase import BenchRunCase
 from bench import magnet
 from bench._common import environment
 from bench._download_report import compare
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def message(**changes: Any) -> dict[str, Any]:
@@ -123,16 +122,10 @@ class ParseArgsTests(SynchronousTestCase):
         self.assertIn("--piece-length at least 16384", said.getvalue())
 
 
-class BenchMagnetTinyTests(TestCase):
+class BenchMagnetTinyTests(BenchRunCase):
     """``python -m bench.magnet --tiny`` against a libtorrent seeder on 127.0.0.1."""
 
     timeout = 120
-
-    def setUp(self) -> None:
-        try:
-            import libtorrent  # noqa: F401
-        except ImportError:
-            raise SkipTest("libtorrent (python bindings) is not installed") from None
 
     @defer.inlineCallbacks
     def test_tiny(self) -> Any:
@@ -140,9 +133,7 @@ class BenchMagnetTinyTests(TestCase):
         verified byte; the JSON holds the times and the ratios, and nothing
         the benchmark made outlives it."""
         out = os.path.abspath(self.mktemp())
-        stdout, stderr, code = yield utils.getProcessOutputAndValue(
-            sys.executable, ["-m", "bench.magnet", "--tiny", "--json", out],
-            env=dict(os.environ, PYTHONPATH=ROOT), path=ROOT)
+        stdout, stderr, code = yield self.run_bench("bench.magnet", "--tiny", "--json", out)
         self.assertEqual(code, 0, (stdout + stderr).decode(errors="replace"))
         self.assertIn(b"txbittorrent / libtorrent", stdout)
         self.assertIn(b"load average", stdout)
