@@ -38,6 +38,7 @@ from txbittorrent.commands._common import load_torrent
 from txbittorrent.core.magnet import Magnet, parse_magnet
 from txbittorrent.core.metainfo import DEFAULT_LIMITS, Metainfo, MetainfoLimits, parse
 from txbittorrent.errors import MetainfoError, StorageError, TxBitTorrentError
+from txbittorrent.net.urls import treq_url
 from txbittorrent.source import bare_info_hash
 
 __all__ = [
@@ -148,7 +149,7 @@ async def fetch_torrent(
 
 
 async def _get(http: Any, url: str, max_size: int) -> bytes:
-    response = await http.get(url, allow_redirects=False)
+    response = await http.get(treq_url(url), allow_redirects=False)
     code = response.code
     if code != 200:
         phrase = response.phrase.decode("latin-1", "replace") if response.phrase else ""

@@ -72,7 +72,6 @@ from collections.abc import Iterable
 from typing import Any, Callable, Protocol
 from urllib.parse import urljoin, urlsplit
 
-from hyperlink import EncodedURL
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.protocol import connectionDone
 from twisted.internet.protocol import Protocol as StreamProtocol
@@ -106,6 +105,7 @@ from txbittorrent.core.tracker.udp import (
 )
 from txbittorrent.errors import LocalProtocolError, RemoteProtocolError, TxBitTorrentError
 from txbittorrent.net.udp import Address, DatagramMux, canonical_host, family_of
+from txbittorrent.net.urls import treq_url
 
 __all__ = [
     "DEFAULT_TIMEOUT", "MAX_REDIRECTS", "DEFAULT_MAX_N", "MAX_N", "TrackerTimeoutError",
@@ -132,24 +132,6 @@ class TrackerTimeoutError(TxBitTorrentError, TimeoutError):
 
 class TrackerConnectionError(TxBitTorrentError, ConnectionError):
     """The tracker could not be reached, or the connection broke mid-reply."""
-
-
-class _AsciiURI(EncodedURL):
-    """A URL already in URI form: treq's IRI-to-URI step is skipped (it
-    runs IDNA over the host, which refuses an IPv6 literal such as ``::1``)."""
-
-    def to_uri(self, *args: Any, **kwargs: Any) -> _AsciiURI:
-        return self
-
-
-def _target(url: str) -> Any:
-    """What to give treq for ``url``: itself, or for an IPv6-literal host
-    (``http://[::1]:6969/announce``) an ``_AsciiURI`` (our announce URLs
-    are ASCII: every byte of the query is escaped)."""
-    netloc = urlsplit(url).netloc
-    if netloc.rpartition("@")[2].startswith("[") and url.isascii():
-        return _AsciiURI.from_text(url)
-    return url
 
 
 class TrackerURLError(TxBitTorrentError, ValueError):
@@ -314,7 +296,7 @@ class HTTPTrackerClient:
         for _ in range(self.max_redirects + 1):
             try:
                 response = await client.get(
-                    _target(url), allow_redirects=False, unbuffered=True, reactor=reactor
+                    treq_url(url), allow_redirects=False, unbuffered=True, reactor=reactor
                 )
             except (CancelledError, TxBitTorrentError):
                 raise

@@ -63,6 +63,7 @@ from txbittorrent.eventtypes import (
     TorrentRemoved,
 )
 from txbittorrent.state import TorrentState
+from txbittorrent.net.urls import treq_url
 from txbittorrent.source import bare_info_hash
 from txbittorrent.web.apibody import (
     MAX_TORRENT,
@@ -296,7 +297,8 @@ class TorrentFetcher:
         for _ in range(MAX_REDIRECTS + 1):
             if urlsplit(url).scheme.lower() not in ("http", "https"):
                 raise ApiError(400, f"only http and https URLs are fetched, not {url[:80]!r}")
-            response = yield self.client.get(url, allow_redirects=False, unbuffered=True)
+            response = yield self.client.get(treq_url(url), allow_redirects=False,
+                                             unbuffered=True)
             if response.code in _REDIRECTS:
                 locations = response.headers.getRawHeaders(b"location") or []
                 response.deliverBody(_Discard())
