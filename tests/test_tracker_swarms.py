@@ -72,6 +72,28 @@ class RepliesTests(SynchronousTestCase):
         self.assertEqual(addresses(state.announce(announce(PEER_C, 3), 0)),
                          {("127.0.0.1", 1), ("127.0.0.1", 2)})
 
+    def test_big_swarm_window(self) -> None:
+        """In a swarm larger than numwant, a reply is numwant distinct other peers of
+        the requester's family, never itself, and different requests see different ones."""
+        state = TrackerState(random.Random(1))
+        for n in range(300):
+            state.announce(announce(b"%020d" % n, 1000 + n, left=n % 2), 0)
+        for n in range(5):
+            state.announce(announce(b"v6%018d" % n, 1000 + n, ip="::1"), 0)
+        seen: set[tuple[str, int]] = set()
+        for _ in range(20):
+            result = state.announce(announce(b"%020d" % 7, 1007, numwant=50), 1, ipv6=False)
+            got = addresses(result)
+            self.assertEqual(len(result.peers), 50)
+            self.assertEqual(len(got), 50)
+            self.assertNotIn(("127.0.0.1", 1007), got)
+            self.assertTrue(all(ip == "127.0.0.1" for ip, _ in got))
+            seen |= got
+        self.assertGreater(len(seen), 100)
+        seeding = state.announce(announce(b"%020d" % 8, 1008, left=0, numwant=200), 2)
+        self.assertTrue(all(p.left > 0 for p in seeding.peers))
+        self.assertEqual(len(seeding.peers), 150 + 5)
+
     def test_seeders_not_given_seeders(self) -> None:
         """A seeder gets no seeders, only leechers."""
         state = TrackerState(random.Random(1))

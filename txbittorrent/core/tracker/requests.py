@@ -34,6 +34,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -62,6 +63,7 @@ _MAX_NUMBER = 2**63 - 1
 _KEY = re.compile(rb"[0-9A-Fa-f]{1,8}")
 
 
+@lru_cache(maxsize=16384)
 def canonical_ip(text: str) -> str:
     """``text`` as a canonical IP address (IPv4-mapped IPv6 as IPv4); ``ValueError`` if not one."""
     address = ipaddress.ip_address(text)

@@ -33,7 +33,6 @@ Decisions
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import struct
@@ -47,7 +46,7 @@ from txbittorrent.core.tracker.swarms import (
     RequestRefused,
     TrackerState,
     UserId,
-    compact_peers,
+    join_compact,
 )
 from txbittorrent.core.tracker.udp import (
     EVENT_CODES,
@@ -125,15 +124,16 @@ class UDPTrackerResponder:
 
     def connection_id(self, host: str, port: int, now: float) -> int:
         """The id issued to ``host`` at ``now`` (``port`` is not part of it)."""
-        return self._id(host, port, int(now // CONNECTION_EPOCH))
+        return int.from_bytes(self._id(canonical_ip(host), int(now // CONNECTION_EPOCH)), "big")
 
     def valid(self, connection_id: int, host: str, port: int, now: float) -> bool:
         """Whether ``connection_id`` was issued to ``host`` less than two epochs ago."""
+        return self._valid(connection_id.to_bytes(8, "big"), canonical_ip(host), now)
+
+    def _valid(self, given: bytes, ip: str, now: float) -> bool:
         epoch = int(now // CONNECTION_EPOCH)
-        given = connection_id.to_bytes(8, "big")
-        return any(
-            hmac.compare_digest(self._id(host, port, e).to_bytes(8, "big"), given)
-            for e in (epoch, epoch - 1)
+        return hmac.compare_digest(self._id(ip, epoch), given) or hmac.compare_digest(
+            self._id(ip, epoch - 1), given
         )
 
     def datagram_received(self, data: bytes, host: str, port: int, now: float) -> bytes | None:
@@ -141,27 +141,29 @@ class UDPTrackerResponder:
         if not _HEADER.size <= len(data) <= MAX_DATAGRAM:
             return None
         connection_id, action, transaction_id = _HEADER.unpack_from(data)
+        ip = canonical_ip(host)
         if action == Action.CONNECT:
             if connection_id != PROTOCOL_ID:
                 return None
-            return encode_connect_response(transaction_id, self.connection_id(host, port, now))
+            return encode_connect_response(
+                transaction_id, int.from_bytes(self._id(ip, int(now // CONNECTION_EPOCH)), "big")
+            )
         if action not in (Action.ANNOUNCE, Action.SCRAPE):
             return None
-        if not self.valid(connection_id, host, port, now):
+        if not self._valid(data[:8], ip, now):
             return encode_error(transaction_id, "invalid connection id")[: len(data)]
         try:
-            if self.limiter is not None and not self.limiter.allow(canonical_ip(host), now):
+            if self.limiter is not None and not self.limiter.allow(ip, now):
                 raise RequestRefused("rate limited")
             if action == Action.ANNOUNCE:
-                return self._announce(data, transaction_id, host, now)
+                return self._announce(data, transaction_id, ip, now)
             return self._scrape(data, transaction_id, now)
         except RequestRefused as e:
             return encode_error(transaction_id, e.reason)
 
-    def _id(self, host: str, port: int, epoch: int) -> int:
-        message = f"{canonical_ip(host)}|{epoch}".encode("ascii")
-        digest = hmac.new(self._secret, message, hashlib.sha256).digest()
-        return int.from_bytes(digest[:8], "big")
+    def _id(self, ip: str, epoch: int) -> bytes:
+        """The 8 bytes of the id for canonical ``ip`` in ``epoch``."""
+        return hmac.digest(self._secret, f"{ip}|{epoch}".encode("ascii"), "sha256")[:8]
 
     def _user(self, data: bytes) -> UserId | None:
         if self.passkeys is None:
@@ -175,7 +177,7 @@ class UDPTrackerResponder:
             raise RequestRefused("unknown passkey")
         return user
 
-    def _announce(self, data: bytes, transaction_id: int, host: str, now: float) -> bytes:
+    def _announce(self, data: bytes, transaction_id: int, ip: str, now: float) -> bytes:
         if len(data) < _ANNOUNCE_END:
             raise RequestRefused("announce request too short")
         info_hash, peer_id, downloaded, left, uploaded, code, address, key, numwant, port = (
@@ -186,7 +188,6 @@ class UDPTrackerResponder:
         if port == 0:
             raise RequestRefused("invalid port")
         user = self._user(data)
-        ip = canonical_ip(host)
         ipv6 = ":" in ip
         if self.trust_ip and address and not ipv6:
             ip = str(ipaddress.IPv4Address(address))
@@ -206,7 +207,7 @@ class UDPTrackerResponder:
         result = self.state.announce(request, now, ipv6=ipv6)
         return encode_announce_reply(
             transaction_id, result.interval, result.incomplete or 0, result.complete or 0,
-            compact_peers(result.peers, ipv6=ipv6),
+            join_compact(result.peers),
         )
 
     def _scrape(self, data: bytes, transaction_id: int, now: float) -> bytes:
