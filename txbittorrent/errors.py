@@ -92,3 +92,10 @@ class MissingDataError(StorageError):
 
 class SelfConnectionError(RemoteProtocolError):
     """The peer's handshake carries our own peer id: we reached ourselves."""
+
+
+class MSEHandshakeError(RemoteProtocolError):
+    """An encrypted (MSE/PE) handshake that breaks the protocol: a bad
+    Diffie-Hellman key, a sync hash or verification constant not found where
+    it must be, an unknown torrent, padding over its limit, or no crypto
+    method both sides accept."""
