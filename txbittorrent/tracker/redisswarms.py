@@ -13,7 +13,10 @@ failure.  The constructor opens nothing; ``start()`` connects (txredisapi
 reconnects by itself if the server goes away; commands then wait, and a
 reply that takes longer than ``reply_timeout`` fails, and so does a command
 waiting longer for a connection, given a ``clock``); ``stop()``
-disconnects and fires once the connection is closed.
+disconnects and fires once the connection is closed.  ``upkeep``
+(``tracker.redisupkeep.RedisUpkeep``) is what no single announce does: the
+periodic sweep (``expire``), the totals, paging the index for the stats
+API, and the recorder's journal.
 
 Decisions
 ---------
@@ -47,6 +50,7 @@ from txbittorrent.core.tracker.redisform import (
     wanted_peers,
 )
 from txbittorrent.errors import TxBitTorrentError
+from txbittorrent.tracker.redisupkeep import RedisUpkeep
 from txbittorrent.core.tracker.swarms import (
     MAX_FULL_SCRAPE,
     Announce,
@@ -99,6 +103,8 @@ class RedisSwarms:
         self._connect = connect
         self._client: Any = None
         self._clock = clock
+        self.upkeep = RedisUpkeep(self)
+        """The sweep, totals, paging and the recorder's journal."""
 
     def _call(self, d: Deferred[Any]) -> Deferred[Any]:
         """``d`` failing after ``reply_timeout`` seconds on ``clock`` (if one was given):
@@ -157,12 +163,13 @@ class RedisSwarms:
         return d.addCallback(lambda hashes: self.scrape(list(hashes), now))
 
     def expire(self, now: float) -> Deferred[int]:
-        """Forget swarms nobody announced to for ``peer_timeout`` (their keys expire by TTL).
+        """The periodic sweep (``RedisUpkeep.expire``): forget swarms with no live
+        peer and no completed download, refresh the totals; at most once per
+        ``upkeep.gap`` seconds over every process.  Fires with the swarms removed.
 
-        Members within live swarms expire at each announce to them."""
-        cutoff = "%.6f" % (now - self.state.peer_timeout)
-        d = self._call(self.client.zremrangebyscore(f"{self.prefix}:swarms", "-inf", cutoff))
-        return d.addCallback(int)
+        Peers expire at each announce to their swarm; a swarm nobody announces
+        to loses its keys by TTL."""
+        return self.upkeep.expire(now)
 
     def counters(self) -> Deferred[dict[str, int]]:
         """The shared counters (``announces``)."""

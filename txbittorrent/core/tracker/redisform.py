@@ -19,8 +19,14 @@ Layout (``<p>`` the prefix, ``<ih>`` the info hash in hex, ``<f>`` ``4`` or ``6`
   the ``key`` rule across processes; ``<p>:<ih>:addrs``: hash compact
   address -> ``peer_id``: one record per (ip, port);
 * ``<p>:completed`` (hash info hash -> completed downloads), ``<p>:swarms``
-  (sorted set of info hashes by last announce: full scrape, sweep) and
-  ``<p>:counters`` (hash: ``announces``).
+  (sorted set of info hashes by last announce: the index of tracked swarms,
+  for the cap, full scrape, the sweep and the stats API) and
+  ``<p>:counters`` (hash: ``announces``, ``evicted``);
+* the recorder's journal (``tracker.redisupkeep``): ``<p>:journal:seen``
+  (info hash -> first announce), ``<p>:journal:completed`` (info hash ->
+  completions not yet in a database) and ``<p>:recording`` (a flag with a
+  TTL: announces journal only while a recorder drains); ``<p>:totals`` and
+  ``<p>:sweep-lock`` of the sweep.
 
 Decisions
 ---------
@@ -40,7 +46,17 @@ Decisions
   randomness stays injected.  Seeders get no seeders; the requester is
   never among its own peers.
 * The same completed-download rule as ``TrackerState`` (a ``completed`` from
-  a peer not known as a seeder, or ``left == 0`` from a known leecher).
+  a peer not known as a seeder, or ``left == 0`` from a known leecher);
+  counted once, inside the script, whichever process took the announce.
+* Bounded: ``<p>:swarms`` holds at most ``max_swarms`` info hashes.  A new
+  one past the cap evicts the least recently announced (its six keys and
+  its ``<p>:completed`` entry deleted in the same script), or is refused
+  with ``evict_swarms=False``; so ``<p>:completed`` and the journal never
+  hold more than ``max_swarms`` info hashes either.  A swarm leaves the
+  index when its last peer stops with no completed download (as
+  ``TrackerState`` forgets it), and at the sweep when no peer is live and
+  none completed.  The eviction builds the victim's key names in the
+  script from the prefix: fine on one Redis server, not on a cluster.
 """
 
 from __future__ import annotations
@@ -62,6 +78,7 @@ from txbittorrent.core.tracker.swarms import (
 
 __all__ = [
     "RedisAddress", "parse_redis_url", "encode_member", "decode_member", "swarm_keys",
+    "journal_keys",
     "announce_call", "announce_result", "wanted_peers", "scrape_call", "scrape_result",
     "ANNOUNCE_SCRIPT", "SCRAPE_SCRIPT", "DEFAULT_PREFIX",
 ]
@@ -119,6 +136,11 @@ def swarm_keys(prefix: str, info_hash: bytes) -> list[str]:
             f"{base}:6:leechers", f"{base}:ids", f"{base}:addrs"]
 
 
+def journal_keys(prefix: str) -> list[str]:
+    """The recorder's journal (new swarms, completions) and its ``recording`` flag."""
+    return [f"{prefix}:journal:seen", f"{prefix}:journal:completed", f"{prefix}:recording"]
+
+
 def _time(value: float) -> str:
     return "%.6f" % value
 
@@ -133,7 +155,8 @@ def announce_call(
         raise RequestRefused("unregistered torrent")
     wanted = wanted_peers(state, request)
     keys = swarm_keys(prefix, request.info_hash) + [
-        f"{prefix}:completed", f"{prefix}:swarms", f"{prefix}:counters"]
+        f"{prefix}:completed", f"{prefix}:swarms", f"{prefix}:counters",
+        *journal_keys(prefix)]
     family = "6" if ":" in request.ip else "4"
     key = _NO_KEY if request.key is None else b"%08x" % request.key
     args: list[bytes | str] = [
@@ -149,6 +172,9 @@ def announce_call(
         "" if ipv6 is None else ("6" if ipv6 else "4"),
         request.info_hash,
         str(state.max_peers),
+        str(state.max_swarms),
+        "1" if state.evict_swarms else "0",
+        prefix,
     ]
     return keys, args
 
@@ -158,6 +184,8 @@ def announce_result(
 ) -> AnnounceResult:
     """The ``AnnounceResult`` for the script's reply, with at most ``numwant`` peers."""
     if not reply or reply[0] != 0:
+        if reply and reply[0] == 2:
+            raise RequestRefused("tracker is full")
         raise RequestRefused("peer_id in use by another peer")
     counts = [int(n) for n in reply[1:5]]  # type: ignore[call-overload]
     candidates = []
@@ -212,15 +240,20 @@ def scrape_result(
 
 
 ANNOUNCE_SCRIPT = """
--- KEYS: 1 seeders4 2 leechers4 3 seeders6 4 leechers6 5 ids 6 addrs 7 completed 8 swarms 9 counters
+-- KEYS: 1 seeders4 2 leechers4 3 seeders6 4 leechers6 5 ids 6 addrs 7 completed 8 swarms
+--       9 counters 10 journal-seen 11 journal-completed 12 recording
 -- ARGV: 1 now 2 cutoff 3 ttl 4 member 5 family 6 role 7 key 8 event 9 numwant 10 want-family
---       11 info hash 12 max peers
+--       11 info hash 12 max peers 13 max swarms 14 evict (1/0) 15 prefix
 local now, cutoff, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local member, fam, role, key, event = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local numwant, want, ih, maxpeers = tonumber(ARGV[9]), ARGV[10], ARGV[11], tonumber(ARGV[12])
+local maxswarms, evicting, prefix = tonumber(ARGV[13]), ARGV[14] == '1', ARGV[15]
 local ids, addrs = KEYS[5], KEYS[6]
 local pid = string.sub(member, -20)
 local addr = string.sub(member, 1, -21)
+local indexed = redis.call('ZSCORE', KEYS[8], ih)
+local room = indexed or evicting or redis.call('ZCARD', KEYS[8]) < maxswarms
+if not room and event ~= 'stopped' then return {2} end
 local function zkey(f, r)
   local i = 1
   if f == '6' then i = 3 end
@@ -256,8 +289,35 @@ end
 local oldrole = drop(pid)
 local completes
 if event == 'completed' then completes = oldrole ~= 's' else completes = role == 's' and oldrole == 'l' end
-if completes then redis.call('HINCRBY', KEYS[7], ih, 1) end
+completes = completes and room
+local recording = redis.call('EXISTS', KEYS[12]) == 1
+local function journal(k)
+  return recording and (redis.call('HEXISTS', k, ih) == 1 or redis.call('HLEN', k) < maxswarms)
+end
+if completes then
+  redis.call('HINCRBY', KEYS[7], ih, 1)
+  if journal(KEYS[11]) then redis.call('HINCRBY', KEYS[11], ih, 1) end
+end
 redis.call('HINCRBY', KEYS[9], 'announces', 1)
+if event ~= 'stopped' or completes then
+  if redis.call('ZADD', KEYS[8], now, ih) == 1 then
+    if journal(KEYS[10]) then redis.call('HSETNX', KEYS[10], ih, now) end
+    local over = redis.call('ZCARD', KEYS[8]) - maxswarms
+    if over > 0 then
+      for _, victim in ipairs(redis.call('ZRANGE', KEYS[8], 0, over - 1)) do
+        local base = prefix .. ':' .. string.gsub(victim, '.', function(c)
+          return string.format('%02x', string.byte(c)) end) .. ':'
+        redis.call('DEL', base .. '4:seeders', base .. '4:leechers', base .. '6:seeders',
+                   base .. '6:leechers', base .. 'ids', base .. 'addrs')
+        redis.call('HDEL', KEYS[7], victim)
+        redis.call('ZREM', KEYS[8], victim)
+      end
+      redis.call('HINCRBY', KEYS[9], 'evicted', over)
+    end
+  end
+elseif indexed then
+  redis.call('ZADD', KEYS[8], 'XX', now, ih)
+end
 local peers = {}
 if event ~= 'stopped' then
   local other = redis.call('HGET', addrs, addr)
@@ -269,7 +329,6 @@ if event ~= 'stopped' then
     redis.call('HSET', ids, pid, fam .. role .. key .. member)
     redis.call('HSET', addrs, addr, pid)
   end
-  redis.call('ZADD', KEYS[8], now, ih)
   if numwant > 0 then
     for i = 1, 4 do
       local f, r = '4', 'l'
@@ -283,17 +342,29 @@ if event ~= 'stopped' then
     end
   end
 end
-for i = 1, 6 do redis.call('EXPIRE', KEYS[i], ttl) end
 local out = {0}
-for i = 1, 4 do out[#out + 1] = redis.call('ZCARD', KEYS[i]) end
-out[#out + 1] = tonumber(redis.call('HGET', KEYS[7], ih) or 0)
+local total = 0
+for i = 1, 4 do
+  local n = redis.call('ZCARD', KEYS[i])
+  out[#out + 1] = n
+  total = total + n
+end
+local done = redis.call('HGET', KEYS[7], ih)
+if total == 0 and not done then
+  redis.call('ZREM', KEYS[8], ih)
+end
+for i = 1, 6 do redis.call('EXPIRE', KEYS[i], ttl) end
+out[#out + 1] = tonumber(done or 0)
 for _, m in ipairs(peers) do out[#out + 1] = m end
 return out
 """
-"""One announce: expire the swarm, apply the ``key`` rule, record, count, pick candidates.
+"""One announce: make room (evict the least recently announced swarm past
+``max swarms``, or refuse), expire the swarm, apply the ``key`` rule,
+record, count (and journal for the recorder), pick candidates.
 
-Replies ``{1}`` when the ``peer_id`` belongs to another peer, else ``{0,
-seeders4, leechers4, seeders6, leechers6, completed, candidate...}``."""
+Replies ``{1}`` when the ``peer_id`` belongs to another peer, ``{2}`` when
+the tracker is full and does not evict, else ``{0, seeders4, leechers4,
+seeders6, leechers6, completed, candidate...}``."""
 
 SCRAPE_SCRIPT = """
 -- KEYS: 4 sets per info hash (seeders4 leechers4 seeders6 leechers6), then completed, swarms
