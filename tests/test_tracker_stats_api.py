@@ -102,7 +102,7 @@ class ReadTests(StatsApiCase):
         self.assertEqual(code, 200)
         self.assertEqual(body["uptime"], 30.0)
         self.assertEqual(body["swarms"], 3)
-        self.assertEqual(body["peers"], {"seeders": 3, "leechers": 2, "total": 5})
+        self.assertEqual(body["peers"], {"seeders": 3, "leechers": 2, "total": 5, "as_of": None})
         self.assertGreater(body["memory"]["rss_bytes"], 1 << 20)
         self.assertEqual(body["requests"]["udp"]["announces"],
                          {"total": 6, "per_second": {"1m": 0.2, "5m": 0.2, "15m": 0.2}})
@@ -112,19 +112,29 @@ class ReadTests(StatsApiCase):
 
     @inlineCallbacks
     def test_torrents_paged(self) -> Generator[Any, Any, None]:
-        """Torrents come sorted by info hash with counts, first seen and completed."""
+        """Torrents come most recently announced first, then whitelisted ones without a
+        swarm by info hash, with counts, first seen and completed."""
+        h4, h0 = b"\x04" * 20, b"\x00" * 20
+        self.db.add_whitelist(h4)
+        self.db.add_whitelist(h0)
         code, body, _ = yield self.call("GET", "/api/torrents?limit=2", headers=self.auth)
         self.assertEqual(code, 200)
-        self.assertEqual((body["total"], body["offset"], body["limit"]), (3, 0, 2))
+        self.assertEqual((body["total"], body["offset"], body["limit"]), (5, 0, 2))
+        self.assertEqual([t["info_hash"] for t in body["torrents"]], [H3.hex(), H2.hex()])
+        self.assertEqual(body["torrents"][0]["completed"], 1)
+        code, body, _ = yield self.call("GET", "/api/torrents?offset=2&limit=2",
+                                        headers=self.auth)
         self.assertEqual(body["torrents"][0], {
             "info_hash": H1.hex(), "seeders": 2, "leechers": 1, "completed": 7,
             "first_seen": NOW - 100, "whitelisted": True,
         })
-        self.assertEqual(body["torrents"][1]["info_hash"], H2.hex())
-        code, body, _ = yield self.call("GET", "/api/torrents?offset=2&limit=2",
+        self.assertEqual(body["torrents"][1]["info_hash"], h0.hex())
+        code, body, _ = yield self.call("GET", "/api/torrents?offset=4&limit=3",
                                         headers=self.auth)
-        self.assertEqual([t["info_hash"] for t in body["torrents"]], [H3.hex()])
-        self.assertEqual(body["torrents"][0]["completed"], 1)
+        self.assertEqual(body["torrents"], [{
+            "info_hash": h4.hex(), "seeders": 0, "leechers": 0, "completed": 0,
+            "first_seen": None, "whitelisted": True,
+        }])
 
     @inlineCallbacks
     def test_bad_paging(self) -> Generator[Any, Any, None]:

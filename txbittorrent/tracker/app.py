@@ -21,8 +21,13 @@ nothing.  ``startService``:
   through the API, live) the tracker's.
 
 With ``config.redis`` the swarms and counters are shared through Redis
-(not in private mode); the API's torrent list and the recorder still read
-this process's ``TrackerState``, which then holds no peers.
+(not in private mode), and so is what the database side reads of them:
+``/api`` and ``/metrics`` read the shared swarms (``stats.sources.
+RedisSource``: every process shows the same torrents and peers), and the
+recorder drains the Redis journal of new swarms and completions (each
+completion reaches one process's recorder: several processes sharing one
+database file count it once).  This process's ``TrackerState`` then holds
+only the rules.
 
 ``stopService`` stops the listeners, then the recorder (its last flush),
 then closes the database.
@@ -37,12 +42,14 @@ from typing import Any, TextIO
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, inlineCallbacks
 
+from txbittorrent.core.tracker.registry import TrackerState
 from txbittorrent.core.tracker.stats import TrackerStats
 from txbittorrent.tracker.db import TrackerDB
 from txbittorrent.tracker.serverconfig import TrackerServerConfig
 from txbittorrent.tracker.service import TrackerService
 from txbittorrent.tracker.stats import mount_stats
 from txbittorrent.tracker.stats.recorder import TrackerRecorder
+from txbittorrent.tracker.stats.sources import RedisSource
 
 __all__ = ["TrackerApp", "ADMIN"]
 
@@ -102,10 +109,13 @@ class TrackerApp(MultiService):
             api_options: dict[str, Any] = {}
             if pool is not None:
                 api_options = {"threadpool": pool, "reactor": reactor}
-            mount_stats(tracker.site_root, tracker.state, db, options["stats"], reactor,
-                        **api_options)
+            shared = tracker.swarms
+            source: TrackerState | RedisSource = (
+                tracker.state if shared is None else RedisSource(shared, reactor))
+            mount_stats(tracker.site_root, source, db, options["stats"], reactor, **api_options)
             # added first, stopped last: its final flush comes after the listeners close
-            TrackerRecorder(tracker.state, db, reactor, threaded=pool is not None
+            TrackerRecorder(tracker.state, db, reactor, threaded=pool is not None,
+                            journal=None if shared is None else shared.upkeep,
                             ).setServiceParent(self)  # type: ignore[no-untyped-call]
         tracker.setServiceParent(self)  # type: ignore[no-untyped-call]
         super().startService()  # type: ignore[no-untyped-call]

@@ -1,8 +1,10 @@
 """The tracker's stats and admin API (``/api``) and Prometheus metrics (``/metrics``).
 
-``mount_stats(root, state, db, stats, clock)`` puts both under a resource
-(the tracker site's root); ``StatsApi`` and ``MetricsResource`` can also be
-mounted one by one over a shared ``SwarmView``.
+``mount_stats(root, swarms, db, stats, clock)`` puts both under a resource
+(the tracker site's root); ``swarms`` is this process's ``TrackerState`` or
+a ``SwarmSource`` (``sources.RedisSource`` for the swarms shared in Redis).
+``StatsApi`` and ``MetricsResource`` can also be mounted one by one over a
+shared ``SwarmView``.
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ from txbittorrent.core.tracker.stats import TrackerStats
 from txbittorrent.tracker.db import TrackerDB
 from txbittorrent.tracker.stats.api import StatsApi
 from txbittorrent.tracker.stats.metrics import MetricsResource
+from txbittorrent.tracker.stats.sources import MemorySource, RedisSource, SwarmSource
 from txbittorrent.tracker.stats.view import SwarmView
 
-__all__ = ["MetricsResource", "StatsApi", "SwarmView", "mount_stats"]
+__all__ = [
+    "MemorySource", "MetricsResource", "RedisSource", "StatsApi", "SwarmSource", "SwarmView",
+    "mount_stats",
+]
 
 
 def mount_stats(
     root: Resource,
-    state: TrackerState,
+    swarms: TrackerState | SwarmSource,
     db: TrackerDB,
     stats: TrackerStats,
     clock: Any,
@@ -33,7 +39,7 @@ def mount_stats(
 
     ``api_options`` go to ``StatsApi`` (``threadpool``/``reactor`` for the
     scrypt checks, ``key_lifetime``, ``signature_window``, ``max_body``...)."""
-    view = SwarmView(state, db)
+    view = SwarmView(swarms, db)
     api = StatsApi(view, db, stats, clock, **api_options)
     root.putChild(b"api", api)  # type: ignore[arg-type]
     root.putChild(b"metrics", MetricsResource(view, stats))  # type: ignore[arg-type]

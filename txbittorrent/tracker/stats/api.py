@@ -23,7 +23,8 @@ Routes::
     POST   /api/login                      Basic -> {"key_id", "key", "expires_at", ...}
     POST   /api/logout                     revoke the key used
     GET    /api/status                     uptime, rates by protocol, peers, memory
-    GET    /api/torrents?offset=&limit=    the tracked torrents, paged by info hash
+    GET    /api/torrents?offset=&limit=    the tracked torrents, most recent first, then
+                                           whitelisted ones without a swarm
     GET    /api/torrents/<hex info hash>   one torrent
     GET    /api/whitelist                  whitelisted info hashes
     POST   /api/whitelist                  {"info_hash": hex}             (admin)
@@ -61,7 +62,7 @@ from txbittorrent.tracker.stats.signing import (
     parse_signed_header,
     sign,
 )
-from txbittorrent.tracker.stats.view import SwarmView, resident_memory
+from txbittorrent.tracker.stats.view import SwarmSummary, SwarmView, Totals, resident_memory
 
 __all__ = ["ApiError", "ROUTES", "StatsApi"]
 
@@ -323,8 +324,8 @@ class StatsApi(Resource):
         self.db.revoke_api_key(key.key_id)
         return 200, {"ok": True}
 
-    def _status(self, request: Request, body: bytes, key: ApiKey, user: User) -> Reply:
-        totals = self.view.totals()
+    def _status(self, request: Request, body: bytes, key: ApiKey,
+                user: User) -> Deferred[Reply]:
         by_protocol: dict[str, Any] = {}
         for protocol in (*PROTOCOLS, None):
             entry = {}
@@ -336,30 +337,42 @@ class StatsApi(Resource):
                 }
             by_protocol[protocol or "all"] = entry
         assert len(WINDOWS) == 3
-        return 200, {
-            "uptime": self.stats.uptime(),
-            "swarms": totals.swarms,
-            "peers": {"seeders": totals.seeders, "leechers": totals.leechers,
-                      "total": totals.seeders + totals.leechers},
-            "memory": {"rss_bytes": resident_memory()},
-            "requests": by_protocol,
-            "whitelist": len(self.db.whitelist()),
-            "users": len(self.db.users()),
-        }
 
-    def _torrents(self, request: Request, body: bytes, key: ApiKey, user: User) -> Reply:
+        def answer(totals: Totals) -> Reply:
+            return 200, {
+                "uptime": self.stats.uptime(),
+                "swarms": totals.swarms,
+                "peers": {"seeders": totals.seeders, "leechers": totals.leechers,
+                          "total": totals.seeders + totals.leechers,
+                          "as_of": totals.at},
+                "memory": {"rss_bytes": resident_memory()},
+                "requests": by_protocol,
+                "whitelist": len(self.db.whitelist()),
+                "users": len(self.db.users()),
+            }
+
+        return self.view.totals().addCallback(answer)
+
+    def _torrents(self, request: Request, body: bytes, key: ApiKey,
+                  user: User) -> Deferred[Reply]:
         offset = _int_arg(request, b"offset", 0, 0, 10**9)
         limit = _int_arg(request, b"limit", 100, 1, self.max_page)
-        total, page = self.view.page(offset, limit)
-        return 200, {"total": total, "offset": offset, "limit": limit,
-                     "torrents": [s.to_json() for s in page]}
+
+        def answer(found: tuple[int, list[SwarmSummary]]) -> Reply:
+            total, page = found
+            return 200, {"total": total, "offset": offset, "limit": limit,
+                         "torrents": [s.to_json() for s in page]}
+
+        return self.view.page(offset, limit).addCallback(answer)
 
     def _torrent(self, request: Request, body: bytes, key: ApiKey, user: User,
-                 text: str) -> Reply:
-        summary = self.view.summary(_info_hash(text))
-        if summary is None:
-            raise ApiError(404, "no such torrent")
-        return 200, summary.to_json()
+                 text: str) -> Deferred[Reply]:
+        def answer(summary: SwarmSummary | None) -> Reply:
+            if summary is None:
+                raise ApiError(404, "no such torrent")
+            return 200, summary.to_json()
+
+        return self.view.summary(_info_hash(text)).addCallback(answer)
 
     def _whitelist(self, request: Request, body: bytes, key: ApiKey, user: User) -> Reply:
         return 200, {"whitelist": sorted(h.hex() for h in self.db.whitelist())}

@@ -21,6 +21,16 @@ Every ``sync_interval`` seconds it also reads the swarms
 evicted and came back: all of it is new).  That costs O(swarms) on the
 reactor thread each time, which is why it runs less often than the flush;
 a completion hook in ``TrackerState`` would make it O(completions).
+
+With the swarms in Redis (``journal``, a ``RedisUpkeep``), the local state
+is empty: every tick instead drains the journal the announce scripts keep
+(new swarms with their first announce time, completions), taken and
+emptied atomically, so each completion reaches one recorder of all the
+processes sharing the Redis (and one database, when they share the file:
+counted once).  One drain is in flight at most; a failed drain leaves the
+journal in Redis for the next one (of any process).  The last flush at
+stop does not drain (the Redis connection closes with the listeners): what
+is left waits in Redis for another process or the next start.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -36,6 +46,7 @@ from twisted.python.failure import Failure
 
 from txbittorrent.core.tracker.registry import TrackerState
 from txbittorrent.tracker.db import Batch, TrackerDB
+from txbittorrent.tracker.redisupkeep import Journal, RedisUpkeep
 
 __all__ = ["TrackerRecorder"]
 
@@ -54,9 +65,12 @@ class TrackerRecorder(Service):
         interval: float = 1.0,
         sync_interval: float = 30.0,
         threaded: bool = True,
+        journal: RedisUpkeep | None = None,
     ) -> None:
         self.state = state
         self.db = db
+        self.journal = journal
+        self._draining: Deferred[None] | None = None
         self._reactor = reactor
         self.interval = interval
         self.sync_interval = sync_interval
@@ -78,10 +92,12 @@ class TrackerRecorder(Service):
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
-        waiting = self._writing if self._writing is not None else succeed(None)
+        pending = [d for d in (self._writing, self._draining) if d is not None]
+        waiting: Deferred[Any] = gatherResults(pending) if pending else succeed(None)
 
         def last(_: object) -> None:
-            self.sync()
+            if self.journal is None:
+                self.sync()
             self.db.flush()
 
         return waiting.addCallback(last)
@@ -89,7 +105,9 @@ class TrackerRecorder(Service):
     def tick(self) -> None:
         """Sync the swarms if due, and start writing the batch unless a write runs."""
         now = self._reactor.seconds()
-        if self._last_sync is None or now - self._last_sync >= self.sync_interval:
+        if self.journal is not None:
+            self.drain()
+        elif self._last_sync is None or now - self._last_sync >= self.sync_interval:
             self.sync()
         if self._writing is not None:
             return
@@ -131,3 +149,23 @@ class TrackerRecorder(Service):
             if grown:
                 self.db.add_completed(info_hash, grown)
         self._completed = current
+
+    def drain(self) -> Deferred[None] | None:
+        """Take the Redis journal into the database's batch (unless a drain runs)."""
+        if self.journal is None or self._draining is not None:
+            return None
+
+        def record(journal: Journal) -> None:
+            for info_hash, when in journal.seen.items():
+                self.db.seen(info_hash, when)
+            for info_hash, n in journal.completed.items():
+                self.db.add_completed(info_hash, n)
+
+        def done(_: object) -> None:
+            self._draining = None
+
+        d: Deferred[None] = self.journal.drain(max(10.0, 5 * self.interval)).addCallback(record)
+        self._draining = d
+        d.addErrback(lambda f: _log.failure("tracker recorder: draining the Redis journal", f))
+        d.addBoth(done)
+        return d

@@ -2,11 +2,20 @@
 
 Theory of operation
 -------------------
-``SwarmView`` reads a ``TrackerState`` (and optionally a ``TrackerDB``)
-without changing either (``info_hashes``, ``swarm_stats``, ``peer_count``:
-no expiry runs): per-swarm seeders, leechers and completed counts, totals,
-and the list of tracked info hashes for paging.  Totals and pages cost
-O(swarms) per call: fine for an admin's API and a scrape every few seconds.
+``SwarmView(source, db)`` reads the swarms through a ``SwarmSource``
+(``sources``: this process's ``TrackerState``, or the Redis every tracker
+process shares; a bare ``TrackerState`` is wrapped in a ``MemorySource``)
+and the torrents' stored rows through an optional ``TrackerDB``, changing
+neither.  Every reader returns a Deferred.
+
+The torrent list is the tracked swarms, most recently announced first,
+then the whitelisted torrents that have no swarm, by info hash; a page
+asks the source for at most ``limit`` swarms (``ZREVRANGE`` in Redis, no
+scan), and the whitelist (the database's, in memory) is checked against
+the source in one call.  Per-swarm counts come from the source; the
+completed count is the database's when it has the torrent (it survives
+restarts and, with Redis, counts every process's completions once), else
+the swarm's.
 
 ``resident_memory()`` is the process's resident set size from
 ``/proc/self/statm`` (Linux), or the peak RSS from ``resource.getrusage``
@@ -19,8 +28,12 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from twisted.internet.defer import Deferred
+
+from txbittorrent.core.tracker.announce import ScrapeStats
 from txbittorrent.core.tracker.registry import TrackerState
 from txbittorrent.tracker.db import TrackerDB
+from txbittorrent.tracker.stats.sources import MemorySource, SwarmSource, Totals
 
 __all__ = ["SwarmSummary", "SwarmView", "Totals", "resident_memory"]
 
@@ -47,33 +60,15 @@ class SwarmSummary:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Totals:
-    swarms: int
-    seeders: int
-    leechers: int
-
-
 class SwarmView:
-    """What the API shows of ``state`` (and ``db``, when there is one)."""
+    """What the API shows of the swarms (and ``db``, when there is one)."""
 
-    def __init__(self, state: TrackerState, db: TrackerDB | None = None) -> None:
-        self.state = state
+    def __init__(self, source: SwarmSource | TrackerState, db: TrackerDB | None = None) -> None:
+        self.source: SwarmSource = (
+            MemorySource(source) if isinstance(source, TrackerState) else source)
         self.db = db
 
-    def info_hashes(self) -> list[bytes]:
-        """Every torrent with a swarm in memory or on the whitelist, sorted."""
-        known = set(self.state.info_hashes())
-        if self.db is not None:
-            known |= self.db.whitelist()
-        return sorted(known)
-
-    def summary(self, info_hash: bytes) -> SwarmSummary | None:
-        """The torrent's figures, or None if neither the state nor the db knows it.
-
-        ``completed`` is the database's count when it has the torrent (it
-        survives restarts), else the swarm's since the tracker started."""
-        swarm = self.state.swarm_stats(info_hash)
+    def _summary(self, info_hash: bytes, swarm: ScrapeStats | None) -> SwarmSummary | None:
         row = self.db.torrent(info_hash) if self.db is not None else None
         if swarm is None and row is None:
             return None
@@ -88,20 +83,31 @@ class SwarmView:
             row.whitelisted if row is not None else False,
         )
 
-    def page(self, offset: int, limit: int) -> tuple[int, list[SwarmSummary]]:
-        """(how many torrents in all, the summaries of ``limit`` from ``offset``)."""
-        hashes = self.info_hashes()
-        chosen = (self.summary(h) for h in hashes[offset : offset + limit])
-        return len(hashes), [s for s in chosen if s is not None]
+    def summary(self, info_hash: bytes) -> Deferred[SwarmSummary | None]:
+        """The torrent's figures, or None if neither the swarms nor the db know it."""
+        d = self.source.counts([info_hash])
+        return d.addCallback(lambda found: self._summary(info_hash, found.get(info_hash)))
 
-    def totals(self) -> Totals:
-        seeders = 0
-        hashes = self.state.info_hashes()
-        for info_hash in hashes:
-            swarm = self.state.swarm_stats(info_hash)
-            if swarm is not None:
-                seeders += swarm.complete
-        return Totals(len(hashes), seeders, self.state.peer_count - seeders)
+    def page(self, offset: int, limit: int) -> Deferred[tuple[int, list[SwarmSummary]]]:
+        """(how many torrents in all, the summaries of at most ``limit`` from ``offset``)."""
+        return Deferred.fromCoroutine(self._page(offset, limit))
+
+    async def _page(self, offset: int, limit: int) -> tuple[int, list[SwarmSummary]]:
+        tracked = await self.source.tracked()
+        listed = sorted(self.db.whitelist()) if self.db is not None else []
+        known = await self.source.tracked_among(listed) if listed else set()
+        idle = [h for h in listed if h not in known]
+        hashes = await self.source.recent(offset, limit) if offset < tracked else []
+        if len(hashes) < limit:
+            start = max(0, offset - tracked)
+            hashes += [h for h in idle[start:start + limit - len(hashes)] if h not in hashes]
+        counts = await self.source.counts(hashes) if hashes else {}
+        chosen = (self._summary(h, counts.get(h)) for h in hashes)
+        return tracked + len(idle), [s for s in chosen if s is not None]
+
+    def totals(self) -> Deferred[Totals]:
+        """Tracked swarms, seeders and leechers (see ``sources`` for how fresh)."""
+        return self.source.totals()
 
 
 def resident_memory() -> int | None:
