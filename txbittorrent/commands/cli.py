@@ -4,6 +4,14 @@ Each subcommand lives in ``txbittorrent.commands.<name>`` and provides
 ``add_parser(subparsers)`` and ``run(args) -> int``.  Anticipated failures
 (``TxBitTorrentError``, ``OSError``) print one line on stderr and exit 1; a
 usage error exits 2 (argparse); Ctrl-C exits 130.  Never a traceback.
+
+Only the command being run is imported: ``build_parser(argv)`` looks at the
+command word of ``argv`` and, when it names one of ``COMMANDS``, registers
+that module alone, so that ``txbittorrent download`` never imports the
+daemon's client, the tracker server or ``create``'s hashing (start-up time
+is part of every download).  Without a command word that one module
+handles (``--help``, a typo, or one of ``cmds``' many commands) every
+module is registered, as ``build_parser()`` with no ``argv`` does.
 """
 
 from __future__ import annotations
@@ -18,23 +26,45 @@ from txbittorrent.errors import TxBitTorrentError
 COMMANDS = (
     "info", "create", "verify", "download", "seed", "demo", "serve", "cmds", "tracker", "share",
 )
+MULTI = frozenset({"cmds"})
+"""Modules that register several commands under other names than their own."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_word(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names: its first word that is no option (the
+    top-level parser takes no option with a value)."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+def modules_for(argv: Sequence[str] | None) -> tuple[str, ...]:
+    """The command modules to register for ``argv`` (None: all of them)."""
+    if argv is not None:
+        word = command_word(argv)
+        if word in COMMANDS and word not in MULTI:
+            return (word,)
+    return tuple(COMMANDS)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or with ``argv`` only of the one it runs."""
     parser = argparse.ArgumentParser(
         prog="txbittorrent", description="A BitTorrent client built on Twisted."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMANDS:
+    for name in modules_for(argv):
         module = importlib.import_module(f"txbittorrent.commands.{name}")
         module.add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(arguments)
+    args = parser.parse_args(arguments)
     try:
         return int(args.run(args))
     except KeyboardInterrupt:

@@ -76,8 +76,6 @@ from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.protocol import connectionDone
 from twisted.internet.protocol import Protocol as StreamProtocol
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseDone
-from twisted.web.http import PotentialDataLoss
 
 from txbittorrent._reactor import resolve_reactor
 from txbittorrent.core.tracker.announce import (
@@ -204,6 +202,11 @@ class _BodyReader(StreamProtocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self.finished.called:
             return
+        # Here, not at the top: twisted.web loads only once an HTTP tracker
+        # is asked (a download from peers or UDP trackers never imports it).
+        from twisted.web.client import ResponseDone
+        from twisted.web.http import PotentialDataLoss
+
         if isinstance(reason.value, (ResponseDone, PotentialDataLoss)):
             self.finished.callback(b"".join(self._parts))
         else:
