@@ -974,9 +974,9 @@ class LifeCycleTests(SynchronousTestCase):
         """stop() cancels every timer and closes every link."""
         h = Harness(self, have=[0], config=small())
         h.swarm.start()
-        self.assertNotEqual(h.clock.getDelayedCalls(), [])
         seed = h.seed()
         leecher = h.connect()
+        self.assertNotEqual(h.clock.getDelayedCalls(), [])
         fired: list[object] = []
         h.swarm.stop().addCallback(fired.append)
         self.assertEqual(fired, [None])
@@ -984,6 +984,42 @@ class LifeCycleTests(SynchronousTestCase):
         self.assertEqual(seed.closed, "the torrent is stopping")
         self.assertEqual(leecher.closed, "the torrent is stopping")
         self.assertEqual(h.swarm.peers(), [])
+
+    def test_idle_swarm_schedules_nothing(self) -> None:
+        """A started swarm with no peer and no address leaves the clock empty."""
+        h = Harness(self)
+        h.swarm.start()
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+        h.clock.advance(100)
+        self.assertEqual(h.dialer.calls, [])
+
+    def test_timers_wake_with_a_peer_and_sleep_after(self) -> None:
+        """A peer wakes the timers on the phase of the swarm's start; once
+        the last peer is gone they sleep again after the rates' history."""
+        h = Harness(self, config=small())
+        h.swarm.start()
+        h.clock.advance(0.5)
+        link = h.connect()
+        times = sorted(c.getTime() for c in h.clock.getDelayedCalls())
+        cfg = h.swarm.config
+        self.assertEqual(times, sorted([cfg.tick_interval, cfg.request_check_interval,
+                                        cfg.rechoke_interval, cfg.connect_interval]))
+        link.close()
+        link.lost()
+        h.clock.pump([1.0] * 40)
+        # Only the top-up is left: the address book still holds the peer's address.
+        (top_up,) = h.clock.getDelayedCalls()
+        self.assertEqual(top_up.getTime() % cfg.connect_interval, 0)
+
+    def test_addresses_wake_the_top_up(self) -> None:
+        """Addresses given to an idle swarm are dialled now and retried on the top-up."""
+        h = Harness(self)
+        h.swarm.start()
+        h.clock.advance(1.0)
+        h.swarm.add_peers([("10.1.0.1", 6881)])
+        self.assertEqual(len(h.dialer.calls), 1)
+        (call,) = h.clock.getDelayedCalls()
+        self.assertEqual(call.getTime(), h.swarm.config.connect_interval)
 
     def test_stop_waits_for_disk(self) -> None:
         """stop() fires only once the hash-and-write job in flight is done."""

@@ -28,8 +28,14 @@ the uploader, extension events, and INTERESTED for the choking); a
 
 Timers, from ``start`` to ``stop``: the tick (rates, queue depths, idle
 pipelines, and ``Uploader.retry_stalled``), the request check (timeouts,
-snubbing), the rechoke and the connection top-up.  No timer waits for a
-backed-up link: uploads held back resume when ``PeerProtocol`` says the link
+snubbing), the rechoke and the connection top-up.  Each is a
+``timers.PhasedTimer``: it keeps the phase a ``LoopingCall`` started with the
+swarm would have, but sleeps (nothing scheduled) while it has nothing to do:
+the tick, the request check and the rechoke while no peer is connected (the
+tick goes on for the rates' history after the last peer left), the top-up
+while the address book is empty.  A peer or an address wakes them, so a
+session of thousands of torrents without peers leaves the reactor idle.
+No timer waits for a backed-up link: uploads held back resume when ``PeerProtocol`` says the link
 drained (``peer_writable``); the retry on the tick (``tick_interval``, 1 s)
 is only a safety net for ``PeerLink``s that never say so.  The adapter keeps
 the idle and keep-alive timers (``LinkConfig.keepalive_interval``).
@@ -54,7 +60,6 @@ from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -77,6 +82,7 @@ from txbittorrent.swarm.peerstate import PeerInfo, PeerState, RateMeter
 from txbittorrent.storage.store import Store
 from txbittorrent.swarm.config import SwarmConfig, SwarmObserver
 from txbittorrent.storage.uploadcache import UploadCache
+from txbittorrent.swarm.timers import PhasedTimer
 from txbittorrent.swarm.uploader import Uploader
 
 if TYPE_CHECKING:
@@ -147,7 +153,9 @@ class Swarm:
         self._peers: dict[PeerLink, PeerState] = {}
         self._by_id: dict[bytes, PeerState] = {}
         self._connections = Connections(self._book, dialer, peer_id, cfg, self._peers, self._by_id)
-        self._loops: list[LoopingCall] = []
+        self._timers: tuple[PhasedTimer, ...] = ()
+        self._quiet_since: float | None = None
+        """When the tick last found no peer (None: it found some)."""
         self._state = _NEW
         self._paused = False
         self._events = PeerEvents(
@@ -226,24 +234,50 @@ class Swarm:
         if self._state != _NEW:
             raise LocalProtocolError(f"Swarm.start() called when {self._state}")
         self._state = _RUNNING
-        cfg = self.config
-        for f, interval, now in (
-            (self._tick, cfg.tick_interval, False),
-            (self._check_requests, cfg.request_check_interval, False),
-            (self._rechoke, cfg.rechoke_interval, False),
-            (self._top_up, cfg.connect_interval, True),
-        ):
-            loop = LoopingCall(self._run_timer, f)
-            loop.clock = self._clock
-            self._loops.append(loop)
-            loop.start(interval, now=now)
+        cfg, clock = self.config, self._clock
+        origin = clock.seconds()
+        self._timers = (
+            PhasedTimer(clock, cfg.tick_interval, origin, self._tick, self._tick_needed),
+            PhasedTimer(clock, cfg.request_check_interval, origin, self._check_requests,
+                        self._has_peers),
+            PhasedTimer(clock, cfg.rechoke_interval, origin, self._rechoke, self._has_peers),
+            PhasedTimer(clock, cfg.connect_interval, origin, self._top_up, self._has_candidates),
+        )
+        self._timers[3].run_now()
+        self._wake()
 
-    def _run_timer(self, f: Callable[[], None]) -> None:
-        """Run one timer's work; an error is logged and the timer keeps going."""
-        try:
-            f()
-        except Exception:
-            _log.failure("swarm timer {name} failed", name=f.__name__)
+    def _wake(self) -> None:
+        """Something arrived (a peer, an address): the timers that have work
+        now follow their phase again."""
+        if self._state != _RUNNING:
+            return
+        peers = bool(self._peers)
+        if peers:
+            self._quiet_since = None
+        tick, check, rechoke, top_up = self._timers
+        if peers:
+            tick.wake()
+            check.wake()
+            rechoke.wake()
+        if len(self._book):
+            top_up.wake()
+
+    def _has_peers(self) -> bool:
+        return bool(self._peers)
+
+    def _has_candidates(self) -> bool:
+        return len(self._book) > 0
+
+    def _tick_needed(self) -> bool:
+        """Peers, or not long since the last one left (the rates' history
+        runs out ``_keep`` seconds later)."""
+        if self._peers:
+            self._quiet_since = None
+            return True
+        now: float = self._clock.seconds()
+        if self._quiet_since is None:
+            self._quiet_since = now
+        return now - self._quiet_since < self._keep
 
     def stop(self) -> Deferred[None]:
         """Stop the timers, close every connection, and fire once the disk
@@ -255,10 +289,8 @@ class Swarm:
         if downloader is not None and uploader is not None:
             downloader.stopped = uploader.stopped = True
             downloader.unfollow()
-        for loop in self._loops:
-            if loop.running:
-                loop.stop()
-        self._loops = []
+        for timer in self._timers:
+            timer.stop()
         for peer in list(self._peers.values()):
             self._close(peer, "the torrent is stopping")
         self.extensions.stop()
@@ -344,6 +376,7 @@ class Swarm:
         added = self._book.add(addresses, source)
         if added and self.running:
             self._top_up()
+            self._wake()
         return added
 
     def peers(self) -> list[PeerInfo]:
@@ -412,6 +445,7 @@ class Swarm:
         self._peers[link] = peer
         self._by_id[peer.peer_id] = peer
         self._connections.connected(link)
+        self._wake()
         data = b""
         if self._have is not None:  # (PORT after the bitfield: BEP 6 wants that first)
             data = session.send_bitfield(self._have) + self._port_message(session)
