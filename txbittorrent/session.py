@@ -73,6 +73,7 @@ from txbittorrent.core.metainfo import MetainfoLimits
 from txbittorrent.errors import LocalProtocolError
 from txbittorrent.interfaces import Address, PeerHost
 from txbittorrent.peer.links import LinkConfig, LinkGroup, normalize_host
+from txbittorrent.peer.mse import ENCRYPTION_MODES, MSEPeerProtocol, Req2Map
 from txbittorrent.peer.protocol import PeerProtocol
 from txbittorrent.dht.bootstrap import resolve_with_reactor
 from txbittorrent.dht.config import DHTConfig
@@ -127,6 +128,16 @@ class SessionConfig:
     resume_dir: str | None = None
     """Where ``add`` puts each torrent's resume record (``<info hash>.resume``)
     when it is given no ``resume_path``; None: no record unless given."""
+    encryption: str = "enabled"
+    """MSE/PE (``peer.mse``): ``"disabled"`` (plain only), ``"enabled"``
+    (incoming: plain or encrypted, plaintext selected when the peer offers
+    both; outgoing: plain, which costs no extra round trip and no cipher
+    work, and every common client accepts it) or ``"forced"`` (RC4 both
+    ways; plain incoming refused)."""
+
+    def __post_init__(self) -> None:
+        if self.encryption not in ENCRYPTION_MODES:
+            raise ValueError(f"encryption must be one of {ENCRYPTION_MODES}: {self.encryption!r}")
 
 
 class _Listener(ServerFactory):
@@ -136,9 +147,11 @@ class _Listener(ServerFactory):
 
     def __init__(self, session: Session) -> None:
         self._session = session
+        self.req2 = Req2Map(session._hosts)
+        """The MSE responders' torrent lookup over the session's registry."""
 
     def buildProtocol(self, addr: Any) -> PeerProtocol | None:
-        return self._session._incoming()
+        return self._session._incoming(self.req2)
 
 
 class _Dial(Factory):
@@ -542,18 +555,32 @@ class Session:
             "download_throttles": (self.download_throttle,),
         }
 
-    def _incoming(self) -> PeerProtocol | None:
+    def _incoming(self, req2: Req2Map | None = None) -> PeerProtocol | None:
+        """The link of an accepted connection: one that tells plain from
+        encrypted (MSE) by the first bytes, unless encryption is disabled."""
         if self._state != _RUNNING or self.connection_count() >= self.config.max_connections:
             return None
         assert self._links is not None
-        return PeerProtocol(self._links, router=self.route, **self._link_options())
+        mode = self.config.encryption
+        if mode == "disabled":
+            return PeerProtocol(self._links, router=self.route, **self._link_options())
+        return MSEPeerProtocol.make_incoming(
+            self._links, self.route, req2 if req2 is not None else Req2Map(self._hosts), mode,
+            **self._link_options(),
+        )
 
     def _dial_connected(self, dial: _Dial) -> PeerProtocol | None:
+        """The link of a connection we dialled: encrypted when encryption is
+        forced, else plain (see ``SessionConfig.encryption``)."""
         if dial.done or dial.connected:
             return None
         dial.connected = True
         self._half_open -= 1
         assert self._links is not None
+        if self.config.encryption == "forced":
+            return MSEPeerProtocol.make_outgoing(
+                self._links, dial.host, dial.address, "forced", **self._link_options()
+            )
         return PeerProtocol(
             self._links, host=dial.host, address=dial.address, **self._link_options()
         )

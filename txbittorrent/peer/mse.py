@@ -1,0 +1,343 @@
+"""MSE/PE under a peer link: the Twisted adapter over ``core.wire.mse``.
+
+Theory of operation
+-------------------
+An ``MSEPeerProtocol`` is a ``PeerProtocol`` whose bytes go through the
+encrypted handshake first and, after it, through RC4 when that was chosen.
+``PeerProtocol`` itself is unchanged: this subclass decrypts in
+``dataReceived`` before handing the bytes on, and gives the link, as its
+transport, a ``_CipherTransport`` that encrypts every write (one ``update``
+of OpenSSL's RC4 per read or write, no per-byte Python) and forwards
+everything else (producer methods, ``getPeer``, ``bufferSize``,
+``getHandle``, ``setTcpNoDelay``...) to the real transport.  RC4 keeps
+sizes, so the link's byte counts and the transport's backpressure stay
+right.  A subclass rather than a protocol wrapping the link
+(``ProtocolWrapper``): the link stays the connection's protocol, so the
+session's registry, its tests and the swarm see one object, and the
+plaintext data path has no extra layer (after a plaintext handshake the
+link writes to the socket directly).
+
+Like ``twisted.web._http2`` over h2, the handshake part only feeds the bytes
+to the sans-I/O machine and writes what comes back.  The link is connected,
+counted and timed from the TCP connect on, so its handshake timeout covers
+the encrypted handshake too, and ``close``/``abort`` work throughout.  What
+the link writes before the handshake is done is held back; an outgoing
+link's first write (its BitTorrent handshake) travels as the handshake's
+initial payload (IA), costing no round trip.
+
+Outgoing (``make_outgoing``): we are side A, offering ``policy(mode)``'s methods.
+Incoming (``make_incoming``): the first bytes decide.  A plain handshake starts
+with ``\\x13BitTorrent protocol``: while the bytes so far agree with that
+(at most 20 bytes) we wait, then pass them on untouched, unless plaintext is
+refused (encryption forced).  Anything else goes to the responder, which
+finds the torrent with ``skey_for_req2``; the link's router then accepts
+only a BitTorrent handshake naming that same torrent (``mse_info_hash``).
+
+A handshake that breaks the protocol (``MSEHandshakeError``) closes the link
+with the reason, as any protocol violation does.  MSE handshake bytes are
+not counted in ``bytes_received``, nor charged to the download limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
+
+from txbittorrent.core.wire.mse import (
+    CRYPTO_PLAINTEXT,
+    CRYPTO_RC4,
+    Established,
+    MSEInitiator,
+    MSEResponder,
+    RandBytes,
+    RC4Factory,
+    StreamCipher,
+    req2_hash,
+)
+from txbittorrent.errors import MSEHandshakeError
+from txbittorrent.interfaces import Address, PeerHost
+from txbittorrent.peer import mse_crypto
+from txbittorrent.peer.links import LinkGroup
+from txbittorrent.peer.protocol import PeerProtocol
+
+__all__ = ["ENCRYPTION_MODES", "MSEPeerProtocol", "PLAIN_PREFIX", "Req2Map", "policy"]
+
+PLAIN_PREFIX = b"\x13BitTorrent protocol"
+"""How a plain BitTorrent handshake starts."""
+
+ENCRYPTION_MODES = ("disabled", "enabled", "forced")
+"""The values of ``SessionConfig.encryption``."""
+
+_MAX_INITIAL_PAYLOAD = 0xFFFF
+
+
+def policy(mode: str) -> tuple[int, int, bool]:
+    """For an encryption setting: (the methods we offer and accept, the one
+    we select when offered several, whether plain incoming is accepted).
+    ``enabled`` accepts both and selects plaintext (the payload costs no
+    cipher work; the handshake is obfuscated either way), as libtorrent's
+    defaults do; ``forced`` is RC4 only."""
+    if mode == "enabled":
+        return CRYPTO_PLAINTEXT | CRYPTO_RC4, CRYPTO_PLAINTEXT, True
+    if mode == "forced":
+        return CRYPTO_RC4, CRYPTO_RC4, False
+    raise ValueError(f"no MSE policy for encryption mode {mode!r}")
+
+
+class Req2Map:
+    """HASH('req2', info hash) -> info hash over a live mapping keyed by info
+    hash (the session's registry): a responder's ``skey_for_req2``.  Each
+    info hash is hashed once, lazily: a miss hashes only the info hashes
+    added since, and a hit is checked against the mapping (a removed
+    torrent is not found)."""
+
+    def __init__(self, registry: Any) -> None:
+        """``registry``: a mapping whose keys are the info hashes."""
+        self._registry = registry
+        self._by_req2: dict[bytes, bytes] = {}
+        self._hashed: set[bytes] = set()
+
+    def __call__(self, req2: bytes) -> bytes | None:
+        info_hash = self._by_req2.get(req2)
+        if info_hash is None:
+            new = self._registry.keys() - self._hashed
+            if new:
+                for added in new:
+                    self._by_req2[req2_hash(added)] = added
+                self._hashed |= new
+                info_hash = self._by_req2.get(req2)
+        if info_hash is None or info_hash not in self._registry:
+            return None
+        return info_hash
+
+
+class _CipherTransport:
+    """The transport an encrypted link writes to: holds writes back until
+    the handshake is done, then encrypts them; forwards everything else."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.encryptor: StreamCipher | None = None
+        self.pending: list[bytes] | None = []
+
+    def write(self, data: bytes) -> None:
+        pending = self.pending
+        if pending is not None:
+            pending.append(bytes(data))
+            return
+        encryptor = self.encryptor
+        self.real.write(encryptor.update(data) if encryptor is not None else data)
+
+    def writeSequence(self, data: Iterable[bytes]) -> None:
+        pending = self.pending
+        if pending is not None:
+            pending.extend(bytes(chunk) for chunk in data)
+            return
+        encryptor = self.encryptor
+        if encryptor is None:
+            self.real.writeSequence(data)
+        else:
+            self.real.writeSequence([encryptor.update(chunk) for chunk in data])
+
+    @property
+    def bufferSize(self) -> int:
+        return int(self.real.bufferSize)
+
+    @bufferSize.setter
+    def bufferSize(self, size: int) -> None:
+        self.real.bufferSize = size
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for names not defined here (getHandle is absent when
+        # the real transport has none, as tune_socket expects).
+        if name.startswith("__") or name == "real":
+            raise AttributeError(name)
+        return getattr(self.real, name)
+
+
+class MSEPeerProtocol(PeerProtocol):
+    """A link that runs MSE/PE under its BitTorrent stream (see the module
+    docstring).  Make one with ``make_outgoing`` or ``make_incoming``."""
+
+    def __init__(
+        self,
+        group: LinkGroup,
+        *,
+        new_initiator: Callable[[bytes], MSEInitiator] | None = None,
+        new_responder: Callable[[], MSEResponder] | None = None,
+        accept_plain: bool = True,
+        router: Callable[[bytes], PeerHost | None] | None = None,
+        **options: Any,
+    ) -> None:
+        if (new_initiator is None) == (new_responder is None):
+            raise ValueError("give an initiator (outgoing) or a responder (incoming)")
+        if router is not None:
+            named_router = router
+
+            def route(info_hash: bytes) -> PeerHost | None:
+                named = self.mse_info_hash
+                return named_router(info_hash) if named in (None, info_hash) else None
+
+            options["router"] = route
+        super().__init__(group, **options)
+        self.crypto: int | None = None
+        """``CRYPTO_PLAINTEXT`` or ``CRYPTO_RC4`` once the stream is set
+        (a plain incoming connection counts as ``CRYPTO_PLAINTEXT``)."""
+        self.encrypted_handshake = False
+        """Whether the connection went through the MSE handshake."""
+        self.mse_info_hash: bytes | None = None
+        """The torrent an incoming peer named in its encrypted handshake."""
+        self._new_initiator = new_initiator
+        self._new_responder = new_responder
+        self._accept_plain = accept_plain
+        self._handshake: MSEInitiator | MSEResponder | None = None
+        self._mse_live = True
+        self._sniffed = b""
+        self._decryptor: StreamCipher | None = None
+        self._cipher: _CipherTransport | None = None
+
+    @classmethod
+    def make_outgoing(
+        cls,
+        group: LinkGroup,
+        host: PeerHost,
+        address: Address,
+        mode: str,
+        *,
+        randbytes: RandBytes = mse_crypto.randbytes,
+        new_rc4: RC4Factory = mse_crypto.new_rc4,
+        **options: Any,
+    ) -> MSEPeerProtocol:
+        """A link we dial to ``address`` for ``host``, encrypted per ``mode``."""
+        provide, _, _ = policy(mode)
+        info_hash = host.info_hash
+
+        def new_initiator(initial_payload: bytes) -> MSEInitiator:
+            return MSEInitiator(
+                info_hash, crypto_provide=provide, randbytes=randbytes, new_rc4=new_rc4,
+                initial_payload=initial_payload,
+            )
+
+        return cls(group, new_initiator=new_initiator, host=host, address=address, **options)
+
+    @classmethod
+    def make_incoming(
+        cls,
+        group: LinkGroup,
+        router: Callable[[bytes], PeerHost | None],
+        skey_for_req2: Callable[[bytes], bytes | None],
+        mode: str,
+        *,
+        randbytes: RandBytes = mse_crypto.randbytes,
+        new_rc4: RC4Factory = mse_crypto.new_rc4,
+        **options: Any,
+    ) -> MSEPeerProtocol:
+        """A link for an accepted connection, plain or encrypted per ``mode``."""
+        allowed, prefer, accept_plain = policy(mode)
+
+        def new_responder() -> MSEResponder:
+            return MSEResponder(
+                skey_for_req2, allowed=allowed, prefer=prefer, randbytes=randbytes,
+                new_rc4=new_rc4,
+            )
+
+        return cls(
+            group, new_responder=new_responder, accept_plain=accept_plain, router=router,
+            **options,
+        )
+
+    def __repr__(self) -> str:
+        return "<MSE" + super().__repr__()[1:]
+
+    # -- Twisted Protocol ----------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        real: Any = self.transport
+        cipher = self._cipher = _CipherTransport(real)
+        self.transport = cipher  # type: ignore[assignment]
+        try:
+            super().connectionMade()
+        finally:
+            self.transport = real
+        new_initiator = self._new_initiator
+        if new_initiator is None or self._closing:
+            return
+        held = b"".join(cipher.pending or ())
+        cipher.pending = [held[_MAX_INITIAL_PAYLOAD:]] if len(held) > _MAX_INITIAL_PAYLOAD else []
+        initiator = self._handshake = new_initiator(held[:_MAX_INITIAL_PAYLOAD])
+        self.encrypted_handshake = True
+        real.write(initiator.start())
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self._mse_live:
+            decryptor = self._decryptor
+            super().dataReceived(decryptor.update(data) if decryptor is not None else data)
+            return
+        if self._closing:
+            return
+        handshake = self._handshake
+        if handshake is None:
+            handshake = self._sniff(data)
+            if handshake is None:
+                return
+            data, self._sniffed = self._sniffed, b""
+        try:
+            events = handshake.feed(data)
+        except MSEHandshakeError as e:
+            self.close(f"encryption handshake failed: {e}")
+            return
+        cipher = self._cipher
+        assert cipher is not None
+        for event in events:
+            if isinstance(event, Established):
+                self._establish(event)
+            else:
+                cipher.real.write(event.data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._handshake = None
+        self._decryptor = None
+        super().connectionLost(reason)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _sniff(self, data: bytes) -> MSEResponder | None:
+        """Plain or encrypted, from an incoming connection's first bytes:
+        the responder, or None (plain, or not known yet)."""
+        sniffed = self._sniffed = self._sniffed + data
+        size = min(len(sniffed), len(PLAIN_PREFIX))
+        if sniffed[:size] == PLAIN_PREFIX[:size]:
+            if size < len(PLAIN_PREFIX):
+                return None
+            self._sniffed = b""
+            if not self._accept_plain:
+                self.close("plaintext connection refused (encryption is forced)")
+                return None
+            self._establish(Established(CRYPTO_PLAINTEXT, b"", sniffed, None, None))
+            return None
+        assert self._new_responder is not None
+        self.encrypted_handshake = True
+        responder = self._handshake = self._new_responder()
+        return responder
+
+    def _establish(self, event: Established) -> None:
+        self._mse_live = False
+        self.crypto = event.crypto
+        if self._new_responder is not None and event.info_hash:
+            self.mse_info_hash = event.info_hash
+        self._handshake = None
+        cipher = self._cipher
+        assert cipher is not None
+        pending, cipher.pending = cipher.pending or [], None
+        if event.encryptor is None:
+            self._transport = cipher.real  # plaintext: straight to the socket from now on
+        else:
+            cipher.encryptor = event.encryptor
+            self._decryptor = event.decryptor
+        if pending and not self._closing:
+            self._transport.writeSequence(pending)
+        if event.payload and not self._closing:
+            super().dataReceived(event.payload)
