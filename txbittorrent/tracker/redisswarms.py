@@ -117,6 +117,7 @@ class RedisSwarms:
         """Connect (lazily: commands wait for the connection)."""
         if self._client is None:
             self._client = self._connect(self.url, self.reply_timeout)
+            self.upkeep.started()
 
     def stop(self) -> Deferred[None]:
         """Disconnect; fire once the connection is closed."""

@@ -26,9 +26,11 @@ Theory of operation
   completions (``<p>:journal:completed``: info hash -> count) written by
   announces since the last drain, and emptied in the same script, so each
   completion reaches exactly one process's recorder (counted once over
-  all processes).  Each drain also sets ``<p>:recording`` for ``ttl``
-  seconds; announces journal only while it exists (no recorder, no
-  journal), and at most ``max_swarms`` info hashes per journal hash.
+  all processes).  ``record(ttl)`` (the recorder's start; sent as soon as
+  the connection exists, before this process's listeners open) and each
+  drain set ``<p>:recording`` for ``ttl`` seconds; announces journal only
+  while it exists (no recorder, no journal), and at most ``max_swarms``
+  info hashes per journal hash.
 
 Nothing here owns a timer: the tracker service calls ``expire`` from its
 sweep, the recorder calls ``drain``, the stats API the readers.
@@ -42,6 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
 
 if TYPE_CHECKING:
     from txbittorrent.tracker.redisswarms import RedisSwarms
@@ -50,6 +53,8 @@ __all__ = [
     "DRAIN_SCRIPT", "SWEEP_BATCH", "SWEEP_GAP", "SWEEP_SCRIPT", "TOTALS_AGE", "Journal",
     "RedisUpkeep", "SwarmTotals",
 ]
+
+_log = Logger()
 
 SWEEP_BATCH = 500
 """Swarms per sweep script (each a few milliseconds of Redis time)."""
@@ -101,6 +106,8 @@ class RedisUpkeep:
         self.gap = gap
         self.totals_age = totals_age
         self._token = uuid.uuid4().hex
+        self.recording_ttl: float | None = None
+        """Set by ``record``: this process drains the journal."""
 
     def _key(self, name: str) -> str:
         return f"{self.swarms.prefix}:{name}"
@@ -193,6 +200,25 @@ class RedisUpkeep:
         return found
 
     # -- the recorder's journal --------------------------------------------------
+
+    def record(self, ttl: float) -> None:
+        """A recorder will drain: make announces journal from now on (or from the
+        connection, if ``swarms`` is not started yet, before any announce of
+        this process), for ``ttl`` seconds at a time, renewed by each drain."""
+        self.recording_ttl = ttl
+        if self.swarms._client is not None:
+            self._mark()
+
+    def started(self) -> None:
+        """Called by ``RedisSwarms.start`` once its client exists."""
+        if self.recording_ttl is not None:
+            self._mark()
+
+    def _mark(self) -> None:
+        assert self.recording_ttl is not None
+        d = self.swarms._call(self.swarms.client.set(
+            self._key("recording"), "1", pexpire=max(1, int(self.recording_ttl * 1000))))
+        d.addErrback(lambda f: _log.failure("Redis: marking the journal as drained", f))
 
     def drain(self, ttl: float) -> Deferred[Journal]:
         """Take (and empty) the journal; keep announces journaling for ``ttl`` seconds."""

@@ -28,7 +28,9 @@ is empty: every tick instead drains the journal the announce scripts keep
 emptied atomically, so each completion reaches one recorder of all the
 processes sharing the Redis (and one database, when they share the file:
 counted once).  One drain is in flight at most; a failed drain leaves the
-journal in Redis for the next one (of any process).  The last flush at
+journal in Redis for the next one (of any process).  The start tells Redis
+a recorder exists (announces journal from then on, also those before the
+first drain).  The last flush at
 stop does not drain (the Redis connection closes with the listeners): what
 is left waits in Redis for another process or the next start.
 """
@@ -82,6 +84,8 @@ class TrackerRecorder(Service):
 
     def startService(self) -> None:
         super().startService()  # type: ignore[no-untyped-call]
+        if self.journal is not None:
+            self.journal.record(self._journal_ttl)
         loop = self._loop = LoopingCall(self.tick)
         loop.clock = self._reactor
         loop.start(self.interval, now=False).addErrback(
@@ -150,6 +154,11 @@ class TrackerRecorder(Service):
                 self.db.add_completed(info_hash, grown)
         self._completed = current
 
+    @property
+    def _journal_ttl(self) -> float:
+        """How long announces keep journaling without a drain."""
+        return max(10.0, 5 * self.interval)
+
     def drain(self) -> Deferred[None] | None:
         """Take the Redis journal into the database's batch (unless a drain runs)."""
         if self.journal is None or self._draining is not None:
@@ -164,7 +173,7 @@ class TrackerRecorder(Service):
         def done(_: object) -> None:
             self._draining = None
 
-        d: Deferred[None] = self.journal.drain(max(10.0, 5 * self.interval)).addCallback(record)
+        d: Deferred[None] = self.journal.drain(self._journal_ttl).addCallback(record)
         self._draining = d
         d.addErrback(lambda f: _log.failure("tracker recorder: draining the Redis journal", f))
         d.addBoth(done)
