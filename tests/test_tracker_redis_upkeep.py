@@ -73,6 +73,23 @@ class CapTests(RedisCase):
         self.assertEqual(await client.hgetall("txbt:completed"), {})  # fake(1) evicted too
         self.assertEqual((await swarms.counters())["evicted"], 11)
 
+    def test_lowered_cap(self) -> Deferred[None]:
+        """A cap lowered at a restart is reached over new swarms, 64 evictions at most each."""
+        return ensureDeferred(self._lowered())
+
+    async def _lowered(self) -> None:
+        before = self.swarms(max_swarms=1000)
+        for n in range(200):
+            await before.announce(announce(n, fake(n)), 1000.0 + n)
+        after = self.swarms(max_swarms=10)
+        await after.announce(announce(500, fake(500)), 1500.0)
+        self.assertEqual(await after.client.zcard("txbt:swarms"), 201 - 64)
+        for n in range(501, 504):
+            await after.announce(announce(n, fake(n)), 1500.0 + n)
+        self.assertEqual(await after.client.zcard("txbt:swarms"), 10)
+        self.assertEqual(await after.upkeep.recent(0, 100),
+                         [fake(n) for n in (503, 502, 501, 500, 199, 198, 197, 196, 195, 194)])
+
     def test_refusal(self) -> Deferred[None]:
         """With evict_swarms=False a new info hash past the cap is refused; known ones go on."""
         return ensureDeferred(self._refusal())
@@ -212,6 +229,23 @@ class JournalTests(RedisCase):
         await swarms.announce(announce(1, left=0, event=AnnounceEvent.COMPLETED), 1000.0)
         self.assertEqual(await swarms.client.exists("txbt:journal:completed"), 0)
         self.assertEqual(await swarms.client.exists("txbt:journal:seen"), 0)
+
+    def test_recording_from_start(self) -> Deferred[None]:
+        """A recorder's record() before the start journals the very first announces."""
+        return ensureDeferred(self._from_start())
+
+    async def _from_start(self) -> None:
+        from txbittorrent.tracker.redisswarms import RedisSwarms
+
+        state = TrackerState(random.Random(1), interval=100, peer_timeout=200)
+        swarms = RedisSwarms(state, self.server.url, rng=random.Random(2))
+        swarms.upkeep.record(30.0)
+        swarms.start()
+        self.addCleanup(swarms.stop)
+        await swarms.announce(announce(1, left=0, event=AnnounceEvent.COMPLETED), 1000.0)
+        self.assertTrue(0 < await swarms.client.execute_command("PTTL", "txbt:recording") <= 30000)
+        journal = await swarms.upkeep.drain(30.0)
+        self.assertEqual((journal.seen, journal.completed), ({INFO_HASH: 1000.0}, {INFO_HASH: 1}))
 
     def test_bounded(self) -> Deferred[None]:
         """The journal holds at most max_swarms info hashes per hash between drains."""

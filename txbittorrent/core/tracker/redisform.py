@@ -52,7 +52,10 @@ Decisions
   one past the cap evicts the least recently announced (its six keys and
   its ``<p>:completed`` entry deleted in the same script), or is refused
   with ``evict_swarms=False``; so ``<p>:completed`` and the journal never
-  hold more than ``max_swarms`` info hashes either.  A swarm leaves the
+  hold more than ``max_swarms`` info hashes either.  One announce evicts
+  at most 64 swarms (a cap lowered at a restart is reached over the next
+  new swarms, never in one long script); processes sharing a Redis should
+  share ``max_swarms`` (each announce applies its process's).  A swarm leaves the
   index when its last peer stops with no completed download (as
   ``TrackerState`` forgets it), and at the sweep when no peer is live and
   none completed.  The eviction builds the victim's key names in the
@@ -302,7 +305,7 @@ redis.call('HINCRBY', KEYS[9], 'announces', 1)
 if event ~= 'stopped' or completes then
   if redis.call('ZADD', KEYS[8], now, ih) == 1 then
     if journal(KEYS[10]) then redis.call('HSETNX', KEYS[10], ih, now) end
-    local over = redis.call('ZCARD', KEYS[8]) - maxswarms
+    local over = math.min(redis.call('ZCARD', KEYS[8]) - maxswarms, 64)
     if over > 0 then
       for _, victim in ipairs(redis.call('ZRANGE', KEYS[8], 0, over - 1)) do
         local base = prefix .. ':' .. string.gsub(victim, '.', function(c)
