@@ -580,6 +580,8 @@ class MainTests(SynchronousTestCase):
         self.main(args, priorities=[1, 0])
         t = FakeTorrent.made[0]
         session_config = t.kwargs.pop("session_config")
+        # Trackers hear "stopped" at exit, but the command waits 1 s at most.
+        self.assertEqual(t.kwargs.pop("tracker").stop_timeout, 1.0)
         self.assertEqual(t.kwargs, {
             "basedir": "out", "port": 6881, "reactor": self.reactor,
             "resume_path": os.path.join("out", ".txbittorrent", "ab" * 20 + ".resume"),
@@ -590,6 +592,24 @@ class MainTests(SynchronousTestCase):
                          os.path.join("out", ".txbittorrent", "dht.state"))
         self.assertEqual(t.added_peers, [("127.0.0.1", 7000)])
         self.assertEqual(t.calls, ["start"])
+
+    def test_complete_event_ends_at_once(self) -> None:
+        """The torrent's "complete" event ends the run in the next reactor
+        turn, not at the next progress tick."""
+        d = self.main(self.args("download", "x"))
+        t = FakeTorrent.made[0]
+        self.reactor.advance(0.25)
+        t.left_wanted = 0
+        for callback, kinds in list(t.subscribers):
+            if kinds is not None and "complete" in kinds:
+                callback(SimpleNamespace(kind="complete"))
+        self.assertNoResult(d)  # not from inside the event's publication
+        self.reactor.advance(0)
+        self.reactor.advance(0)
+        self.successResultOf(d)
+        self.assertEqual(t.calls, ["start", "stop"])
+        self.assertNotIn(_engine.GOAL_EVENTS, [kinds for _, kinds in t.subscribers])
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
 
     def test_download_until_complete(self) -> None:
         """The run ends (stopping the torrent) once every wanted piece is verified."""

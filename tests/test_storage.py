@@ -894,3 +894,81 @@ class ConcurrencyTests(StorageTestMixin, SynchronousTestCase):
         self.assertEqual([locks for _, locks in held], [[True], [False, True]])
         self.assertEqual(sorted(storage._write_locks), [0, 1])
         self.assertFalse(any(lock.locked() for lock in storage._write_locks.values()))
+
+
+class WriteBehindTests(StorageTestMixin, SynchronousTestCase):
+    """Each write starts its range's write-back; sync() still makes it durable."""
+
+    def setUp(self) -> None:
+        if not os.path.isdir("/proc/self/fd"):
+            raise self.skipTest("needs /proc/self/fd")  # type: ignore[misc]
+        self.meta = make_metainfo([("a", 24), ("b", 40)], 16)
+        self.data = payload(64)
+
+    def recorded(self, storage: FileStorage) -> list[tuple[str, int, int]]:
+        calls: list[tuple[str, int, int]] = []
+
+        def start(fd: int, offset: int, length: int) -> bool:
+            calls.append((os.path.basename(os.readlink(f"/proc/self/fd/{fd}")), offset, length))
+            return True
+
+        self.patch(storage, "_start_writeback", start)
+        return calls
+
+    def test_each_span_written_back(self) -> None:
+        """A piece across two files starts the write-back of each file's span,
+        at the file offsets written, once the bytes are written."""
+        storage = self.storage(self.meta, self.basedir())
+        calls = self.recorded(storage)
+        storage.write(1, 0, self.data[16:32])  # a[16:24] and b[0:8]
+        self.assertEqual(calls, [("a", 16, 8), ("b", 0, 8)])
+        with open(storage.file_path(0), "rb") as f:
+            self.assertEqual(f.read()[16:], self.data[16:24])
+
+    def test_part_file_written_back(self) -> None:
+        """Bytes of a skipped file go to the part file, whose slot range is written back."""
+        storage = self.storage(self.meta, self.basedir(), priorities=[1, 0])
+        calls = self.recorded(storage)
+        storage.write(3, 0, self.data[48:64])
+        self.assertEqual(calls, [(os.path.basename(storage.part_path()), 0, 16)])
+
+    def test_off(self) -> None:
+        """With write_behind=False nothing is started; the data is the same."""
+        storage = self.storage(self.meta, self.basedir(), write_behind=False)
+        calls = self.recorded(storage)
+        write_all(storage, self.data)
+        self.assertEqual(calls, [])
+        self.assertEqual(b"".join(storage.read_piece(i) for i in range(4)), self.data)
+
+    def test_sync_still_fsyncs(self) -> None:
+        """Write-behind makes nothing durable: sync() fsyncs every written file as before."""
+        storage = self.storage(self.meta, self.basedir())
+        self.recorded(storage)
+        synced: list[str] = []
+        self.patch(storage, "_fsync", lambda fd: synced.append(
+            os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))))
+        write_all(storage, self.data)
+        storage.sync()
+        self.assertEqual(sorted(synced), ["a", "b"])
+
+    def test_start_writeback(self) -> None:
+        """The real call: True for a file just written (on Linux), False for a
+        descriptor it cannot write back (the error is only a hint's)."""
+        import sys
+
+        path = os.path.join(self.basedir(), "x")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self.addCleanup(os.close, fd)
+        os.pwrite(fd, b"x" * 4096, 0)
+        self.assertEqual(storage_module.start_writeback(fd, 0, 4096),
+                         sys.platform.startswith("linux"))
+        self.assertFalse(storage_module.start_writeback(-1, 0, 4096))
+
+    def test_no_writeback_where_missing(self) -> None:
+        """Without the call (not Linux) writes go as before."""
+        self.patch(storage_module, "_writeback", None)
+        self.patch(storage_module, "_writeback_known", True)
+        self.assertFalse(storage_module.start_writeback(0, 0, 1))
+        storage = self.storage(self.meta, self.basedir())
+        write_all(storage, self.data)
+        self.assertEqual(b"".join(storage.read_piece(i) for i in range(4)), self.data)

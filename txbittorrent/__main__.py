@@ -1,5 +1,5 @@
-import sys
+"""``python -m txbittorrent``: the command line (``commands.cli``)."""
 
-from txbittorrent.commands.cli import main
+from txbittorrent.commands.cli import console_main
 
-sys.exit(main())
+console_main()

@@ -414,30 +414,57 @@ def wait_for_metadata(reactor: Any, torrent: Any, reporter: Reporter,
     return done
 
 
+GOAL_EVENTS = ("complete", "state_changed")
+"""The torrent's events after which ``wait_for_goal`` checks its goal at once
+(not at the next tick): the download's end is not kept waiting a second."""
+
+
 def wait_for_goal(reactor: Any, torrent: Any, reporter: Reporter,
                   goal: Callable[[], bool], interval: float = 1.0) -> Deferred[None]:
     """Tick the reporter every ``interval`` until ``goal()`` holds (fires at
-    once if it already does); the last tick is ``final``.  An exception from
-    a tick fails the wait."""
+    once if it already does); the last tick is ``final``.  The goal is also
+    checked in the reactor turn after each of ``torrent``'s ``GOAL_EVENTS``
+    (a download is over when its last piece is verified, not at the next
+    tick).  An exception from a tick fails the wait."""
     from twisted.internet.task import LoopingCall
 
     if goal():
         reporter.tick(final=True)
         return succeed(None)
     done: Deferred[None] = Deferred()
+    subscription: Any = None
+
+    def finish() -> None:
+        if subscription is not None:
+            subscription.cancel()
+        if loop.running:
+            loop.stop()
+        done.callback(None)
 
     def tick() -> None:
+        if done.called:
+            return
         reached = goal()
         reporter.tick(final=reached)
-        if reached and not done.called:
-            loop.stop()
-            done.callback(None)
+        if reached:
+            finish()
+
+    def check() -> None:
+        # A turn later: the event is published from deep inside the swarm,
+        # which must not be stopped under its own feet.
+        if not done.called and goal():
+            tick()
 
     def failed(failure: Any) -> None:
         if not done.called:
+            if subscription is not None:
+                subscription.cancel()
             done.errback(failure)
 
     loop = LoopingCall(tick)
     loop.clock = reactor
+    if torrent is not None and hasattr(torrent, "subscribe"):
+        subscription = torrent.subscribe(lambda event: reactor.callLater(0, check),
+                                         kinds=GOAL_EVENTS)
     loop.start(interval, now=False).addErrback(failed)
     return done

@@ -17,9 +17,11 @@ module is registered, as ``build_parser()`` with no ``argv`` does.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from txbittorrent.errors import TxBitTorrentError
 
@@ -75,5 +77,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def console_main() -> NoReturn:
+    """The ``txbittorrent`` program: ``main()``, then exit.
+
+    Before exiting, every object is moved out of the garbage collector's
+    sight (``gc.freeze``): the interpreter's collections at exit would walk
+    them all for nothing (the process ends), about 45 ms of a download's
+    exit here.  Not in ``main``, which tests call in-process."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console_main()

@@ -52,6 +52,12 @@ from txbittorrent.core.metainfo import DEFAULT_LIMITS, Metainfo, parse
 from txbittorrent.errors import LocalProtocolError, MetainfoError
 
 
+STOP_ANNOUNCE_TIMEOUT = 1.0
+"""Seconds the command waits at exit for trackers to hear ``stopped`` (the
+library waits 5): polite, but a one-shot download is not kept waiting on a
+slow tracker.  Only trackers that answered ``started`` are told at all."""
+
+
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("download", help="download a torrent into a directory")
     p.add_argument("torrent", metavar="TORRENT_ID", help=TORRENT_ID_HELP)
@@ -216,6 +222,7 @@ async def _main(reactor: Any, args: argparse.Namespace, target: Any,
     from twisted.internet.task import deferLater
 
     from txbittorrent.torrent import Torrent
+    from txbittorrent.tracker.config import TrackerConfig
 
     directory = args.output
     reporter = Reporter(None, args.json, args.quiet)
@@ -243,6 +250,7 @@ async def _main(reactor: Any, args: argparse.Namespace, target: Any,
         download_limit=args.download_limit,
         upload_limit=args.upload_limit,
         session_config=session_config(args, dht_state_path_for(directory)),
+        tracker=TrackerConfig(stop_timeout=STOP_ANNOUNCE_TIMEOUT),
         **torrent_settings(args),
     )
     if magnet is not None:

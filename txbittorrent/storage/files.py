@@ -61,14 +61,26 @@ Invariants and decisions:
   the kernel serialises buffered writes to an inode anyway, and threads
   queued on its lock spin on the CPU rather than sleep: the lock cuts the
   writers' system time by almost half (figures in bench/README).
+* Write-behind (``write_behind``, on by default): after each write the
+  kernel is asked to start writing that range back to the disk
+  (``sync_file_range(SYNC_FILE_RANGE_WRITE)``: it returns once the I/O is
+  queued, and waits for nothing), so dirty pages do not pile up until
+  ``sync()``: on a machine with plenty of memory the kernel would otherwise
+  keep a whole download dirty, and the ``fsync`` at the end (before the
+  clean resume record) would write all of it while the user waits: 1 GiB
+  took 0.5 s here, and 5 ms after write-behind.  It makes nothing durable
+  (no metadata, no device cache flush): ``sync()`` is still what the resume
+  record waits for.  Linux only (through libc: Python has no binding);
+  elsewhere, or if the call fails, writes go as before.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from txbittorrent.core.layout import Layout, Span
 from txbittorrent.core.metainfo import Metainfo
@@ -76,7 +88,7 @@ from txbittorrent.errors import MissingDataError, StorageError, UnsafePathError
 from txbittorrent.storage.gate import Gate
 from txbittorrent.storage.paths import SafeDirectory, failure_reason
 
-__all__ = ["FileStorage"]
+__all__ = ["FileStorage", "start_writeback"]
 
 _PART = -1
 """The part file's key in the handle cache (files use their index)."""
@@ -85,6 +97,53 @@ _fadvise = getattr(os, "posix_fadvise", None)  # not on macOS: writes go without
 _WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", 3)
 
 _COPY_CHUNK = 1 << 20
+
+_SYNC_FILE_RANGE_WRITE = getattr(os, "SYNC_FILE_RANGE_WRITE", 2)
+_writeback: Callable[[int, int, int], None] | None = None
+_writeback_known = False
+
+
+def _find_writeback() -> Callable[[int, int, int], None] | None:
+    """``sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)`` as a
+    function raising ``OSError``; None where there is none (not Linux)."""
+    native = getattr(os, "sync_file_range", None)  # no Python has it yet
+    if native is not None:
+        return lambda fd, offset, length: native(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        call = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    call.restype = ctypes.c_int
+
+    def writeback(fd: int, offset: int, length: int) -> None:
+        if call(fd, offset, length, _SYNC_FILE_RANGE_WRITE) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, os.strerror(errno))
+
+    return writeback
+
+
+def start_writeback(fd: int, offset: int, length: int) -> bool:
+    """Ask the kernel to start writing ``length`` bytes of ``fd`` at
+    ``offset`` back to the disk, without waiting; False where it cannot
+    (not Linux, or the call failed: only a hint, ``fsync`` tells errors)."""
+    global _writeback, _writeback_known
+    if not _writeback_known:
+        _writeback = _find_writeback()  # the same answer in every thread
+        _writeback_known = True
+    if _writeback is None:
+        return False
+    try:
+        _writeback(fd, offset, length)
+    except OSError:
+        return False
+    return True
 
 
 class _Handle:
@@ -110,6 +169,7 @@ class FileStorage:
         priorities: Sequence[int] | None = None,
         piece_cache: Mapping[int, int] | None = None,
         max_open_files: int = 32,
+        write_behind: bool = True,
     ) -> None:
         if max_open_files < 1:
             raise ValueError("max_open_files must be at least 1")
@@ -131,6 +191,8 @@ class FileStorage:
             metainfo.piece_length
         )
         self.max_open_files = max_open_files
+        self.write_behind = write_behind
+        """Start each write's write-back at once (see the module docstring)."""
         self._lock = threading.RLock()
         self._gate = Gate()
         self._write_locks: dict[int, threading.Lock] = {}
@@ -142,6 +204,7 @@ class FileStorage:
         self._pread = os.pread
         self._pwrite = os.pwrite
         self._fsync = os.fsync
+        self._start_writeback = start_writeback
 
     # -- validation ------------------------------------------------------------
 
@@ -269,6 +332,8 @@ class FileStorage:
                     pass  # only a hint
             with lock:
                 self._write_locked(handle, data, position)
+            if self.write_behind:
+                self._start_writeback(handle.fd, position, len(data))
         finally:
             self._release(handle)
 
