@@ -18,7 +18,7 @@ from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.metainfo import Metainfo
 from txbittorrent.errors import MissingDataError, StorageError
 from txbittorrent.storage.hashcheck import HashChecker, check_blocking, verify_piece
-from txbittorrent.testing import FakeReactor, ManualPool, make_metainfo
+from txbittorrent.testing import FakeReactor, ManualPool, SyncPool, make_metainfo
 
 PIECE = 16
 GUARD = 10.0
@@ -94,6 +94,16 @@ class HashCheckerTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d), Bitfield.full(6))
         self.assertEqual(sorted(self.record.passed), [0, 1, 2, 3, 4, 5])
         self.assertEqual(self.record.failed, [])
+
+    def test_pool_that_runs_jobs_at_once(self) -> None:
+        """With a pool that runs each job when it is submitted (and a reactor
+        that runs thread calls at once) the check fires once, with every piece."""
+        reactor = FakeReactor()
+        checker = HashChecker(self.metainfo, reader(self.pieces), reactor=reactor,
+                              threadpool=SyncPool(), workers=3)
+        d = checker.check(**self.record.kwargs())
+        self.assertEqual(self.successResultOf(d), Bitfield.full(6))
+        self.assertEqual(self.successResultOf(checker.when_idle()), None)
 
     def test_fail_and_missing(self) -> None:
         """A corrupt piece and a missing piece fail without an error."""

@@ -84,3 +84,19 @@ class PhasedTimerTests(SynchronousTestCase):
         """A zero interval is refused."""
         self.assertRaises(ValueError, PhasedTimer, self.clock, 0, 0.0, lambda: None,
                           lambda: True)
+
+    def test_idle_heartbeat(self) -> None:
+        """With idle_slots, a timer not needed runs again that many slots
+        later; wake() brings the run forward to the next slot."""
+        t = PhasedTimer(self.clock, 1.0, 0.0, lambda: self.runs.append(self.clock.seconds()),
+                        lambda: self.needed, idle_slots=5)
+        self.needed = False
+        t.wake()
+        self.clock.pump([1.0] * 11)
+        self.assertEqual(self.runs, [1.0, 6.0, 11.0])
+        self.clock.advance(1.5)
+        t.wake()
+        self.assertEqual([c.getTime() for c in self.clock.getDelayedCalls()], [13.0])
+        self.needed = True
+        self.clock.pump([0.5, 1.0])
+        self.assertEqual(self.runs, [1.0, 6.0, 11.0, 13.0, 14.0])

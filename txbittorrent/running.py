@@ -10,7 +10,8 @@ at once), the ``Announcer`` (always made, so trackers can be added to a
 torrent that had none), the ``TorrentDHT`` (when the session runs a DHT
 node, ``TorrentConfig.dht`` is on and the torrent is not private: its
 rounds of get_peers and announce_peer, and the swarm's PORT messages), and
-its timers (resume saves, progress events).
+its timers (resume saves, progress events: ``swarm.timers.PhasedTimer``s,
+which schedule nothing while they have nothing to do).
 
 It decides nothing about pieces, peers or trackers: the swarm, the
 announcer and the torrent's data do.  ``launch`` builds and starts
@@ -24,7 +25,6 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred, DeferredList, fail, inlineCallbacks
-from twisted.internet.task import LoopingCall
 
 from txbittorrent.dht.torrent import TorrentDHT
 from txbittorrent.interfaces import Address
@@ -33,6 +33,7 @@ from txbittorrent.session import Session
 from txbittorrent.swarm.config import SwarmObserver
 from txbittorrent.swarm.plugins import PluginContext
 from txbittorrent.swarm.swarm import Swarm
+from txbittorrent.swarm.timers import PhasedTimer
 from txbittorrent.tracker.announcer import Announcer
 from txbittorrent.core.tracker.announce import AnnounceRequest, AnnounceResponse
 from txbittorrent.tracker.client import HTTPTrackerClient, TrackerConnectionError
@@ -127,7 +128,7 @@ class RunningTorrent:
             _SessionUDPTracker(session, tracker_cfg.udp_max_n),
             tracker_cfg,
         )
-        self.loops: list[LoopingCall] = []
+        self.timers: list[PhasedTimer] = []
         self.completed_sent = False
         self.dht: TorrentDHT | None = None
         """The torrent's DHT rounds, if it uses the session's DHT node."""
@@ -226,22 +227,33 @@ class RunningTorrent:
     def tracker_error(self, url: str, message: str) -> None:
         self.host.tracker_error(url, message)
 
-    def every(self, interval: float, f: Callable[[], Any]) -> None:
-        """Call ``f`` every ``interval`` seconds until ``stop`` (resume
-        saves, progress events)."""
-        loop = LoopingCall(f)
-        loop.clock = self.clock
-        self.loops.append(loop)
-        loop.start(interval, now=False)
+    def every(
+        self,
+        interval: float,
+        f: Callable[[], Any],
+        needed: Callable[[], bool] | None = None,
+        idle_slots: int | None = None,
+    ) -> PhasedTimer:
+        """Call ``f`` every ``interval`` seconds from now until ``stop``
+        (resume saves, progress events), while ``needed()`` (default: always;
+        see ``PhasedTimer`` for ``idle_slots`` and ``wake``).  The first
+        call is one interval from now, if needed then."""
+        timer = PhasedTimer(
+            self.clock, interval, self.clock.seconds(), f,
+            needed if needed is not None else _always, idle_slots,
+        )
+        self.timers.append(timer)
+        if idle_slots is not None or needed is None or needed():
+            timer.wake()
+        return timer
 
     @inlineCallbacks
     def stop(self) -> Any:
         """Stop announcing (``stopped`` to the trackers), close every
         connection, stop the session if it is ours."""
-        for loop in self.loops:
-            if loop.running:
-                loop.stop()
-        self.loops = []
+        for timer in self.timers:
+            timer.stop()
+        self.timers = []
         if self.dht is not None:
             self.dht.stop()
         waits = [self.swarm.stop(), self.announcer.stop()]
@@ -250,6 +262,10 @@ class RunningTorrent:
         if self.own_session:
             yield self.session.stop()
         return None
+
+
+def _always() -> bool:
+    return True
 
 
 class _SessionUDPTracker:

@@ -19,6 +19,13 @@ seeding, paused or error; the Perl names (``active``, ``paused``,
 ``stopped``; ``started`` as an alias) compare equal to it.  Life-cycle calls
 (``start``, ``pause``, ``stop``) run one after another in call order.
 
+Its timers schedule nothing while they have nothing to do (a session may
+hold thousands of idle torrents): the resume record is saved every
+``resume_save_interval`` only if something changed since the last save,
+and ``Progress`` is published every ``progress_interval`` while the torrent
+has peers or checks its data, and every ``PROGRESS_IDLE_SLOTS`` intervals
+otherwise.
+
 Nothing observable happens in the constructor beyond reading and parsing the
 .torrent file; the thread pool starts on the first call that needs the disk.
 Subclasses may override ``make_peer_id``, ``make_storage`` and
@@ -69,6 +76,8 @@ from txbittorrent.storage.hashcheck import OnProgress
 from txbittorrent.storage.store import Store
 from txbittorrent.swarm.extensions import PeerExtension
 from txbittorrent.swarm.plugins import PluginContext, builtin_extensions
+from txbittorrent.swarm.peerstate import PeerInfo
+from txbittorrent.swarm.timers import PhasedTimer
 
 __all__ = ["Torrent", "FileInfo", "TorrentState"]
 
@@ -83,6 +92,10 @@ we seed, and trackers send seeds no seeds), the length of one block."""
 
 MAX_WAITING_PEERS = 500
 """Peers ``add_peers`` keeps for a torrent that does not run yet."""
+
+PROGRESS_IDLE_SLOTS = 30
+"""A torrent without peers (nothing moves) publishes ``Progress`` every this
+many ``progress_interval``s instead of every one."""
 
 
 class Torrent(TorrentAccessors, TorrentStreaming):
@@ -161,6 +174,9 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         self._complete_waiters: list[Deferred[Torrent]] = []
         self._uploaded_before = 0
         self._downloaded_before = 0
+        self._save_timer: PhasedTimer | None = None
+        self._progress_timer: PhasedTimer | None = None
+        self._saving = False
 
     def _make_data(self, metainfo: Metainfo) -> TorrentData:
         cfg = self.config
@@ -226,6 +242,7 @@ class Torrent(TorrentAccessors, TorrentStreaming):
             self.infohash, metainfo.name, metainfo.piece_count, metainfo.total_length
         ))
         if self._run is not None:
+            self._wake_progress()  # checking, then pieces may move
             d = self._steps.run(self._attach_checked)
             d.addErrback(lambda f: _log.failure("checking {name} failed", f, name=self.name))
 
@@ -241,8 +258,8 @@ class Torrent(TorrentAccessors, TorrentStreaming):
             return None
         run.attach_data(data)
         self._deadlines.attach(run.swarm)
-        if self.resume_path is not None:
-            run.every(self.config.resume_save_interval, self._periodic_save)
+        self._start_saving(run, data)
+        self._wake_progress()
         self._refresh_state()
         self._check_complete()
         return None
@@ -358,6 +375,7 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         self._check_open()
 
         def applied(changed: frozenset[int]) -> None:
+            self._wake_saving()
             if self._run is not None and changed:
                 self._run.swarm.priorities_changed()
             self._check_complete()
@@ -454,12 +472,14 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         return self._require_data().save(clean)
 
     def _passed(self, index: int) -> None:
+        self._wake_saving()
         if self.on_hash_pass is not None:
             self.on_hash_pass(index)
         self._publish(PiecePassed(self.infohash, index))
         self._check_complete()
 
     def _failed(self, index: int) -> None:
+        self._wake_saving()
         if self.on_hash_fail is not None:
             self.on_hash_fail(index)
         self._publish(PieceFailed(self.infohash, index, "hash"))
@@ -596,10 +616,13 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         waiting, self._waiting_peers = self._waiting_peers, []
         for address, source in waiting:
             run.swarm.add_peers([address], source=source)
-        if self.resume_path is not None and self._data is not None:
-            run.every(self.config.resume_save_interval, self._periodic_save)
+        if self._data is not None:
+            self._start_saving(run, self._data)
         if self.config.progress_interval > 0:
-            run.every(self.config.progress_interval, self._publish_progress)
+            self._progress_timer = run.every(
+                self.config.progress_interval, self._publish_progress,
+                needed=self._progress_needed, idle_slots=PROGRESS_IDLE_SLOTS,
+            )
         self._start_paused = False
         self._refresh_state()
         self._check_complete()
@@ -615,9 +638,32 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         if not own:
             session.adopt(self)
         return RunningTorrent.launch(
-            self, session, own, clock, self._trackers, _SwarmBridge(self.events, self.infohash),
-            data,
+            self, session, own, clock, self._trackers,
+            _SwarmBridge(self.events, self.infohash, self._wake_progress), data,
         )
+
+    def _start_saving(self, run: RunningTorrent, data: TorrentData) -> None:
+        """The periodic resume save, run only when something changed since
+        the last record (``TorrentData.dirty``)."""
+        if self.resume_path is None or self._save_timer is not None:
+            return
+        self._save_timer = run.every(
+            self.config.resume_save_interval, self._periodic_save,
+            needed=lambda: data.dirty,
+        )
+
+    def _wake_saving(self) -> None:
+        if self._save_timer is not None:
+            self._save_timer.wake()
+
+    def _wake_progress(self) -> None:
+        if self._progress_timer is not None:
+            self._progress_timer.wake()
+
+    def _progress_needed(self) -> bool:
+        """Progress every interval while something may move: peers, a check."""
+        run = self._run
+        return self._checking or (run is not None and run.swarm.peer_count > 0)
 
     def _publish_progress(self) -> None:
         completion = self._data.completion if self._data is not None else None
@@ -634,14 +680,23 @@ class Torrent(TorrentAccessors, TorrentStreaming):
             uploaded=self.uploaded,
         ))
 
-    def _periodic_save(self) -> Any:
-        d = self._require_data().save(clean=False)
+    def _periodic_save(self) -> None:
+        data = self._require_data()
+        if self._saving or not data.dirty or not data.have_known:
+            return
+        self._saving = True
+
+        def done(_: object) -> None:
+            self._saving = False
+
+        d = data.save(clean=False)
         d.addErrback(lambda f: _log.failure("saving resume data failed", f))
-        return d
+        d.addBoth(done)
 
     @inlineCallbacks
     def _stop(self) -> Any:
         run, self._run = self._run, None
+        self._save_timer = self._progress_timer = None
         if run is not None:
             self._deadlines.attach(None)
             yield run.stop()
@@ -654,7 +709,16 @@ class Torrent(TorrentAccessors, TorrentStreaming):
 
 
 class _SwarmBridge(SwarmPublisher):
-    """Publishes what the swarm reports; disk errors are logged too."""
+    """Publishes what the swarm reports; disk errors are logged too; a peer
+    wakes the torrent's progress timer."""
+
+    def __init__(self, bus: EventBus, info_hash: bytes, on_peer: Callable[[], object]) -> None:
+        super().__init__(bus, info_hash)
+        self._on_peer = on_peer
+
+    def peer_connected(self, info: PeerInfo) -> None:
+        super().peer_connected(info)
+        self._on_peer()
 
     def disk_error(self, index: int, failure: Failure) -> None:
         _log.failure("disk error on piece {index}", failure, index=index)

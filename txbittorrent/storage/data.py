@@ -16,7 +16,17 @@ Theory of operation
 
 The invariant it keeps: a piece is in ``completion.have`` only after its
 hash was checked in this process or a clean resume record vouched for it
-with every file it touches unchanged since.  It reports each verification
+with every file it touches unchanged since.  A record never claims a piece
+that is not durable: the verified set is copied before the job that flushes
+the files, stats them and writes the record.
+
+Each reading of the record (with the files' stats) and each saving is ONE
+job in the thread pool, not one per step: a session starting ten thousand
+torrents from their records otherwise spends most of its time handing
+small jobs to threads and their results back.  ``changes`` counts what
+could make the record out of date (pieces passed or failed, priorities), so
+a periodic save of a torrent where nothing happened is skipped
+(``dirty``).  It reports each verification
 through the ``on_passed``/``on_failed`` callables the facade gives it, and
 knows nothing of peers, trackers or events.
 """
@@ -31,7 +41,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.layout import Layout
 from txbittorrent.core.metainfo import Metainfo
-from txbittorrent.core.resume import make_record, plan_resume
+from txbittorrent.core.resume import ResumeRecord, make_record, plan_resume
 from txbittorrent.core.transfer.completion import Completion
 from txbittorrent.errors import LocalProtocolError, ResumeDataError
 from txbittorrent.storage.files import FileStorage
@@ -42,6 +52,39 @@ from txbittorrent.storage.store import Store
 __all__ = ["TorrentData"]
 
 OnPiece = Callable[[int], object]
+
+DiskStats = tuple[list[tuple[int, int] | None], tuple[int, int] | None]
+"""Each file's (size, mtime_ns) or None, and the part file's."""
+
+
+def read_state(
+    storage: FileStorage, path: str, info_hash: bytes, piece_count: int, file_count: int
+) -> tuple[ResumeRecord | None, DiskStats]:
+    """Blocking (one thread job): the record at ``path`` (None if there is
+    none or it is not a valid record of this torrent) and the disk's stats."""
+    try:
+        record = load_record(path, info_hash, piece_count, file_count)
+    except ResumeDataError:
+        record = None
+    return record, (storage.file_stats(), storage.part_stat())
+
+
+def write_state(
+    storage: FileStorage, path: str, info_hash: bytes, have: Bitfield, clean: bool
+) -> None:
+    """Blocking (one thread job): flush the data files, then write the
+    record of ``have`` (copied before this started) with the files' stats."""
+    storage.sync()
+    record = make_record(
+        info_hash,
+        have,
+        storage.piece_cache(),
+        storage.file_stats(),
+        storage.part_stat(),
+        clean=clean,
+        priorities=storage.priorities,
+    )
+    save_record(path, record)
 
 
 class TorrentData:
@@ -77,6 +120,15 @@ class TorrentData:
         self._on_failed = on_failed
         self.store: Store | None = None
         self._checkers: list[HashChecker] = []
+        self.changes = 0
+        """Counts the changes a resume record would show (pieces, priorities)."""
+        self._saved_changes = -1
+        """``changes`` when the last record written was made (-1: none yet)."""
+
+    @property
+    def dirty(self) -> bool:
+        """Whether something changed since the last record was written."""
+        return self.changes != self._saved_changes
 
     # -- the store ----------------------------------------------------------------------
 
@@ -141,11 +193,13 @@ class TorrentData:
     def passed(self, index: int) -> None:
         """Piece ``index`` is verified (by a check, or downloaded and written)."""
         self.completion.passed(index)
+        self.changes += 1
         self._on_passed(index)
 
     def failed(self, index: int) -> None:
         """Piece ``index`` failed its hash, or its data is missing."""
         self.completion.failed(index)
+        self.changes += 1
         self._on_failed(index)
 
     # -- priorities -------------------------------------------------------------------------
@@ -155,9 +209,20 @@ class TorrentData:
         file for files that become wanted.  Fires with the pieces whose
         wantedness changed."""
         d = self.ensure_store().set_priorities(priorities)
-        return d.addCallback(lambda _: self.completion.set_file_priorities(priorities))
+
+        def applied(_: None) -> frozenset[int]:
+            self.changes += 1
+            return self.completion.set_file_priorities(priorities)
+
+        return d.addCallback(applied)
 
     # -- resume -----------------------------------------------------------------------------
+
+    def _read_state(self, store: Store, path: str) -> Deferred[tuple[Any, DiskStats]]:
+        meta = self.metainfo
+        return store.call(
+            read_state, self.storage, path, meta.info_hash, meta.piece_count, len(meta.files)
+        )
 
     @inlineCallbacks
     def load_resume(self, on_progress: OnProgress | None = None) -> Any:
@@ -166,23 +231,10 @@ class TorrentData:
         copy of the verified set."""
         path = self._resume_file()
         store = self.ensure_store()
-        try:
-            record = yield store.call(
-                load_record,
-                path,
-                self.metainfo.info_hash,
-                self.metainfo.piece_count,
-                len(self.metainfo.files),
-            )
-        except ResumeDataError:
-            record = None
-        disk_files = yield store.file_stats()
-        disk_part = yield store.part_stat()
+        record, (disk_files, disk_part) = yield self._read_state(store, path)
         plan = plan_resume(record, self.layout, disk_files, disk_part)
-        have = Bitfield(self.metainfo.piece_count)
-        for index in plan.have:
-            have.add(index)
-        self.completion.replace_have(have)
+        self.completion.replace_have(Bitfield.from_indexes(plan.have, self.metainfo.piece_count))
+        self.changes += 1
         if plan.recheck:
             yield self.hashcheck(sorted(plan.recheck), on_progress)
         self.have_known = True
@@ -201,16 +253,8 @@ class TorrentData:
         own_store = self.store is None
         store = self.ensure_store()
         try:
-            try:
-                record = yield store.call(
-                    load_record, path, self.metainfo.info_hash, self.metainfo.piece_count,
-                    len(self.metainfo.files),
-                )
-            except ResumeDataError:
-                record = None
+            record, (disk_files, disk_part) = yield self._read_state(store, path)
             if record is not None:
-                disk_files = yield store.file_stats()
-                disk_part = yield store.part_stat()
                 plan = plan_resume(record, self.layout, disk_files, disk_part)
                 self.completion.replace_have(
                     Bitfield.from_indexes(plan.have, self.metainfo.piece_count)
@@ -220,24 +264,21 @@ class TorrentData:
                 yield self.stop_store(save_clean=False)
         return self.completion.have.copy()
 
-    @inlineCallbacks
-    def save(self, clean: bool) -> Any:
-        """Write the resume record atomically, after flushing the data files."""
+    def save(self, clean: bool) -> Deferred[None]:
+        """Write the resume record atomically, after flushing the data files
+        (one job in the pool)."""
         path = self._resume_file()
         store = self.ensure_store()
-        yield store.sync()
-        disk_files = yield store.file_stats()
-        disk_part = yield store.part_stat()
-        record = make_record(
-            self.metainfo.info_hash,
-            self.completion.have.copy(),
-            self.storage.piece_cache(),
-            disk_files,
-            disk_part,
-            clean=clean,
-            priorities=self.storage.priorities,
+        changes = self.changes
+        d = store.call(
+            write_state, self.storage, path, self.metainfo.info_hash,
+            self.completion.have.copy(), clean,
         )
-        yield store.call(save_record, path, record)
+
+        def saved(_: None) -> None:
+            self._saved_changes = max(self._saved_changes, changes)
+
+        return d.addCallback(saved)
 
     def _resume_file(self) -> str:
         if self.resume_path is None:

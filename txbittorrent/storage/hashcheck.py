@@ -204,9 +204,13 @@ class _Run:
         lanes = min(self._checker.workers, len(self._order))
         if not lanes:
             self._deferred.callback(self._passed)
+        # Count every lane before submitting any: a pool that runs jobs at
+        # once (in tests) would otherwise end the first lane before the
+        # second is counted, and fire the Deferred twice.
+        self._lanes += lanes
         for _ in range(lanes):
-            self._lanes += 1
             self._checker._lane_started()
+        for _ in range(lanes):
             self._pool.callInThreadWithCallback(self._lane_ended, self._lane)
         return self._deferred
 

@@ -305,6 +305,11 @@ class Swarm:
         return self._state == _RUNNING
 
     @property
+    def peer_count(self) -> int:
+        """Connections accepted and not lost yet."""
+        return len(self._peers)
+
+    @property
     def paused(self) -> bool:
         return self._paused
 

@@ -18,6 +18,11 @@ the next slot of the phase again, so a timer that slept is
 indistinguishable from one that ran and found nothing to do.  At most one
 ``DelayedCall`` is pending per timer; ``stop()`` cancels it.
 
+With ``idle_slots`` n, a timer that is not needed does not sleep for good:
+it runs again n slots later (a heartbeat on the same phase, for work that
+must still happen now and then, such as an idle torrent's ``Progress``), and
+``wake()`` brings that run forward to the next slot.
+
 An error raised by ``work`` is logged, and the timer goes on.
 """
 
@@ -40,8 +45,8 @@ _EPSILON = 1e-9
 class PhasedTimer:
     """``work`` every ``interval`` seconds from ``origin``, while ``needed()``."""
 
-    __slots__ = ("_clock", "_interval", "_origin", "_work", "_needed", "_call", "_slot",
-                 "_stopped")
+    __slots__ = ("_clock", "_interval", "_origin", "_work", "_needed", "_idle_slots", "_call",
+                 "_slot", "_stopped")
 
     def __init__(
         self,
@@ -50,17 +55,21 @@ class PhasedTimer:
         origin: float,
         work: Callable[[], object],
         needed: Callable[[], bool],
+        idle_slots: int | None = None,
     ) -> None:
         if not interval > 0:
             raise ValueError(f"interval must be positive, not {interval!r}")
+        if idle_slots is not None and idle_slots < 1:
+            raise ValueError(f"idle_slots must be at least 1, not {idle_slots!r}")
         self._clock = clock
         self._interval = interval
         self._origin = origin
         self._work = work
         self._needed = needed
+        self._idle_slots = idle_slots
         self._call: Any = None
         self._slot = 0
-        """The last slot run (0: the origin itself)."""
+        """The slot pending, else the last one run (0: the origin itself)."""
         self._stopped = False
 
     @property
@@ -76,11 +85,19 @@ class PhasedTimer:
     def wake(self) -> None:
         """Schedule the next slot of the phase if it is not scheduled (and
         the timer is not stopped): call when the work may be needed again."""
-        if self._call is not None or self._stopped:
+        if self._stopped:
             return
         now = self._clock.seconds()
         elapsed = (now - self._origin) / self._interval
-        slot = max(self._slot + 1, math.floor(elapsed + _EPSILON) + 1)
+        slot = math.floor(elapsed + _EPSILON) + 1
+        call = self._call
+        if call is not None:
+            if self._slot <= slot:
+                return
+            call.cancel()  # an idle heartbeat further on: the next slot instead
+            self._call = None
+        else:
+            slot = max(self._slot + 1, slot)
         self._schedule(slot, now)
 
     def stop(self) -> None:
@@ -117,3 +134,8 @@ class PhasedTimer:
             needed = True
         if needed:
             self.wake()
+        elif self._idle_slots is not None:
+            now = self._clock.seconds()
+            elapsed = (now - self._origin) / self._interval
+            slot = max(self._slot, math.floor(elapsed + _EPSILON)) + self._idle_slots
+            self._schedule(slot, now)
