@@ -160,6 +160,26 @@ class SweepTests(RedisCase):
         self.assertEqual(set(await swarms.scrape_all(1300.0)),
                          {fake(n) for n in range(2, 8)})
 
+    def test_total_peers_cap(self) -> Deferred[None]:
+        """At max_total_peers (as the sweep counted) new peers are answered, not recorded."""
+        return ensureDeferred(self._total())
+
+    async def _total(self) -> None:
+        swarms = self.swarms(max_total_peers=3)
+        for n in range(1, 4):
+            await swarms.announce(announce(n, fake(n)), 1000.0)
+        await swarms.upkeep.sweep(1000.0)
+        self.assertEqual(await swarms.client.exists("txbt:peers-full"), 1)
+        refused = await swarms.announce(announce(4, fake(1)), 1001.0)
+        self.assertEqual(refused.incomplete, 1)  # answered, not recorded
+        known = await swarms.announce(announce(1, fake(1), left=0), 1001.0)
+        self.assertEqual((known.complete, known.incomplete), (1, 0))  # known peers go on
+        await swarms.announce(announce(2, fake(2), event=AnnounceEvent.STOPPED), 1002.0)
+        await swarms.upkeep.sweep(1002.0)
+        self.assertEqual(await swarms.client.exists("txbt:peers-full"), 0)
+        added = await swarms.announce(announce(4, fake(1)), 1003.0)
+        self.assertEqual((added.complete, added.incomplete), (1, 1))
+
     def test_lock(self) -> Deferred[None]:
         """expire sweeps once per gap over every process; totals refresh when too old."""
         return ensureDeferred(self._lock())

@@ -12,7 +12,9 @@ Theory of operation
   the live seeders and leechers of the others are summed into
   ``<p>:totals`` (with the time), which ``/metrics`` and ``/api/status``
   read.  The totals are a snapshot taken over the sweep's batches, not an
-  atomic count.  ``expire(now)`` is the periodic entry point: it sweeps
+  atomic count.  At ``max_total_peers`` live peers or more the sweep sets
+  ``<p>:peers-full`` (announces then record no new peer) until a sweep
+  finds room.  ``expire(now)`` is the periodic entry point: it sweeps
   only if it takes the lock ``<p>:sweep-lock`` (``SET NX`` for ``gap``
   seconds), so N tracker processes sweep no more often than one would.
 * ``totals(now)`` reads ``<p>:totals``, sweeping first (under the lock) if
@@ -135,6 +137,12 @@ class RedisUpkeep:
         await swarms._call(swarms.client.hmset(self._key("totals"), {
             "swarms": int(count), "seeders": seeders, "leechers": leechers,
             "at": "%.6f" % now}))
+        full = self._key("peers-full")
+        if seeders + leechers >= swarms.state.max_total_peers:
+            # kept until a sweep finds room (three gaps: a stalled sweep lets it lapse)
+            await swarms._call(swarms.client.set(full, "1", pexpire=int(self.gap * 3000)))
+        else:
+            await swarms._call(swarms.client.delete(full))
         return removed
 
     def expire(self, now: float) -> Deferred[int]:

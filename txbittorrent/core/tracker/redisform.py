@@ -25,8 +25,8 @@ Layout (``<p>`` the prefix, ``<ih>`` the info hash in hex, ``<f>`` ``4`` or ``6`
 * the recorder's journal (``tracker.redisupkeep``): ``<p>:journal:seen``
   (info hash -> first announce), ``<p>:journal:completed`` (info hash ->
   completions not yet in a database) and ``<p>:recording`` (a flag with a
-  TTL: announces journal only while a recorder drains); ``<p>:totals`` and
-  ``<p>:sweep-lock`` of the sweep.
+  TTL: announces journal only while a recorder drains); ``<p>:totals``,
+  ``<p>:sweep-lock`` and ``<p>:peers-full`` of the sweep.
 
 Decisions
 ---------
@@ -58,7 +58,11 @@ Decisions
   share ``max_swarms`` (each announce applies its process's).  A swarm leaves the
   index when its last peer stops with no completed download (as
   ``TrackerState`` forgets it), and at the sweep when no peer is live and
-  none completed.  The eviction builds the victim's key names in the
+  none completed.  ``max_total_peers`` is enforced from the sweep's count:
+  while the last sweep found that many live peers or more
+  (``<p>:peers-full`` exists), announces record no new peer (known ones
+  go on), as ``TrackerState`` does; new peers between two sweeps can
+  overshoot it.  The eviction builds the victim's key names in the
   script from the prefix: fine on one Redis server, not on a cluster.
 """
 
@@ -159,7 +163,7 @@ def announce_call(
     wanted = wanted_peers(state, request)
     keys = swarm_keys(prefix, request.info_hash) + [
         f"{prefix}:completed", f"{prefix}:swarms", f"{prefix}:counters",
-        *journal_keys(prefix)]
+        *journal_keys(prefix), f"{prefix}:peers-full"]
     family = "6" if ":" in request.ip else "4"
     key = _NO_KEY if request.key is None else b"%08x" % request.key
     args: list[bytes | str] = [
@@ -244,7 +248,7 @@ def scrape_result(
 
 ANNOUNCE_SCRIPT = """
 -- KEYS: 1 seeders4 2 leechers4 3 seeders6 4 leechers6 5 ids 6 addrs 7 completed 8 swarms
---       9 counters 10 journal-seen 11 journal-completed 12 recording
+--       9 counters 10 journal-seen 11 journal-completed 12 recording 13 peers-full
 -- ARGV: 1 now 2 cutoff 3 ttl 4 member 5 family 6 role 7 key 8 event 9 numwant 10 want-family
 --       11 info hash 12 max peers 13 max swarms 14 evict (1/0) 15 prefix
 local now, cutoff, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -327,7 +331,7 @@ if event ~= 'stopped' then
   if other and other ~= pid then drop(other) end
   local total = 0
   for i = 1, 4 do total = total + redis.call('ZCARD', KEYS[i]) end
-  if total < maxpeers then
+  if total < maxpeers and (oldrole or redis.call('EXISTS', KEYS[13]) == 0) then
     redis.call('ZADD', zkey(fam, role), now, member)
     redis.call('HSET', ids, pid, fam .. role .. key .. member)
     redis.call('HSET', addrs, addr, pid)
