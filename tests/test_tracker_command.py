@@ -125,3 +125,23 @@ class ServiceTimerTests(SynchronousTestCase):
         self.assertEqual((service.state.peer_count, len(service.state)), (0, 0))
         self.successResultOf(service.stopService())
         self.assertEqual(reactor.getDelayedCalls(), [])
+
+
+class StartFailureTests(SynchronousTestCase):
+    """A tracker that cannot start says why and exits non-zero (it does not hang)."""
+
+    def test_unopenable_database(self) -> None:
+        """--db in a missing directory: a one-line error and exit status 1."""
+        import subprocess
+        import sys
+
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        missing = os.path.join(self.mktemp(), "no-such-dir", "tracker.db")
+        done = subprocess.run(
+            [sys.executable, "-m", "txbittorrent", "tracker", "--db", missing,
+             "--http", "tcp:0:interface=127.0.0.1", "--udp", "0"],
+            cwd=root, capture_output=True, text=True, timeout=60,
+        )
+        self.assertEqual(done.returncode, 1)
+        self.assertIn("txbittorrent tracker: error: cannot open tracker database", done.stderr)
+        self.assertNotIn("Traceback", done.stderr)

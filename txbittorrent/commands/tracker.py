@@ -157,7 +157,13 @@ def run(args: argparse.Namespace) -> int:
     outcome: dict[str, Any] = {"code": 0}
 
     def start() -> None:
-        service.startService()
+        try:
+            service.startService()
+        except Exception as e:  # e.g. the database file cannot be opened
+            print(f"txbittorrent tracker: error: {e}", file=sys.stderr)
+            outcome["code"] = 1
+            reactor.stop()
+            return
         assert service.started is not None
 
         def ready(_: object) -> None:

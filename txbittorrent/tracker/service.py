@@ -158,6 +158,7 @@ class TrackerService(MultiService):
         """The shared swarms in Redis, with ``config.redis``."""
         if config.redis is not None:
             self.swarms = RedisSwarms(self.state, config.redis, rng=self._rng, clock=reactor)
+            self.swarms.upkeep.gap = max(1.0, config.sweep_interval / 2)
         self.http_resource = HTTPTrackerResource(
             self.state,
             reactor,
