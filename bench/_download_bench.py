@@ -43,6 +43,14 @@ from bench._common import (
     write_random_file,
 )
 from bench._download_children import START_TIMEOUT
+from bench._download_cli import (
+    CLI_PREFIX,
+    PRESETS,
+    cli_transfer,
+    lt_cli_argv,
+    tx_cli_argv,
+    warm_bytecode,
+)
 from bench._download_report import finish
 
 DATA_NAME = "bench.bin"
@@ -125,6 +133,8 @@ class Bench:
         self.pieces = 0
         self.seeders: dict[str, Child] = {}
         self.ports: dict[str, int] = {}
+        self.pycache = os.path.join(root, "pycache")
+        """The byte code of the whole-process runs (``--cli``), see ``prepare_cli``."""
         self._transfer = 0
 
     def prepare(self, need_tracker: bool) -> None:
@@ -164,6 +174,10 @@ class Bench:
             child, hello = self.children.start_server("tx-seed", spec, START_TIMEOUT)
             self.seeders["txbittorrent"], self.ports["txbittorrent"] = child, hello["port"]
 
+    def prepare_cli(self) -> None:
+        """Compile what the whole-process clients import (``bench._download_cli``)."""
+        warm_bytecode(self.pycache)
+
     def transfer(self, leecher: str, seeder: str, run: int) -> Result:
         """One download by ``leecher`` from ``seeder``, verified; its figures."""
         self._transfer += 1
@@ -179,6 +193,8 @@ class Bench:
         try:
             if leecher == "aria2":
                 raw = self._aria2(directory, seed_child)
+            elif leecher.startswith(CLI_PREFIX):
+                raw = self._cli(leecher.removeprefix(CLI_PREFIX), directory, seeder)
             else:
                 raw = self._child_leecher(leecher, directory, seeder, run)
             seed_cpu1 = proc_cpu(seed_child.pid)
@@ -293,6 +309,17 @@ class Bench:
         if not exited:
             raw["exit"] = "killed after reporting"
         return raw
+
+    def _cli(self, client: str, directory: str, seeder: str) -> Result:
+        """One whole-process download by ``client`` (``bench._download_cli``)."""
+        port = self.ports[seeder]
+        if client == "txbittorrent":
+            argv = tx_cli_argv(self.pycache, self.torrent_path, directory, port)
+        else:
+            argv = lt_cli_argv(self.pycache, PRESETS[client], self.torrent_path, directory, port,
+                               self.pieces, self.args.timeout)
+        return cli_transfer(self.children, client, argv, self.args.timeout + START_TIMEOUT,
+                            [self.seeders[seeder]])
 
     def _aria2(self, directory: str, seed_child: Child) -> Result:
         stamp = os.path.join(self.root, f"aria2-done-{self._transfer:03d}")

@@ -2,6 +2,7 @@
 
 Run ``python -m bench.download [--size-mib 1024] [--piece-length 1048576]
 [--runs 3] [--leechers txbittorrent,libtorrent,aria2] [--seed-test]
+[--cli [txbittorrent,libtorrent,libtorrent-hp]] [--cli-runs 5]
 [--json out.json]``, or ``--tiny`` (8 MiB, one run) as the test suite does.
 
 One data file of random bytes is written to a temporary directory (under
@@ -39,6 +40,20 @@ baseline    (``--baseline REF``) one more leecher, ``txbittorrent@<short
             its own ``txbittorrent`` and has that role.  It takes its turn in
             the alternating order like any leecher, and the summary adds the
             ratios txbittorrent / baseline.
+
+whole process
+            (``--cli``) after the runs above, ``--cli-runs`` more runs in
+            which each client downloads as a whole program, timed from
+            spawning its process to its exit, as ``time`` shows it:
+            ``python -m txbittorrent download ...`` and a libtorrent
+            program with the default and the ``high_performance_seed``
+            presets; each run starts with the next client in turn.  The
+            table gives each client's median with its min-max, the timeline
+            of ours (spawn -> first event -> connected -> completed -> exit,
+            from its ``--json`` events), and txbittorrent / libtorrent as
+            MB/s ratios, "no difference" where the runs' spread covers the
+            difference (``bench._download_cli``).  ``--leechers ''
+            --cli`` measures only this.
 
 What is measured, per transfer:
 
@@ -104,6 +119,8 @@ and may hold ``reactor_cpu``, ``threads`` and ``note``.  Keep it so, or
 
 The parts: ``bench._download_bench`` (``Bench``: the data, the seeders, one
 transfer), ``bench._download_children`` (the child roles),
+``bench._download_cli`` and ``bench._download_ltcli`` (the whole-process
+runs and libtorrent's program),
 ``bench._download_report`` (figures, medians, spreads, ratios, the table),
 ``bench._baseline`` (the ``--baseline`` copy); this module keeps the command
 line and the run loop.
@@ -124,6 +141,7 @@ from bench._common import add_child_options, bench_main, ensure_json_dir
 from bench._common import TMP_BASE, Checkout, Children, Result, environment, resolve_commit
 from bench._download_bench import QUIET_WINDOW, Bench
 from bench._download_children import CHILDREN
+from bench._download_cli import CLI_CLIENTS, CLI_PREFIX, cli_table, summarise_cli
 from bench._download_report import compare, spreads, summarise, table
 
 # CHILDREN, the roles' table, stays importable from here: ``main`` runs one
@@ -154,11 +172,13 @@ def run(args: argparse.Namespace) -> int:
             at = leechers.index("txbittorrent") + 1 if "txbittorrent" in leechers else 0
             leechers.insert(at, baseline_name(baseline))
         download: dict[str, list[Result]] = {name: [] for name in leechers}
+        cli: dict[str, list[Result]] = {name: [] for name in args.cli}
         children = Children(root, "bench.download")
         try:
             bench = Bench(args, root, children, baseline)
             bench.prepare(need_tracker="aria2" in leechers)
-            for n in range(args.runs):
+            library_runs = args.runs if leechers or seeding else 0
+            for n in range(library_runs):
                 # Every other run in the reverse order, so that no client is
                 # always the first after the pause (or after the other).
                 for leecher in leechers if n % 2 == 0 else leechers[::-1]:
@@ -166,6 +186,14 @@ def run(args: argparse.Namespace) -> int:
                 for seeder in seeding:
                     seeding[seeder].append(bench.transfer("libtorrent", seeder, n))
                 print(f"run {n + 1}/{args.runs} done", file=sys.stderr)
+            if cli:
+                bench.prepare_cli()
+            for n in range(args.cli_runs if cli else 0):
+                # Each run starts with the next client, so that none is always first.
+                order = args.cli[n % len(args.cli):] + args.cli[:n % len(args.cli)]
+                for client in order:
+                    cli[client].append(bench.transfer(CLI_PREFIX + client, "libtorrent", n))
+                print(f"whole-process run {n + 1}/{args.cli_runs} done", file=sys.stderr)
         finally:
             children.stop_all()
             if args.keep_logs:
@@ -179,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
             "pieces": bench.pieces,
             "runs": args.runs,
             "leechers": leechers,
+            "cli": args.cli,
+            "cli_runs": args.cli_runs if args.cli else 0,
             "seed_test": args.seed_test,
             "timeout": args.timeout,
             "settle": args.settle,
@@ -212,11 +242,16 @@ def run(args: argparse.Namespace) -> int:
             "ratios": compare(medians, ("mb_s", "seconds", "seeder_cpu_s_per_gib",
                                         "seeder_peak_anon_mib", "cpu_s_per_gib")),
         }
-    print(table(report))
+    if cli:
+        report["cli"] = {"results": cli, **summarise_cli(cli)}
+    text = table(report)
+    if cli:
+        text += "\n" + "\n".join(cli_table(report["cli"]))
+    print(text)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
-    failed = any(not r["verified"] for part in (download, seeding)
+    failed = any(not r["verified"] for part in (download, seeding, cli)
                  for runs in part.values() for r in runs)
     return 1 if failed else 0
 
@@ -235,6 +270,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help=f"comma-separated, from {','.join(LEECHERS)}; empty for none")
     p.add_argument("--seed-test", action="store_true",
                    help="also time txbittorrent and libtorrent seeding to a libtorrent leecher")
+    p.add_argument("--cli", nargs="?", const=",".join(CLI_CLIENTS), default="",
+                   metavar="CLIENTS",
+                   help="also time whole processes, from spawn to exit (see "
+                        f"bench._download_cli), of these clients (default {','.join(CLI_CLIENTS)})")
+    p.add_argument("--cli-runs", type=int, default=5,
+                   help="runs of the whole-process measurement (default 5; 1 with --tiny)")
     p.add_argument("--json", metavar="PATH", help="also save the raw figures as JSON")
     p.add_argument("--tiny", action="store_true", help="8 MiB, one run (for the test suite)")
     p.add_argument("--timeout", type=float, default=None,
@@ -258,7 +299,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.child:
         return args
     if args.tiny:
-        args.size_mib, args.runs = 8, 1
+        args.size_mib, args.runs, args.cli_runs = 8, 1, 1
         args.piece_length = args.piece_length or 256 * 1024
         args.timeout = args.timeout or 60.0
         args.settle = 0.0 if args.settle is None else args.settle
@@ -269,8 +310,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = set(args.leechers) - set(LEECHERS)
     if unknown:
         p.error(f"unknown leechers {sorted(unknown)}; choose from {','.join(LEECHERS)}")
-    if not args.leechers and not args.seed_test and not args.baseline:
-        p.error("nothing to measure: no leechers, no --seed-test and no --baseline")
+    args.cli = [name for name in args.cli.split(",") if name]
+    unknown = set(args.cli) - set(CLI_CLIENTS)
+    if unknown:
+        p.error(f"unknown --cli clients {sorted(unknown)}; choose from {','.join(CLI_CLIENTS)}")
+    if not args.leechers and not args.seed_test and not args.baseline and not args.cli:
+        p.error("nothing to measure: no leechers, no --seed-test, no --baseline and no --cli")
+    if args.cli_runs < 1:
+        p.error("--cli-runs must be positive")
     if args.files < 1 or args.files > args.size_mib * 1024:
         p.error("--files must be between 1 and one file per KiB of data")
     if args.size_mib < 1 or args.runs < 1 or args.piece_length < 16 * 1024:

@@ -80,6 +80,43 @@ class BenchDownloadMultiFileTests(BenchDownloadTinyTests):
             self.assertEqual([r["verified"] for r in runs], [True], name)
 
 
+class BenchDownloadCLITests(BenchRunCase):
+    """``--cli``: each client timed as a whole process, spawn to exit."""
+
+    timeout = 180
+
+    @defer.inlineCallbacks
+    def test_tiny(self) -> Any:
+        """``--tiny --leechers '' --cli`` downloads verified with our command and
+        both libtorrent presets, each with its timeline in order, and prints the
+        verdicts of txbittorrent against each."""
+        out = os.path.abspath(self.mktemp())
+        stdout, stderr, code = yield self.run_bench(
+            "bench.download", "--tiny", "--leechers", "", "--cli", "--json", out)
+        self.assertEqual(code, 0, (stdout + stderr).decode(errors="replace"))
+        self.assertIn(b"whole process (as `time` shows it)", stdout)
+        self.assertIn(b"txbittorrent / libtorrent (whole process, MB/s): ", stdout)
+        self.assertIn(b"txbittorrent / libtorrent-hp (whole process, MB/s): ", stdout)
+        with open(out) as f:
+            report = json.load(f)
+        self.assertNotIn("download", report)
+        cli = report["cli"]
+        self.assertEqual(list(cli["results"]), ["txbittorrent", "libtorrent", "libtorrent-hp"])
+        for name, runs in cli["results"].items():
+            self.assertEqual([r["verified"] for r in runs], [True], name)
+            marks = runs[0]["timeline"]
+            order = [marks[m] for m in ("first_event", "connected", "completed", "exit")]
+            self.assertEqual(order, sorted(order), name)
+            self.assertGreater(order[0], 0, name)
+            self.assertAlmostEqual(runs[0]["seconds"], marks["exit"], msg=name)
+            self.assertGreater(runs[0]["cpu_seconds"], 0, name)
+        for other in ("libtorrent", "libtorrent-hp"):
+            self.assertIn(cli["verdicts"][other]["verdict"], ("faster", "slower", "no difference"))
+        self.assertFalse(os.path.exists(report["workdir"]))
+        for pid in report["pids"]:
+            self.assertRaises(ProcessLookupError, os.kill, pid, 0)
+
+
 def _git_head() -> tuple[str, str]:
     """HEAD's full and short SHA-1; SkipTest where this checkout is no git repository."""
     from bench._common import resolve_commit
@@ -262,3 +299,52 @@ class ReportTests(SynchronousTestCase):
         raw = encode({b"info": info})
         tracked = parse(with_tracker(raw, "http://127.0.0.1:1/announce"))
         self.assertEqual(tracked.info_hash, parse(raw).info_hash)
+
+
+class CLIFiguresTests(SynchronousTestCase):
+    """The whole-process figures, without starting any process."""
+
+    def test_no_difference_within_spread(self) -> None:
+        """Medians closer than the wider spread are "no difference"; farther
+        apart, the faster or slower verdict, with the MB/s ratio b / a."""
+        from bench._download_cli import verdict
+
+        def runs(*seconds: float) -> list[dict[str, Any]]:
+            return [{"verified": True, "seconds": s} for s in seconds]
+
+        close = verdict(runs(2.0, 2.1, 2.5), runs(2.3, 2.4, 2.45))
+        self.assertEqual(close["verdict"], "no difference")
+        self.assertAlmostEqual(close["ratio"], 2.4 / 2.1)
+        self.assertAlmostEqual(close["spread"], 0.5)
+        self.assertEqual(verdict(runs(1.0, 1.1, 1.2), runs(2.0, 2.1, 2.2))["verdict"], "faster")
+        self.assertEqual(verdict(runs(3.0, 3.1), runs(2.0, 2.1))["verdict"], "slower")
+        failed = [{"verified": False}]
+        self.assertEqual(verdict(failed, runs(1.0)), {"ratio": None, "verdict": "n/a"})
+
+    def test_timelines(self) -> None:
+        """Our --json events and libtorrent's program's events give the same
+        marks, in seconds from the spawn; a missing event is None."""
+        from bench._download_cli import timeline_of
+
+        ours = [{"kind": "message", "time": 100.25}, {"kind": "peer_connected", "time": 100.375},
+                {"kind": "peer_connected", "time": 100.9}, {"kind": "complete", "time": 102.0}]
+        self.assertEqual(timeline_of("txbittorrent", ours, 100.0, 102.5), {
+            "first_event": 0.25, "connected": 0.375, "completed": 2.0, "exit": 2.5})
+        lt = [{"event": "session", "time": 10.5}, {"event": "connected", "time": 11.0}]
+        self.assertEqual(timeline_of("libtorrent", lt, 10.0, None), {
+            "first_event": 0.5, "connected": 1.0, "completed": None, "exit": None})
+
+    def test_options(self) -> None:
+        """--cli alone names every client, --cli NAMES some; an unknown one is refused."""
+        from bench._download_cli import CLI_CLIENTS
+        from bench.download import parse_args
+
+        args = parse_args(["--tiny", "--leechers", "", "--cli"])
+        self.assertEqual((args.cli, args.cli_runs), (list(CLI_CLIENTS), 1))
+        self.assertEqual(parse_args(["--cli", "txbittorrent,libtorrent-hp"]).cli,
+                         ["txbittorrent", "libtorrent-hp"])
+        self.assertEqual(parse_args([]).cli, [])
+        self.assertEqual(parse_args(["--cli"]).cli_runs, 5)
+        self.patch(sys, "stderr", io.StringIO())  # argparse's usage message
+        self.assertRaises(SystemExit, parse_args, ["--cli", "utorrent"])
+        self.assertRaises(SystemExit, parse_args, ["--leechers", ""])
