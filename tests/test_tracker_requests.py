@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from twisted.trial.unittest import SynchronousTestCase
 
-from txbittorrent.core.bencoding import decode
+from txbittorrent.core.bencoding import decode, encode
 from txbittorrent.core.tracker.ratelimit import RateLimiter
 from txbittorrent.core.tracker.requests import (
     MAX_HTTP_SCRAPE_HASHES,
@@ -15,7 +17,7 @@ from txbittorrent.core.tracker.requests import (
     scrape_hashes_from_query,
     split_tracker_path,
 )
-from txbittorrent.core.tracker.swarms import AnnounceResult, RequestRefused
+from txbittorrent.core.tracker.swarms import AnnounceResult, PeerRecord, RequestRefused
 
 BASE = (b"info_hash=%C1%2F%E1%C0k%BA%25J%9D%C9%F5%19%B35%AA%7C%13g%A8%8A"
         b"&peer_id=-TX0010-aaaaaaaaaaaa&port=6881&left=100")
@@ -62,6 +64,30 @@ class AnnounceQueryTests(SynchronousTestCase):
         request = announce_from_query(args, "127.0.0.1")
         body = decode(encode_http_announce(request, AnnounceResult(60, 30, 0, 1, (), b"tid")))
         self.assertEqual((body[b"tracker id"], body[b"min interval"]), (b"tid", 30))
+
+    def test_compact_reply_is_canonical(self) -> None:
+        """The compact reply written out directly is byte for byte the bencoder's
+        (sorted keys), with and without the optional keys, for both families."""
+        peers = (
+            PeerRecord("10.0.0.1", 1, b"a" * 20, 5, 0.0, compact=bytes([10, 0, 0, 1, 0, 1])),
+            PeerRecord("::1", 2, b"b" * 20, 0, 0.0),
+        )
+        for source in ("127.0.0.1", "::1"):
+            request = announce_from_query(parse_query(BASE), source)
+            for min_interval, tracker_id in ((None, None), (30, b"tid"), (None, b"")):
+                result = AnnounceResult(60, min_interval, 3, 4, peers, tracker_id)
+                body = encode_http_announce(request, result)
+                expected: dict[bytes, object] = {
+                    b"interval": 60, b"complete": 3, b"incomplete": 4,
+                    b"external ip": ipaddress.ip_address(source).packed,
+                    b"peers": bytes([10, 0, 0, 1, 0, 1]),
+                    b"peers6": bytes(15) + b"\x01\x00\x02",
+                }
+                if min_interval is not None:
+                    expected[b"min interval"] = min_interval
+                if tracker_id is not None:
+                    expected[b"tracker id"] = tracker_id
+                self.assertEqual(body, encode(expected))
 
 
 class ScrapeQueryTests(SynchronousTestCase):

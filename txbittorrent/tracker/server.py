@@ -375,10 +375,18 @@ class UDPTrackerProtocol(DatagramProtocol):
             count_udp_reply(self.stats, reply)
         transport: Any = self.transport
         if reply is not None and transport is not None:
+            # Straight to the socket when there is one: the address came from
+            # recvfrom, so the checks of Twisted's Port.write (three address
+            # parses a reply) would only cost time.  A full send buffer or an
+            # ICMP error loses this reply only: the client asks again.
+            sock = getattr(transport, "socket", None)
             try:
-                transport.write(reply, addr)
+                if sock is not None:
+                    sock.sendto(reply, addr)
+                else:
+                    transport.write(reply, addr)
             except OSError as e:
-                _log.info("UDP tracker: reply to {addr} failed: {e}", addr=addr, e=e)
+                _log.debug("UDP tracker: reply to {addr} failed: {e}", addr=addr, e=e)
 
 
 def _udp_announce_reply(transaction_id: int, result: AnnounceResult, ipv6: bool) -> bytes:

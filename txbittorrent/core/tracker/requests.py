@@ -86,7 +86,11 @@ def parse_query(query: bytes) -> dict[bytes, list[bytes]]:
     for part in query.split(b"&"):
         if part:
             name, _, value = part.partition(b"=")
-            args.setdefault(unquote_to_bytes(name), []).append(unquote_to_bytes(value))
+            if b"%" in name:
+                name = unquote_to_bytes(name)
+            if b"%" in value:
+                value = unquote_to_bytes(value)
+            args.setdefault(name, []).append(value)
     return args
 
 
@@ -209,11 +213,13 @@ def scrape_hashes_from_query(
 
 def encode_http_announce(request: Announce, result: AnnounceResult) -> bytes:
     """The reply body: compact ``peers`` and ``peers6`` (BEP 23, BEP 7), or dictionaries."""
+    if request.compact:
+        return _encode_compact_announce(request, result)
     reply: dict[bytes, Any] = {
         b"interval": result.interval,
         b"complete": result.complete,
         b"incomplete": result.incomplete,
-        b"external ip": ipaddress.ip_address(request.ip).packed,
+        b"external ip": _packed_ip(request.ip),
     }
     if result.min_interval is not None:
         reply[b"min interval"] = result.min_interval
@@ -231,6 +237,31 @@ def encode_http_announce(request: Announce, result: AnnounceResult) -> bytes:
             entries.append(entry)
         reply[b"peers"] = entries
     return encode(reply)
+
+
+def _encode_compact_announce(request: Announce, result: AnnounceResult) -> bytes:
+    """``encode_http_announce``'s compact reply, written out directly: the
+    same bytes the bencoder gives for that dictionary (its keys in sorted
+    order), without building it (the tracker's most frequent reply)."""
+    external = _packed_ip(request.ip)
+    peers = compact_peers(result.peers)
+    peers6 = compact_peers(result.peers, ipv6=True)
+    parts = [
+        b"d8:completei%de11:external ip%d:" % (result.complete, len(external)), external,
+        b"10:incompletei%de8:intervali%de" % (result.incomplete, result.interval),
+    ]
+    if result.min_interval is not None:
+        parts.append(b"12:min intervali%de" % result.min_interval)
+    parts += [b"5:peers%d:" % len(peers), peers, b"6:peers6%d:" % len(peers6), peers6]
+    if result.tracker_id is not None:
+        parts += [b"10:tracker id%d:" % len(result.tracker_id), result.tracker_id]
+    parts.append(b"e")
+    return b"".join(parts)
+
+
+@lru_cache(maxsize=16384)
+def _packed_ip(ip: str) -> bytes:
+    return ipaddress.ip_address(ip).packed
 
 
 def encode_http_scrape(stats: Mapping[bytes, ScrapeStats]) -> bytes:
