@@ -64,15 +64,20 @@ Decisions
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Callable, Container, Iterable, Sequence, Set
+from collections.abc import Callable, Container, Iterable, Set
 from dataclasses import dataclass
-from functools import lru_cache
-from itertools import chain, islice
-from operator import attrgetter
-from typing import Protocol, TypeVar
 
 from txbittorrent.core.tracker.announce import AnnounceEvent, ScrapeStats
+from txbittorrent.core.tracker.swarmpeers import (
+    PeerRecord,
+    Sampler,
+    SwarmPeers,
+    UserId,
+    cached_compact_address,
+    compact_address,
+    compact_peers,
+    join_compact,
+)
 from txbittorrent.errors import TxBitTorrentError
 
 __all__ = [
@@ -97,81 +102,12 @@ MAX_TOTAL_PEERS = 1_000_000
 MAX_FULL_SCRAPE = 10_000
 """Most torrents in one full scrape (the most recently announced ones)."""
 
-UserId = str | int
-"""Who a passkey belongs to, as the passkey check returned it."""
-
-T = TypeVar("T")
-
-
-class Sampler(Protocol):
-    """What the registry needs of a ``random.Random``."""
-
-    def sample(self, population: Sequence[T], k: int) -> list[T]: ...
-
-    def randrange(self, start: int, stop: int | None = ..., step: int = ...) -> int: ...
-
-
 class RequestRefused(TxBitTorrentError, ValueError):
     """The tracker will not serve a request; ``reason`` is sent to the client."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
-
-
-@dataclass(frozen=True, slots=True)
-class PeerRecord:
-    """One peer of a swarm as last announced."""
-
-    ip: str
-    port: int
-    peer_id: bytes
-    left: int
-    last_seen: float
-    key: int | None = None
-    uploaded: int = 0
-    downloaded: int = 0
-    user: UserId | None = None
-    compact: bytes = b""
-    """The address in compact form (BEP 23/7: 4 or 16 bytes of IP, 2 of
-    port), made once when the peer announces so that replies only join
-    bytes; empty when not given (``compact_peers`` then makes it)."""
-
-    @property
-    def ipv6(self) -> bool:
-        return ":" in self.ip
-
-
-def compact_address(ip: str, port: int) -> bytes:
-    """An address in compact form (``ValueError`` for a bad IP or port)."""
-    if not 0 <= port <= 0xFFFF:
-        raise ValueError(f"port {port} out of range")
-    return ipaddress.ip_address(ip).packed + port.to_bytes(2, "big")
-
-
-@lru_cache(maxsize=8192)
-def _compact_address(ip: str, port: int) -> bytes:
-    """``compact_address`` for the hot path: the same (ip, port) announces
-    again and again, so the parse is remembered (bounded)."""
-    return compact_address(ip, port)
-
-
-def compact_peers(peers: Iterable[PeerRecord], *, ipv6: bool = False) -> bytes:
-    """The compact list of the ``peers`` of one family (IPv4, or IPv6)."""
-    size = 18 if ipv6 else 6
-    return b"".join(
-        [c for c in (p.compact or compact_address(p.ip, p.port) for p in peers) if len(c) == size]
-    )
-
-
-def join_compact(peers: Iterable[PeerRecord]) -> bytes:
-    """The compact addresses of records that have them, all of one family (the
-    peers of an announce that named its family), joined without a Python
-    step per peer."""
-    return b"".join(map(_COMPACT, peers))
-
-
-_COMPACT = attrgetter("compact")
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,106 +150,6 @@ class TransferDelta:
     uploaded: int
     downloaded: int
     completed: bool
-
-
-class _Swarm:
-    """One info hash's records in four buckets: (IPv6?, seeder?) -> {peer_id: record}.
-
-    Each bucket keeps its records in order of last announce (a record is
-    removed and added again on every announce), so expiry reads each from
-    its front, and a reply is a window of the buckets it may draw from."""
-
-    __slots__ = ("buckets", "by_address", "downloaded")
-
-    def __init__(self) -> None:
-        self.buckets: tuple[dict[bytes, PeerRecord], ...] = ({}, {}, {}, {})
-        self.by_address: dict[bytes, bytes] = {}
-        """The compact address of each record -> its peer_id."""
-        self.downloaded = 0
-
-    @property
-    def seeders(self) -> int:
-        b = self.buckets
-        return len(b[_SEEDER]) + len(b[_IPV6 | _SEEDER])
-
-    def __len__(self) -> int:
-        b = self.buckets
-        return len(b[0]) + len(b[1]) + len(b[2]) + len(b[3])
-
-    def records(self) -> list[PeerRecord]:
-        """Every record, oldest announce first."""
-        everything = [r for bucket in self.buckets for r in bucket.values()]
-        everything.sort(key=_last_seen)
-        return everything
-
-    def get(self, peer_id: bytes) -> PeerRecord | None:
-        for bucket in self.buckets:
-            record = bucket.get(peer_id)
-            if record is not None:
-                return record
-        return None
-
-    def remove(self, peer_id: bytes) -> PeerRecord | None:
-        for bucket in self.buckets:
-            record = bucket.pop(peer_id, None)
-            if record is not None:
-                del self.by_address[record.compact]
-                return record
-        return None
-
-    def add(self, record: PeerRecord) -> None:
-        self.buckets[_bucket(record)][record.peer_id] = record
-        self.by_address[record.compact] = record.peer_id
-
-    def expire(self, before: float, *, full: bool) -> list[PeerRecord]:
-        """Drop records last seen at or before ``before``; from each bucket's front only unless ``full``."""
-        stale = []
-        for bucket in self.buckets:
-            for peer_id, record in bucket.items():
-                if record.last_seen <= before:
-                    stale.append(peer_id)
-                elif not full:
-                    break
-        return [record for record in map(self.remove, stale) if record is not None]
-
-    def window(
-        self, rng: Sampler, wanted: int, *, seeding: bool, ipv6: bool | None,
-        own: PeerRecord | None,
-    ) -> tuple[PeerRecord, ...]:
-        """Up to ``wanted`` records for a requester: leechers (and seeders
-        unless it is ``seeding``) of the family asked for, never ``own``;
-        a window at a random place in the buckets (see ``announce``)."""
-        families = (0, _IPV6) if ipv6 is None else ((_IPV6,) if ipv6 else (0,))
-        kinds = (0,) if seeding else (0, _SEEDER)
-        pools = [self.buckets[f | k] for f in families for k in kinds]
-        pools = [p for p in pools if p]
-        total = sum(map(len, pools))
-        if total <= wanted + 1:
-            chosen = [r for p in pools for r in p.values() if r is not own]
-            return tuple(chosen[:wanted])
-        start = rng.randrange(total)
-        take = wanted + 1
-        chosen = list(islice(chain.from_iterable(p.values() for p in pools), start, start + take))
-        if len(chosen) < take:
-            chosen += islice(chain.from_iterable(p.values() for p in pools), take - len(chosen))
-        return tuple([r for r in chosen if r is not own][:wanted])
-
-    def stats(self) -> ScrapeStats:
-        seeders = self.seeders
-        return ScrapeStats(
-            complete=seeders, downloaded=self.downloaded, incomplete=len(self) - seeders
-        )
-
-
-_IPV6, _SEEDER = 2, 1
-
-
-def _bucket(record: PeerRecord) -> int:
-    return (_IPV6 if len(record.compact) == 18 else 0) | (_SEEDER if record.left == 0 else 0)
-
-
-def _last_seen(record: PeerRecord) -> float:
-    return record.last_seen
 
 
 def _no_accounting(delta: TransferDelta) -> None:
@@ -364,7 +200,7 @@ class TrackerState:
         self.evicted = 0
         """Swarms evicted so far to make room for new ones."""
         self._rng = rng
-        self._swarms: dict[bytes, _Swarm] = {}
+        self._swarms: dict[bytes, SwarmPeers] = {}
         self._peer_count = 0
         self._user_torrents: dict[UserId, dict[bytes, int]] = {}
 
@@ -427,7 +263,7 @@ class TrackerState:
             return self._result(swarm, ())
         if self._completes(request, old):
             swarm.downloaded += 1
-        compact = _compact_address(request.ip, request.port)
+        compact = cached_compact_address(request.ip, request.port)
         other = swarm.by_address.get(compact)
         if other is not None:
             self._remove(request.info_hash, swarm, other)
@@ -494,13 +330,13 @@ class TrackerState:
         if request.info_hash not in torrents and len(torrents) >= self.max_torrents_per_user:
             raise RequestRefused("torrent limit reached")
 
-    def _expire(self, info_hash: bytes, swarm: _Swarm, now: float, *, full: bool) -> int:
+    def _expire(self, info_hash: bytes, swarm: SwarmPeers, now: float, *, full: bool) -> int:
         stale = swarm.expire(now - self.peer_timeout, full=full)
         for record in stale:
             self._forgotten(info_hash, record)
         return len(stale)
 
-    def _remove(self, info_hash: bytes, swarm: _Swarm, peer_id: bytes) -> PeerRecord | None:
+    def _remove(self, info_hash: bytes, swarm: SwarmPeers, peer_id: bytes) -> PeerRecord | None:
         record = swarm.remove(peer_id)
         if record is not None:
             self._forgotten(info_hash, record)
@@ -541,7 +377,7 @@ class TrackerState:
                 )
             )
 
-    def _swarm(self, info_hash: bytes, *, create: bool) -> _Swarm | None:
+    def _swarm(self, info_hash: bytes, *, create: bool) -> SwarmPeers | None:
         if self.allowed is not None and info_hash not in self.allowed:
             raise RequestRefused("unregistered torrent")
         swarm = self._swarms.pop(info_hash, None)
@@ -555,14 +391,14 @@ class TrackerState:
                 for record in self._swarms.pop(oldest).records():
                     self._forgotten(oldest, record)
                 self.evicted += 1
-            swarm = self._swarms[info_hash] = _Swarm()
+            swarm = self._swarms[info_hash] = SwarmPeers()
         return swarm
 
-    def _forget_if_empty(self, info_hash: bytes, swarm: _Swarm) -> None:
+    def _forget_if_empty(self, info_hash: bytes, swarm: SwarmPeers) -> None:
         if not len(swarm) and not swarm.downloaded:
             self._swarms.pop(info_hash, None)
 
-    def _result(self, swarm: _Swarm, peers: tuple[PeerRecord, ...]) -> AnnounceResult:
+    def _result(self, swarm: SwarmPeers, peers: tuple[PeerRecord, ...]) -> AnnounceResult:
         seeders = swarm.seeders
         return AnnounceResult(
             interval=self.interval,
