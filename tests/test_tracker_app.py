@@ -108,6 +108,27 @@ class TrackerAppTests(TestCase):
         _, _, printed = await self.start(db_path=self.db_path, private=True)
         self.assertEqual(printed, "")
 
+    def test_user_torrent_limit(self) -> Deferred[None]:
+        """A private user's own torrent limit, from the database, is enforced:
+        a user with a limit of one is refused a second torrent; the admin
+        (no limit of its own) is not."""
+        return ensureDeferred(self._user_limit())
+
+    async def _user_limit(self) -> None:
+        db = TrackerDB(self.db_path)
+        try:
+            db.create_user("admin", "admin's password", 0.0, admin=True)
+            _, passkey = db.create_user("bob", "bob's password", 0.0, torrent_limit=1)
+        finally:
+            db.close()
+        _, base, _ = await self.start(db_path=self.db_path, private=True)
+        url = f"{base}/{passkey}/announce"
+        await self.http.announce(url, request(left=10))
+        with self.assertRaises(TrackerFailure) as caught:
+            await self.http.announce(url, request(info_hash=b"\x02" * 20, left=10))
+        self.assertIn("torrent limit reached", str(caught.exception))
+        await self.http.announce(url, request(left=0))  # the torrent it is in: fine
+
     def test_private_needs_database(self) -> None:
         """Private mode or the database's whitelist without a database is a ValueError."""
         self.assertRaises(ValueError, TrackerApp, CONFIG, private=True)

@@ -224,6 +224,18 @@ class UserLimitTests(SynchronousTestCase):
         state.announce(announce(PEER_C, 4, user="bob", info_hash=b"c" * 20), 3)
         self.assertEqual(state.user_torrents("bob"), 2)
 
+    def test_own_limit(self) -> None:
+        """user_limit gives each user its own limit; None falls back to max_torrents_per_user."""
+        limits = {"bob": 1, "eve": None}
+        state = TrackerState(random.Random(1), max_torrents_per_user=2, user_limit=limits.get)
+        state.announce(announce(user="bob", info_hash=b"a" * 20), 0)
+        self.assertRaises(RequestRefused, state.announce,
+                          announce(user="bob", info_hash=b"b" * 20), 0)
+        state.announce(announce(PEER_B, 2, user="eve", info_hash=b"a" * 20), 0)
+        state.announce(announce(PEER_B, 2, user="eve", info_hash=b"b" * 20), 0)
+        self.assertRaises(RequestRefused, state.announce,
+                          announce(PEER_B, 2, user="eve", info_hash=b"c" * 20), 0)
+
     def test_bookkeeping(self) -> None:
         """Expiry and eviction count a user's records out as well."""
         state = TrackerState(random.Random(1), interval=100, max_swarms=2,

@@ -101,6 +101,7 @@ class TrackerApp(MultiService):
             if self.private:
                 options["passkeys"] = db.user_for_passkey
                 options["on_transfer"] = db.on_transfer
+                options["user_limit"] = db.torrent_limit
             if self.db_whitelist:
                 options["allowed"] = db.live_whitelist()
         tracker = self.tracker = TrackerService(self.config, reactor=reactor, **options)

@@ -55,6 +55,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from ..core.tracker.registry import TransferDelta
+from ..core.tracker.swarms import UserId
 from ..errors import TxBitTorrentError
 from ..storage.sqlitefile import SQLiteFile
 
@@ -292,6 +293,11 @@ class TrackerDB(SQLiteFile):
 
     def user(self, user_id: int) -> User | None:
         return self._users.get(user_id)
+
+    def torrent_limit(self, user_id: UserId) -> int | None:
+        """How many torrents the user may be in at once (None: no limit of its own)."""
+        user = self._users.get(user_id) if isinstance(user_id, int) else None
+        return None if user is None else user.torrent_limit
 
     def user_named(self, name: str) -> User | None:
         return next((u for u in self._users.values() if u.name == name), None)

@@ -55,6 +55,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from txbittorrent.core.tracker.registry import RateLimiter, TrackerState, TransferDelta
+from txbittorrent.core.tracker.swarms import UserId
 from txbittorrent.core.tracker.stats import TrackerStats
 from txbittorrent.tracker.private import PasskeyCheck
 from txbittorrent.tracker.redisswarms import RedisSwarms
@@ -122,6 +123,7 @@ class TrackerService(MultiService):
         on_transfer: Callable[[TransferDelta], None] | None = None,
         allowed: Container[bytes] | None = None,
         stats: TrackerStats | None = None,
+        user_limit: Callable[[UserId], int | None] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         if config.redis is not None and passkeys is not None:
@@ -146,6 +148,7 @@ class TrackerService(MultiService):
             max_total_peers=config.max_total_peers,
             evict_swarms=config.evict_swarms,
             max_torrents_per_user=config.max_torrents_per_user,
+            user_limit=user_limit,
             tracker_id=config.tracker_id
             or b"%016x" % self._rng.getrandbits(64),
             on_transfer=on_transfer,

@@ -52,7 +52,8 @@ Decisions
   from a peer not known as a seeder, or on any announce (``stopped``
   included) with ``left == 0`` from a peer last seen leeching: aria2 with
   ``--seed-time=0`` goes straight from leeching to ``stopped``.
-* ``max_torrents_per_user``: a private user's peers may be recorded in at
+* ``max_torrents_per_user`` (or ``user_limit(user)`` when it is given and
+  not None, a user's own limit): a private user's peers may be recorded in at
   most that many swarms at once; an announce to one more is refused (its
   ``stopped`` and those to swarms it is in are not).  Stale records count
   until they expire.
@@ -174,6 +175,7 @@ class TrackerState:
         max_total_peers: int = MAX_TOTAL_PEERS,
         evict_swarms: bool = True,
         max_torrents_per_user: int | None = None,
+        user_limit: Callable[[UserId], int | None] | None = None,
         tracker_id: bytes | None = None,
         on_transfer: Callable[[TransferDelta], None] | None = None,
     ) -> None:
@@ -195,6 +197,7 @@ class TrackerState:
         self.max_total_peers = max_total_peers
         self.evict_swarms = evict_swarms
         self.max_torrents_per_user = max_torrents_per_user
+        self.user_limit = user_limit
         self.tracker_id = tracker_id
         self.on_transfer = on_transfer or _no_accounting
         self.evicted = 0
@@ -324,10 +327,15 @@ class TrackerState:
         return len(self._user_torrents.get(user, ()))
 
     def _check_user_limit(self, request: Announce) -> None:
-        if request.user is None or self.max_torrents_per_user is None:
+        if request.user is None:
+            return
+        limit = None if self.user_limit is None else self.user_limit(request.user)
+        if limit is None:
+            limit = self.max_torrents_per_user
+        if limit is None:
             return
         torrents = self._user_torrents.get(request.user, {})
-        if request.info_hash not in torrents and len(torrents) >= self.max_torrents_per_user:
+        if request.info_hash not in torrents and len(torrents) >= limit:
             raise RequestRefused("torrent limit reached")
 
     def _expire(self, info_hash: bytes, swarm: SwarmPeers, now: float, *, full: bool) -> int:
