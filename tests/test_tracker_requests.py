@@ -74,9 +74,11 @@ class AnnounceQueryTests(SynchronousTestCase):
         )
         for source in ("127.0.0.1", "::1"):
             request = announce_from_query(parse_query(BASE), source)
-            for min_interval, tracker_id in ((None, None), (30, b"tid"), (None, b"")):
+            for min_interval, tracker_id, warning in (
+                (None, None, None), (30, b"tid", b"moving"), (None, b"", None)
+            ):
                 result = AnnounceResult(60, min_interval, 3, 4, peers, tracker_id)
-                body = encode_http_announce(request, result)
+                body = encode_http_announce(request, result, warning)
                 expected: dict[bytes, object] = {
                     b"interval": 60, b"complete": 3, b"incomplete": 4,
                     b"external ip": ipaddress.ip_address(source).packed,
@@ -87,6 +89,8 @@ class AnnounceQueryTests(SynchronousTestCase):
                     expected[b"min interval"] = min_interval
                 if tracker_id is not None:
                     expected[b"tracker id"] = tracker_id
+                if warning is not None:
+                    expected[b"warning message"] = warning
                 self.assertEqual(body, encode(expected))
 
 

@@ -10,7 +10,9 @@ import socket
 import subprocess
 import sys
 
-from twisted.trial.unittest import TestCase
+from collections.abc import Sequence
+
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.integration import ltutil
 from tests.integration.children import ROOT
@@ -38,7 +40,8 @@ class TrackerChild:
     process, and a tracker started by another test on the same address (with
     another secret) would refuse them until then."""
 
-    def __init__(self, test: TestCase, root: str, udp_host: str = LOOPBACK) -> None:
+    def __init__(self, test: TestCase | SynchronousTestCase, root: str, udp_host: str = LOOPBACK,
+                 extra: Sequence[str] = ()) -> None:
         self.test = test
         self.http_port = free_port()
         self.udp_host = udp_host
@@ -51,7 +54,7 @@ class TrackerChild:
             [sys.executable, "-m", "txbittorrent.commands.cli", "tracker",
              "--http", f"tcp:{self.http_port}:interface={LOOPBACK}",
              "--udp", str(self.udp_port), "--udp-interface", udp_host,
-             "--interval", "30", "--peer-timeout", "900", "--rate-limit", "10000"],
+             "--interval", "30", "--peer-timeout", "900", "--rate-limit", "10000", *extra],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=ROOT,
         )
         test.addCleanup(self.kill)

@@ -1,6 +1,7 @@
 """``txbittorrent tracker``: run a BitTorrent tracker (``tracker.service.TrackerService``)
 over HTTP and UDP until SIGINT or SIGTERM; exit 0 after a clean stop, 1 when it
-could not start (a port taken, an unreadable whitelist).  Loopback only unless
+could not start (a port taken, an unreadable whitelist).  SIGHUP reloads the
+``--whitelist`` file.  Loopback only unless
 told otherwise.  Its log goes to stderr: text lines, or one JSON object per
 line with ``--log-format json``."""
 
@@ -86,9 +87,25 @@ def add_parser(sub: Any) -> None:
                    help="keep the swarms and counters in this Redis server"
                         " (redis://127.0.0.1:6379/0), shared by every tracker process using it;"
                         " needs the [redis] extra (txredisapi); not with --private")
+    p.add_argument("--warning", metavar="TEXT", default=None,
+                   help="a warning message sent with every HTTP announce reply"
+                        " (e.g. a notice that the tracker moves)")
     p.add_argument("--log-format", choices=LOG_FORMATS, default="text",
                    help="the log on stderr (default: %(default)s)")
     p.set_defaults(run=run)
+
+
+def read_whitelist(path: str) -> frozenset[bytes]:
+    """The info hashes of a whitelist file (``TxBitTorrentError`` if malformed)."""
+    from txbittorrent.errors import TxBitTorrentError
+    from txbittorrent.tracker.serverconfig import load_whitelist
+
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        return load_whitelist(text)
+    except ValueError as e:
+        raise TxBitTorrentError(f"{path}: {e}") from None
 
 
 def config_of(args: argparse.Namespace) -> Any:
@@ -98,17 +115,9 @@ def config_of(args: argparse.Namespace) -> Any:
         DEFAULT_HTTP,
         DEFAULT_UDP_PORT,
         TrackerServerConfig,
-        load_whitelist,
     )
 
-    whitelist = None
-    if args.whitelist is not None:
-        with open(args.whitelist, encoding="utf-8") as f:
-            text = f.read()
-        try:
-            whitelist = load_whitelist(text)
-        except ValueError as e:
-            raise TxBitTorrentError(f"{args.whitelist}: {e}") from None
+    whitelist = None if args.whitelist is None else read_whitelist(args.whitelist)
     secret = None
     if args.secret_file is not None:
         with open(args.secret_file, "rb") as f:
@@ -132,9 +141,32 @@ def config_of(args: argparse.Namespace) -> Any:
             max_swarms=args.max_swarms,
             secret=secret,
             redis=args.redis,
+            warning=args.warning,
         )
     except ValueError as e:
         raise TxBitTorrentError(str(e)) from None
+
+
+def _reload_on_sighup(reactor: Any, service: Any, path: str) -> None:
+    """SIGHUP reads the whitelist file again and serves it from then on (as
+    opentracker does); a file that cannot be read or parsed keeps the old
+    list and says why on stderr."""
+    import signal
+
+    from txbittorrent.errors import TxBitTorrentError
+
+    def reload() -> None:
+        try:
+            hashes = read_whitelist(path)
+        except (OSError, TxBitTorrentError) as e:
+            print(f"txbittorrent tracker: whitelist not reloaded: {e}", file=sys.stderr)
+            return
+        if service.tracker is not None:
+            service.tracker.state.allowed = hashes
+            print(f"txbittorrent tracker: whitelist reloaded: {len(hashes)} info hashes",
+                  file=sys.stderr, flush=True)
+
+    signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reload))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -181,6 +213,8 @@ def run(args: argparse.Namespace) -> int:
     def stop() -> Any:
         return service.stopService()
 
+    if args.whitelist is not None and not args.db_whitelist:
+        _reload_on_sighup(reactor, service, args.whitelist)
     start_logging(args.log_format)
     reactor.callWhenRunning(start)
     reactor.addSystemEventTrigger("before", "shutdown", stop)

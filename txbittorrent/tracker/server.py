@@ -161,8 +161,11 @@ class HTTPTrackerResource(Resource):
         full_scrape_limit: int = MAX_FULL_SCRAPE,
         stats: TrackerStats | None = None,
         swarms: SwarmStore | None = None,
+        warning: bytes | None = None,
     ):
         super().__init__()  # type: ignore[no-untyped-call]
+        self.warning = warning
+        """A ``warning message`` added to every announce reply (e.g. a notice of a move)."""
         self.state = state
         self.swarms = swarms
         self._clock = clock
@@ -271,9 +274,10 @@ class HTTPTrackerResource(Resource):
         announce = announce_from_query(parse_query(query), host, trust_ip=trust, user=user)
         if self.swarms is not None:
             later = self.swarms.announce(announce, now)
-            return later.addCallback(lambda result: encode_http_announce(announce, result))
+            return later.addCallback(
+                lambda result: encode_http_announce(announce, result, self.warning))
         result = self.state.announce(announce, now)
-        return encode_http_announce(announce, result)
+        return encode_http_announce(announce, result, self.warning)
 
     def _scrape(self, query: bytes, now: float) -> bytes | Deferred[bytes]:
         hashes = scrape_hashes_from_query(parse_query(query), allow_full=self.full_scrape)

@@ -75,6 +75,9 @@ class TrackerServerConfig:
     """Keys the UDP connection ids (16+ bytes; default: random per start)."""
     sweep_interval: float = 60.0
     """Seconds between sweeps that forget idle peers."""
+    warning: str | None = None
+    """A ``warning message`` sent with every HTTP announce reply (BEP 3; UDP has
+    no such field), e.g. to announce a move; ``None``: none."""
     redis: str | None = None
     """A ``redis://host:port/db`` URL: the swarms and counters live there, shared by
     every tracker process using it (``tracker.redisswarms``); ``None``: in memory."""
@@ -100,6 +103,8 @@ class TrackerServerConfig:
             raise ValueError("the secret must be at least 16 bytes")
         if self.redis is not None:
             parse_redis_url(self.redis)
+        if self.warning is not None and not 0 < len(self.warning.encode("utf-8")) <= 1024:
+            raise ValueError("the warning message must be 1 to 1024 bytes")
 
 
 def load_whitelist(text: str) -> frozenset[bytes]:

@@ -172,6 +172,7 @@ class TrackerService(MultiService):
             full_scrape_limit=config.full_scrape_limit,
             stats=stats,
             swarms=self.swarms,
+            warning=None if config.warning is None else config.warning.encode("utf-8"),
         )
         self.site_root = TrackerRoot(self.http_resource)
         self.site = _TrackerSite(  # type: ignore[no-untyped-call]

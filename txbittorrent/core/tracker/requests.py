@@ -211,10 +211,13 @@ def scrape_hashes_from_query(
     return hashes
 
 
-def encode_http_announce(request: Announce, result: AnnounceResult) -> bytes:
-    """The reply body: compact ``peers`` and ``peers6`` (BEP 23, BEP 7), or dictionaries."""
+def encode_http_announce(
+    request: Announce, result: AnnounceResult, warning: bytes | None = None
+) -> bytes:
+    """The reply body: compact ``peers`` and ``peers6`` (BEP 23, BEP 7), or
+    dictionaries; with ``warning``, a ``warning message`` too."""
     if request.compact:
-        return _encode_compact_announce(request, result)
+        return _encode_compact_announce(request, result, warning)
     reply: dict[bytes, Any] = {
         b"interval": result.interval,
         b"complete": result.complete,
@@ -225,21 +228,21 @@ def encode_http_announce(request: Announce, result: AnnounceResult) -> bytes:
         reply[b"min interval"] = result.min_interval
     if result.tracker_id is not None:
         reply[b"tracker id"] = result.tracker_id
-    if request.compact:
-        reply[b"peers"] = compact_peers(result.peers)
-        reply[b"peers6"] = compact_peers(result.peers, ipv6=True)
-    else:
-        entries = []
-        for peer in result.peers:
-            entry: dict[bytes, Any] = {b"ip": peer.ip.encode("ascii"), b"port": peer.port}
-            if not request.no_peer_id:
-                entry[b"peer id"] = peer.peer_id
-            entries.append(entry)
-        reply[b"peers"] = entries
+    entries = []
+    for peer in result.peers:
+        entry: dict[bytes, Any] = {b"ip": peer.ip.encode("ascii"), b"port": peer.port}
+        if not request.no_peer_id:
+            entry[b"peer id"] = peer.peer_id
+        entries.append(entry)
+    reply[b"peers"] = entries
+    if warning is not None:
+        reply[b"warning message"] = warning
     return encode(reply)
 
 
-def _encode_compact_announce(request: Announce, result: AnnounceResult) -> bytes:
+def _encode_compact_announce(
+    request: Announce, result: AnnounceResult, warning: bytes | None
+) -> bytes:
     """``encode_http_announce``'s compact reply, written out directly: the
     same bytes the bencoder gives for that dictionary (its keys in sorted
     order), without building it (the tracker's most frequent reply)."""
@@ -255,6 +258,8 @@ def _encode_compact_announce(request: Announce, result: AnnounceResult) -> bytes
     parts += [b"5:peers%d:" % len(peers), peers, b"6:peers6%d:" % len(peers6), peers6]
     if result.tracker_id is not None:
         parts += [b"10:tracker id%d:" % len(result.tracker_id), result.tracker_id]
+    if warning is not None:
+        parts += [b"15:warning message%d:" % len(warning), warning]
     parts.append(b"e")
     return b"".join(parts)
 
