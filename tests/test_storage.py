@@ -897,7 +897,7 @@ class ConcurrencyTests(StorageTestMixin, SynchronousTestCase):
 
 
 class WriteBehindTests(StorageTestMixin, SynchronousTestCase):
-    """Each write starts its range's write-back; sync() still makes it durable."""
+    """Files' write-back starts as they are written; sync() still makes them durable."""
 
     def setUp(self) -> None:
         if not os.path.isdir("/proc/self/fd"):
@@ -915,28 +915,51 @@ class WriteBehindTests(StorageTestMixin, SynchronousTestCase):
         self.patch(storage, "_start_writeback", start)
         return calls
 
-    def test_each_span_written_back(self) -> None:
-        """A piece across two files starts the write-back of each file's span,
-        at the file offsets written, once the bytes are written."""
+    def test_every_batch(self) -> None:
+        """Once writeback_batch bytes were written to a file, its whole
+        write-back is started (offset 0, length 0: to its end), once the
+        bytes are written; the count starts again."""
         storage = self.storage(self.meta, self.basedir())
+        storage.writeback_batch = 16
         calls = self.recorded(storage)
-        storage.write(1, 0, self.data[16:32])  # a[16:24] and b[0:8]
-        self.assertEqual(calls, [("a", 16, 8), ("b", 0, 8)])
+        storage.write(1, 0, self.data[16:32])  # a[16:24] and b[0:8]: 8 bytes each
+        self.assertEqual(calls, [])
+        storage.write(0, 0, self.data[:16])  # a: 24 bytes in all
+        self.assertEqual(calls, [("a", 0, 0)])
         with open(storage.file_path(0), "rb") as f:
-            self.assertEqual(f.read()[16:], self.data[16:24])
+            self.assertEqual(f.read(), self.data[:24])
+        storage.write(2, 0, self.data[32:48])  # b: 24 bytes
+        storage.write(3, 0, self.data[48:64])  # b: 40 bytes, 16 since the last start
+        self.assertEqual(calls, [("a", 0, 0), ("b", 0, 0), ("b", 0, 0)])
 
-    def test_part_file_written_back(self) -> None:
-        """Bytes of a skipped file go to the part file, whose slot range is written back."""
+    def test_part_file(self) -> None:
+        """Bytes of a skipped file go to the part file, whose write-back starts too."""
         storage = self.storage(self.meta, self.basedir(), priorities=[1, 0])
+        storage.writeback_batch = 16
         calls = self.recorded(storage)
         storage.write(3, 0, self.data[48:64])
-        self.assertEqual(calls, [(os.path.basename(storage.part_path()), 0, 16)])
+        self.assertEqual(calls, [(os.path.basename(storage.part_path()), 0, 0)])
+
+    def test_on_eviction(self) -> None:
+        """A file leaving the descriptor cache with bytes not yet sent has its
+        write-back started before it is closed; one with none does not."""
+        meta = make_metainfo([(f"f{i}", 16) for i in range(3)], 16)
+        storage = self.storage(meta, self.basedir(), max_open_files=1)
+        calls = self.recorded(storage)
+        storage.write(0, 0, self.data[:16])  # below the 1 MiB batch
+        storage.write(1, 0, self.data[16:32])  # f0 evicted
+        self.assertEqual(calls, [("f0", 0, 0)])
+        storage.read_piece(0)  # f0 reopened to read: f1 evicted with its bytes
+        storage.read_piece(1)  # f1 reopened: f0 (read only, nothing behind) evicted
+        self.assertEqual(calls, [("f0", 0, 0), ("f1", 0, 0)])
 
     def test_off(self) -> None:
         """With write_behind=False nothing is started; the data is the same."""
         storage = self.storage(self.meta, self.basedir(), write_behind=False)
+        storage.writeback_batch = 1
         calls = self.recorded(storage)
         write_all(storage, self.data)
+        storage.close()
         self.assertEqual(calls, [])
         self.assertEqual(b"".join(storage.read_piece(i) for i in range(4)), self.data)
 
