@@ -221,6 +221,21 @@ class ShareServiceTests(TestCase):
         self.assertIn(b"more than 1 files", body)
 
     @inlineCallbacks
+    def test_outside_tracker_url(self) -> Generator[Any, Any, None]:
+        """With a tracker URL this host cannot reach, the torrent names only that
+        URL, and the seeder still registers with the embedded tracker."""
+        yield self.service.stopService()
+        outside = "http://127.0.0.9:9/announce"
+        self.service = yield self.start_service(tracker_url=outside)
+        code, _, body = yield self.fetch("/torrent/movie.bin")
+        self.assertEqual(code, 200)
+        meta = parse(body)
+        self.assertEqual(meta.trackers, ((outside,),))
+        tracker = self.service.tracker
+        yield wait_until(lambda: tracker.state.peers(meta.info_hash), 10,
+                         "the embedded tracker to hear from the seeder")
+
+    @inlineCallbacks
     def test_cache_survives_a_restart(self) -> Generator[Any, Any, None]:
         """After a restart the cached torrent is served and seeded, nothing rehashed
         (the same tracker URL: the embedded tracker's port changes)."""

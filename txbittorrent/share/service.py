@@ -12,7 +12,9 @@ observable.  ``startService`` (``started`` fires when it is done):
    tracks only the torrents this service shares (its ``allowed`` set: a
    torrent is registered before it seeds and unregistered when it stops);
    the announce URL written into the torrents is ``tracker_url``, by
-   default the embedded tracker's own;
+   default the embedded tracker's own (when another URL is given, the
+   seeder announces to the embedded tracker as well: the given address may
+   not be reachable from this host);
 2. starts one ``Session`` on ``peer_interface``/``peer_port``: every
    torrent seeds from it, on one port;
 3. serves ``resource.ShareResource`` over a ``catalog.Catalog`` on the
@@ -249,6 +251,11 @@ class _SessionSeeder:
             resume_path=resume_path, progress_interval=0, limits=service.config.limits,
             share_root=self.root, share_prefix=built.rel[:-1],
         )
+        if tracker.announce_url != service.tracker_url:
+            # The torrents name the address clients reach (a proxy, a public
+            # name), which this host may not reach: register with the
+            # embedded tracker directly too, as a tier of its own.
+            torrent.add_tracker(tracker.announce_url)
         session.adopt(torrent)
         try:
             yield torrent.start()
