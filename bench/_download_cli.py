@@ -266,6 +266,10 @@ def _cell(value: float | None, width: int, digits: int) -> str:
     return f"{'-' if value is None else f'{value:.{digits}f}':>{width}}"
 
 
+def _share(value: float | None) -> str:
+    return f"{'-' if value is None else f'{100 * value:.0f}%':>6}"
+
+
 def _range(bounds: Any, digits: int) -> str:
     return "-" if bounds is None else f"{bounds[0]:.{digits}f}-{bounds[1]:.{digits}f}"
 
@@ -281,8 +285,10 @@ def cli_table(cli: dict[str, Any]) -> list[str]:
         "txbittorrent: `python -m txbittorrent download ... --json`; libtorrent: a Python "
         "program on its bindings (bench._download_ltcli), default and high_performance_seed "
         "presets; libtorrent never fsyncs, txbittorrent fsyncs before its resume record",
+        "others: the share of the machine's CPU other processes took meanwhile (median); "
+        "byte code compiled beforehand (bench._download_cli)",
         f"{'client':<{width}} {'s':>7} {'s min-max':>12} {'MB/s':>7} {'CPU s':>7} "
-        f"{'RSS MiB':>8} {'anon MiB':>9}  {'ok':>5}  per run (s)",
+        f"{'RSS MiB':>8} {'anon MiB':>9} {'others':>6}  {'ok':>5}  per run (s)",
     ]
     for name, runs in results.items():
         m, s = medians[name], spreads[name]
@@ -292,8 +298,8 @@ def cli_table(cli: dict[str, Any]) -> list[str]:
         lines.append(
             f"{name:<{width}} {_cell(m['seconds'], 7, 2)} {_range(s['seconds'], 2):>12} "
             f"{_cell(m['mb_s'], 7, 1)} {_cell(m['cpu_seconds'], 7, 2)} "
-            f"{_cell(m['peak_rss_mib'], 8, 0)} {_cell(m['peak_anon_mib'], 9, 0)}  "
-            f"{ok}/{len(runs):<3}  {per_run}")
+            f"{_cell(m['peak_rss_mib'], 8, 0)} {_cell(m['peak_anon_mib'], 9, 0)} "
+            f"{_share(m['others_cpu_share'])}  {ok}/{len(runs):<3}  {per_run}")
     lines += ["", "timeline (medians, s from the spawn): first event -> connected -> "
               "completed (last piece verified) -> exit"]
     for name, m in medians.items():
