@@ -87,6 +87,7 @@ from txbittorrent.net.tcp import (
     v6only_listening_socket,
 )
 from txbittorrent.net.udp import DatagramMux, interfaces_for
+from txbittorrent.storage.batch import JobBatcher
 from txbittorrent.tracker.client import UDPTrackerClient
 from txbittorrent.peer.throttle import Throttle
 
@@ -223,6 +224,7 @@ class Session:
         self._pool: ThreadPool | None = None
         self._pool_trigger: Any = None
         self._pool_reactor: Any = None
+        self._batcher: JobBatcher | None = None
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -412,6 +414,18 @@ class Session:
             self._pool_trigger = reactor.addSystemEventTrigger("during", "shutdown", pool.stop)
             self._pool_reactor = reactor
         return pool
+
+    @property
+    def disk_batcher(self) -> JobBatcher:
+        """Batches the torrents' small disk jobs (resume records) into few
+        jobs of ``threadpool`` (``storage.batch``); made on first use."""
+        batcher = self._batcher
+        if batcher is None:
+            batcher = self._batcher = JobBatcher(
+                self.resolve_reactor(), lambda: self.threadpool,
+                max_running=max(1, self.config.disk_threads // 2),
+            )
+        return batcher
 
     def _stop_pool(self) -> None:
         """Stop the pool if it is idle.  Stopping joins its threads, so with a

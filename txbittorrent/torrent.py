@@ -188,6 +188,7 @@ class Torrent(TorrentAccessors, TorrentStreaming):
             self.make_storage(self._priorities, self._piece_cache),
             reactor=self._reactor,
             threadpool=(lambda: shared.threadpool) if shared is not None else None,
+            batcher=(lambda: shared.disk_batcher) if shared is not None else None,
             threads=cfg.disk_threads + hash_workers,
             hash_workers=hash_workers,
             resume_path=self.resume_path,

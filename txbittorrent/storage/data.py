@@ -21,9 +21,11 @@ that is not durable: the verified set is copied before the job that flushes
 the files, stats them and writes the record.
 
 Each reading of the record (with the files' stats) and each saving is ONE
-job in the thread pool, not one per step: a session starting ten thousand
+job, not one per step, and the jobs go through a ``batch.JobBatcher`` (the
+session's, shared by its torrents): a session starting ten thousand
 torrents from their records otherwise spends most of its time handing
-small jobs to threads and their results back.  ``changes`` counts what
+small jobs to threads and their results back, and fsyncing the records'
+directory once per record.  ``changes`` counts what
 could make the record out of date (pieces passed or failed, priorities), so
 a periodic save of a torrent where nothing happened is skipped
 (``dirty``).  It reports each verification
@@ -44,9 +46,10 @@ from txbittorrent.core.metainfo import Metainfo
 from txbittorrent.core.resume import ResumeRecord, make_record, plan_resume
 from txbittorrent.core.transfer.completion import Completion
 from txbittorrent.errors import LocalProtocolError, ResumeDataError
+from txbittorrent.storage.batch import JobBatcher
 from txbittorrent.storage.files import FileStorage
 from txbittorrent.storage.hashcheck import HashChecker, OnProgress
-from txbittorrent.storage.resumefile import load_record, save_record
+from txbittorrent.storage.resumefile import DirSyncs, load_record, save_record
 from txbittorrent.storage.store import Store
 
 __all__ = ["TorrentData"]
@@ -70,10 +73,12 @@ def read_state(
 
 
 def write_state(
-    storage: FileStorage, path: str, info_hash: bytes, have: Bitfield, clean: bool
+    storage: FileStorage, path: str, info_hash: bytes, have: Bitfield, clean: bool,
+    dir_syncs: DirSyncs | None = None,
 ) -> None:
     """Blocking (one thread job): flush the data files, then write the
-    record of ``have`` (copied before this started) with the files' stats."""
+    record of ``have`` (copied before this started) with the files' stats
+    (the directory's fsync left to ``dir_syncs`` if given)."""
     storage.sync()
     record = make_record(
         info_hash,
@@ -84,7 +89,7 @@ def write_state(
         clean=clean,
         priorities=storage.priorities,
     )
-    save_record(path, record)
+    save_record(path, record, dir_syncs)
 
 
 class TorrentData:
@@ -97,6 +102,7 @@ class TorrentData:
         *,
         reactor: Any,
         threadpool: Callable[[], Any] | None,
+        batcher: Callable[[], JobBatcher] | None = None,
         threads: int,
         hash_workers: int,
         resume_path: str | None,
@@ -104,7 +110,9 @@ class TorrentData:
         on_failed: OnPiece,
     ) -> None:
         """``threadpool`` gives a shared pool (a Session's) when called; None
-        means a pool of the store's own with ``threads`` threads."""
+        means a pool of the store's own with ``threads`` threads.
+        ``batcher`` gives the shared ``JobBatcher`` for the resume record's
+        jobs (None: one of its own over the store's pool)."""
         self.metainfo = metainfo
         self.layout = Layout.from_metainfo(metainfo)
         self.storage = storage
@@ -114,6 +122,10 @@ class TorrentData:
         """Whether ``completion.have`` reflects the disk (checked or resumed)."""
         self._reactor = reactor
         self._threadpool = threadpool
+        self._batcher = batcher
+        self._own_batcher: JobBatcher | None = None
+        self._jobs = 0
+        self._idle: list[Deferred[None]] = []
         self._threads = threads
         self._hash_workers = hash_workers
         self._on_passed = on_passed
@@ -152,11 +164,16 @@ class TorrentData:
             return None
         for checker in list(self._checkers):
             yield checker.when_idle()
+        while self._jobs:  # record jobs in flight (a periodic save)
+            waiter: Deferred[None] = Deferred()
+            self._idle.append(waiter)
+            yield waiter
         try:
             if save_clean and self.have_known and self.resume_path is not None:
                 yield self.save(clean=True)
         finally:
             self.store = None
+            self._own_batcher = None  # (over the pool of the store that stops)
             yield store.stop()
         return None
 
@@ -218,10 +235,34 @@ class TorrentData:
 
     # -- resume -----------------------------------------------------------------------------
 
+    def _submit(self, store: Store, f: Callable[..., Any], *args: Any,
+                dir_syncs: bool = False) -> Deferred[Any]:
+        """Run a record job through the batcher; ``stop_store`` waits for it."""
+        if not store.running:
+            raise LocalProtocolError("the store is not running")
+        if self._batcher is not None:
+            batcher = self._batcher()
+        else:
+            if self._own_batcher is None:
+                self._own_batcher = JobBatcher(store.reactor, lambda: store.threadpool)
+            batcher = self._own_batcher
+        self._jobs += 1
+        d = batcher.submit(f, *args, dir_syncs=dir_syncs)
+        return d.addBoth(self._job_done)
+
+    def _job_done(self, result: object) -> object:
+        self._jobs -= 1
+        if not self._jobs:
+            waiting, self._idle = self._idle, []
+            for d in waiting:
+                d.callback(None)
+        return result
+
     def _read_state(self, store: Store, path: str) -> Deferred[tuple[Any, DiskStats]]:
         meta = self.metainfo
-        return store.call(
-            read_state, self.storage, path, meta.info_hash, meta.piece_count, len(meta.files)
+        return self._submit(
+            store, read_state, self.storage, path, meta.info_hash, meta.piece_count,
+            len(meta.files),
         )
 
     @inlineCallbacks
@@ -270,9 +311,9 @@ class TorrentData:
         path = self._resume_file()
         store = self.ensure_store()
         changes = self.changes
-        d = store.call(
-            write_state, self.storage, path, self.metainfo.info_hash,
-            self.completion.have.copy(), clean,
+        d = self._submit(
+            store, write_state, self.storage, path, self.metainfo.info_hash,
+            self.completion.have.copy(), clean, dir_syncs=True,
         )
 
         def saved(_: None) -> None:

@@ -8,7 +8,10 @@ was: the new bytes go to a temporary file in the same directory, are flushed
 and fsynced, and only then renamed over the old name (``os.replace`` is atomic
 on POSIX and Windows within one file system); finally the directory is fsynced
 so the rename itself survives a power cut.  On any failure the temporary file
-is removed and the old file is untouched.
+is removed and the old file is untouched.  Given a ``DirSyncs``, the fsync of
+the directory is left to it: it runs once per directory for many replaced
+files (``storage.batch``), and the caller counts a file as durable only
+after that.
 
 ``read_resume`` refuses files larger than ``MAX_RESUME_SIZE``: a resume record
 is a bitfield and a few numbers per file, so anything that big is not ours.
@@ -23,7 +26,9 @@ import secrets
 from txbittorrent.core.resume import ResumeRecord, decode_record, encode_record
 from txbittorrent.errors import ResumeDataError, StorageError
 
-__all__ = ["MAX_RESUME_SIZE", "write_atomic", "read_resume", "save_record", "load_record"]
+__all__ = [
+    "MAX_RESUME_SIZE", "DirSyncs", "write_atomic", "read_resume", "save_record", "load_record",
+]
 
 MAX_RESUME_SIZE = 64 * 1024 * 1024
 
@@ -41,9 +46,39 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+class DirSyncs:
+    """Directory fsyncs left for later by ``write_atomic``, each directory
+    once; ``current`` names the job that asks (``storage.batch`` sets it)."""
+
+    __slots__ = ("current", "_waiting")
+
+    def __init__(self) -> None:
+        self.current = 0
+        self._waiting: dict[str, list[int]] = {}
+
+    def add(self, directory: str) -> None:
+        self._waiting.setdefault(directory, []).append(self.current)
+
+    def run(self) -> dict[int, StorageError]:
+        """Fsync every directory once; the jobs whose directory failed, with why."""
+        failed: dict[int, StorageError] = {}
+        for directory, jobs in self._waiting.items():
+            try:
+                _fsync_directory(directory)
+            except OSError as e:
+                error = StorageError(f"cannot sync directory {directory}: {e}", directory)
+                for job in jobs:
+                    failed[job] = error
+        self._waiting = {}
+        return failed
+
+
+def write_atomic(
+    path: str, data: bytes, mode: int = 0o600, dir_syncs: DirSyncs | None = None
+) -> None:
     """Replace the file at ``path`` with ``data``, all or nothing; a new
-    file gets ``mode`` less the umask (owner only by default).
+    file gets ``mode`` less the umask (owner only by default).  With
+    ``dir_syncs``, the directory's fsync is left to it.
 
     Raises ``StorageError`` if anything fails; the old file (if any) is then
     left as it was and no temporary file is left behind."""
@@ -72,6 +107,9 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+    if dir_syncs is not None:
+        dir_syncs.add(directory)
+        return
     try:
         _fsync_directory(directory)
     except OSError as e:
@@ -99,9 +137,9 @@ def read_resume(path: str, max_size: int = MAX_RESUME_SIZE) -> bytes | None:
     return data
 
 
-def save_record(path: str, record: ResumeRecord) -> None:
+def save_record(path: str, record: ResumeRecord, dir_syncs: DirSyncs | None = None) -> None:
     """Encode ``record`` and write it atomically to ``path``."""
-    write_atomic(path, encode_record(record))
+    write_atomic(path, encode_record(record), dir_syncs=dir_syncs)
 
 
 def load_record(
