@@ -103,9 +103,26 @@ class TrackerClientsTests(TestCase):
 
     def test_aria2_http(self) -> None:
         """aria2c leeches from a libtorrent seeder it learnt of from our tracker (HTTP)."""
+        self.aria2_through(self.http_url)
+
+    def test_aria2_udp(self) -> None:
+        """aria2c leeches from a libtorrent seeder it learnt of from our tracker (UDP).
+
+        aria2 sends UDP tracker requests from its DHT socket: without the DHT it
+        never asks a udp:// tracker.  Its DHT is on here with one entry point on
+        loopback (nobody answers there) and no saved routing table, so it sends
+        nothing off this machine."""
+        udp_port = free_port(socket.SOCK_DGRAM)
+        self.aria2_through(self.udp_url, [
+            "--enable-dht=true", f"--dht-listen-port={udp_port}",
+            f"--dht-entry-point={LOOPBACK}:9",
+            f"--dht-file-path={os.path.join(self.root, 'aria2-dht.dat')}",
+        ])
+
+    def aria2_through(self, tracker_url: str, extra: list[str] | None = None) -> None:
         if ARIA2C is None:
             raise SkipTest("aria2c is not installed (apt-get install aria2)")
-        raw, info_hash = self.make_torrent(self.http_url)
+        raw, info_hash = self.make_torrent(tracker_url)
         seeder = ltutil.make_session(self)
         seed = ltutil.add_torrent(seeder, raw, os.path.join(self.root, "seed"))
         ltutil.wait_until_seeding(seed, 30)
@@ -114,7 +131,7 @@ class TrackerClientsTests(TestCase):
         with open(torrent_path, "wb") as f:
             f.write(raw)
         aria2_dir = os.path.join(self.root, "aria2")
-        proc = start_process(self, aria2_command(torrent_path, aria2_dir, free_port()),
+        proc = start_process(self, aria2_command(torrent_path, aria2_dir, free_port(), extra),
                              os.path.join(self.root, "aria2.log"))
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline:
