@@ -64,12 +64,8 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from txbittorrent.core.tracker.announce import AnnounceResponse, ScrapeStats, encode_failure
-from txbittorrent.core.tracker.udp import (
-    encode_announce_response,
-    encode_error,
-    encode_scrape_response,
-)
+from txbittorrent.core.tracker.announce import ScrapeStats, encode_failure
+from txbittorrent.core.tracker.udp import encode_error
 from txbittorrent.core.tracker.stats import TrackerStats, count_udp_reply
 from txbittorrent.core.tracker.registry import (
     DEFAULT_INTERVAL,
@@ -90,6 +86,7 @@ from txbittorrent.core.tracker.registry import (
     scrape_hashes_from_query,
     split_tracker_path,
 )
+from txbittorrent.core.tracker.udpserver import Checked, announce_reply, scrape_reply
 
 __all__ = [
     "HTTPTrackerResource", "UDPTrackerProtocol", "RunningTracker", "SwarmStore", "start_tracker",
@@ -291,26 +288,6 @@ class HTTPTrackerResource(Resource):
         return encode_http_scrape(self.state.scrape(hashes, now))
 
 
-class _Handover(Exception):
-    """Raised by ``_Deferring`` to take a checked request out of the responder."""
-
-    def __init__(self, announce: Announce | None, ipv6: bool, hashes: list[bytes]) -> None:
-        super().__init__()
-        self.announce = announce
-        self.ipv6 = ipv6
-        self.hashes = hashes
-
-
-class _Deferring:
-    """Stands in for the responder's ``TrackerState`` when the swarms answer later."""
-
-    def announce(self, request: Announce, now: float, *, ipv6: bool | None = None) -> Any:
-        raise _Handover(request, bool(ipv6), [])
-
-    def scrape(self, info_hashes: Sequence[bytes], now: float) -> Any:
-        raise _Handover(None, False, list(info_hashes))
-
-
 class UDPTrackerProtocol(DatagramProtocol):
     """BEP 15 for a ``TrackerState``; connection ids come from ``secret`` (16+ bytes).
 
@@ -331,8 +308,7 @@ class UDPTrackerProtocol(DatagramProtocol):
         swarms: SwarmStore | None = None,
     ) -> None:
         self.responder = UDPTrackerResponder(
-            state if swarms is None else _Deferring(),  # type: ignore[arg-type]
-            secret, trust_ip=trust_ip, limiter=limiter, passkeys=passkeys,
+            state, secret, trust_ip=trust_ip, limiter=limiter, passkeys=passkeys,
         )
         self._clock = clock
         self.stats = stats
@@ -342,28 +318,28 @@ class UDPTrackerProtocol(DatagramProtocol):
         host, port = addr[0], addr[1]
         now = self._clock.seconds()
         try:
-            reply = self.responder.datagram_received(datagram, host, port, now)
+            if self.swarms is None:
+                self._send(self.responder.datagram_received(datagram, host, port, now), addr)
+                return
+            checked = self.responder.check(datagram, host, port, now)
         except ValueError:  # a source address we cannot make sense of
             return
-        except _Handover as handover:
-            self._answer_later(handover, datagram[12:16], addr, now)
-            return
-        self._send(reply, addr)
-
-    def _answer_later(self, handover: _Handover, transaction: bytes, addr: Any,
-                      now: float) -> None:
-        assert self.swarms is not None
-        transaction_id = int.from_bytes(transaction, "big")
-        request = handover.announce
-        if request is not None:
-            ipv6 = handover.ipv6
-            d: Deferred[bytes] = self.swarms.announce(request, now, ipv6=ipv6).addCallback(
-                lambda result: _udp_announce_reply(transaction_id, result, ipv6))
+        if isinstance(checked, Checked):
+            self._answer_later(checked, addr, now)
         else:
-            hashes = handover.hashes
+            self._send(checked, addr)
+
+    def _answer_later(self, checked: Checked, addr: Any, now: float) -> None:
+        assert self.swarms is not None
+        transaction_id = checked.transaction_id
+        if checked.announce is not None:
+            d: Deferred[bytes] = self.swarms.announce(
+                checked.announce, now, ipv6=checked.ipv6
+            ).addCallback(lambda result: announce_reply(transaction_id, result, checked.ipv6))
+        else:
+            hashes = checked.hashes
             d = self.swarms.scrape(hashes, now).addCallback(
-                lambda stats: encode_scrape_response(
-                    transaction_id, (stats.get(h, ScrapeStats(0, 0, 0)) for h in hashes)))
+                lambda stats: scrape_reply(transaction_id, hashes, stats))
 
         def failed(failure: Any) -> bytes:
             if failure.check(RequestRefused):
@@ -391,19 +367,6 @@ class UDPTrackerProtocol(DatagramProtocol):
                     transport.write(reply, addr)
             except OSError as e:
                 _log.debug("UDP tracker: reply to {addr} failed: {e}", addr=addr, e=e)
-
-
-def _udp_announce_reply(transaction_id: int, result: AnnounceResult, ipv6: bool) -> bytes:
-    """A BEP 15 announce reply: the peers of the socket's family only."""
-    peers = tuple((p.ip, p.port) for p in result.peers)
-    response = AnnounceResponse(
-        interval=result.interval,
-        complete=result.complete,
-        incomplete=result.incomplete,
-        peers=() if ipv6 else peers,
-        peers6=peers if ipv6 else (),
-    )
-    return encode_announce_response(transaction_id, response, ipv6=ipv6)
 
 
 class _ConnectionTracker(WrappingFactory):

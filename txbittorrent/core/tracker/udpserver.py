@@ -3,7 +3,10 @@
 Theory of operation
 -------------------
 ``UDPTrackerResponder.datagram_received(data, host, port, now)`` returns the
-reply to send back to (host, port), or ``None`` to stay silent.  It keeps no
+reply to send back to (host, port), or ``None`` to stay silent.  It is two
+steps, for swarms that answer later (Redis): ``check`` validates and parses
+the datagram into a ``Checked`` request (or the reply it already knows),
+and ``announce_reply``/``scrape_reply`` encode the swarms' answer.  It keeps no
 state per client: a connection id is an HMAC of the client's IP address
 (not its port: opentracker does the same, and libtorrent shares one id
 between the sessions of a process, each with its own port) and a one-minute
@@ -36,13 +39,15 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from txbittorrent.core.tracker.announce import ScrapeStats
 from txbittorrent.core.tracker.ratelimit import RateLimiter
 from txbittorrent.core.tracker.requests import PASSKEY, canonical_ip
 from txbittorrent.core.tracker.swarms import (
     Announce,
+    AnnounceResult,
     RequestRefused,
     TrackerState,
     UserId,
@@ -59,7 +64,10 @@ from txbittorrent.core.tracker.udp import (
     encode_scrape_response,
 )
 
-__all__ = ["CONNECTION_EPOCH", "MAX_DATAGRAM", "UDPTrackerResponder", "url_data_of"]
+__all__ = [
+    "CONNECTION_EPOCH", "MAX_DATAGRAM", "Checked", "UDPTrackerResponder", "announce_reply",
+    "scrape_reply", "url_data_of",
+]
 
 CONNECTION_EPOCH = 60.0
 """UDP connection ids are valid in the epoch they were issued in and the next."""
@@ -138,6 +146,23 @@ class UDPTrackerResponder:
 
     def datagram_received(self, data: bytes, host: str, port: int, now: float) -> bytes | None:
         """The reply to a datagram from (host, port), or ``None`` to stay silent."""
+        checked = self.check(data, host, port, now)
+        if not isinstance(checked, Checked):
+            return checked
+        try:
+            if checked.announce is not None:
+                result = self.state.announce(checked.announce, now, ipv6=checked.ipv6)
+                return announce_reply(checked.transaction_id, result, checked.ipv6)
+            return scrape_reply(checked.transaction_id, checked.hashes,
+                                self.state.scrape(checked.hashes, now))
+        except RequestRefused as e:
+            return encode_error(checked.transaction_id, e.reason)
+
+    def check(self, data: bytes, host: str, port: int, now: float) -> bytes | None | Checked:
+        """A datagram from (host, port) checked and parsed: a ``Checked`` request
+        for the swarms (a valid announce or scrape), or the reply already known
+        (a connect, an error), or ``None`` to stay silent.  The swarms' answer
+        becomes the reply through ``announce_reply`` or ``scrape_reply``."""
         if not _HEADER.size <= len(data) <= MAX_DATAGRAM:
             return None
         connection_id, action, transaction_id = _HEADER.unpack_from(data)
@@ -156,8 +181,9 @@ class UDPTrackerResponder:
             if self.limiter is not None and not self.limiter.allow(ip, now):
                 raise RequestRefused("rate limited")
             if action == Action.ANNOUNCE:
-                return self._announce(data, transaction_id, ip, now)
-            return self._scrape(data, transaction_id, now)
+                announce = self._announce(data, ip)
+                return Checked(transaction_id, announce, ":" in ip, [])
+            return Checked(transaction_id, None, False, self._scrape(data))
         except RequestRefused as e:
             return encode_error(transaction_id, e.reason)
 
@@ -177,7 +203,7 @@ class UDPTrackerResponder:
             raise RequestRefused("unknown passkey")
         return user
 
-    def _announce(self, data: bytes, transaction_id: int, ip: str, now: float) -> bytes:
+    def _announce(self, data: bytes, ip: str) -> Announce:
         if len(data) < _ANNOUNCE_END:
             raise RequestRefused("announce request too short")
         info_hash, peer_id, downloaded, left, uploaded, code, address, key, numwant, port = (
@@ -191,7 +217,7 @@ class UDPTrackerResponder:
         ipv6 = ":" in ip
         if self.trust_ip and address and not ipv6:
             ip = str(ipaddress.IPv4Address(address))
-        request = Announce(
+        return Announce(
             info_hash=info_hash,
             peer_id=peer_id,
             ip=ip,
@@ -204,21 +230,43 @@ class UDPTrackerResponder:
             key=key or None,
             user=user,
         )
-        result = self.state.announce(request, now, ipv6=ipv6)
-        return encode_announce_reply(
-            transaction_id, result.interval, result.incomplete or 0, result.complete or 0,
-            join_compact(result.peers),
-        )
 
-    def _scrape(self, data: bytes, transaction_id: int, now: float) -> bytes:
+    def _scrape(self, data: bytes) -> list[bytes]:
         if self.passkeys is not None:
             raise RequestRefused("private tracker: scrape over HTTP with a passkey")
         body = data[_HEADER.size :]
         count = len(body) // 20
         if not body or len(body) % 20 or count > MAX_SCRAPE_HASHES:
             raise RequestRefused("invalid scrape request")
-        hashes = [body[i * 20 : (i + 1) * 20] for i in range(count)]
-        stats = self.state.scrape(hashes, now)
-        return encode_scrape_response(
-            transaction_id, (stats.get(h, ScrapeStats(0, 0, 0)) for h in hashes)
-        )
+        return [body[i * 20 : (i + 1) * 20] for i in range(count)]
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A valid announce (``announce``) or scrape (``hashes``) waiting for the swarms."""
+
+    transaction_id: int
+    announce: Announce | None
+    ipv6: bool
+    """The family of the request's socket: a UDP reply carries peers of that family only."""
+    hashes: list[bytes]
+
+
+def announce_reply(transaction_id: int, result: AnnounceResult, ipv6: bool) -> bytes:
+    """The BEP 15 reply for an announce's ``result`` (its peers of the socket's family)."""
+    return encode_announce_reply(
+        transaction_id, result.interval, result.incomplete or 0, result.complete or 0,
+        join_compact(result.peers, ipv6=ipv6),
+    )
+
+
+def scrape_reply(
+    transaction_id: int, hashes: list[bytes], stats: Mapping[bytes, ScrapeStats]
+) -> bytes:
+    """The BEP 15 reply for a scrape of ``hashes`` (unknown ones count zero)."""
+    return encode_scrape_response(
+        transaction_id, (stats.get(h, _NOTHING) for h in hashes)
+    )
+
+
+_NOTHING = ScrapeStats(0, 0, 0)
