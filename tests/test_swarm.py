@@ -1011,6 +1011,18 @@ class LifeCycleTests(SynchronousTestCase):
         (top_up,) = h.clock.getDelayedCalls()
         self.assertEqual(top_up.getTime() % cfg.connect_interval, 0)
 
+    def test_peer_parts_made_with_the_first_peer(self) -> None:
+        """With its metadata but no peer, a swarm makes no downloader or
+        uploader (a big session's idle torrents); the first peer makes them."""
+        h = Harness(self, have=[0])
+        h.swarm.start()
+        self.assertIsNone(h.swarm._downloader)
+        self.assertTrue(h.swarm.has_metadata)
+        leecher = h.connect()
+        self.assertIsNotNone(h.swarm._downloader)
+        (bitfield,) = leecher.of(PeerBitfield)
+        self.assertEqual(list(bitfield.have), [0])
+
     def test_addresses_wake_the_top_up(self) -> None:
         """Addresses given to an idle swarm are dialled now and retried on the top-up."""
         h = Harness(self)

@@ -146,7 +146,9 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         self._start_paused = state == "paused"
         self._state = TorrentState.STOPPED
         self.resume_path = resume_path
-        self.rng = rng if rng is not None else random.Random()
+        if rng is None:  # one per session, not per torrent (2.5 KB each)
+            rng = session.rng if session is not None else random.Random()
+        self.rng = rng
         self._reactor = reactor
         self._peer_id = peer_id
         self._port = port

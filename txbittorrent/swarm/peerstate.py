@@ -21,7 +21,6 @@ are concerned: a peer that sent bad data can be banned after it left.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,7 +41,10 @@ class RateMeter:
     def __init__(self, now: float, keep: float) -> None:
         self.total = 0
         self._keep = keep
-        self._samples: deque[tuple[float, int]] = deque([(now, 0)])
+        # A list, not a deque: it holds a few dozen samples at most, and an
+        # empty deque costs a 64-slot block (a swarm has two meters, and a
+        # session may hold thousands of idle swarms).
+        self._samples: list[tuple[float, int]] = [(now, 0)]
 
     def sample(self, now: float) -> None:
         """Record the counter now; forget samples older than ``keep`` seconds
@@ -50,8 +52,11 @@ class RateMeter:
         samples = self._samples
         samples.append((now, self.total))
         horizon = now - self._keep
-        while len(samples) > 2 and samples[1][0] <= horizon:
-            samples.popleft()
+        drop = 0
+        while len(samples) - drop > 2 and samples[drop + 1][0] <= horizon:
+            drop += 1
+        if drop:
+            del samples[:drop]
 
     def rate(self, now: float, window: float) -> float:
         """Bytes per second over the last ``window`` seconds (or since the first sample)."""

@@ -145,6 +145,8 @@ class Swarm:
         now = clock.seconds()
         self._down = RateMeter(now, self._keep)
         self._up = RateMeter(now, self._keep)
+        self._attached: tuple[Metainfo, Store, Completion] | None = None
+        """What ``attach`` gave; the parts that use it are made with the first peer."""
         self._downloader: Downloader | None = None
         self._uploader: Uploader | None = None
         self._cache: UploadCache | None = None
@@ -158,16 +160,45 @@ class Swarm:
         """When the tick last found no peer (None: it found some)."""
         self._state = _NEW
         self._paused = False
-        self._events = PeerEvents(
-            cfg, self.extensions, self._connections, self._close, self._on_interested
-        )
-        self._events.dht_port = self._on_dht_port
-        self._handlers = self._events.handlers  # (one lookup less in peer_event)
+        self._events: PeerEvents | None = None
+        self._handlers: dict[type, Any] = {}
+        """``_events.handlers`` (one lookup less in ``peer_event``); made with the first peer."""
 
     @property
     def has_metadata(self) -> bool:
         """Whether ``attach`` has given the swarm the torrent's metadata."""
-        return self._downloader is not None
+        return self._attached is not None
+
+    def _peer_parts(self) -> None:
+        """Make what only peers need, once: the event table, and (with the
+        metadata) the downloader, the upload cache and the uploader.  A
+        swarm that never sees a peer (most of a big session's) never makes
+        them; each reads the data's state as it is when made."""
+        events = self._events
+        if events is None:
+            events = self._events = PeerEvents(
+                self.config, self.extensions, self._connections, self._close,
+                self._on_interested,
+            )
+            events.dht_port = self._on_dht_port
+            self._handlers = events.handlers
+        attached = self._attached
+        if attached is None or self._downloader is not None:
+            return
+        metainfo, store, completion = attached
+        cfg, have, layout = self.config, self._have, self.layout
+        assert have is not None and layout is not None
+        self._downloader = d = Downloader(
+            metainfo, layout, store, completion, self._rng, cfg, self._clock, self._down, self
+        )
+        d.follow()
+        self._cache = UploadCache(store.read_piece, cfg.upload_cache_bytes)
+        self._uploader = Uploader(self._cache, have, cfg, self._up, self.disk_error)
+        d.paused = self._uploader.paused = self._paused
+        if self._state == _STOPPED:
+            d.stopped = self._uploader.stopped = True
+            d.unfollow()
+        events.attach(d)
 
     def attach(
         self,
@@ -182,23 +213,17 @@ class Swarm:
         """Take the torrent's metadata and data: from now on pieces move.
         Connected peers learn our pieces, and what they said of theirs
         before is checked against the piece count now known."""
-        if self._downloader is not None:
+        if self._attached is not None:
             raise LocalProtocolError("the swarm has its metadata already")
         if metainfo.info_hash != self.info_hash:
             raise LocalProtocolError("the metadata is of another torrent")
-        cfg = self.config
         self.on_piece_passed = on_piece_passed
         self.on_piece_failed = on_piece_failed
         self.layout = layout
-        self._have = have = completion.have
-        self._downloader = d = Downloader(
-            metainfo, layout, store, completion, self._rng, cfg, self._clock, self._down, self
-        )
-        d.follow()
-        self._cache = UploadCache(store.read_piece, cfg.upload_cache_bytes)
-        self._uploader = Uploader(self._cache, have, cfg, self._up, self.disk_error)
-        d.paused = self._uploader.paused = self._paused
-        self._events.attach(d)
+        self._have = completion.have
+        self._attached = (metainfo, store, completion)
+        if self._peers:
+            self._peer_parts()
         for peer in self.live_peers():
             self._peer_learns_metadata(peer)
 
@@ -391,6 +416,7 @@ class Swarm:
 
     def set_deadline(self, index: int, when: float) -> None:
         """Fetch piece ``index`` before other pieces, by clock time ``when``."""
+        self._peer_parts()
         if self._downloader is not None:
             self._downloader.set_deadline(index, when)
 
@@ -443,6 +469,7 @@ class Swarm:
             self._close(twin, "duplicate: the connection both sides keep is another")
             if self._by_id.get(twin.peer_id) is twin:
                 del self._by_id[twin.peer_id]
+        self._peer_parts()
         peer = PeerState(link, now, self._keep, self.config.min_queue_depth)
         peer.source = (self._book.source(link.address) or "") if link.outgoing else "incoming"
         if self._downloader is not None:
