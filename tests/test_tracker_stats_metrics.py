@@ -83,7 +83,7 @@ class MetricsTests(StatsApiCase):
 
 
 class RecorderTests(SynchronousTestCase):
-    """TrackerRecorder: the flush loop and the completions sync, on a fake clock."""
+    """TrackerRecorder: the flush loop and the swarms' observer, on a fake clock."""
 
     def setUp(self) -> None:
         self.clock = Clock()
@@ -94,25 +94,27 @@ class RecorderTests(SynchronousTestCase):
         self.db = TrackerDB(os.path.join(directory, "tracker.sqlite"))
         self.addCleanup(self.db.close)
         self.recorder = TrackerRecorder(self.state, self.db, self.clock, interval=1.0,
-                                        sync_interval=10.0, threaded=False)
+                                        threaded=False)
 
-    def test_sync_and_flush(self) -> None:
-        """New swarms are recorded as seen, completions added once, all written by the loop."""
+    def test_observed_and_flushed(self) -> None:
+        """New swarms are recorded as seen at their first announce, each completion
+        once as it happens, all written by the next tick; a stopped recorder
+        observes no more."""
         self.recorder.startService()
         fill(self.state, NOW)
         self.clock.advance(1)
         self.assertEqual(self.db.torrents(), [
-            TorrentRow(H1, NOW + 1, 0, False), TorrentRow(H2, NOW + 1, 0, False),
-            TorrentRow(H3, NOW + 1, 1, False)])
+            TorrentRow(H1, NOW, 0, False), TorrentRow(H2, NOW, 0, False),
+            TorrentRow(H3, NOW, 1, False)])
         for n in (6, 7):
             self.state.announce(Announce(H1, b"-TX0010-%012d" % n, "127.0.0.1", 7000 + n, 0,
                                          event=AnnounceEvent.COMPLETED), NOW + 2)
-        self.clock.advance(5)
-        self.assertEqual(self.db.torrents()[0].completed, 0)
-        self.clock.advance(5)
-        self.assertEqual(self.db.torrents()[0], TorrentRow(H1, NOW + 1, 2, False))
+        self.clock.advance(1)
+        self.assertEqual(self.db.torrents()[0], TorrentRow(H1, NOW, 2, False))
         self.clock.advance(30)
         self.assertEqual(self.db.torrents()[0].completed, 2)
+        self.successResultOf(self.recorder.stopService())
+        self.assertIsNone(self.state.observer)
 
     def test_stop_flushes(self) -> None:
         """Stopping flushes what is pending and leaves no timer behind."""

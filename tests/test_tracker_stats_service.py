@@ -51,7 +51,7 @@ class ServiceWiringTests(TestCase):
         stats = TrackerStats(reactor.seconds)
         mount_stats(service.site_root, service.state, db, stats, reactor,
                     threadpool=reactor.getThreadPool(), reactor=reactor)
-        TrackerRecorder(service.state, db, reactor, sync_interval=1.0).setServiceParent(service)
+        TrackerRecorder(service.state, db, reactor).setServiceParent(service)
         service.startService()
         assert service.started is not None
         await service.started

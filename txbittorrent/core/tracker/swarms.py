@@ -67,6 +67,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterable, Set
 from dataclasses import dataclass
+from typing import Protocol
 
 from txbittorrent.core.tracker.announce import AnnounceEvent, ScrapeStats
 from txbittorrent.core.tracker.swarmpeers import (
@@ -84,7 +85,7 @@ from txbittorrent.errors import TxBitTorrentError
 __all__ = [
     "DEFAULT_INTERVAL", "DEFAULT_NUMWANT", "MAX_NUMWANT", "MAX_SWARMS", "MAX_PEERS",
     "MAX_TOTAL_PEERS", "MAX_FULL_SCRAPE", "UserId", "Sampler", "RequestRefused", "PeerRecord",
-    "Announce", "AnnounceResult", "TransferDelta", "TrackerState", "compact_address",
+    "Announce", "AnnounceResult", "TransferDelta", "TrackerState", "SwarmObserver", "compact_address",
     "compact_peers", "join_compact",
 ]
 
@@ -153,6 +154,14 @@ class TransferDelta:
     completed: bool
 
 
+class SwarmObserver(Protocol):
+    """What ``TrackerState.observer`` is told, on the announce's own turn."""
+
+    def swarm_created(self, info_hash: bytes, now: float) -> None: ...
+
+    def completed(self, info_hash: bytes) -> None: ...
+
+
 def _no_accounting(delta: TransferDelta) -> None:
     pass
 
@@ -200,6 +209,9 @@ class TrackerState:
         self.user_limit = user_limit
         self.tracker_id = tracker_id
         self.on_transfer = on_transfer or _no_accounting
+        self.observer: SwarmObserver | None = None
+        """Told of each new swarm and each completed download as they happen
+        (a recorder sets it; one at a time)."""
         self.evicted = 0
         """Swarms evicted so far to make room for new ones."""
         self._rng = rng
@@ -245,7 +257,7 @@ class TrackerState:
         stopping = request.event is AnnounceEvent.STOPPED
         if not stopping:
             self._check_user_limit(request)
-        swarm = self._swarm(request.info_hash, create=not stopping)
+        swarm = self._swarm(request.info_hash, now, create=not stopping)
         if swarm is None:
             return AnnounceResult(self.interval, self.min_interval, 0, 0, (), self.tracker_id)
         self._expire(request.info_hash, swarm, now, full=False)
@@ -261,11 +273,11 @@ class TrackerState:
         self._account(request, old)
         if stopping:
             if self._completes(request, old):
-                swarm.downloaded += 1
+                self._completed(request.info_hash, swarm)
             self._forget_if_empty(request.info_hash, swarm)
             return self._result(swarm, ())
         if self._completes(request, old):
-            swarm.downloaded += 1
+            self._completed(request.info_hash, swarm)
         compact = cached_compact_address(request.ip, request.port)
         other = swarm.by_address.get(compact)
         if other is not None:
@@ -385,7 +397,7 @@ class TrackerState:
                 )
             )
 
-    def _swarm(self, info_hash: bytes, *, create: bool) -> SwarmPeers | None:
+    def _swarm(self, info_hash: bytes, now: float, *, create: bool) -> SwarmPeers | None:
         if self.allowed is not None and info_hash not in self.allowed:
             raise RequestRefused("unregistered torrent")
         swarm = self._swarms.pop(info_hash, None)
@@ -400,7 +412,14 @@ class TrackerState:
                     self._forgotten(oldest, record)
                 self.evicted += 1
             swarm = self._swarms[info_hash] = SwarmPeers()
+            if self.observer is not None:
+                self.observer.swarm_created(info_hash, now)
         return swarm
+
+    def _completed(self, info_hash: bytes, swarm: SwarmPeers) -> None:
+        swarm.downloaded += 1
+        if self.observer is not None:
+            self.observer.completed(info_hash)
 
     def _forget_if_empty(self, info_hash: bytes, swarm: SwarmPeers) -> None:
         if not len(swarm) and not swarm.downloaded:

@@ -14,13 +14,11 @@ next one.  ``stopService`` stops the loop, waits for the write in flight,
 then flushes what is left on the reactor thread (a clean stop loses
 nothing; a crash loses at most the last ``interval`` of counters).
 
-Every ``sync_interval`` seconds it also reads the swarms
-(``TrackerState.info_hashes``/``swarm_stats``): a swarm it has not seen is
-``db.seen`` at that time, and growth of a swarm's completed count goes to
-``db.add_completed`` (a count lower than last time means the swarm was
-evicted and came back: all of it is new).  That costs O(swarms) on the
-reactor thread each time, which is why it runs less often than the flush;
-a completion hook in ``TrackerState`` would make it O(completions).
+With the swarms in memory it is the ``TrackerState``'s ``observer`` while
+it runs: each new swarm is ``db.seen`` at its first announce and each
+completed download goes to ``db.add_completed`` as it happens (a counter in
+the pending batch: O(1) on the announce's turn, written with the next
+flush).
 
 With the swarms in Redis (``journal``, a ``RedisUpkeep``), the local state
 is empty: every tick instead drains the journal the announce scripts keep
@@ -65,7 +63,6 @@ class TrackerRecorder(Service):
         reactor: Any,
         *,
         interval: float = 1.0,
-        sync_interval: float = 30.0,
         threaded: bool = True,
         journal: RedisUpkeep | None = None,
     ) -> None:
@@ -75,10 +72,7 @@ class TrackerRecorder(Service):
         self._draining: Deferred[None] | None = None
         self._reactor = reactor
         self.interval = interval
-        self.sync_interval = sync_interval
         self.threaded = threaded
-        self._completed: dict[bytes, int] = {}
-        self._last_sync: float | None = None
         self._loop: LoopingCall | None = None
         self._writing: Deferred[None] | None = None
 
@@ -86,6 +80,8 @@ class TrackerRecorder(Service):
         super().startService()  # type: ignore[no-untyped-call]
         if self.journal is not None:
             self.journal.record(self._journal_ttl)
+        else:
+            self.state.observer = self
         loop = self._loop = LoopingCall(self.tick)
         loop.clock = self._reactor
         loop.start(self.interval, now=False).addErrback(
@@ -93,6 +89,8 @@ class TrackerRecorder(Service):
 
     def stopService(self) -> Deferred[None]:
         super().stopService()  # type: ignore[no-untyped-call]
+        if self.state.observer is self:
+            self.state.observer = None
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
@@ -100,19 +98,14 @@ class TrackerRecorder(Service):
         waiting: Deferred[Any] = gatherResults(pending) if pending else succeed(None)
 
         def last(_: object) -> None:
-            if self.journal is None:
-                self.sync()
             self.db.flush()
 
         return waiting.addCallback(last)
 
     def tick(self) -> None:
-        """Sync the swarms if due, and start writing the batch unless a write runs."""
-        now = self._reactor.seconds()
+        """Drain the Redis journal (if any), and start writing the batch unless a write runs."""
         if self.journal is not None:
             self.drain()
-        elif self._last_sync is None or now - self._last_sync >= self.sync_interval:
-            self.sync()
         if self._writing is not None:
             return
         batch = self.db.take_batch()
@@ -135,24 +128,13 @@ class TrackerRecorder(Service):
     def _written(self, _: object) -> None:
         self._writing = None
 
-    def sync(self) -> None:
-        """Read the swarms now: new info hashes seen, completions added."""
-        now = self._reactor.seconds()
-        self._last_sync = now
-        current: dict[bytes, int] = {}
-        for info_hash in self.state.info_hashes():
-            stats = self.state.swarm_stats(info_hash)
-            if stats is None:
-                continue
-            current[info_hash] = stats.downloaded
-            before = self._completed.get(info_hash)
-            if before is None:
-                self.db.seen(info_hash, now)
-                before = 0
-            grown = stats.downloaded - before if stats.downloaded >= before else stats.downloaded
-            if grown:
-                self.db.add_completed(info_hash, grown)
-        self._completed = current
+    def swarm_created(self, info_hash: bytes, now: float) -> None:
+        """``SwarmObserver``: a swarm's first announce."""
+        self.db.seen(info_hash, now)
+
+    def completed(self, info_hash: bytes) -> None:
+        """``SwarmObserver``: a download completed."""
+        self.db.add_completed(info_hash)
 
     @property
     def _journal_ttl(self) -> float:
