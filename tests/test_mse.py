@@ -6,6 +6,8 @@ import hashlib
 import random
 from collections.abc import Callable
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from txbittorrent.core.wire import mse
@@ -27,6 +29,8 @@ from txbittorrent.core.wire.mse import (
 )
 from txbittorrent.errors import LocalProtocolError, MSEHandshakeError
 from txbittorrent.peer.mse_crypto import new_rc4
+
+from tests.msefakes import HandA, rc4
 
 INFO_HASH = bytes(range(20))
 OTHER_HASH = b"\xee" * 20
@@ -95,33 +99,6 @@ def run(
     return done_a, done_b
 
 
-def rc4(key: bytes) -> StreamCipher:
-    cipher = new_rc4(key)
-    cipher.update(bytes(1024))
-    return cipher
-
-
-class HandA:
-    """Side A written out by hand from the specification, to build hostile
-    step-3 messages the real initiator would never send."""
-
-    def __init__(self, private: int = 0x1234567890ABCDEF) -> None:
-        self.private = private
-        self.public = pow(2, private, PRIME).to_bytes(KEY_BYTES, "big")
-
-    def step3(
-        self, yb: bytes, *, info_hash: bytes = INFO_HASH, provide: int = BOTH,
-        pad_c: int = 0, ia: bytes = b"", req1: bytes | None = None, vc: bytes = bytes(8),
-    ) -> bytes:
-        secret = pow(int.from_bytes(yb, "big"), self.private, PRIME).to_bytes(KEY_BYTES, "big")
-        sha1 = lambda *parts: hashlib.sha1(b"".join(parts)).digest()  # noqa: E731
-        xored = bytes(x ^ y for x, y in zip(sha1(b"req2", info_hash), sha1(b"req3", secret)))
-        body = vc + provide.to_bytes(4, "big") + pad_c.to_bytes(2, "big") + bytes(pad_c)
-        body += len(ia).to_bytes(2, "big") + ia
-        key_a = sha1(b"keyA", secret, info_hash)
-        return (req1 if req1 is not None else sha1(b"req1", secret)) + xored + rc4(key_a).update(body)
-
-
 class HandshakeTests(SynchronousTestCase):
     """Both sides against each other."""
 
@@ -168,6 +145,26 @@ class HandshakeTests(SynchronousTestCase):
             done_a, done_b = run(initiator(seed=seed), responder(seed=seed + 1000, prefer=CRYPTO_RC4))
             assert done_a.encryptor and done_b.decryptor
             self.assertEqual(done_b.decryptor.update(done_a.encryptor.update(b"x" * 64)), b"x" * 64)
+
+    @settings(max_examples=40, deadline=None)
+    @given(
+        seed_a=st.integers(0, 2**32), seed_b=st.integers(0, 2**32), chunk=st.integers(1, 700),
+        prefer=st.sampled_from([CRYPTO_PLAINTEXT, CRYPTO_RC4]),
+        provide=st.sampled_from([CRYPTO_RC4, BOTH]),
+    )
+    def test_any_keys_pads_and_chunking(
+        self, seed_a: int, seed_b: int, chunk: int, prefer: int, provide: int
+    ) -> None:
+        """Any key pair, pad lengths and delivery chunking: both sides agree
+        on the method and B gets A's IA intact."""
+        done_a, done_b = run(
+            initiator(provide=provide, seed=seed_a), responder(prefer=prefer, seed=seed_b), chunk
+        )
+        self.assertEqual(done_a.crypto, done_b.crypto)
+        self.assertEqual(done_b.payload, HANDSHAKE)
+        if done_a.crypto == CRYPTO_RC4:
+            assert done_a.encryptor and done_b.decryptor
+            self.assertEqual(done_b.decryptor.update(done_a.encryptor.update(b"abc")), b"abc")
 
     def test_payload_after_handshake(self) -> None:
         """Payload that arrives with the handshake's last bytes is decrypted

@@ -8,6 +8,7 @@ from typing import Any
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -28,8 +29,10 @@ from txbittorrent.peer.links import LinkConfig, LinkGroup
 from txbittorrent.peer.mse import MSEPeerProtocol, Req2Map, policy
 from txbittorrent.peer.mse_crypto import new_rc4
 from txbittorrent.session import Session, SessionConfig
-from txbittorrent.testing import FakePeerHost
+from txbittorrent.testing import FakePeerHost, wait_until
 from txbittorrent.testing import connection_lost as lost
+
+from tests.msefakes import HandA
 
 INFO_HASH = b"\x11" * 20
 OTHER_HASH = b"\x22" * 20
@@ -364,3 +367,94 @@ class SessionPairTests(TestCase):
         links, _ = await self.pair("disabled", "enabled")
         self.assertEqual(len(links), 2)
         self.assertEqual(getattr(links[1], "crypto", None), CRYPTO_PLAINTEXT)
+
+
+class _Raw(Protocol):
+    """A raw client: writes what it is given, records what comes back and the close."""
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.received = b""
+        self.closed: Deferred[None] = Deferred()
+
+    def connectionMade(self) -> None:
+        if self.payload:
+            self.transport.write(self.payload)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.closed.callback(None)
+
+
+class HostileHandshakeTests(TestCase):
+    """Hostile encrypted handshakes on a real listening socket end in a clean
+    disconnect by us, and leave no link behind."""
+
+    timeout = 15
+
+    def setUp(self) -> None:
+        from twisted.internet import reactor
+
+        self.reactor = reactor
+        config = SessionConfig(link=LinkConfig(handshake_timeout=1.0, tick_interval=0.2))
+        self.session = Session(reactor, 0, ("127.0.0.1",), config)
+        self.successResultOf(self.session.start())
+        self.addCleanup(self.session.stop)
+        self.session.add_host(FakePeerHost(reactor, INFO_HASH, OUR_ID))
+
+    async def send(self, payload: bytes) -> _Raw:
+        """Connect, send ``payload``, and wait for us to close the connection."""
+        from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+        raw = _Raw(payload)
+        endpoint = TCP4ClientEndpoint(self.reactor, "127.0.0.1", self.session.port)
+        await connectProtocol(endpoint, raw)
+        await raw.closed
+        await wait_until(lambda: not list(self.session.links()), 5, "the link to go")
+        return raw
+
+    async def test_garbage(self) -> None:
+        """1000 random bytes: closed (no req1 hash within 628 bytes)."""
+        raw = await self.send(random.Random(1).randbytes(1000))
+        self.assertLessEqual(len(raw.received), 96 + 512, "at most our Yb and PadB")
+
+    async def test_truncated_key(self) -> None:
+        """Half a DH key, then silence: closed by the handshake timeout."""
+        raw = await self.send(b"\x99" * 48)
+        self.assertEqual(raw.received, b"")
+
+    async def test_wrong_hashes_and_pad(self) -> None:
+        """A known DH key followed by a wrong req1, an unknown torrent's req2
+        or a PadC over 512: each closed."""
+        cases = [
+            {"req1": b"\x01" * 20},
+            {"info_hash": OTHER_HASH},
+            {"pad_c": 600},
+        ]
+        from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+        for case in cases:
+            hand = HandA()
+            raw = _Raw(hand.public)
+            endpoint = TCP4ClientEndpoint(self.reactor, "127.0.0.1", self.session.port)
+            await connectProtocol(endpoint, raw)
+            await wait_until(lambda: len(raw.received) >= 96, 5, "Yb")
+            info_hash = case.pop("info_hash", INFO_HASH)
+            step3 = hand.step3(raw.received[:96], info_hash=info_hash, **case)
+            raw.transport.write(step3 + bytes(700))
+            await raw.closed
+        await wait_until(lambda: not list(self.session.links()), 5, "the links to go")
+
+    async def test_stop_during_handshake(self) -> None:
+        """Stopping the session aborts a link still in its encrypted handshake."""
+        from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+        raw = _Raw(b"\x99" * 10)
+        endpoint = TCP4ClientEndpoint(self.reactor, "127.0.0.1", self.session.port)
+        await connectProtocol(endpoint, raw)
+        await wait_until(lambda: bool(list(self.session.links())), 5, "the link")
+        await self.session.stop()
+        await raw.closed
+        self.assertEqual(list(self.session.links()), [])
