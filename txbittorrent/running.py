@@ -129,6 +129,10 @@ class RunningTorrent:
             tracker_cfg,
         )
         self.timers: list[PhasedTimer] = []
+        self.save_timer: PhasedTimer | None = None
+        """The torrent's periodic resume save, if it has one (see ``every``)."""
+        self.progress_timer: PhasedTimer | None = None
+        """The torrent's ``Progress`` timer, if it has one."""
         self.completed_sent = False
         self.dht: TorrentDHT | None = None
         """The torrent's DHT rounds, if it uses the session's DHT node."""

@@ -77,7 +77,6 @@ from txbittorrent.storage.store import Store
 from txbittorrent.swarm.extensions import PeerExtension
 from txbittorrent.swarm.plugins import PluginContext, builtin_extensions
 from txbittorrent.swarm.peerstate import PeerInfo
-from txbittorrent.swarm.timers import PhasedTimer
 
 __all__ = ["Torrent", "FileInfo", "TorrentState"]
 
@@ -154,8 +153,9 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         self._port = port
         self._shared_session = session
         self._trackers = [list(tier) for tier in self.source.trackers]
-        self._priorities = priorities
-        self._piece_cache = piece_cache
+        self._storage_args = (priorities, piece_cache)
+        # (Fewer than 30 attributes: CPython shares the keys of smaller
+        # instance dicts; past that each torrent's dict costs 1.3 KB more.)
         self.metainfo: Metainfo | None = self.source.metainfo
         """The parsed .torrent (None until the metadata is known)."""
         self._data: TorrentData | None = None
@@ -176,9 +176,6 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         self._complete_waiters: list[Deferred[Torrent]] = []
         self._uploaded_before = 0
         self._downloaded_before = 0
-        self._save_timer: PhasedTimer | None = None
-        self._progress_timer: PhasedTimer | None = None
-        self._saving = False
 
     def _make_data(self, metainfo: Metainfo) -> TorrentData:
         cfg = self.config
@@ -187,7 +184,7 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         self.metainfo = metainfo
         return TorrentData(
             metainfo,
-            self.make_storage(self._priorities, self._piece_cache),
+            self.make_storage(*self._storage_args),
             reactor=self._reactor,
             threadpool=(lambda: shared.threadpool) if shared is not None else None,
             batcher=(lambda: shared.disk_batcher) if shared is not None else None,
@@ -622,7 +619,7 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         if self._data is not None:
             self._start_saving(run, self._data)
         if self.config.progress_interval > 0:
-            self._progress_timer = run.every(
+            run.progress_timer = run.every(
                 self.config.progress_interval, self._publish_progress,
                 needed=self._progress_needed, idle_slots=PROGRESS_IDLE_SLOTS,
             )
@@ -648,20 +645,22 @@ class Torrent(TorrentAccessors, TorrentStreaming):
     def _start_saving(self, run: RunningTorrent, data: TorrentData) -> None:
         """The periodic resume save, run only when something changed since
         the last record (``TorrentData.dirty``)."""
-        if self.resume_path is None or self._save_timer is not None:
+        if self.resume_path is None or run.save_timer is not None:
             return
-        self._save_timer = run.every(
+        run.save_timer = run.every(
             self.config.resume_save_interval, self._periodic_save,
             needed=lambda: data.dirty,
         )
 
     def _wake_saving(self) -> None:
-        if self._save_timer is not None:
-            self._save_timer.wake()
+        run = self._run
+        if run is not None and run.save_timer is not None:
+            run.save_timer.wake()
 
     def _wake_progress(self) -> None:
-        if self._progress_timer is not None:
-            self._progress_timer.wake()
+        run = self._run
+        if run is not None and run.progress_timer is not None:
+            run.progress_timer.wake()
 
     def _progress_needed(self) -> bool:
         """Progress every interval while something may move: peers, a check."""
@@ -685,12 +684,12 @@ class Torrent(TorrentAccessors, TorrentStreaming):
 
     def _periodic_save(self) -> None:
         data = self._require_data()
-        if self._saving or not data.dirty or not data.have_known:
+        if data.saving or not data.dirty or not data.have_known:
             return
-        self._saving = True
+        data.saving = True
 
         def done(_: object) -> None:
-            self._saving = False
+            data.saving = False
 
         d = data.save(clean=False)
         d.addErrback(lambda f: _log.failure("saving resume data failed", f))
@@ -699,7 +698,6 @@ class Torrent(TorrentAccessors, TorrentStreaming):
     @inlineCallbacks
     def _stop(self) -> Any:
         run, self._run = self._run, None
-        self._save_timer = self._progress_timer = None
         if run is not None:
             self._deadlines.attach(None)
             yield run.stop()

@@ -136,6 +136,8 @@ class TorrentData:
         """Counts the changes a resume record would show (pieces, priorities)."""
         self._saved_changes = -1
         """``changes`` when the last record written was made (-1: none yet)."""
+        self.saving = False
+        """A periodic save is under way (the torrent's flag: one at a time)."""
 
     @property
     def dirty(self) -> bool:

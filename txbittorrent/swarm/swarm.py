@@ -90,6 +90,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Swarm", "SwarmConfig", "SwarmObserver", "PeerInfo", "CLIENT_VERSION"]
 
+_Attached = tuple[
+    Metainfo, Store, Completion, Callable[[int], object], Callable[[int], object]
+]
+"""metainfo, store, completion, on_piece_passed, on_piece_failed (``attach``)."""
+
 CLIENT_VERSION = f"txbittorrent {__version__}"
 """Our BEP 10 ``v``."""
 
@@ -138,14 +143,12 @@ class Swarm:
         self.extensions = Extensions()
         """The BEP 10 plug-ins (``ut_metadata``, ``ut_pex``...): register before ``start``."""
         self._rng = rng
-        self._have: BitfieldView | None = None
         self._clock = clock
         self._observer = observer if observer is not None else SwarmObserver()
-        self._keep = max(cfg.choke_rate_window, cfg.rate_window) + 2 * cfg.tick_interval
         now = clock.seconds()
         self._down = RateMeter(now, self._keep)
         self._up = RateMeter(now, self._keep)
-        self._attached: tuple[Metainfo, Store, Completion] | None = None
+        self._attached: _Attached | None = None
         """What ``attach`` gave; the parts that use it are made with the first peer."""
         self._downloader: Downloader | None = None
         self._uploader: Uploader | None = None
@@ -161,8 +164,20 @@ class Swarm:
         self._state = _NEW
         self._paused = False
         self._events: PeerEvents | None = None
-        self._handlers: dict[type, Any] = {}
-        """``_events.handlers`` (one lookup less in ``peer_event``); made with the first peer."""
+        """The handlers of peers' events, made with the first peer."""
+        # (Fewer than 30 attributes: CPython shares the keys of smaller
+        # instance dicts; past that each swarm's dict costs 1.3 KB more.)
+
+    @property
+    def _keep(self) -> float:
+        """Seconds of rate history kept."""
+        cfg = self.config
+        return max(cfg.choke_rate_window, cfg.rate_window) + 2 * cfg.tick_interval
+
+    @property
+    def _have(self) -> BitfieldView | None:
+        attached = self._attached
+        return attached[2].have if attached is not None else None
 
     @property
     def has_metadata(self) -> bool:
@@ -181,11 +196,10 @@ class Swarm:
                 self._on_interested,
             )
             events.dht_port = self._on_dht_port
-            self._handlers = events.handlers
         attached = self._attached
         if attached is None or self._downloader is not None:
             return
-        metainfo, store, completion = attached
+        metainfo, store, completion, _, _ = attached
         cfg, have, layout = self.config, self._have, self.layout
         assert have is not None and layout is not None
         self._downloader = d = Downloader(
@@ -217,11 +231,8 @@ class Swarm:
             raise LocalProtocolError("the swarm has its metadata already")
         if metainfo.info_hash != self.info_hash:
             raise LocalProtocolError("the metadata is of another torrent")
-        self.on_piece_passed = on_piece_passed
-        self.on_piece_failed = on_piece_failed
         self.layout = layout
-        self._have = completion.have
-        self._attached = (metainfo, store, completion)
+        self._attached = (metainfo, store, completion, on_piece_passed, on_piece_failed)
         if self._peers:
             self._peer_parts()
         for peer in self.live_peers():
@@ -501,7 +512,8 @@ class Swarm:
             if downloader is not None:  # (a block comes only once we asked)
                 downloader.block(peer, event.piece_index, event.begin, event.block)
             return
-        handler = self._handlers.get(type(event))
+        events = self._events
+        handler = events.handlers.get(type(event)) if events is not None else None
         if handler is not None:
             handler(peer, event)
 
@@ -558,7 +570,8 @@ class Swarm:
         return [p for p in self._peers.values() if p.connected and not p.session.dead]
 
     def piece_passed(self, index: int, data: bytearray) -> None:
-        self.on_piece_passed(index)
+        assert self._attached is not None
+        self._attached[3](index)
         if self.config.cache_downloaded and self._cache is not None:
             self._cache.put(index, data)
         self._observer.piece_verified(index, True)
@@ -566,7 +579,8 @@ class Swarm:
     def piece_failed(self, index: int, contributors: set[PeerState]) -> None:
         """Charge the senders of a bad piece: a sole sender is banned at once,
         others once their host reaches ``ban_threshold`` failed pieces."""
-        self.on_piece_failed(index)
+        assert self._attached is not None
+        self._attached[4](index)
         self._observer.piece_verified(index, False)
         for peer, reason in self._connections.charge(index, contributors):
             self._ban(peer, reason)
