@@ -23,7 +23,6 @@ from txbittorrent.core.wire.mse import (
     MSEInitiator,
     MSEResponder,
     Send,
-    StreamCipher,
     req2_hash,
     select_crypto,
 )

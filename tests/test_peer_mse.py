@@ -13,7 +13,6 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from txbittorrent.core.wire.codec import encode_handshake
 from txbittorrent.core.wire.mse import (
     CRYPTO_PLAINTEXT,
     CRYPTO_RC4,
