@@ -295,16 +295,17 @@ def plan_resume(
         raise ResumeDataError(f"record has {len(record.files)} files, not {layout.file_count}")
     slots: Mapping[int, int] = record.piece_cache if record is not None else {}
     part_exists = disk_part is not None
-
-    def locatable(index: int) -> bool:
-        return _locatable(layout, index, disk_files, part_exists and index in slots)
+    # Only pieces touching a missing or short file can be unlocatable: look
+    # at those one by one, not at every piece (a session starts thousands
+    # of torrents from their records).
+    lost = _unlocatable(layout, disk_files, slots if part_exists else {})
 
     if record is None or not record.clean:
         if record is not None:
             # Validate the record's shape even though its claims go unused.
             Bitfield.from_bytes(record.have, piece_count)
-        recheck = frozenset(i for i in range(piece_count) if locatable(i))
-        return ResumePlan(Bitfield(piece_count), recheck)
+        recheck = frozenset(range(piece_count))
+        return ResumePlan(Bitfield(piece_count), recheck - lost if lost else recheck)
 
     try:
         claimed = Bitfield.from_bytes(record.have, piece_count)
@@ -318,9 +319,28 @@ def plan_resume(
     if record.part is None or disk_part != record.part:
         suspect.update(i for i in slots if i < piece_count)
 
-    have = Bitfield(piece_count)
-    for index in claimed:
-        if index not in suspect and locatable(index):
-            have.add(index)
-    recheck = frozenset(i for i in suspect if locatable(i))
+    have = claimed  # (a new Bitfield: ours to change)
+    for index in suspect | lost if suspect or lost else ():
+        if index in have:
+            have.discard(index)
+    recheck = frozenset(suspect - lost)
     return ResumePlan(have, recheck)
+
+
+def _unlocatable(
+    layout: Layout, disk_files: Sequence[FileStat | None], slots: Mapping[int, int]
+) -> set[int]:
+    """The pieces whose bytes cannot all be on disk now (see ``_locatable``):
+    only pieces of a non-pad file that is missing or shorter than its length
+    can be; a piece with a part-file slot (``slots``, given only when the
+    part file exists) is locatable there."""
+    out: set[int] = set()
+    for f, stat in enumerate(disk_files):
+        if layout.pad[f]:
+            continue
+        if stat is not None and stat[0] >= layout.file_length(f):
+            continue
+        for index in layout.pieces_of_file(f):
+            if index not in out and not _locatable(layout, index, disk_files, index in slots):
+                out.add(index)
+    return out

@@ -276,7 +276,7 @@ class TorrentData:
         store = self.ensure_store()
         record, (disk_files, disk_part) = yield self._read_state(store, path)
         plan = plan_resume(record, self.layout, disk_files, disk_part)
-        self.completion.replace_have(Bitfield.from_indexes(plan.have, self.metainfo.piece_count))
+        self.completion.replace_have(plan.have)
         self.changes += 1
         if plan.recheck:
             yield self.hashcheck(sorted(plan.recheck), on_progress)
@@ -299,9 +299,7 @@ class TorrentData:
             record, (disk_files, disk_part) = yield self._read_state(store, path)
             if record is not None:
                 plan = plan_resume(record, self.layout, disk_files, disk_part)
-                self.completion.replace_have(
-                    Bitfield.from_indexes(plan.have, self.metainfo.piece_count)
-                )
+                self.completion.replace_have(plan.have)
         finally:
             if own_store:
                 yield self.stop_store(save_clean=False)
