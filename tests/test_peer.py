@@ -700,7 +700,7 @@ class ExtensionTests(SynchronousTestCase):
         """Without a handshake dict we still send m (empty) and reqq."""
         pair = Pair()
         events = pair.to_b(pair.a.send_extension_handshake())
-        self.assertEqual(events, [ExtensionHandshake({b"m": {}, b"reqq": 500})])
+        self.assertEqual(events, [ExtensionHandshake({b"m": {}, b"reqq": 2000})])
 
     def test_handshake_update(self) -> None:
         """A later handshake adds extensions and id 0 disables one."""

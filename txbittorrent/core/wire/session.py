@@ -114,9 +114,14 @@ __all__ = [
     "CANCELLED_MEMORY",
     "MAX_UNKNOWN_PIECES",
     "BlockKey",
+    "MAX_PEER_REQUESTS",
 ]
 
 _DEFAULT_RESERVED = wire.make_reserved()
+
+MAX_PEER_REQUESTS = 2000
+"""The default ``reqq``: requests a peer may have pending with us (see
+``swarm.config.SwarmConfig.max_peer_requests``)."""
 
 
 def _unknown_length(piece_index: int) -> int:
@@ -142,7 +147,7 @@ class PeerSession(ReceiveSide):
         *,
         piece_length_of: Callable[[int], int] | None = None,
         reserved: bytes = _DEFAULT_RESERVED,
-        max_peer_requests: int = 500,
+        max_peer_requests: int = MAX_PEER_REQUESTS,
         max_block_length: int = BLOCK_SIZE,
         extension_handshake: Mapping[str | bytes, Any] | None = None,
         max_message_length: int | None = None,
