@@ -789,6 +789,8 @@ class RunEngineTests(SynchronousTestCase):
         self.patch(download, "start_logging", lambda: None)
         self.patch(download, "_stop_once_on_signals", lambda reactor: None)
         self.patch(download, "_global_reactor", lambda: None)
+        self.lookups: list[Any] = []
+        self.patch(download, "install_lookup_threads", self.lookups.append)
         self.reactor = FakeReactor()
         self.metainfo = SimpleNamespace(name="tree", info_hash_hex="ab" * 20)
 
@@ -800,10 +802,11 @@ class RunEngineTests(SynchronousTestCase):
         return download.run_engine(args, self.metainfo, None, seed_only=False)
 
     def test_complete(self) -> None:
-        """Goal met: 0."""
+        """Goal met: 0.  Name lookups ran in the command's own daemon threads."""
         self.patch(FakeTorrent, "start_have", 16)
         self.patch(FakeTorrent, "complete", True)
         self.assertEqual(self.run_engine(), 0)
+        self.assertEqual(self.lookups, [None])  # the global reactor (patched to None)
 
     def test_interrupted(self) -> None:
         """Ctrl-C before the goal: the torrent stops, and the status is 130."""

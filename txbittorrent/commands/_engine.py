@@ -224,6 +224,35 @@ def start_logging(err: TextIO | None = None) -> None:
     globalLogBeginner.beginLoggingTo(observers, discardBuffer=True, redirectStandardIO=False)
 
 
+def install_lookup_threads(reactor: Any, threads: int = 4) -> Any:
+    """Run ``reactor``'s host name lookups (``getaddrinfo``) in daemon
+    threads of their own, which nothing waits for; the pool, started.
+
+    By default Twisted looks names up in the reactor's thread pool, which it
+    joins at shutdown: a lookup that hangs (a DNS server that does not
+    answer, for a tracker's or a DHT router's name) kept the command from
+    exiting until it gave up, seconds after the download was over.  A one-shot
+    command has no use for a late answer; a daemon thread dies with the
+    process.  Both ``reactor.nameResolver`` and the older ``reactor.resolve``
+    go through the new resolver."""
+    from threading import Thread
+
+    # GAIResolver is Twisted's own getaddrinfo resolver (the default one);
+    # its getThreadPool argument is the hook for choosing the pool.
+    from twisted.internet._resolver import GAIResolver
+    from twisted.python.threadpool import ThreadPool
+
+    class DaemonThreadPool(ThreadPool):
+        @staticmethod
+        def threadFactory(*args: Any, **kwargs: Any) -> Thread:  # type: ignore[override]
+            return Thread(*args, daemon=True, **kwargs)
+
+    pool = DaemonThreadPool(0, threads, name="txbittorrent-lookups")
+    pool.start()
+    reactor.installNameResolver(GAIResolver(reactor, lambda: pool))
+    return pool
+
+
 PLAIN_INTERVAL = 10.0
 """Seconds between progress lines written to a file or pipe (not a terminal)."""
 

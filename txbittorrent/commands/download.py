@@ -25,6 +25,7 @@ from typing import Any
 from txbittorrent.commands._engine import (
     Reporter,
     add_engine_options,
+    install_lookup_threads,
     check_discovery_options,
     dht_state_path_for,
     metadata_path_for,
@@ -164,6 +165,7 @@ def run_engine(args: argparse.Namespace, target: Target | Any, priorities: list[
         return d.addErrback(failed)
 
     start_logging()
+    install_lookup_threads(_global_reactor())
     _stop_once_on_signals(_global_reactor())
     try:
         task.react(main)
