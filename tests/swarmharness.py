@@ -74,6 +74,7 @@ class Harness:
     def __init__(
         self, test: SynchronousTestCase, pieces: int = 5, have: Iterable[int] = (),
         config: SwarmConfig | None = None, pool: Any = None, last: int = 20000,
+        before_write: Any = None,
     ) -> None:
         self.data = random.Random(5).randbytes(PIECE * (pieces - 1) + last)
         split = len(self.data) // 3
@@ -108,7 +109,8 @@ class Harness:
             config=config, observer=self.observer,
         )
         self.swarm.attach(self.meta, self.layout, self.store, self.completion,
-                          on_piece_passed=self._passed, on_piece_failed=self.failed.append)
+                          on_piece_passed=self._passed, on_piece_failed=self.failed.append,
+                          before_write=before_write)
         self.links: list[FakePeerLink] = []
         self._count = 0
         test.addCleanup(self._cleanup)

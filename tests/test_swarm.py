@@ -1051,6 +1051,31 @@ class LifeCycleTests(SynchronousTestCase):
         self.assertEqual(h.on_disk(0), h.piece(0))
 
 
+class BeforeWriteTests(SynchronousTestCase):
+    """The before_write hook: a verified piece is written only after it."""
+
+    def test_write_waits_for_the_hook(self) -> None:
+        """The hash-and-write job is submitted once the hook's Deferred fires."""
+        pool = ManualPool()
+        gate: Deferred[None] = Deferred()
+        calls: list[int] = []
+
+        def before_write() -> Deferred[None] | None:
+            calls.append(1)
+            return gate if len(calls) == 1 else None
+
+        h = Harness(self, pieces=2, pool=pool, config=small(), before_write=before_write)
+        h.swarm.start()
+        seed = h.seed()
+        seed.serve(h.data, count=2)
+        self.assertEqual(pool.queue, [])
+        gate.callback(None)
+        self.assertEqual(len(pool.queue), 1)
+        pool.run_all()
+        self.assertEqual(h.passed, [0])
+        self.assertEqual(h.on_disk(0), h.piece(0))
+
+
 class RobustnessTests(SynchronousTestCase):
     """Closing links, dead sessions and priorities."""
 

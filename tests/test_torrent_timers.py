@@ -67,9 +67,8 @@ class TorrentTimerTests(SynchronousTestCase):
         self.successResultOf(t.start())
         return t
 
-    def test_resume_load_is_two_jobs(self) -> None:
-        """Starting from a clean record reads it (with the files' stats) in one
-        job and rewrites it unclean in one more: nothing is hashed."""
+    def restarted(self) -> tuple[Torrent, list[int]]:
+        """A torrent that ran and stopped cleanly, and its successor (not started)."""
         t = self.torrent()
         self.successResultOf(t.start())
         self.successResultOf(self.session.remove(t.info_hash))
@@ -78,14 +77,49 @@ class TorrentTimerTests(SynchronousTestCase):
                         session=self.session, resume_path=self.resume,
                         on_hash_pass=passed.append)
         self.addCleanup(again.close)
+        return again, passed
+
+    def record(self) -> Any:
+        from txbittorrent.storage.resumefile import load_record
+
+        t = self.torrent()
+        return load_record(self.resume, t.info_hash, t.piece_count, 1)
+
+    def test_clean_record_start_and_stop_write_nothing(self) -> None:
+        """Starting from a clean record trusted in full reads it (with the
+        files' stats) in one job and writes nothing; stopping with nothing
+        changed leaves the clean record as it is (one job: closing files)."""
+        again, passed = self.restarted()
+        mtime = os.stat(self.resume).st_mtime_ns
         before = self.session.pool.jobs
         self.successResultOf(again.start())
-        self.assertEqual(self.session.pool.jobs - before, 2)
+        self.assertEqual(self.session.pool.jobs - before, 1)
         self.assertEqual(passed, [])
         self.assertTrue(again.seed)
         before = self.session.pool.jobs
         self.successResultOf(again.stop())
-        self.assertEqual(self.session.pool.jobs - before, 2)  # the clean record, closing
+        self.assertEqual(self.session.pool.jobs - before, 1)
+        self.assertEqual(os.stat(self.resume).st_mtime_ns, mtime)
+        self.assertTrue(self.record().clean)
+
+    def test_record_unclean_before_a_write(self) -> None:
+        """Before the data is first written the clean record is rewritten as
+        unclean, and the write waits for that; the stop then saves it clean."""
+        again, _ = self.restarted()
+        self.successResultOf(again.start())
+        data = again._data
+        assert data is not None
+        self.assertTrue(data.clean_on_disk)
+        first = data.before_write()
+        assert first is not None
+        self.successResultOf(first)
+        self.assertFalse(self.record().clean)
+        self.assertIsNone(data.before_write())
+        self.successResultOf(again.set_file_priority(0, 2))
+        self.successResultOf(again.stop())
+        record = self.record()
+        self.assertTrue(record.clean)
+        self.assertEqual(record.priorities, (2,))
 
     def test_idle_torrent_schedules_one_timer(self) -> None:
         """A started torrent without peers has one timer: its Progress heartbeat."""

@@ -212,6 +212,7 @@ class RunningTorrent:
             data.completion,
             on_piece_passed=host.piece_downloaded,
             on_piece_failed=host.piece_failed,
+            before_write=data.before_write,
         )
 
     # -- AnnounceHost -------------------------------------------------------------

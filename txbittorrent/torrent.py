@@ -438,8 +438,10 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         """Restore ``bitfield`` from the resume record, hashing what it cannot vouch for.
 
         A missing or corrupt record means a full check of the data on disk.
-        Right after loading, the record is rewritten as unclean, so a crash
-        before a clean ``stop()`` makes the next run recheck what it claims.
+        The record is rewritten as unclean, so a crash before a clean
+        ``stop()`` makes the next run recheck what it claims: right after
+        loading, or, for a clean record trusted in full, before the data is
+        first written (until then it is still true; see ``storage.data``).
         Fires with a copy of ``bitfield``."""
         self._check_open()
         return self._require_data().load_resume(on_progress)

@@ -28,7 +28,15 @@ small jobs to threads and their results back, and fsyncing the records'
 directory once per record.  ``changes`` counts what
 could make the record out of date (pieces passed or failed, priorities), so
 a periodic save of a torrent where nothing happened is skipped
-(``dirty``).  It reports each verification
+(``dirty``).
+
+A clean record that loading trusted in full is not rewritten at once: while
+the torrent writes nothing to its data it stays true, so it stays on disk
+(``clean_on_disk``).  Before the first write (a downloaded piece: the
+swarm's ``before_write`` hook; a priority change that moves data) it is
+rewritten as unclean, durably, so a crash after that rechecks what it
+claims; and a stop with nothing changed leaves it as it is.  Starting and
+stopping a session of idle torrents then writes no record at all.  It reports each verification
 through the ``on_passed``/``on_failed`` callables the facade gives it, and
 knows nothing of peers, trackers or events.
 """
@@ -39,6 +47,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.python.failure import Failure
 
 from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.layout import Layout
@@ -138,6 +147,11 @@ class TorrentData:
         """``changes`` when the last record written was made (-1: none yet)."""
         self.saving = False
         """A periodic save is under way (the torrent's flag: one at a time)."""
+        self.clean_on_disk = False
+        """The record on disk is the clean one loading trusted in full, and
+        nothing was written to the data since (see the module docstring)."""
+        self._marking: list[Deferred[None]] | None = None
+        """Writes waiting for the record to be marked unclean."""
 
     @property
     def dirty(self) -> bool:
@@ -172,8 +186,10 @@ class TorrentData:
             yield waiter
         try:
             if save_clean and self.have_known and self.resume_path is not None:
-                yield self.save(clean=True)
+                if not (self.clean_on_disk and not self.dirty):  # (else it is on disk)
+                    yield self.save(clean=True)
         finally:
+            self.clean_on_disk = False
             self.store = None
             self._own_batcher = None  # (over the pool of the store that stops)
             yield store.stop()
@@ -227,7 +243,12 @@ class TorrentData:
         """Set every file's priority (0 = skip); data moves out of the part
         file for files that become wanted.  Fires with the pieces whose
         wantedness changed."""
-        d = self.ensure_store().set_priorities(priorities)
+        store = self.ensure_store()
+        first = self.before_write()
+        if first is None:
+            d = store.set_priorities(priorities)
+        else:
+            d = first.addCallback(lambda _: store.set_priorities(priorities))
 
         def applied(_: None) -> frozenset[int]:
             self.changes += 1
@@ -270,14 +291,21 @@ class TorrentData:
     @inlineCallbacks
     def load_resume(self, on_progress: OnProgress | None = None) -> Any:
         """Restore the verified set from the resume record, hashing what it
-        cannot vouch for; then rewrite the record as unclean.  Fires with a
-        copy of the verified set."""
+        cannot vouch for; then rewrite the record as unclean, unless it was
+        a clean one trusted in full (see the module docstring).  Fires with
+        a copy of the verified set."""
         path = self._resume_file()
         store = self.ensure_store()
         record, (disk_files, disk_part) = yield self._read_state(store, path)
         plan = plan_resume(record, self.layout, disk_files, disk_part)
         self.completion.replace_have(plan.have)
         self.changes += 1
+        if (record is not None and record.clean and not plan.recheck
+                and plan.have.to_bytes() == record.have):
+            self.have_known = True
+            self.clean_on_disk = True
+            self._saved_changes = self.changes
+            return self.completion.have.copy()
         if plan.recheck:
             yield self.hashcheck(sorted(plan.recheck), on_progress)
         self.have_known = True
@@ -318,8 +346,32 @@ class TorrentData:
 
         def saved(_: None) -> None:
             self._saved_changes = max(self._saved_changes, changes)
+            self.clean_on_disk = False
 
         return d.addCallback(saved)
+
+    def before_write(self) -> Deferred[None] | None:
+        """Call before writing to the data: None if the write may go at once,
+        else a Deferred that fires once the record on disk is unclean (the
+        clean one loading trusted would otherwise vouch for changed data)."""
+        if not self.clean_on_disk:
+            return None
+        waiter: Deferred[None] = Deferred()
+        if self._marking is not None:
+            self._marking.append(waiter)
+            return waiter
+        waiting = self._marking = [waiter]
+
+        def marked(result: object) -> None:
+            self._marking = None
+            for d in waiting:
+                if isinstance(result, Failure):
+                    d.errback(result)
+                else:
+                    d.callback(None)
+
+        self.save(clean=False).addBoth(marked)
+        return waiter
 
     def _resume_file(self) -> str:
         if self.resume_path is None:

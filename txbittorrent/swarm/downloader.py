@@ -111,6 +111,10 @@ class DownloadHost(Protocol):
     def disk_error(self, index: int, failure: Failure) -> None:
         """Writing a verified piece failed; it will be fetched again."""
 
+    def before_write(self) -> Deferred[None] | None:
+        """What must be done before a piece is written (the resume record
+        marked unclean): a Deferred to wait for, or None to write at once."""
+
 
 class Downloader:
     """The download half of a swarm (see the module docstring)."""
@@ -437,8 +441,15 @@ class Downloader:
         assert buffer is not None
         self._jobs += 1
         expected = self._metainfo.piece_hash(index)
+        store = self._store
         try:
-            d = self._store.call(verify_and_write, self._store.storage, index, expected, buffer)
+            first = self._host.before_write()
+            if first is None:
+                d = store.call(verify_and_write, store.storage, index, expected, buffer)
+            else:
+                d = first.addCallback(
+                    lambda _: store.call(verify_and_write, store.storage, index, expected, buffer)
+                )
         except Exception:  # the store is stopped
             d = Deferred()
             d.errback()

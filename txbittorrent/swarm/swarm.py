@@ -91,9 +91,11 @@ if TYPE_CHECKING:
 __all__ = ["Swarm", "SwarmConfig", "SwarmObserver", "PeerInfo", "CLIENT_VERSION"]
 
 _Attached = tuple[
-    Metainfo, Store, Completion, Callable[[int], object], Callable[[int], object]
+    Metainfo, Store, Completion, Callable[[int], object], Callable[[int], object],
+    "Callable[[], Deferred[None] | None] | None",
 ]
-"""metainfo, store, completion, on_piece_passed, on_piece_failed (``attach``)."""
+"""metainfo, store, completion, on_piece_passed, on_piece_failed, before_write
+(``attach``)."""
 
 CLIENT_VERSION = f"txbittorrent {__version__}"
 """Our BEP 10 ``v``."""
@@ -199,7 +201,7 @@ class Swarm:
         attached = self._attached
         if attached is None or self._downloader is not None:
             return
-        metainfo, store, completion, _, _ = attached
+        metainfo, store, completion, _, _, _ = attached
         cfg, have, layout = self.config, self._have, self.layout
         assert have is not None and layout is not None
         self._downloader = d = Downloader(
@@ -223,16 +225,21 @@ class Swarm:
         *,
         on_piece_passed: Callable[[int], object],
         on_piece_failed: Callable[[int], object],
+        before_write: Callable[[], Deferred[None] | None] | None = None,
     ) -> None:
         """Take the torrent's metadata and data: from now on pieces move.
         Connected peers learn our pieces, and what they said of theirs
-        before is checked against the piece count now known."""
+        before is checked against the piece count now known.
+        ``before_write`` is called before each piece is written: the write
+        waits for the Deferred it returns (if any)."""
         if self._attached is not None:
             raise LocalProtocolError("the swarm has its metadata already")
         if metainfo.info_hash != self.info_hash:
             raise LocalProtocolError("the metadata is of another torrent")
         self.layout = layout
-        self._attached = (metainfo, store, completion, on_piece_passed, on_piece_failed)
+        self._attached = (
+            metainfo, store, completion, on_piece_passed, on_piece_failed, before_write
+        )
         if self._peers:
             self._peer_parts()
         for peer in self.live_peers():
@@ -563,6 +570,10 @@ class Swarm:
             self._uploader.serve(peer)
 
     # -- DownloadHost ----------------------------------------------------------------------
+
+    def before_write(self) -> Deferred[None] | None:
+        hook = self._attached[5] if self._attached is not None else None
+        return hook() if hook is not None else None
 
     def live_peers(self) -> list[PeerState]:
         """The peers neither closing nor with a dead session (the adapter is
