@@ -25,9 +25,9 @@ from typing import Any
 from txbittorrent.commands._engine import (
     Reporter,
     add_engine_options,
-    install_lookup_threads,
     check_discovery_options,
     dht_state_path_for,
+    install_lookup_threads,
     metadata_path_for,
     parse_file_selection,
     resume_path_for,
