@@ -71,9 +71,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
 from txbittorrent.core.tracker.announce import ScrapeStats
+from txbittorrent.core.tracker.swarmpeers import cached_compact_address
 from txbittorrent.core.tracker.swarms import (
     Announce,
     AnnounceResult,
@@ -86,7 +88,8 @@ from txbittorrent.core.tracker.swarms import (
 __all__ = [
     "RedisAddress", "parse_redis_url", "encode_member", "decode_member", "swarm_keys",
     "journal_keys",
-    "announce_call", "announce_result", "wanted_peers", "scrape_call", "scrape_result",
+    "announce_call", "announce_result", "split_candidates", "wanted_peers", "scrape_call",
+    "scrape_result",
     "ANNOUNCE_SCRIPT", "SCRAPE_SCRIPT", "DEFAULT_PREFIX",
 ]
 
@@ -124,7 +127,7 @@ def parse_redis_url(url: str) -> RedisAddress:
 
 def encode_member(ip: str, port: int, peer_id: bytes) -> bytes:
     """A peer as a sorted-set member: compact address then ``peer_id``."""
-    return ipaddress.ip_address(ip).packed + port.to_bytes(2, "big") + peer_id
+    return cached_compact_address(ip, port) + peer_id
 
 
 def decode_member(member: bytes) -> tuple[str, int, bytes]:
@@ -132,8 +135,12 @@ def decode_member(member: bytes) -> tuple[str, int, bytes]:
     if len(member) not in (26, 38):
         raise ValueError("not a peer member")
     address = member[:-_ID_LEN]
-    ip = str(ipaddress.ip_address(address[:-2]))
-    return ip, int.from_bytes(address[-2:], "big"), member[-_ID_LEN:]
+    return _ip_text(address[:-2]), int.from_bytes(address[-2:], "big"), member[-_ID_LEN:]
+
+
+@lru_cache(maxsize=16384)
+def _ip_text(packed: bytes) -> str:
+    return str(ipaddress.ip_address(packed))
 
 
 def swarm_keys(prefix: str, info_hash: bytes) -> list[str]:
@@ -186,6 +193,21 @@ def announce_call(
     return keys, args
 
 
+def split_candidates(blob: bytes) -> list[bytes]:
+    """The members in the announce script's candidates string (each after a
+    byte of its length); a truncated last one is dropped."""
+    members = []
+    i, end = 0, len(blob)
+    while i < end:
+        length = blob[i]
+        member = blob[i + 1 : i + 1 + length]
+        if len(member) < length:
+            break
+        members.append(member)
+        i += 1 + length
+    return members
+
+
 def announce_result(
     state: TrackerState, reply: Sequence[object], rng: Sampler, numwant: int, now: float
 ) -> AnnounceResult:
@@ -195,16 +217,16 @@ def announce_result(
             raise RequestRefused("tracker is full")
         raise RequestRefused("peer_id in use by another peer")
     counts = [int(n) for n in reply[1:5]]  # type: ignore[call-overload]
-    candidates = []
-    for member in dict.fromkeys(reply[6:]):
-        if not isinstance(member, bytes):
-            continue
+    blob = reply[6] if len(reply) > 6 else b""
+    members = list(dict.fromkeys(split_candidates(blob if isinstance(blob, bytes) else b"")))
+    chosen = []
+    # Choose first, then decode only the chosen (a malformed member is skipped).
+    for member in rng.sample(members, min(numwant, len(members))):
         try:
             ip, port, peer_id = decode_member(member)
         except ValueError:
             continue
-        candidates.append(PeerRecord(ip, port, peer_id, 0, now, compact=member[:-_ID_LEN]))
-    chosen = rng.sample(candidates, min(numwant, len(candidates)))
+        chosen.append(PeerRecord(ip, port, peer_id, 0, now, compact=member[:-_ID_LEN]))
     return AnnounceResult(
         interval=state.interval,
         min_interval=state.min_interval,
@@ -362,7 +384,9 @@ if total == 0 and not done then
 end
 for i = 1, 6 do redis.call('EXPIRE', KEYS[i], ttl) end
 out[#out + 1] = tonumber(done or 0)
-for _, m in ipairs(peers) do out[#out + 1] = m end
+local blob = {}
+for _, m in ipairs(peers) do blob[#blob + 1] = string.char(#m) .. m end
+out[#out + 1] = table.concat(blob)
 return out
 """
 """One announce: make room (evict the least recently announced swarm past
@@ -371,7 +395,11 @@ record, count (and journal for the recorder), pick candidates.
 
 Replies ``{1}`` when the ``peer_id`` belongs to another peer, ``{2}`` when
 the tracker is full and does not evict, else ``{0, seeders4, leechers4,
-seeders6, leechers6, completed, candidate...}``."""
+seeders6, leechers6, completed, candidates}``: the candidates are one
+string, each member after a byte of its length (``split_candidates``).  One
+string, not one reply element each: txredisapi's parser takes a reactor turn
+for every bulk string of a reply (a ``callLater(0)`` and a pause of the
+transport), which held announces over Redis to ~2,000/s."""
 
 SCRAPE_SCRIPT = """
 -- KEYS: 4 sets per info hash (seeders4 leechers4 seeders6 leechers6), then completed, swarms
