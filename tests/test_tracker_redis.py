@@ -15,7 +15,12 @@ from twisted.trial.unittest import TestCase
 
 from tests.redisserver import start_redis
 from txbittorrent.core.tracker.announce import AnnounceEvent, ScrapeStats
-from txbittorrent.core.tracker.redisform import decode_member, encode_member, parse_redis_url
+from txbittorrent.core.tracker.redisform import (
+    decode_member,
+    encode_member,
+    parse_redis_url,
+    split_candidates,
+)
 from txbittorrent.core.tracker.swarms import Announce, RequestRefused, TrackerState
 
 INFO_HASH = bytes.fromhex("c12fe1c06bba254a9dc9f519b335aa7c1367a88a")
@@ -75,6 +80,15 @@ class RedisFormTests(TestCase):
         self.assertEqual(decode_member(member), ("10.0.0.1", 6881, b"p" * 20))
         self.assertEqual(decode_member(encode_member("::1", 1, b"q" * 20)), ("::1", 1, b"q" * 20))
         self.assertRaises(ValueError, decode_member, b"short")
+
+    def test_split_candidates(self) -> None:
+        """The script's candidates string: members each after their length byte; a
+        truncated last member is dropped."""
+        one, two = encode_member("10.0.0.1", 1, b"a" * 20), encode_member("::1", 2, b"b" * 20)
+        blob = bytes([len(one)]) + one + bytes([len(two)]) + two
+        self.assertEqual(split_candidates(blob), [one, two])
+        self.assertEqual(split_candidates(blob[:-1]), [one])
+        self.assertEqual(split_candidates(b""), [])
 
 
 class RedisSwarmsTests(TestCase):
