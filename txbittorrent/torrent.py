@@ -258,7 +258,7 @@ class Torrent(TorrentAccessors, TorrentStreaming):
             return None
         run.attach_data(data)
         self._deadlines.attach(run.swarm)
-        self._start_saving(run, data)
+        self._wake_saving()
         self._wake_progress()
         self._refresh_state()
         self._check_complete()
@@ -619,7 +619,7 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         for address, source in waiting:
             run.swarm.add_peers([address], source=source)
         if self._data is not None:
-            self._start_saving(run, self._data)
+            self._wake_saving()
         if self.config.progress_interval > 0:
             run.progress_timer = run.every(
                 self.config.progress_interval, self._publish_progress,
@@ -644,20 +644,23 @@ class Torrent(TorrentAccessors, TorrentStreaming):
             _SwarmBridge(self.events, self.infohash, self._wake_progress), data,
         )
 
-    def _start_saving(self, run: RunningTorrent, data: TorrentData) -> None:
-        """The periodic resume save, run only when something changed since
-        the last record (``TorrentData.dirty``)."""
-        if self.resume_path is None or run.save_timer is not None:
-            return
-        run.save_timer = run.every(
-            self.config.resume_save_interval, self._periodic_save,
-            needed=lambda: data.dirty,
-        )
-
     def _wake_saving(self) -> None:
-        run = self._run
-        if run is not None and run.save_timer is not None:
+        """Something a record shows changed: the periodic resume save (made
+        now if it was not) runs on its next slot, and only while something
+        changed since the last record (``TorrentData.dirty``)."""
+        run, data = self._run, self._data
+        if run is None or data is None or self.resume_path is None or not data.dirty:
+            return
+        if run.save_timer is None:
+            run.save_timer = run.every(
+                self.config.resume_save_interval, self._periodic_save,
+                needed=self._save_needed,
+            )
+        else:
             run.save_timer.wake()
+
+    def _save_needed(self) -> bool:
+        return self._data is not None and self._data.dirty
 
     def _wake_progress(self) -> None:
         run = self._run

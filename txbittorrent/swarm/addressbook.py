@@ -79,10 +79,12 @@ class AddressBook:
         self.backoff = backoff
         self.connect_timeout = connect_timeout
         self._entries: dict[Address, _Entry] = {}
-        self._banned_hosts: set[str] = set()
-        self._banned_ids: set[bytes] = set()
+        # (dicts as sets: an empty set is 216 bytes, an empty dict 64, and a
+        # session holds a book per running torrent)
+        self._banned_hosts: dict[str, None] = {}
+        self._banned_ids: dict[bytes, None] = {}
         self._hash_failures: dict[str, int] = {}
-        self._own: set[Address] = set()
+        self._own: dict[Address, None] = {}
         self.attempts = 0
         """Addresses being connected to now."""
 
@@ -199,7 +201,7 @@ class AddressBook:
 
     def forget_own(self, address: Address) -> None:
         """``address`` is ourselves: never dial it again."""
-        self._own.add(address)
+        self._own[address] = None
         self._remove(address)
 
     def _remove(self, address: Address) -> None:
@@ -211,9 +213,9 @@ class AddressBook:
 
     def ban(self, host: str, peer_id: bytes | None) -> None:
         """Ban ``host`` (a ``ban_key``) and ``peer_id``."""
-        self._banned_hosts.add(host)
+        self._banned_hosts[host] = None
         if peer_id:
-            self._banned_ids.add(peer_id)
+            self._banned_ids[peer_id] = None
         for address in [a for a in self._entries if ban_key(a) == host]:
             if self._entries[address].state != _CONNECTED:
                 self._remove(address)

@@ -90,6 +90,20 @@ if TYPE_CHECKING:
 
 __all__ = ["Swarm", "SwarmConfig", "SwarmObserver", "PeerInfo", "CLIENT_VERSION"]
 
+class _Timers:
+    """A running swarm's timers (made on first need) and their phase."""
+
+    __slots__ = ("origin", "quiet_since", "all")
+
+    def __init__(self, origin: float) -> None:
+        self.origin = origin
+        """When the swarm started: the timers run on this phase."""
+        self.quiet_since: float | None = None
+        """When the tick last found no peer (None: it found some)."""
+        self.all: tuple[PhasedTimer, ...] = ()
+        """tick, request check, rechoke, top-up."""
+
+
 _Attached = tuple[
     Metainfo, Store, Completion, Callable[[int], object], Callable[[int], object],
     "Callable[[], Deferred[None] | None] | None",
@@ -160,9 +174,7 @@ class Swarm:
         self._peers: dict[PeerLink, PeerState] = {}
         self._by_id: dict[bytes, PeerState] = {}
         self._connections = Connections(self._book, dialer, peer_id, cfg, self._peers, self._by_id)
-        self._timers: tuple[PhasedTimer, ...] = ()
-        self._quiet_since: float | None = None
-        """When the tick last found no peer (None: it found some)."""
+        self._timers: _Timers | None = None
         self._state = _NEW
         self._paused = False
         self._events: PeerEvents | None = None
@@ -277,32 +289,46 @@ class Swarm:
         if self._state != _NEW:
             raise LocalProtocolError(f"Swarm.start() called when {self._state}")
         self._state = _RUNNING
-        cfg, clock = self.config, self._clock
-        origin = clock.seconds()
-        self._timers = (
-            PhasedTimer(clock, cfg.tick_interval, origin, self._tick, self._tick_needed),
-            PhasedTimer(clock, cfg.request_check_interval, origin, self._check_requests,
-                        self._has_peers),
-            PhasedTimer(clock, cfg.rechoke_interval, origin, self._rechoke, self._has_peers),
-            PhasedTimer(clock, cfg.connect_interval, origin, self._top_up, self._has_candidates),
-        )
-        self._timers[3].run_now()
+        self._timers = _Timers(self._clock.seconds())
+        if len(self._book):
+            self._made_timers()[3].run_now()
         self._wake()
+
+    def _made_timers(self) -> tuple[PhasedTimer, ...]:
+        """The four timers, made when first needed (an idle swarm never does)."""
+        timers = self._timers
+        assert timers is not None
+        if not timers.all:
+            cfg, clock, origin = self.config, self._clock, timers.origin
+            timers.all = (
+                PhasedTimer(clock, cfg.tick_interval, origin, self._tick, self._tick_needed),
+                PhasedTimer(clock, cfg.request_check_interval, origin, self._check_requests,
+                            self._has_peers),
+                PhasedTimer(clock, cfg.rechoke_interval, origin, self._rechoke,
+                            self._has_peers),
+                PhasedTimer(clock, cfg.connect_interval, origin, self._top_up,
+                            self._has_candidates),
+            )
+        return timers.all
 
     def _wake(self) -> None:
         """Something arrived (a peer, an address): the timers that have work
         now follow their phase again."""
-        if self._state != _RUNNING:
+        timers = self._timers
+        if self._state != _RUNNING or timers is None:
             return
         peers = bool(self._peers)
+        candidates = len(self._book) > 0
+        if not peers and not candidates:
+            return
         if peers:
-            self._quiet_since = None
-        tick, check, rechoke, top_up = self._timers
+            timers.quiet_since = None
+        tick, check, rechoke, top_up = self._made_timers()
         if peers:
             tick.wake()
             check.wake()
             rechoke.wake()
-        if len(self._book):
+        if candidates:
             top_up.wake()
 
     def _has_peers(self) -> bool:
@@ -314,13 +340,15 @@ class Swarm:
     def _tick_needed(self) -> bool:
         """Peers, or not long since the last one left (the rates' history
         runs out ``_keep`` seconds later)."""
+        timers = self._timers
+        assert timers is not None
         if self._peers:
-            self._quiet_since = None
+            timers.quiet_since = None
             return True
         now: float = self._clock.seconds()
-        if self._quiet_since is None:
-            self._quiet_since = now
-        return now - self._quiet_since < self._keep
+        if timers.quiet_since is None:
+            timers.quiet_since = now
+        return now - timers.quiet_since < self._keep
 
     def stop(self) -> Deferred[None]:
         """Stop the timers, close every connection, and fire once the disk
@@ -332,8 +360,9 @@ class Swarm:
         if downloader is not None and uploader is not None:
             downloader.stopped = uploader.stopped = True
             downloader.unfollow()
-        for timer in self._timers:
-            timer.stop()
+        if self._timers is not None:
+            for timer in self._timers.all:
+                timer.stop()
         for peer in list(self._peers.values()):
             self._close(peer, "the torrent is stopping")
         self.extensions.stop()

@@ -126,9 +126,11 @@ class Announcer:
         self._stopping: Deferred[None] | None = None
         self._timers: dict[int, Any] = {}
         self._in_flight: dict[str, Deferred[AnnounceResponse]] = {}
-        self._started: set[str] = set()
+        # (dicts as sets: an empty set is 216 bytes, an empty dict 64, and a
+        # session holds an announcer per running torrent)
+        self._started: dict[str, None] = {}
         self._completed = False
-        self._completed_sent: set[str] = set()
+        self._completed_sent: dict[str, None] = {}
         self._tracker_ids: dict[str, bytes] = {}
         self._farewells: list[Deferred[AnnounceResponse]] = []
 
@@ -198,13 +200,13 @@ class Announcer:
         if d is not None:
             d.cancel()
         if url in self._started:
-            self._started.discard(url)
+            self._started.pop(url, None)
             goodbye = self._send(url, AnnounceEvent.STOPPED)
             goodbye.addTimeout(self.stop_timeout, self._clock)  # type: ignore[arg-type]
             goodbye.addErrback(lambda _: None)
             self._farewells.append(goodbye)
             goodbye.addBoth(lambda _: self._farewells.remove(goodbye))
-        self._completed_sent.discard(url)
+        self._completed_sent.pop(url, None)
         self._tracker_ids.pop(url, None)
         if self._tiers.announce_to_all and tier_gone:
             self._drop_lane(lane)
@@ -345,11 +347,11 @@ class Announcer:
         if response.tracker_id is not None:
             self._tracker_ids[url] = response.tracker_id
         if event is AnnounceEvent.STARTED:
-            self._started.add(url)
+            self._started[url] = None
             if completed:
-                self._completed_sent.add(url)  # it heard left=0 with started
+                self._completed_sent[url] = None  # it heard left=0 with started
         elif event is AnnounceEvent.COMPLETED:
-            self._completed_sent.add(url)
+            self._completed_sent[url] = None
         self._schedule(self._lane(url), self._tiers.status(url).next_announce)
         self._tell(self._host.tracker_reply, url, response)
         peers = list(response.peers) + list(response.peers6)
