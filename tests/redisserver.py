@@ -6,12 +6,14 @@ the binary)."""
 from __future__ import annotations
 
 import os
+import random
 import select
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from typing import Any
 
 from twisted.trial.unittest import SkipTest, TestCase
 
@@ -85,3 +87,23 @@ def start_redis(case: TestCase) -> RedisServer:
     server.start()
     case.addCleanup(server.stop)
     return server
+
+
+class RedisCase(TestCase):
+    """A fresh redis-server per test, and ``swarms()``: a started RedisSwarms on it."""
+
+    timeout = 30
+
+    def setUp(self) -> None:
+        self.server = start_redis(self)
+
+    def swarms(self, **options: Any) -> Any:
+        """RedisSwarms over a TrackerState(interval=100, peer_timeout=200, **options)."""
+        from txbittorrent.core.tracker.swarms import TrackerState
+        from txbittorrent.tracker.redisswarms import RedisSwarms
+
+        state = TrackerState(random.Random(1), interval=100, peer_timeout=200, **options)
+        swarms = RedisSwarms(state, self.server.url, rng=random.Random(2))
+        swarms.start()
+        self.addCleanup(swarms.stop)
+        return swarms

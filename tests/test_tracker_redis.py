@@ -7,13 +7,12 @@ at cleanup; the tests are skipped where the binary or txredisapi is missing.
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.trial.unittest import TestCase
 
-from tests.redisserver import start_redis
+from tests.redisserver import RedisCase
 from txbittorrent.core.tracker.announce import AnnounceEvent, ScrapeStats
 from txbittorrent.core.tracker.redisform import (
     decode_member,
@@ -21,7 +20,7 @@ from txbittorrent.core.tracker.redisform import (
     parse_redis_url,
     split_candidates,
 )
-from txbittorrent.core.tracker.swarms import Announce, RequestRefused, TrackerState
+from txbittorrent.core.tracker.swarms import Announce, RequestRefused
 
 INFO_HASH = bytes.fromhex("c12fe1c06bba254a9dc9f519b335aa7c1367a88a")
 OTHER_HASH = bytes(range(20))
@@ -91,22 +90,8 @@ class RedisFormTests(TestCase):
         self.assertEqual(split_candidates(b""), [])
 
 
-class RedisSwarmsTests(TestCase):
+class RedisSwarmsTests(RedisCase):
     """RedisSwarms against a real redis-server."""
-
-    timeout = 30
-
-    def setUp(self) -> None:
-        self.server = start_redis(self)
-
-    def swarms(self, **options: Any) -> Any:
-        from txbittorrent.tracker.redisswarms import RedisSwarms
-
-        state = TrackerState(random.Random(1), interval=100, peer_timeout=200, **options)
-        swarms = RedisSwarms(state, self.server.url, rng=random.Random(2))
-        swarms.start()
-        self.addCleanup(swarms.stop)
-        return swarms
 
     def test_announce_and_peers(self) -> Deferred[None]:
         """A second peer gets the first; counts and the seeders-get-no-seeders rule hold."""

@@ -8,9 +8,8 @@ import random
 from typing import Any
 
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.trial.unittest import TestCase
 
-from tests.redisserver import start_redis
+from tests.redisserver import RedisCase
 from txbittorrent.core.tracker.announce import AnnounceEvent, ScrapeStats
 from txbittorrent.core.tracker.swarms import Announce, RequestRefused, TrackerState
 
@@ -25,24 +24,6 @@ def fake(n: int) -> bytes:
 def announce(peer: int, info_hash: bytes = INFO_HASH, *, left: int = 10, ip: str = "127.0.0.1",
              **changes: Any) -> Announce:
     return Announce(info_hash, b"%020d" % peer, ip, 7000 + peer, left, **changes)
-
-
-class RedisCase(TestCase):
-    """A fresh redis-server per test and RedisSwarms on it."""
-
-    timeout = 30
-
-    def setUp(self) -> None:
-        self.server = start_redis(self)
-
-    def swarms(self, **options: Any) -> Any:
-        from txbittorrent.tracker.redisswarms import RedisSwarms
-
-        state = TrackerState(random.Random(1), interval=100, peer_timeout=200, **options)
-        swarms = RedisSwarms(state, self.server.url, rng=random.Random(2))
-        swarms.start()
-        self.addCleanup(swarms.stop)
-        return swarms
 
 
 class CapTests(RedisCase):
