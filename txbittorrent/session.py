@@ -48,6 +48,17 @@ Listening: ``net.tcp.TCPListeners`` binds every interface on one port
 number (IPv4 first; an IPv6-only socket beside a wildcard IPv4 one).  By
 default the session listens on ``0.0.0.0`` and ``::``.
 
+Encryption fallback (``SessionConfig.encryption == "enabled"``): we dial
+plain first (``DIAL_ENCRYPTED_FIRST``).  A peer that drops our plain
+dial before sending a byte (a client with encryption required) is
+remembered, and the next dial to it goes encrypted; one that drops an
+encrypted dial before its DH key (MSE step 2) is remembered the other way.
+The memory (``_dial_methods``) is an LRU of ``FALLBACK_MEMORY`` addresses.
+The attempt still ends in ``connect_failed``; when the address was not
+remembered before, the reason starts with ``peer.mse.ENCRYPTION_RETRY``,
+which tells the swarm to redial at its next top-up rather than after its
+backoff (once: a peer that drops both methods backs off as usual).
+
 Our own address: ``connect`` refuses an address whose port is one of ours
 and whose host is loopback, unspecified, or an interface we bound.  Our LAN
 address on a wildcard socket is not recognised here; the handshake's
@@ -59,6 +70,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import random
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -74,7 +86,13 @@ from txbittorrent.core.metainfo import MetainfoLimits
 from txbittorrent.errors import LocalProtocolError
 from txbittorrent.interfaces import Address, PeerHost
 from txbittorrent.peer.links import LinkConfig, LinkGroup, normalize_host
-from txbittorrent.peer.mse import ENCRYPTION_MODES, MSEPeerProtocol, Req2Map
+from txbittorrent.peer.mse import (
+    ENCRYPTION_MODES,
+    ENCRYPTION_RETRY,
+    MSEPeerProtocol,
+    PlainPeerProtocol,
+    Req2Map,
+)
 from txbittorrent.peer.protocol import PeerProtocol
 from txbittorrent.dht.bootstrap import resolve_with_reactor
 from txbittorrent.dht.config import DHTConfig
@@ -103,6 +121,13 @@ DEFAULT_INTERFACES = ("0.0.0.0", "::")
 """Every IPv4 and IPv6 address of the host."""
 
 _NEW, _RUNNING, _STOPPED = "new", "running", "stopped"
+
+DIAL_ENCRYPTED_FIRST = False
+"""Whether an "enabled" session dials an address it knows nothing of
+encrypted (else plain; the other method is the fallback)."""
+
+FALLBACK_MEMORY = 4096
+"""Addresses whose dial method the session remembers (LRU)."""
 
 
 @dataclass(frozen=True)
@@ -133,9 +158,10 @@ class SessionConfig:
     encryption: str = "enabled"
     """MSE/PE (``peer.mse``): ``"disabled"`` (plain only), ``"enabled"``
     (incoming: plain or encrypted, plaintext selected when the peer offers
-    both; outgoing: plain, which costs no extra round trip and no cipher
-    work, and every common client accepts it) or ``"forced"`` (RC4 both
-    ways; plain incoming refused)."""
+    both; outgoing: plain first, which costs no extra round trip and no
+    cipher work, with an encrypted fallback for a peer that drops plain
+    handshakes; see "Encryption fallback" in the module docstring) or
+    ``"forced"`` (RC4 both ways; plain incoming refused)."""
 
     def __post_init__(self) -> None:
         if self.encryption not in ENCRYPTION_MODES:
@@ -208,6 +234,8 @@ class Session:
         self._tcp: TCPListeners | None = None
         self._hosts: dict[bytes, PeerHost] = {}
         self._dials: dict[tuple[bytes, Address], _Dial] = {}
+        self._dial_methods: OrderedDict[Address, bool] = OrderedDict()
+        """Encryption fallback: address -> dial encrypted (see the module docstring)."""
         self._half_open = 0
         self._links: LinkGroup | None = None
         self._v6only_socket: Callable[[str, int, int], Any] = v6only_listening_socket
@@ -589,19 +617,54 @@ class Session:
 
     def _dial_connected(self, dial: _Dial) -> PeerProtocol | None:
         """The link of a connection we dialled: encrypted when encryption is
-        forced, else plain (see ``SessionConfig.encryption``)."""
+        forced, plain when disabled, else as ``dials_encrypted`` says, with
+        the fallback hook (see ``SessionConfig.encryption``)."""
         if dial.done or dial.connected:
             return None
         dial.connected = True
         self._half_open -= 1
         assert self._links is not None
-        if self.config.encryption == "forced":
+        mode = self.config.encryption
+        if mode == "disabled":
+            return PeerProtocol(
+                self._links, host=dial.host, address=dial.address, **self._link_options()
+            )
+        if mode == "forced":
             return MSEPeerProtocol.make_outgoing(
                 self._links, dial.host, dial.address, "forced", **self._link_options()
             )
-        return PeerProtocol(
-            self._links, host=dial.host, address=dial.address, **self._link_options()
+        if self.dials_encrypted(dial.address):
+            return MSEPeerProtocol.make_outgoing(
+                self._links, dial.host, dial.address, "enabled", fallback=self._fell_back,
+                **self._link_options(),
+            )
+        return PlainPeerProtocol(
+            self._links, host=dial.host, address=dial.address, fallback=self._fell_back,
+            **self._link_options(),
         )
+
+    def dials_encrypted(self, address: Address) -> bool:
+        """Whether our next dial to ``address`` starts with the MSE handshake."""
+        mode = self.config.encryption
+        if mode != "enabled":
+            return mode == "forced"
+        return self._dial_methods.get(address, DIAL_ENCRYPTED_FIRST)
+
+    def _fell_back(self, link: PeerProtocol, encrypted: bool) -> str | None:
+        """An outgoing link the peer dropped before a sign of life, dialled
+        ``encrypted`` or not: remember to dial the other way next time; the
+        reason its host hears (see "Encryption fallback")."""
+        address = link.address
+        memory = self._dial_methods
+        first = address not in memory
+        memory[address] = not encrypted
+        memory.move_to_end(address)
+        while len(memory) > FALLBACK_MEMORY:
+            memory.popitem(last=False)
+        tried = "encrypted" if encrypted else "plaintext"
+        if first:
+            return f"{ENCRYPTION_RETRY}: dropped before answering our {tried} handshake"
+        return f"dropped before answering our {tried} handshake"
 
     def _dial_failed(self, dial: _Dial, reason: str) -> None:
         if dial.done:

@@ -39,7 +39,18 @@ and with Nagle on its side and our delayed ACK the second waited ~40 ms.
 
 A handshake that breaks the protocol (``MSEHandshakeError``) closes the link
 with the reason, as any protocol violation does.  MSE handshake bytes are
-not counted in ``bytes_received``, nor charged to the download limits.
+counted in ``bytes_received`` (raw bytes from the socket, as for a plain
+link) but not charged to the download limits.
+
+Fallback (``SessionConfig.encryption`` "enabled"): an outgoing link made
+with a ``fallback`` callback asks it, when the peer drops the connection
+before a sign of life in the method we tried (a plain dial: not one byte
+back; an encrypted one: not even its DH key, MSE step 2), whether to try
+the other method next; the callback (the session's memory of such
+addresses) returns the ``connect_failed`` reason, which then starts with
+``ENCRYPTION_RETRY`` when the swarm should redial soon rather than after
+its backoff.  ``PlainPeerProtocol`` is the plain dial with that hook and
+nothing else (no extra layer on its data path).
 """
 
 from __future__ import annotations
@@ -58,6 +69,7 @@ from txbittorrent.core.wire.mse import (
     MSEInitiator,
     MSEResponder,
     RandBytes,
+    KEY_BYTES,
     RC4Factory,
     StreamCipher,
     req2_hash,
@@ -68,13 +80,31 @@ from txbittorrent.peer import mse_crypto
 from txbittorrent.peer.links import LinkGroup
 from txbittorrent.peer.protocol import PeerProtocol
 
-__all__ = ["ENCRYPTION_MODES", "MSEPeerProtocol", "PLAIN_PREFIX", "Req2Map", "policy"]
+__all__ = [
+    "ENCRYPTION_MODES",
+    "ENCRYPTION_RETRY",
+    "Fallback",
+    "MSEPeerProtocol",
+    "PLAIN_PREFIX",
+    "PlainPeerProtocol",
+    "Req2Map",
+    "policy",
+]
 
 PLAIN_PREFIX = b"\x13BitTorrent protocol"
 """How a plain BitTorrent handshake starts."""
 
 ENCRYPTION_MODES = ("disabled", "enabled", "forced")
 """The values of ``SessionConfig.encryption``."""
+
+ENCRYPTION_RETRY = "retry with the other encryption method"
+"""How a ``connect_failed`` reason starts when the address should be
+dialled again soon, with the other method (see "Fallback" above)."""
+
+Fallback = Callable[[PeerProtocol, bool], "str | None"]
+"""``(link, encrypted) -> connect_failed reason or None``: called by an
+outgoing link the peer dropped before a sign of life, ``encrypted`` saying
+which method it tried; None keeps the link's own reason."""
 
 _MAX_INITIAL_PAYLOAD = 0xFFFF
 
@@ -120,6 +150,34 @@ class Req2Map:
         if info_hash is None or info_hash not in self._registry:
             return None
         return info_hash
+
+
+def _dropped_early(link: PeerProtocol, encrypted: bool, reason: Failure) -> None:
+    """In an outgoing link's ``connectionLost``: if the peer dropped it before
+    a sign of life (see the module docstring), ask the link's fallback for
+    the reason its host will hear."""
+    fallback: Fallback | None = getattr(link, "_fallback", None)
+    if fallback is None or link.closing or link.accepted or not link.outgoing:
+        return
+    if link.bytes_received >= (KEY_BYTES if encrypted else 1):
+        return
+    why = fallback(link, encrypted)
+    if why is not None:
+        link._close_reason = f"{why} (connection lost: {reason.getErrorMessage()})"
+
+
+class PlainPeerProtocol(PeerProtocol):
+    """A plain outgoing link that tells ``fallback`` when the peer drops it
+    before answering (a peer that refuses plaintext does that)."""
+
+    def __init__(self, group: LinkGroup, *, fallback: Fallback | None = None,
+                 **options: Any) -> None:
+        super().__init__(group, **options)
+        self._fallback = fallback
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        _dropped_early(self, False, reason)
+        super().connectionLost(reason)
 
 
 class _CipherTransport:
@@ -178,6 +236,7 @@ class MSEPeerProtocol(PeerProtocol):
         new_responder: Callable[[], MSEResponder] | None = None,
         accept_plain: bool = True,
         router: Callable[[bytes], PeerHost | None] | None = None,
+        fallback: Fallback | None = None,
         **options: Any,
     ) -> None:
         if (new_initiator is None) == (new_responder is None):
@@ -199,6 +258,7 @@ class MSEPeerProtocol(PeerProtocol):
         self.mse_info_hash: bytes | None = None
         """The torrent an incoming peer named in its encrypted handshake."""
         self._new_initiator = new_initiator
+        self._fallback = fallback
         self._new_responder = new_responder
         self._accept_plain = accept_plain
         self._handshake: MSEInitiator | MSEResponder | None = None
@@ -219,7 +279,8 @@ class MSEPeerProtocol(PeerProtocol):
         new_rc4: RC4Factory = mse_crypto.new_rc4,
         **options: Any,
     ) -> MSEPeerProtocol:
-        """A link we dial to ``address`` for ``host``, encrypted per ``mode``."""
+        """A link we dial to ``address`` for ``host``, encrypted per ``mode``
+        (``fallback``, among ``options``: see the module docstring)."""
         provide, _, _ = policy(mode)
         info_hash = host.info_hash
 
@@ -286,6 +347,7 @@ class MSEPeerProtocol(PeerProtocol):
             return
         if self._closing:
             return
+        self.bytes_received += len(data)
         handshake = self._handshake
         if handshake is None:
             handshake = self._sniff(data)
@@ -307,6 +369,8 @@ class MSEPeerProtocol(PeerProtocol):
         self._ack_now()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._mse_live:
+            _dropped_early(self, True, reason)
         self._handshake = None
         self._decryptor = None
         super().connectionLost(reason)
@@ -365,4 +429,5 @@ class MSEPeerProtocol(PeerProtocol):
         if pending and not self._closing:
             self._transport.writeSequence(pending)
         if event.payload and not self._closing:
+            self.bytes_received -= len(event.payload)  # counted as handshake bytes
             super().dataReceived(event.payload)

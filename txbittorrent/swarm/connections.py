@@ -17,7 +17,9 @@ each step of a connection's life:
   once) the one opened by the side with the lower peer id stays, so both
   sides agree; the swarm closes the other.  The book hears what became of
   an outgoing attempt (``refused``, ``connected``, ``failed``) and of a
-  connection that ends (``lost``); an incoming peer's listening port from
+  connection that ends (``lost``; a failure whose reason starts with
+  ``peer.mse.ENCRYPTION_RETRY`` is not counted: the session asks for a
+  redial with the other encryption method at the next top-up); an incoming peer's listening port from
   its extension handshake goes into the book as connected (``listening``),
   so that we do not dial it as well.
 * Bans: a piece that fails its hash check charges its senders (``charge``):
@@ -36,6 +38,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from txbittorrent.interfaces import SELF_CONNECTION
+from txbittorrent.peer.mse import ENCRYPTION_RETRY
 from txbittorrent.swarm.addressbook import ban_key
 
 if TYPE_CHECKING:
@@ -92,6 +95,11 @@ class Connections:
         """An outgoing attempt failed before the handshake."""
         if reason == SELF_CONNECTION:
             self._book.forget_own(address)
+            return
+        if reason.startswith(ENCRYPTION_RETRY):
+            # The session will dial the other MSE method: at the next top-up,
+            # not after a backoff (it says so once per address).
+            self._book.not_started(address)
             return
         self._book.failed(address, now)
 
