@@ -164,7 +164,7 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         self._closed = False
         self._run: RunningTorrent | None = None
         self._steps = Serial()
-        self._waiting_peers: list[tuple[tuple[str, int], str]] = []
+        self._waiting_peers: list[tuple[tuple[str, int], str]] | None = None
         """Peers given while not running, for the next start's swarm."""
         """start, pause and stop, one after another in call order."""
         self.events: EventBus = session.events if session is not None else EventBus()
@@ -173,7 +173,8 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         self._subscriptions: dict[int, tuple[Any, Subscription]] = {}
         self._deadlines = DeadlineBook()
         self._checking = False
-        self._complete_waiters: list[Deferred[Torrent]] = []
+        self._complete_waiters: list[Deferred[Torrent]] | None = None
+        # (None, not empty lists, until used: a session holds thousands.)
         self._uploaded_before = 0
         self._downloaded_before = 0
 
@@ -299,11 +300,14 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         data), they are kept (at most ``MAX_WAITING_PEERS``) for the swarm
         of its next start."""
         if self._run is None:
-            known = {address for address, _ in self._waiting_peers}
+            waiting = self._waiting_peers
+            if waiting is None:
+                waiting = self._waiting_peers = []
+            known = {address for address, _ in waiting}
             new = 0
             for address in addresses:
-                if address not in known and len(self._waiting_peers) < MAX_WAITING_PEERS:
-                    self._waiting_peers.append((address, source))
+                if address not in known and len(waiting) < MAX_WAITING_PEERS:
+                    waiting.append((address, source))
                     known.add(address)
                     new += 1
             return new
@@ -365,6 +369,8 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         if self.complete:
             return succeed(self)
         d: Deferred[Torrent] = Deferred()
+        if self._complete_waiters is None:
+            self._complete_waiters = []
         self._complete_waiters.append(d)
         return d
 
@@ -496,7 +502,7 @@ class Torrent(TorrentAccessors, TorrentStreaming):
             self._publish(Complete(self.infohash))
         if run is not None:
             self._refresh_state()
-        waiters, self._complete_waiters = self._complete_waiters, []
+        waiters, self._complete_waiters = self._complete_waiters or (), None
         for d in waiters:
             d.callback(self)
 
@@ -615,7 +621,7 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         run.announcer.start()
         if self.source.peers:
             run.swarm.add_peers(list(self.source.peers), source="magnet")
-        waiting, self._waiting_peers = self._waiting_peers, []
+        waiting, self._waiting_peers = self._waiting_peers or (), None
         for address, source in waiting:
             run.swarm.add_peers([address], source=source)
         if self._data is not None:

@@ -134,13 +134,14 @@ class TorrentData:
         self._batcher = batcher
         self._own_batcher: JobBatcher | None = None
         self._jobs = 0
-        self._idle: list[Deferred[None]] = []
+        self._idle: list[Deferred[None]] | None = None
         self._threads = threads
         self._hash_workers = hash_workers
         self._on_passed = on_passed
         self._on_failed = on_failed
         self.store: Store | None = None
-        self._checkers: list[HashChecker] = []
+        self._checkers: list[HashChecker] | None = None
+        """Hash checks running (None, not an empty list, until one runs)."""
         self.changes = 0
         """Counts the changes a resume record would show (pieces, priorities)."""
         self._saved_changes = -1
@@ -178,10 +179,12 @@ class TorrentData:
         store = self.store
         if store is None:
             return None
-        for checker in list(self._checkers):
+        for checker in list(self._checkers or ()):
             yield checker.when_idle()
         while self._jobs:  # record jobs in flight (a periodic save)
             waiter: Deferred[None] = Deferred()
+            if self._idle is None:
+                self._idle = []
             self._idle.append(waiter)
             yield waiter
         try:
@@ -211,6 +214,8 @@ class TorrentData:
             threadpool=store.threadpool,
             workers=self._hash_workers,
         )
+        if self._checkers is None:
+            self._checkers = []
         self._checkers.append(checker)
         d = checker.check(indexes, self.passed, self.failed, on_progress)
 
@@ -220,7 +225,8 @@ class TorrentData:
             return self.completion.have.copy()
 
         def forget(result: object) -> object:
-            self._checkers.remove(checker)
+            if self._checkers is not None:
+                self._checkers.remove(checker)
             return result
 
         return d.addCallback(done).addBoth(forget)
@@ -276,7 +282,7 @@ class TorrentData:
     def _job_done(self, result: object) -> object:
         self._jobs -= 1
         if not self._jobs:
-            waiting, self._idle = self._idle, []
+            waiting, self._idle = self._idle or (), None
             for d in waiting:
                 d.callback(None)
         return result

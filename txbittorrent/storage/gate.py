@@ -6,9 +6,12 @@ exclusive holder: they wait for the I/O in flight and keep new I/O out while
 they run.  A waiting exclusive holder already keeps new shared ones out, so a
 steady stream of reads cannot postpone it forever.
 
-Its ``threading.Condition`` (with its lock and waiter queue, most of a
-kilobyte) is made on first use, under a lock shared by every gate: a session
-holds a gate per torrent and most idle torrents never touch their files.
+Every gate shares one ``threading.Condition`` (the module's): a gate is
+then three counters, where a condition of its own (a lock, a waiter queue,
+five bound methods: most of a kilobyte and nine objects for the cyclic
+collector) would be made for each torrent of a session, thousands of them
+idle.  The lock is held only to update counters; the threads that ever wait
+are the disk pool's few, and each re-checks its own gate when woken.
 """
 
 from __future__ import annotations
@@ -20,56 +23,43 @@ from contextlib import contextmanager
 __all__ = ["Gate"]
 
 
-_MAKING = threading.Lock()
-"""Guards the first use of every gate (making its condition)."""
+_COND = threading.Condition(threading.Lock())
+"""The condition every gate waits on (see the module docstring)."""
 
 
 class Gate:
     """Any number of shared holders at once, or one exclusive holder.  A
     waiting exclusive holder keeps new shared ones out, so it cannot starve."""
 
-    __slots__ = ("_made", "_shared", "_exclusive", "_waiting")
+    __slots__ = ("_shared", "_exclusive", "_waiting")
 
     def __init__(self) -> None:
-        self._made: threading.Condition | None = None
         self._shared = 0
         self._exclusive = False
         self._waiting = 0
 
-    @property
-    def _cond(self) -> threading.Condition:
-        cond = self._made
-        if cond is None:
-            with _MAKING:
-                cond = self._made
-                if cond is None:
-                    cond = self._made = threading.Condition()
-        return cond
-
     @contextmanager
     def shared(self) -> Iterator[None]:
-        cond = self._cond
-        with cond:
-            cond.wait_for(lambda: not self._exclusive and not self._waiting)
+        with _COND:
+            _COND.wait_for(lambda: not self._exclusive and not self._waiting)
             self._shared += 1
         try:
             yield
         finally:
-            with cond:
+            with _COND:
                 self._shared -= 1
-                cond.notify_all()
+                _COND.notify_all()
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
-        cond = self._cond
-        with cond:
+        with _COND:
             self._waiting += 1
-            cond.wait_for(lambda: not self._exclusive and not self._shared)
+            _COND.wait_for(lambda: not self._exclusive and not self._shared)
             self._waiting -= 1
             self._exclusive = True
         try:
             yield
         finally:
-            with cond:
+            with _COND:
                 self._exclusive = False
-                cond.notify_all()
+                _COND.notify_all()

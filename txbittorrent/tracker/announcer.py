@@ -132,7 +132,8 @@ class Announcer:
         self._completed = False
         self._completed_sent: dict[str, None] = {}
         self._tracker_ids: dict[str, bytes] = {}
-        self._farewells: list[Deferred[AnnounceResponse]] = []
+        self._farewells: list[Deferred[AnnounceResponse]] | None = None
+        """``stopped`` announces to removed trackers (None until there is one)."""
 
     # -- the torrent's view --
 
@@ -204,8 +205,11 @@ class Announcer:
             goodbye = self._send(url, AnnounceEvent.STOPPED)
             goodbye.addTimeout(self.stop_timeout, self._clock)  # type: ignore[arg-type]
             goodbye.addErrback(lambda _: None)
-            self._farewells.append(goodbye)
-            goodbye.addBoth(lambda _: self._farewells.remove(goodbye))
+            farewells = self._farewells
+            if farewells is None:
+                farewells = self._farewells = []
+            farewells.append(goodbye)
+            goodbye.addBoth(lambda _: farewells.remove(goodbye))
         self._completed_sent.pop(url, None)
         self._tracker_ids.pop(url, None)
         if self._tiers.announce_to_all and tier_gone:
@@ -248,7 +252,7 @@ class Announcer:
         for d in list(self._in_flight.values()):
             d.cancel()
         self._in_flight.clear()
-        goodbyes: list[Deferred[Any]] = list(self._farewells)  # removed trackers
+        goodbyes: list[Deferred[Any]] = list(self._farewells or ())  # removed trackers
         for url in self._tiers:
             if url in self._started:
                 d = self._send(url, AnnounceEvent.STOPPED)
