@@ -92,7 +92,7 @@ we seed, and trackers send seeds no seeds), the length of one block."""
 MAX_WAITING_PEERS = 500
 """Peers ``add_peers`` keeps for a torrent that does not run yet."""
 
-PROGRESS_IDLE_SLOTS = 30
+PROGRESS_IDLE_SLOTS = 60
 """A torrent without peers (nothing moves) publishes ``Progress`` every this
 many ``progress_interval``s instead of every one."""
 
