@@ -89,7 +89,9 @@ async def tx_load(reactor: Any, spec: dict[str, Any]) -> None:
     errors = [_describe_failure(f) for ok, f in results if not ok]
     active = sum(t.state == "active" for t in torrents)
     seeds = sum(t.seed for t in torrents)
-    await deferLater(reactor, 1.0, lambda: None)
+    idle0, wall0 = own_cpu(), time.perf_counter()
+    await deferLater(reactor, float(spec.get("idle_seconds", 1.0)), lambda: None)
+    idle_cpu = (own_cpu() - idle0) / (time.perf_counter() - wall0)
     settled = proc_status()
     t2 = time.perf_counter()
     stops = await DeferredList([t.stop() for t in torrents], consumeErrors=True)
@@ -102,6 +104,7 @@ async def tx_load(reactor: Any, spec: dict[str, Any]) -> None:
         construct_seconds=t_made - t0,
         start_seconds=t1 - t0,
         start_cpu=cpu1 - cpu0,
+        idle_cpu=idle_cpu,
         stop_seconds=t3 - t2,
         active=active,
         complete=seeds,
@@ -165,7 +168,9 @@ def lt_load(spec: dict[str, Any]) -> None:
     after = proc_status()
     statuses = [h.status() for h in session.get_torrents()]
     complete = sum(s.is_seeding and s.num_pieces == s.torrent_file.num_pieces() for s in statuses)
-    time.sleep(1.0)
+    idle0, wall0 = own_cpu(), time.perf_counter()
+    time.sleep(float(spec.get("idle_seconds", 1.0)))
+    idle_cpu = (own_cpu() - idle0) / (time.perf_counter() - wall0)
     settled = proc_status()
     # Stopping, as a client does at exit: resume data of every torrent saved
     # to a file (plain writes: libtorrent leaves writing to the caller), then
@@ -196,6 +201,7 @@ def lt_load(spec: dict[str, Any]) -> None:
         torrents=len(statuses),
         start_seconds=t1 - t0,
         start_cpu=cpu1 - cpu0,
+        idle_cpu=idle_cpu,
         stop_seconds=t3 - t2,
         active=len(seeding),
         complete=complete,
