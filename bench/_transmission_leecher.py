@@ -187,18 +187,21 @@ class TransmissionLeecher:
 
     def follow(self, until: str, timeout: float) -> bool:
         """Read its output until ``timeline.<until>`` is set (True) or
-        ``timeout`` seconds pass or it exits (False)."""
+        ``timeout`` seconds pass or it exits (False).  A timeout of 0 reads
+        what is there now, once, without waiting."""
         deadline = time.monotonic() + timeout
         with selectors.DefaultSelector() as selector:
             for fd in self._streams:
                 selector.register(fd, selectors.EVENT_READ)
             while getattr(self.timeline, until) is None:
-                left = deadline - time.monotonic()
-                if left <= 0 or not selector.get_map():
+                if not selector.get_map():
                     return False
-                for key, _ in selector.select(min(left, 0.5)):
+                left = deadline - time.monotonic()
+                for key, _ in selector.select(max(0.0, min(left, 0.5))):
                     if not self._read(self._streams[key.fd], time.monotonic()):
                         selector.unregister(key.fd)
+                if left <= 0 and getattr(self.timeline, until) is None:
+                    return False
         return True
 
     def _read(self, stream: _Stream, at: float) -> bool:

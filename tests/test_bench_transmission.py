@@ -109,11 +109,11 @@ class FollowTests(SynchronousTestCase):
         """A status line counts as soon as it is read whole, not when the
         next line's carriage return ends it; a cut-off one waits."""
         os.write(self.out_w, b"transmission-cli 3.00 (bb6b5a062e)\n\r" + line().encode())
-        self.assertTrue(self.leecher.follow("running", 5))
+        self.assertTrue(self.leecher.follow("running", 0))
         os.write(self.out_w, b"\r" + line("1.5", "2 MB/s").encode()[:20])
-        self.assertFalse(self.leecher.follow("first_data", 0.05))
+        self.assertFalse(self.leecher.follow("first_data", 0))
         os.write(self.out_w, line("1.5", "2 MB/s").encode()[20:])
-        self.assertTrue(self.leecher.follow("first_data", 5))
+        self.assertTrue(self.leecher.follow("first_data", 0))
         self.assertEqual(self.leecher.timeline.last, Status(1.5, 2e6, 1))
 
     def test_complete_from_log(self) -> None:
@@ -121,7 +121,7 @@ class FollowTests(SynchronousTestCase):
         every log line goes to the log file."""
         os.write(self.err_w, b"[2026-12-05 05:07:37.294] x: Could not connect to tracker\n")
         os.write(self.err_w, COMPLETE.encode() + b"\n")
-        self.assertTrue(self.leecher.follow("complete", 5))
+        self.assertTrue(self.leecher.follow("complete", 0))
         self.assertIsNone(self.leecher.timeline.running)
         self.assertIn("Could not connect", self.leecher.tail())
 
