@@ -299,7 +299,7 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("start_cpu", "CPU to all started (s)", "load", "{:.2f}"),
     ("before_rss", "RSS before loading (MiB)", "load", "{:.1f}"),
     ("after_rss", "RSS when all started (MiB)", "load", "{:.1f}"),
-    ("settled_rss", "RSS 1 s later (MiB)", "load", "{:.1f}"),
+    ("settled_rss", "RSS after idling (MiB)", "load", "{:.1f}"),
     ("settled_anon", "  of which anonymous (MiB)", "load", "{:.1f}"),
     ("idle_cpu", "CPU while idle (cores)", "load", "{:.3f}"),
     ("peak_mib", "peak RSS, VmHWM (MiB)", "load", "{:.1f}"),
