@@ -92,6 +92,10 @@ we seed, and trackers send seeds no seeds), the length of one block."""
 MAX_WAITING_PEERS = 500
 """Peers ``add_peers`` keeps for a torrent that does not run yet."""
 
+_DEFAULT_CONFIG = TorrentConfig()
+"""The settings of a torrent given none: one frozen instance for all (with
+its swarm, tracker and metainfo settings), not one per torrent."""
+
 PROGRESS_IDLE_SLOTS = 60
 """A torrent without peers (nothing moves) publishes ``Progress`` every this
 many ``progress_interval``s instead of every one."""
@@ -135,7 +139,9 @@ class Torrent(TorrentAccessors, TorrentStreaming):
         rng: random.Random | None = None,
         **options: Any,
     ) -> None:
-        self.config = TorrentConfig.from_options(config, options)
+        self.config = TorrentConfig.from_options(
+            config if config is not None else _DEFAULT_CONFIG, options
+        )
         self.source: TorrentSource = load_source(path, self.config.limits)
         self.basedir = os.path.abspath(basedir if basedir is not None else os.getcwd())
         self.on_hash_pass = on_hash_pass
