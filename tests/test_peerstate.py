@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from txbittorrent.swarm.peerstate import RateMeter
+from txbittorrent.swarm.peerstate import PeerState, RateMeter
+from txbittorrent.testing import FakePeerHost
 
 
 class RateMeterTests(SynchronousTestCase):
@@ -39,3 +43,21 @@ class RateMeterTests(SynchronousTestCase):
         for second in range(1, 100):
             meter.sample(float(second))
         self.assertLessEqual(len(meter._samples), 5)
+
+
+class EncryptedFlagTests(SynchronousTestCase):
+    """A peer whose link went through the MSE/PE handshake."""
+
+    def state(self, encrypted: bool) -> PeerState:
+        session = FakePeerHost(Clock(), b"\x11" * 20, b"-TX0001-" + b"o" * 12).new_peer_session(True)
+        link = SimpleNamespace(session=session, address=("10.0.0.1", 5), outgoing=False,
+                               encrypted_handshake=encrypted)
+        return PeerState(link, 0.0, 10.0, 4)  # type: ignore[arg-type]
+
+    def test_flag_and_info(self) -> None:
+        """E in the flags and encrypted in the info; neither for a plain link."""
+        on, off = self.state(True), self.state(False)
+        self.assertTrue(on.flags().endswith("IE"))
+        self.assertTrue(on.info(0.0, 5.0).encrypted)
+        self.assertNotIn("E", off.flags())
+        self.assertFalse(off.info(0.0, 5.0).encrypted)

@@ -145,6 +145,13 @@ class FieldTests(TestCase):
         self.assertEqual(FIELDS["desiredAvailable"](facts), 1000)
         self.assertEqual(FIELDS["desiredAvailable"](make_facts()), 0)
 
+    def test_peer_encrypted(self) -> None:
+        """isEncrypted says whether the peer's connection went through MSE/PE."""
+        facts = make_facts(peers=(peer(), peer(address=("10.0.0.2", 5), encrypted=True,
+                                               flags="DE")))
+        t = torrent_object(facts, ["peers"])
+        self.assertEqual([p["isEncrypted"] for p in t["peers"]], [False, True])
+
     def test_trackers(self) -> None:
         """trackers and trackerStats number the trackers in tier order; the
         first of a tier is active, the others backups; results and counts

@@ -39,14 +39,27 @@ if ltutil.lt is not None:
 
 
 class FirstPeer(TorrentObserver):
-    """When the torrent accepted its first peer (reactor seconds)."""
+    """When the torrent accepted its first peer (reactor seconds), and how
+    the links of the peers it accepted carry their streams (read as each
+    is accepted: a link may be gone by the time a test looks, a twin
+    closed or the transfer over)."""
 
-    def __init__(self) -> None:
+    def __init__(self, session: Session | None = None) -> None:
         self.at: float | None = None
+        self.session = session
+        self.cryptos: set[Any] = set()
+        self.encrypted: set[Any] = set()
+        self.infos: list[Any] = []
 
     def peer_connected(self, torrent: Any, peer: Any) -> None:
         if self.at is None:
             self.at = reactor.seconds()
+        self.infos.append(peer)
+        if self.session is not None:
+            for link in self.session.links():
+                if link.address == peer.address:
+                    self.cryptos.add(getattr(link, "crypto", None))
+                    self.encrypted.add(getattr(link, "encrypted_handshake", False))
 
 
 class MSELibtorrentTests(TestCase):
@@ -84,11 +97,6 @@ class MSELibtorrentTests(TestCase):
                          os.path.join(basedir, "mse"), list(SIZES))
         self.assertEqual(bad, [])
 
-    def cryptos(self, session: Session) -> set[Any]:
-        """How each live link of ours carries its stream (None: a plain
-        link without MSE)."""
-        return {getattr(link, "crypto", None) for link in session.links() if link.accepted}
-
     @inlineCallbacks
     def seed_to_libtorrent(self, mode: str, **lt_settings: Any) -> Any:
         """Our seeder (``mode``) and a libtorrent leecher that dials it;
@@ -97,7 +105,7 @@ class MSELibtorrentTests(TestCase):
         session = self.session(mode)
         yield session.start()
         seeder = self.torrent(session, self.path("seed"))
-        first = FirstPeer()
+        first = FirstPeer(session)
         seeder.add_observer(first)
         yield seeder.start()
         lt = ltutil.make_session(self, enable_outgoing_utp=False, enable_incoming_utp=False,
@@ -107,9 +115,8 @@ class MSELibtorrentTests(TestCase):
         handle.connect_peer((LOOPBACK, session.port))
         yield wait_until(lambda: first.at is not None, 20, "libtorrent's connection",
                          lambda: ltutil.describe(handle))
-        cryptos = self.cryptos(session)
-        encrypted = {getattr(link, "encrypted_handshake", False) for link in session.links()
-                     if link.accepted}
+        cryptos, encrypted = first.cryptos, first.encrypted
+        self.assertEqual({info.encrypted for info in first.infos}, encrypted)
         yield wait_until(lambda: handle.status().is_seeding, 40, "libtorrent to finish",
                          lambda: ltutil.describe(handle))
         self.assert_same(self.path("lt"))
@@ -160,18 +167,17 @@ class MSELibtorrentTests(TestCase):
         session = self.session(mode)
         yield session.start()
         leecher = self.torrent(session, self.path("leech"))
+        first = FirstPeer(session)
+        leecher.add_observer(first)
         yield leecher.start()
         leecher.add_peers([ltutil.endpoint(lt)])
-        cryptos: set[Any] = set()
-
-        def done() -> bool:
-            cryptos.update(self.cryptos(session))
-            return leecher.complete
-
-        yield wait_until(done, 40, "our download", lambda: f"left={leecher.left}")
+        yield wait_until(lambda: leecher.complete, 40, "our download",
+                         lambda: f"left={leecher.left}")
         yield leecher.stop()
         self.assert_same(self.path("leech"))
-        return cryptos
+        self.assertEqual({info.encrypted for info in first.infos},
+                         {crypto is not None for crypto in first.cryptos})
+        return first.cryptos
 
     @inlineCallbacks
     def test_forced_leecher_from_forced_seeder(self) -> Any:
@@ -184,6 +190,14 @@ class MSELibtorrentTests(TestCase):
         """Our forced leecher downloads from a default libtorrent (RC4 chosen:
         we offer nothing else)."""
         cryptos = yield self.leech_from_libtorrent("forced")
+        self.assertEqual(cryptos, {CRYPTO_RC4})
+
+    @inlineCallbacks
+    def test_default_leecher_from_forced_seeder(self) -> Any:
+        """Our default leecher downloads from libtorrent forced to RC4: its
+        plain dial is dropped, and the session redials encrypted at the
+        swarm's next top-up (not after the backoff)."""
+        cryptos = yield self.leech_from_libtorrent("enabled", **FORCED_RC4)
         self.assertEqual(cryptos, {CRYPTO_RC4})
 
     @inlineCallbacks

@@ -106,7 +106,8 @@ class PeerProtocol(LinkOutput, Protocol):
         self.host: PeerHost | None = host
         self.address: Address = address if address is not None else ("", 0)
         self.bytes_received = 0
-        """Raw bytes received, handshake and framing included."""
+        """Raw bytes received, handshake and framing included (and, on an
+        ``MSEPeerProtocol``, the MSE handshake's bytes)."""
         self._group = group
         self._clock = group.clock
         self._router = router

@@ -154,13 +154,20 @@ class PeerState:
             pending_peer_requests=len(s.pending_peer_requests),
             extensions=tuple(sorted(n.decode("utf-8", "replace") for n in s.peer_extensions)),
             source=self.source,
+            encrypted=self.encrypted,
         )
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the connection went through the MSE/PE handshake (its
+        stream RC4 or, as selected, plaintext after it; ``peer.mse``)."""
+        return bool(getattr(self.link, "encrypted_handshake", False))
 
     def flags(self) -> str:
         """libtorrent/uTorrent-style letters: D/d downloading (or would, if not
         choked), U/u uploading (or would, if we did not choke), K they unchoke
         us but we want nothing, ? we unchoke them but they want nothing,
-        O optimistic unchoke, S snubbed, I incoming."""
+        O optimistic unchoke, S snubbed, I incoming, E encrypted (MSE/PE)."""
         s = self.session
         out = []
         if s.am_interested:
@@ -177,6 +184,8 @@ class PeerState:
             out.append("S")
         if not self.outgoing:
             out.append("I")
+        if self.encrypted:
+            out.append("E")
         return "".join(out)
 
 
@@ -210,3 +219,5 @@ class PeerInfo:
     source: str = ""
     """Who named the peer: a tracker's URL, "user", "magnet", "pex", "dht",
     or "incoming"."""
+    encrypted: bool = False
+    """Whether the connection went through the MSE/PE handshake."""

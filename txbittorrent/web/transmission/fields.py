@@ -165,7 +165,7 @@ def _peer(p: Any, done: bool) -> dict[str, Any]:
         "clientIsInterested": p.am_interested,
         "flagStr": p.flags,
         "isDownloadingFrom": _downloading_from(p, done),
-        "isEncrypted": False,
+        "isEncrypted": bool(getattr(p, "encrypted", False)),
         "isIncoming": not p.outgoing,
         "isUploadingTo": p.upload_rate >= 1 or (p.peer_interested and not p.am_choking),
         "isUTP": False,
