@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from twisted.internet.defer import Deferred, DeferredList, fail
+from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.logger import Logger
 
 from txbittorrent.core.tracker.announce import (
@@ -259,6 +259,9 @@ class Announcer:
                 d.addTimeout(self.stop_timeout, self._clock)  # type: ignore[arg-type]
                 goodbyes.append(d)
         self._started.clear()
+        if not goodbyes:  # (the common case in a big session: no tracker heard us)
+            self._stopping = succeed(None)
+            return succeed(None)
         done = DeferredList(goodbyes, consumeErrors=True)
         self._stopping = done.addCallback(lambda _: None)
         return _after(self._stopping)
