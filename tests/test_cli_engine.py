@@ -301,6 +301,22 @@ class ParserTests(SynchronousTestCase):
                          ("data", True, None, 5.0))
         self.assertIs(args.run, seed_command.run)
 
+    def test_encryption(self) -> None:
+        """--encryption reaches the session's config; without it, the
+        library's default ("enabled"); a mode it does not know is a usage error."""
+        from txbittorrent.commands._engine import session_config
+
+        for command in ("download", "seed"):
+            args = self.parser.parse_args([command, "x.torrent", "--encryption", "forced"])
+            self.assertEqual(session_config(args).encryption, "forced")
+            args = self.parser.parse_args([command, "x.torrent"])
+            self.assertIsNone(args.encryption)
+            self.assertEqual(session_config(args).encryption, "enabled")
+        self.patch(sys, "stderr", io.StringIO())
+        e = self.assertRaises(SystemExit, self.parser.parse_args,
+                              ["download", "x", "--encryption", "sometimes"])
+        self.assertEqual(e.code, 2)
+
     def test_usage_errors(self) -> None:
         """Bad option values are usage errors: exit 2 and one 'error:' line."""
         err = io.StringIO()

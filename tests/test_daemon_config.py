@@ -107,6 +107,13 @@ class ConfigFromTests(SynchronousTestCase):
         self.assertEqual(config.readahead, 8 << 20)
         self.assertEqual(config.grace, 30.0)
         self.assertEqual(args.log_format, "json")
+        self.assertIsNone(config.encryption)
+
+    def test_serve_encryption(self) -> None:
+        """serve --encryption lands in DaemonConfig.encryption."""
+        for mode in ("disabled", "enabled", "forced"):
+            config = serve.config_of(_parse("--state-dir", "s", "--encryption", mode))
+            self.assertEqual(config.encryption, mode)
 
     def test_bad_options(self) -> None:
         """A bad port, size, host, grace or log format is a usage error."""

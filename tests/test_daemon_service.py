@@ -419,6 +419,31 @@ class DaemonServiceTests(TestCase):
         self.assertIsNone(service.session.upload_throttle.rate)
 
     @inlineCallbacks
+    def test_encryption_mode(self) -> Generator[Any, Any, None]:
+        """The session's encryption: the config's, else the stored setting,
+        else "enabled" (a stored value that is no mode is ignored)."""
+        service = yield self.start()
+        self.assertEqual(service.session.encryption, "enabled")
+        yield service.stopService()
+        store = self.store_before_start()
+        store.set_setting("encryption", "forced")
+        store.close()
+        service = yield self.start()
+        self.assertEqual(service.session.encryption, "forced")
+        yield service.stopService()
+        self.config = dataclasses.replace(self.config, encryption="disabled")
+        service = yield self.start()
+        self.assertEqual(service.session.encryption, "disabled")
+        yield service.stopService()
+        store = self.store_before_start()
+        store.set_setting("encryption", "sometimes")
+        store.close()
+        self.config = dataclasses.replace(self.config, encryption=None)
+        service = yield self.start()
+        self.assertEqual(service.session.encryption, "enabled")
+        self.flushLoggedErrors()
+
+    @inlineCallbacks
     def test_restore_limits_priorities_and_state(self) -> Generator[Any, Any, None]:
         """A stored .torrent comes back with its limits, priorities and
         wanted state; a stored source that is not a magnet is skipped."""

@@ -139,6 +139,30 @@ class MemoryTests(SynchronousTestCase):
         self.assertFalse(off.dials_encrypted(ADDRESS))
 
 
+class SettingTests(SynchronousTestCase):
+    """Where the encryption setting is read and changed."""
+
+    def test_set_encryption(self) -> None:
+        """set_encryption changes the mode for what comes next; an unknown
+        mode is refused and changes nothing."""
+        session = Session(Clock(), listen_interfaces=())
+        self.assertEqual(session.encryption, "enabled")
+        session.set_encryption("forced")
+        self.assertEqual((session.encryption, session.config.encryption), ("forced", "forced"))
+        self.assertTrue(session.dials_encrypted(ADDRESS))
+        self.assertRaises(ValueError, session.set_encryption, "sometimes")
+        self.assertEqual(session.encryption, "forced")
+
+    def test_torrent_own_session(self) -> None:
+        """A torrent without a shared session makes its own with
+        TorrentConfig.session_config's encryption."""
+        from txbittorrent.torrent import Torrent
+
+        torrent = Torrent("magnet:?xt=urn:btih:" + "11" * 20, reactor=Clock(),
+                          session_config=SessionConfig(encryption="disabled"))
+        self.assertEqual(torrent.make_session().encryption, "disabled")
+
+
 class ConnectionsTests(SynchronousTestCase):
     """The swarm's side: a retry reason is not a failure."""
 

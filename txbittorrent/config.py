@@ -58,7 +58,8 @@ class TorrentConfig:
     one (BEP 5; never for private torrents)."""
     session_config: SessionConfig | None = None
     """The settings of the session a torrent without a shared one makes for
-    itself (its DHT node among them: ``SessionConfig.dht``); None: the defaults."""
+    itself (its DHT node among them: ``SessionConfig.dht``; MSE/PE:
+    ``SessionConfig.encryption``); None: the defaults."""
 
     def swarm_config(self) -> SwarmConfig:
         """``swarm`` with ``max_peers`` applied."""

@@ -67,6 +67,7 @@ address on a wildcard socket is not recognised here; the handshake's
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import random
@@ -642,6 +643,19 @@ class Session:
             self._links, host=dial.host, address=dial.address, fallback=self._fell_back,
             **self._link_options(),
         )
+
+    @property
+    def encryption(self) -> str:
+        """The encryption setting now (``SessionConfig.encryption``)."""
+        return self.config.encryption
+
+    def set_encryption(self, mode: str) -> None:
+        """Change the encryption setting (one of ``ENCRYPTION_MODES``): it
+        applies to the connections made or accepted from now on; those up
+        keep theirs."""
+        if mode not in ENCRYPTION_MODES:
+            raise ValueError(f"encryption must be one of {ENCRYPTION_MODES}: {mode!r}")
+        self.config = dataclasses.replace(self.config, encryption=mode)
 
     def dials_encrypted(self, address: Address) -> bool:
         """Whether our next dial to ``address`` starts with the MSE handshake."""

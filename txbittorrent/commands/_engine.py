@@ -105,7 +105,21 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     p.add_argument("--quiet", action="store_true",
                    help="no progress line or messages (errors still go to stderr)")
+    add_encryption_option(p)
     add_discovery_options(p)
+
+
+ENCRYPTION_CHOICES = ("disabled", "enabled", "forced")
+"""``SessionConfig.encryption``'s values (``peer.mse.ENCRYPTION_MODES``,
+not imported here: the CLI's start-up imports only what it needs)."""
+
+
+def add_encryption_option(p: argparse.ArgumentParser) -> None:
+    """--encryption disabled|enabled|forced (None when not given)."""
+    p.add_argument("--encryption", choices=ENCRYPTION_CHOICES, default=None,
+                   help="MSE/PE: 'enabled' (default) accepts plain and encrypted peers "
+                        "and dials plain with an encrypted fallback; 'forced' only RC4 "
+                        "both ways; 'disabled' plain only")
 
 
 def add_discovery_options(p: argparse.ArgumentParser) -> None:
@@ -162,12 +176,16 @@ def dht_settings(args: argparse.Namespace) -> dict[str, Any]:
 def session_config(args: argparse.Namespace, state_path: str | None = None) -> Any:
     """The ``SessionConfig`` of the command's own session: its DHT node on
     unless --no-dht (the library's default is off), with ``dht_settings``
-    and ``state_path`` (where the node keeps its id and routing table)."""
+    and ``state_path`` (where the node keeps its id and routing table), and
+    --encryption when given."""
     from txbittorrent.dht.config import DHTConfig
     from txbittorrent.session import SessionConfig
 
     dht = DHTConfig.from_settings(state_path=state_path, **dht_settings(args))
-    return SessionConfig(dht=dht)
+    encryption = getattr(args, "encryption", None)
+    if encryption is None:
+        return SessionConfig(dht=dht)
+    return SessionConfig(dht=dht, encryption=encryption)
 
 
 def dht_state_path_for(directory: str) -> str:

@@ -70,6 +70,11 @@ def add_parser(sub: Any) -> None:
                         " default: the last one set through the API, else unlimited")
     p.add_argument("--upload-limit", type=_size, default=None, metavar="RATE",
                    help="global upload limit, as --download-limit")
+    p.add_argument("--encryption", choices=("disabled", "enabled", "forced"), default=None,
+                   help="MSE/PE with peers: 'enabled' accepts plain and encrypted peers and"
+                        " dials plain with an encrypted fallback, 'forced' RC4 only,"
+                        " 'disabled' plain only; default: the last one set through an"
+                        " API, else enabled")
     p.add_argument("--allow-host", action="append", default=[], metavar="HOST", type=_host,
                    help="a Host header name to accept besides 127.0.0.1, localhost and"
                         " [::1] (no port), repeatable")
@@ -97,6 +102,8 @@ def config_of(args: argparse.Namespace) -> Any:
         options["readahead"] = args.readahead
     if args.grace is not None:
         options["grace"] = args.grace
+    if getattr(args, "encryption", None) is not None:
+        options["encryption"] = args.encryption
     return config_from(
         os.path.expanduser(args.state_dir), args.download_dir, args.listen,
         peer_interfaces=args.peer_interface, allow_hosts=args.allow_host, **options,

@@ -12,8 +12,8 @@ from typing import Any
 from txbittorrent.daemon.store import read_setting
 
 __all__ = [
-    "DEFAULT_HOSTS", "DEFAULT_LISTEN", "DEFAULT_READAHEAD", "DaemonConfig", "LIMIT_SETTINGS",
-    "config_from", "normalize_host", "parse_size",
+    "DEFAULT_HOSTS", "DEFAULT_LISTEN", "DEFAULT_READAHEAD", "DaemonConfig", "ENCRYPTION_SETTING",
+    "LIMIT_SETTINGS", "config_from", "normalize_host", "parse_size",
 ]
 
 DEFAULT_LISTEN = ("tcp:8080:interface=127.0.0.1",)
@@ -24,6 +24,9 @@ DEFAULT_READAHEAD = 32 * 1024 * 1024
 LIMIT_SETTINGS = ("download_limit", "upload_limit")
 """The StateStore settings holding the global limits set through the API
 (bytes/s; null or absent: unlimited)."""
+ENCRYPTION_SETTING = "encryption"
+"""The StateStore setting holding the encryption mode set through an API
+("disabled", "enabled" or "forced"; absent: "enabled")."""
 STATE_FILE = "state.sqlite"
 """The StateStore's file in the state directory."""
 DOWNLOAD_DIR_SETTING = "download_dir"
@@ -59,6 +62,10 @@ class DaemonConfig:
     event_history: int = 1000
     allowed_hosts: tuple[str, ...] = DEFAULT_HOSTS
     """``Host`` header values accepted (DNS rebinding), without ports."""
+    encryption: str | None = None
+    """MSE/PE (``SessionConfig.encryption``): "disabled", "enabled" or
+    "forced".  None: the stored ``encryption`` setting (what an API last
+    set), else "enabled"."""
     write_api_file: bool = True
     """Write ``state_dir/api.json`` (url + token) for the CLI; False (the
     CLI's in-process mode) never writes it, and the token made for this run

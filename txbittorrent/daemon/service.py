@@ -29,7 +29,8 @@ at once):
    if ``dht``; its own ``EventBus`` keeping ``event_history`` events for
    ``Last-Event-ID``; the global limits of ``global_limits``: the command
    line's, else the stored ``download_limit``/``upload_limit`` settings,
-   else unlimited), restores every stored torrent (its metainfo if stored,
+   else unlimited; the encryption mode of ``encryption_mode``, likewise),
+   restores every stored torrent (its metainfo if stored,
    else its magnet; its priorities, limits and ``wanted`` state; a
    ``resume_path`` under ``state_dir/resume``), starts the ones not
    "stopped" (the stopped ones show what their resume record vouches for:
@@ -83,6 +84,7 @@ from twisted.web.server import Request
 from txbittorrent.daemon.config import (
     DEFAULT_READAHEAD,
     DOWNLOAD_DIR_SETTING,
+    ENCRYPTION_SETTING,
     STATE_FILE,
     LIMIT_SETTINGS,
     DaemonConfig,
@@ -302,6 +304,20 @@ class DaemonService(MultiService):
             limits.append(value if value else None)
         return limits[0], limits[1]
 
+    def encryption_mode(self, store: StateStore) -> str:
+        """MSE/PE for this run: the command line's, else the stored setting
+        (what an API last set), else "enabled"."""
+        given = self.config.encryption
+        if given is not None:
+            return given
+        stored = store.get_setting(ENCRYPTION_SETTING, None)
+        if stored in ("disabled", "enabled", "forced"):
+            return str(stored)
+        if stored is not None:
+            _log.warn("ignoring the stored {key} setting {value!r}", key=ENCRYPTION_SETTING,
+                      value=stored)
+        return "enabled"
+
     def _make_session(self, store: StateStore, resume_dir: str) -> Session:
         cfg = self.config
         download_limit, upload_limit = self.global_limits(store)
@@ -310,6 +326,7 @@ class DaemonService(MultiService):
             SessionConfig(
                 dht=DHTConfig(enabled=cfg.dht), resume_dir=resume_dir,
                 download_limit=download_limit, upload_limit=upload_limit,
+                encryption=self.encryption_mode(store),
             ),
             # Event ids from the clock (ms): a client's Last-Event-ID from an
             # earlier run is older than any of this run's and gets a reset.
