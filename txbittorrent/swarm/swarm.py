@@ -21,6 +21,11 @@ connections:
 * ``connections.Connections``: whom to dial, whom to admit, whom to ban,
   over the ``addressbook.AddressBook`` (backoff, bans).
 
+The downloader, the uploader and its cache, and the table of event
+handlers are made with the first peer (or the first deadline), not at
+``attach``: most torrents of a big session never see a peer, and each of
+these reads the data's state as it is when made.
+
 Each event from ``peer_event`` goes to one handler, found by its type in the
 table of ``peerevents.PeerEvents`` (the downloader's events, REQUESTs for
 the uploader, extension events, and INTERESTED for the choking); a
