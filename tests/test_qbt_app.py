@@ -64,6 +64,27 @@ class QbtAppTests(QbtCase):
         self.assertIsNone(self.store.get_setting("download_limit", None))
 
     @inlineCallbacks
+    def test_encryption(self) -> Generator[Any, Any, None]:
+        """preferences' encryption is the session's mode (0 prefer, 1 force
+        on, 2 force off); setPreferences changes the session and the stored
+        setting; anything else is a 400 that changes nothing."""
+        prefs = yield self.json("/app/preferences")
+        self.assertEqual(prefs["encryption"], 0)
+        for code, mode in ((1, "forced"), (2, "disabled"), (0, "enabled")):
+            yield self.text("/app/setPreferences",
+                            data={"json": json.dumps({"encryption": code})})
+            self.assertEqual(self.session.encryption, mode)
+            self.assertEqual(self.store.get_setting("encryption", None), mode)
+            prefs = yield self.json("/app/preferences")
+            self.assertEqual(prefs["encryption"], code)
+        for bad in (3, "1", True, None):
+            code, _ = yield self.status("/app/setPreferences", data={
+                "json": json.dumps({"encryption": bad, "dl_limit": 5})})
+            self.assertEqual(code, 400, bad)
+        self.assertEqual(self.session.encryption, "enabled")
+        self.assertIsNone(self.session.download_throttle.rate)
+
+    @inlineCallbacks
     def test_logs_and_interfaces_empty(self) -> Generator[Any, Any, None]:
         """log/main, log/peers and the network interface lists answer []."""
         for path in ("/log/main", "/log/peers", "/app/networkInterfaceList",

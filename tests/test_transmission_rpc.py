@@ -184,6 +184,28 @@ class SessionMethodTests(TransmissionCase):
         self.assertNotEqual(reply["result"], "success")
 
     @inlineCallbacks
+    def test_session_encryption(self) -> Generator[Any, Any, None]:
+        """encryption reads the session's mode ("preferred" by default) and
+        session-set changes it and the stored setting; a name Transmission
+        does not have is an error that changes nothing."""
+        args = yield self.ok("session-get", {"fields": ["encryption"]})
+        self.assertEqual(args, {"encryption": "preferred"})
+        for name, mode in (("required", "forced"), ("tolerated", "disabled"),
+                           ("preferred", "enabled")):
+            yield self.ok("session-set", {"encryption": name})
+            self.assertEqual(self.session.encryption, mode)
+            self.assertEqual(self.store.get_setting("encryption", None), mode)
+            args = yield self.ok("session-get", {"fields": ["encryption"]})
+            self.assertEqual(args["encryption"], name)
+        for bad in ("always", 1, None):
+            reply = yield self.rpc("session-set", {"encryption": bad,
+                                                   "speed-limit-down": 5,
+                                                   "speed-limit-down-enabled": True})
+            self.assertNotEqual(reply["result"], "success")
+        self.assertEqual(self.session.encryption, "enabled")
+        self.assertIsNone(self.session.download_throttle.rate)
+
+    @inlineCallbacks
     def test_session_set_download_dir(self) -> Generator[Any, Any, None]:
         """download-dir may move under the daemon's download directory only."""
         yield self.ok("session-set", {"download-dir": "sub"})

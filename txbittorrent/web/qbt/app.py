@@ -20,6 +20,7 @@ from typing import Any
 
 import twisted
 
+from txbittorrent.daemon.config import ENCRYPTION_SETTING
 from txbittorrent.web import apisession
 from txbittorrent.web.apibody import save_path as checked_save_path
 from txbittorrent.web.qbt.base import Call, Context, QbtError, endpoint
@@ -92,7 +93,7 @@ def preferences(call: Call) -> dict[str, Any]:
         "dht": session.dht is not None,
         "pex": True,
         "lsd": False,
-        "encryption": 0,
+        "encryption": _ENCRYPTION_CODES.get(session.encryption, 0),
         "anonymous_mode": False,
         "queueing_enabled": False,
         "max_active_downloads": -1,
@@ -123,6 +124,13 @@ def network_interfaces(call: Call) -> list[Any]:
     return []
 
 
+_ENCRYPTION_CODES = {"enabled": 0, "forced": 1, "disabled": 2}
+"""qBittorrent's ``encryption`` preference: 0 prefer encryption (our
+"enabled": plain and encrypted peers both accepted), 1 force it on, 2 force
+it off.  A change applies to the connections made from then on."""
+_ENCRYPTION_MODES = {code: mode for mode, code in _ENCRYPTION_CODES.items()}
+
+
 @endpoint("app", "setPreferences", changes=True)
 def set_preferences(call: Call) -> str:
     text = call.need("json")
@@ -140,9 +148,18 @@ def set_preferences(call: Call) -> str:
             if type(value) is not int:
                 raise QbtError(400, f"'{key}' must be an integer (bytes/s)")
             limits[name] = value if value > 0 else None
+    encryption = None
+    if "encryption" in prefs:
+        code = prefs["encryption"]
+        encryption = _ENCRYPTION_MODES.get(code) if type(code) is int else None
+        if encryption is None:
+            raise QbtError(400, "'encryption' must be 0 (prefer), 1 (force on) or 2 (force off)")
     if "save_path" in prefs:
         path = checked_save_path(prefs["save_path"], ctx.download_dir)
         ctx.store.set_setting(SAVE_PATH_SETTING, path)
     if limits:
         apisession.set_global_limits(ctx.session, ctx.store, limits)
+    if encryption is not None:
+        ctx.session.set_encryption(encryption)
+        ctx.store.set_setting(ENCRYPTION_SETTING, encryption)
     return ""

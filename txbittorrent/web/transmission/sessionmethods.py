@@ -9,7 +9,9 @@ from the version.  Speeds are in kB/s of 1000 bytes (``units``
 and recorded through ``apisession.set_global_limits`` as the native API
 does.  Settings the daemon does not have (alt speeds, queues, scripts,
 blocklists) are reported with their disabled values, and accepted and
-ignored by ``session-set``.
+ignored by ``session-set``.  ``encryption`` is the session's MSE/PE mode
+(see ``_ENCRYPTION_NAMES``), recorded in the store's settings as the
+daemon's next start reads it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 from typing import Any
 
 from txbittorrent import __version__
+from txbittorrent.daemon.config import ENCRYPTION_SETTING
 from txbittorrent.state import TorrentState
 from txbittorrent.web import apisession
 from txbittorrent.web.apibody import ApiError, save_path
@@ -57,6 +60,14 @@ def _limit_kb(rate: float | None, remembered: int) -> tuple[int, bool]:
     return max(1, int(round(rate / KB))), True
 
 
+_ENCRYPTION_NAMES = {"forced": "required", "enabled": "preferred", "disabled": "tolerated"}
+"""Transmission's ``encryption`` for our modes: "required" is RC4 only,
+"preferred" accepts both (our "enabled"), and "tolerated", plaintext
+preferred, is the nearest to "disabled" (plain only): set, each gives the
+mode it is read from.  A change applies to the connections made from then on."""
+_ENCRYPTION_MODES = {name: mode for mode, name in _ENCRYPTION_NAMES.items()}
+
+
 def session_arguments(ctx: RpcContext) -> dict[str, Any]:
     """Every ``session-get`` field."""
     session = ctx.session
@@ -78,7 +89,7 @@ def session_arguments(ctx: RpcContext) -> dict[str, Any]:
         "download-dir": ctx.add_dir,
         "download-dir-free-space": free,
         "download-queue-enabled": False, "download-queue-size": 5,
-        "encryption": "tolerated",
+        "encryption": _ENCRYPTION_NAMES.get(session.encryption, "preferred"),
         "idle-seeding-limit": 30, "idle-seeding-limit-enabled": False,
         "incomplete-dir": ctx.add_dir, "incomplete-dir-enabled": False,
         "lpd-enabled": False,
@@ -149,6 +160,12 @@ def session_set(ctx: RpcContext, arguments: dict[str, Any]) -> dict[str, Any]:
             raise RpcError(e.message.replace("'save_path'", "'download-dir'")) from None
         if not under(new_dir, ctx.download_dir):
             raise RpcError(f"'download-dir' must be under {ctx.download_dir}")
+    encryption = None
+    if "encryption" in arguments:
+        name = arguments["encryption"]
+        encryption = _ENCRYPTION_MODES.get(name) if isinstance(name, str) else None
+        if encryption is None:
+            raise RpcError("'encryption' must be 'required', 'preferred' or 'tolerated'")
     down_changed, down = _new_limit(arguments, "speed-limit-down",
                                     session.download_throttle.rate, ctx.speed_kb, "down")
     up_changed, up = _new_limit(arguments, "speed-limit-up",
@@ -160,6 +177,10 @@ def session_set(ctx: RpcContext, arguments: dict[str, Any]) -> dict[str, Any]:
         body["upload_limit"] = up
     if body:
         apisession.set_global_limits(session, ctx.store, body)
+    if encryption is not None:
+        session.set_encryption(encryption)
+        if ctx.store is not None:
+            ctx.store.set_setting(ENCRYPTION_SETTING, encryption)
     if new_dir is not None:
         os.makedirs(new_dir, exist_ok=True)
         ctx.default_dir = "" if os.path.realpath(new_dir) == os.path.realpath(
