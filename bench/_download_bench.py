@@ -42,7 +42,7 @@ from bench._common import (
     tail,
     write_random_file,
 )
-from bench._download_children import START_TIMEOUT
+from bench._download_children import LT_RC4, RC4_SUFFIX, START_TIMEOUT
 from bench._download_cli import (
     CLI_PREFIX,
     PRESETS,
@@ -169,6 +169,14 @@ class Bench:
         if need_tracker and not hello.get("announced"):
             print("warning: the libtorrent seeder's announce got no reply", file=sys.stderr)
         self.seeders["libtorrent"], self.ports["libtorrent"] = child, hello["port"]
+        if "rc4" in getattr(self.args, "encryption", ()):
+            # A second libtorrent seeder, MSE/PE forced with RC4 only, for the
+            # +rc4 leechers (the first one's leechers dial plain).
+            spec = {"torrent": self.torrent_path, "dir": self.source_dir, "tracker": False,
+                    "settings": LT_RC4}
+            child, hello = self.children.start_server("lt-seed", spec, START_TIMEOUT)
+            name = "libtorrent" + RC4_SUFFIX
+            self.seeders[name], self.ports[name] = child, hello["port"]
         if self.args.seed_test:
             spec = {"torrent": self.torrent_path, "dir": self.source_dir}
             child, hello = self.children.start_server("tx-seed", spec, START_TIMEOUT)
@@ -252,9 +260,10 @@ class Bench:
 
     def _child_leecher(self, leecher: str, directory: str, seeder: str, run: int) -> Result:
         code_root = ROOT
-        if leecher == "libtorrent":
+        rc4 = leecher.endswith(RC4_SUFFIX)
+        if leecher.removesuffix(RC4_SUFFIX) == "libtorrent":
             role = "lt-leech"
-        elif leecher == "txbittorrent":
+        elif leecher.removesuffix(RC4_SUFFIX) == "txbittorrent":
             role = "tx-leech"
         elif self.baseline is not None and leecher == baseline_name(self.baseline):
             role, code_root = "tx-leech", self.baseline.root  # its own child, its own code
@@ -264,6 +273,11 @@ class Bench:
             "torrent": self.torrent_path, "dir": directory, "peer": self.ports[seeder],
             "pieces": self.pieces, "timeout": self.args.timeout,
         }
+        if rc4:  # keys the children read only when present (older children ignore them)
+            if role == "lt-leech":
+                spec["settings"] = LT_RC4
+            else:
+                spec["encryption"] = "forced"
         profiled = role == "tx-leech" and self.args.profile_dir
         if profiled:
             spec["profile"] = os.path.join(

@@ -140,7 +140,8 @@ def table(report: dict[str, Any]) -> str:
         f"load average before/after {env['load_before']:.2f}/{env['load_after']:.2f}",
         f"libtorrent {env['libtorrent']}, Python {env['python']}; every client in its own "
         "process on 127.0.0.1, one transfer at a time",
-        "libtorrent over TCP only (uTP off), its leechers dial without encryption; connect s: "
+        "libtorrent over TCP only (uTP off), its leechers dial without encryption (+rc4: "
+        "MSE/PE forced, RC4 only, both sides, from a seeder so set); connect s: "
         "from the leecher being given the seeder (its start-up done) to connected",
         "wall s: from connected to every piece verified, as the leecher reports it; aria2c: "
         "from its launch to its download-complete hook",
@@ -196,6 +197,10 @@ def table(report: dict[str, Any]) -> str:
             lines += ["", _ratio_line("txbittorrent / libtorrent", download["ratios"], {
                 "mb_s": "MB/s", "cpu_s_per_gib": "CPU s/GiB", "peak_rss_mib": "RSS",
                 "peak_anon_mib": "anon"})]
+        for label, ratios in (download.get("rc4_ratios") or {}).items():
+            if ratios:
+                lines.append(_ratio_line(label, ratios, {
+                    "mb_s": "MB/s", "cpu_s_per_gib": "CPU s/GiB", "peak_anon_mib": "anon"}))
         if download.get("baseline_ratios"):
             if not download["ratios"]:
                 lines.append("")

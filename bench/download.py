@@ -3,6 +3,7 @@
 Run ``python -m bench.download [--size-mib 1024] [--piece-length 1048576]
 [--runs 3] [--leechers txbittorrent,libtorrent,aria2] [--seed-test]
 [--cli [txbittorrent,libtorrent,libtorrent-hp]] [--cli-runs 5]
+[--encryption plain|rc4|plain,rc4]
 [--json out.json]``, or ``--tiny`` (8 MiB, one run) as the test suite does.
 
 One data file of random bytes is written to a temporary directory (under
@@ -24,6 +25,13 @@ leechers    in each run, one after another, each leecher downloads into an
                           the seeder announces to it, and aria2c gets a copy
                           of the torrent with that tracker's URL (the info
                           dictionary, hence the info hash, is the same).
+RC4         (``--encryption rc4`` or ``plain,rc4``) a second libtorrent
+            seeder with MSE/PE forced and RC4 only (``LT_RC4``), from which
+            ``txbittorrent+rc4`` (our session's encryption "forced") and
+            ``libtorrent+rc4`` (``LT_RC4`` too) download, each after its
+            plain twin; the summary adds txbittorrent / libtorrent with RC4
+            and each client's RC4 / plain ratios: the cost of the cipher.
+            The seed test and the whole-process runs stay plain.
 seed test   (``--seed-test``) a txbittorrent seeder and the libtorrent seeder,
             one after the other, each serve a libtorrent leecher.
 baseline    (``--baseline REF``) one more leecher, ``txbittorrent@<short
@@ -140,7 +148,7 @@ from bench._baseline import baseline_name, prepare_baseline
 from bench._common import add_child_options, bench_main, ensure_json_dir
 from bench._common import TMP_BASE, Checkout, Children, Result, environment, resolve_commit
 from bench._download_bench import QUIET_WINDOW, Bench
-from bench._download_children import CHILDREN
+from bench._download_children import CHILDREN, RC4_SUFFIX
 from bench._download_cli import CLI_CLIENTS, CLI_PREFIX, cli_table, summarise_cli
 from bench._download_report import compare, spreads, summarise, table
 
@@ -151,6 +159,27 @@ __all__ = ["CHILDREN", "LEECHERS", "SEEDERS", "main", "parse_args", "run"]
 
 LEECHERS = ("txbittorrent", "libtorrent", "aria2")
 SEEDERS = ("txbittorrent", "libtorrent")
+ENCRYPTIONS = ("plain", "rc4")
+RC4_LEECHERS = ("txbittorrent", "libtorrent")
+"""The leechers that also run with ``--encryption rc4`` (as ``<name>+rc4``)."""
+
+
+def with_encryption(leechers: list[str], encryptions: list[str]) -> list[str]:
+    """The leechers to run: the plain ones if ``plain`` is asked for, and
+    after each of ``RC4_LEECHERS`` its ``+rc4`` twin if ``rc4`` is."""
+    out: list[str] = []
+    for name in leechers:
+        if "plain" in encryptions:
+            out.append(name)
+        if "rc4" in encryptions and name in RC4_LEECHERS:
+            out.append(name + RC4_SUFFIX)
+    return out
+
+
+def seeder_for(leecher: str) -> str:
+    """The libtorrent seeder a leecher downloads from: the RC4-forced one
+    for a ``+rc4`` leecher, else the plain one."""
+    return "libtorrent" + RC4_SUFFIX if leecher.endswith(RC4_SUFFIX) else "libtorrent"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -159,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
     if "aria2" in leechers and shutil.which("aria2c") is None:
         leechers.remove("aria2")
         skipped["aria2"] = "aria2c is not installed"
+    leechers = with_encryption(leechers, args.encryption)
     load_before = os.getloadavg()[0]
     seeding: dict[str, list[Result]] = {name: [] for name in SEEDERS} if args.seed_test else {}
     baseline: Checkout | None = None
@@ -182,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
                 # Every other run in the reverse order, so that no client is
                 # always the first after the pause (or after the other).
                 for leecher in leechers if n % 2 == 0 else leechers[::-1]:
-                    download[leecher].append(bench.transfer(leecher, "libtorrent", n))
+                    download[leecher].append(bench.transfer(leecher, seeder_for(leecher), n))
                 for seeder in seeding:
                     seeding[seeder].append(bench.transfer("libtorrent", seeder, n))
                 print(f"run {n + 1}/{args.runs} done", file=sys.stderr)
@@ -210,6 +240,7 @@ def run(args: argparse.Namespace) -> int:
             "cli": args.cli,
             "cli_runs": args.cli_runs if args.cli else 0,
             "seed_test": args.seed_test,
+            "encryption": args.encryption,
             "timeout": args.timeout,
             "settle": args.settle,
             "baseline": None if baseline is None else {
@@ -232,6 +263,14 @@ def run(args: argparse.Namespace) -> int:
             "ratios": compare(medians, figures),
             "baseline_ratios": None if baseline is None else compare(
                 medians, figures, "txbittorrent", baseline_name(baseline)),
+            "rc4_ratios": {
+                "txbittorrent / libtorrent (RC4)": compare(
+                    medians, figures, "txbittorrent" + RC4_SUFFIX, "libtorrent" + RC4_SUFFIX),
+                "txbittorrent RC4 / plain": compare(
+                    medians, figures, "txbittorrent" + RC4_SUFFIX, "txbittorrent"),
+                "libtorrent RC4 / plain": compare(
+                    medians, figures, "libtorrent" + RC4_SUFFIX, "libtorrent"),
+            },
         }
     if seeding:
         medians = summarise(seeding)
@@ -268,6 +307,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--leechers", default=",".join(LEECHERS),
                    help=f"comma-separated, from {','.join(LEECHERS)}; empty for none")
+    p.add_argument("--encryption", default="plain", metavar="plain,rc4",
+                   help="plain (default): leechers dial plain; rc4: txbittorrent+rc4 (our "
+                        "encryption forced) and libtorrent+rc4 download from a second "
+                        "libtorrent seeder with MSE/PE forced, RC4 only; plain,rc4: both, "
+                        "with the ratios RC4 / plain")
     p.add_argument("--seed-test", action="store_true",
                    help="also time txbittorrent and libtorrent seeding to a libtorrent leecher")
     p.add_argument("--cli", nargs="?", const=",".join(CLI_CLIENTS), default="",
@@ -310,6 +354,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = set(args.leechers) - set(LEECHERS)
     if unknown:
         p.error(f"unknown leechers {sorted(unknown)}; choose from {','.join(LEECHERS)}")
+    args.encryption = [name for name in args.encryption.split(",") if name]
+    if not args.encryption or set(args.encryption) - set(ENCRYPTIONS):
+        p.error(f"--encryption: a comma-separated list from {','.join(ENCRYPTIONS)}")
     args.cli = [name for name in args.cli.split(",") if name]
     unknown = set(args.cli) - set(CLI_CLIENTS)
     if unknown:

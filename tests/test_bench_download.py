@@ -348,3 +348,47 @@ class CLIFiguresTests(SynchronousTestCase):
         self.patch(sys, "stderr", io.StringIO())  # argparse's usage message
         self.assertRaises(SystemExit, parse_args, ["--cli", "utorrent"])
         self.assertRaises(SystemExit, parse_args, ["--leechers", ""])
+
+    def test_encryption_option(self) -> None:
+        """--encryption: plain by default; rc4 runs the +rc4 twins of
+        txbittorrent and libtorrent (not aria2) from the RC4 seeder; an
+        unknown method is refused."""
+        from bench.download import parse_args, seeder_for, with_encryption
+
+        self.assertEqual(parse_args([]).encryption, ["plain"])
+        self.assertEqual(parse_args(["--encryption", "plain,rc4"]).encryption, ["plain", "rc4"])
+        names = ["txbittorrent", "libtorrent", "aria2"]
+        self.assertEqual(with_encryption(names, ["plain"]), names)
+        self.assertEqual(with_encryption(names, ["rc4"]), ["txbittorrent+rc4", "libtorrent+rc4"])
+        self.assertEqual(with_encryption(names, ["plain", "rc4"]), [
+            "txbittorrent", "txbittorrent+rc4", "libtorrent", "libtorrent+rc4", "aria2"])
+        self.assertEqual(seeder_for("txbittorrent+rc4"), "libtorrent+rc4")
+        self.assertEqual(seeder_for("aria2"), "libtorrent")
+        self.patch(sys, "stderr", io.StringIO())
+        self.assertRaises(SystemExit, parse_args, ["--encryption", "aes"])
+        self.assertRaises(SystemExit, parse_args, ["--encryption", ""])
+
+
+class BenchDownloadRC4Tests(BenchRunCase):
+    """``--tiny --encryption rc4``: our forced leecher and libtorrent's from
+    a libtorrent seeder with MSE/PE forced, RC4 only."""
+
+    timeout = 180
+
+    @defer.inlineCallbacks
+    def test_tiny(self) -> Any:
+        """Both +rc4 leechers' runs are verified, and the RC4 ratio is there."""
+        out = os.path.abspath(self.mktemp())
+        stdout, stderr, code = yield self.run_bench(
+            "bench.download", "--tiny", "--leechers", "txbittorrent,libtorrent",
+            "--encryption", "rc4", "--json", out)
+        self.assertEqual(code, 0, (stdout + stderr).decode(errors="replace"))
+        self.assertIn(b"txbittorrent / libtorrent (RC4)", stdout)
+        with open(out) as f:
+            report = json.load(f)
+        download = report["download"]
+        self.assertEqual(list(download["results"]), ["txbittorrent+rc4", "libtorrent+rc4"])
+        for name, runs in download["results"].items():
+            self.assertEqual([r["verified"] for r in runs], [True], name)
+        self.assertIsNotNone(
+            download["rc4_ratios"]["txbittorrent / libtorrent (RC4)"]["mb_s"])
