@@ -23,7 +23,8 @@ read:
 running and listening), the first line that shows data arriving (progress
 above 0 or a download rate above 0: Transmission updates both about once a
 second), the first ``Progress: 100.0%`` line, and completion (the log line
-above, or failing that the first ``Seeding`` line).  ``TransmissionLeecher``
+above, or failing that the first ``Seeding`` line); and whether it logged
+that it could not bind its port (it then runs on, reachable by no one).  ``TransmissionLeecher``
 owns the process (``start``, ``follow`` until a moment is reached or a
 deadline passes, ``stop``).
 """
@@ -44,6 +45,7 @@ from bench._common import LOOPBACK, _die_with_parent
 
 EXECUTABLE = "transmission-cli"
 COMPLETE_LOG = 'State changed from "Incomplete" to "Complete"'
+BIND_ERROR_LOG = "Couldn't bind port"
 _STATUS = re.compile(
     r"Progress: (?P<percent>[0-9.]+)%, dl from (?P<from>\d+) of (?P<of>\d+) peers "
     r"\((?P<rate>[0-9.]+) (?P<unit>[kMGT]B)/s\)")
@@ -109,6 +111,8 @@ class Timeline:
     """The ``Complete`` log line, or failing that the first ``Seeding`` line."""
     complete_logged: str | None = None
     """The time stamp Transmission wrote on its ``Complete`` log line."""
+    bind_error: str | None = None
+    """Its log line saying it could not listen on its port (it runs on regardless)."""
     last: Status | None = None
     lines: int = 0
 
@@ -130,6 +134,8 @@ class Timeline:
 
     def log(self, line: str, at: float) -> None:
         """Take in one log line read at ``at``."""
+        if BIND_ERROR_LOG in line and self.bind_error is None:
+            self.bind_error = line
         if COMPLETE_LOG in line:
             self.complete = at if self.complete is None else min(self.complete, at)
             if line.startswith("[") and "]" in line:

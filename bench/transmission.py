@@ -14,12 +14,14 @@ in its log; nothing outside the machine is ever contacted).  Each run then
 lets each seeder serve one Transmission leecher, in the reverse order every
 other run, after the same pause (``--settle``):
 
-1. the seeder starts in a process of its own (``bench._transmission_seeders``:
+1. a fresh ``transmission-cli`` starts with a fresh configuration directory
+   and an empty download directory (``bench._transmission_leecher``), and
+   the benchmark waits for its first status line (its torrent runs); if it
+   logs that it could not bind its port (taken meanwhile by some other
+   process), it is started again on another;
+2. the seeder starts in a process of its own (``bench._transmission_seeders``:
    ours a ``Torrent``, libtorrent a local-only session, both plaintext and
    TCP) and verifies the data before anything is timed;
-2. a fresh ``transmission-cli`` starts with a fresh configuration directory
-   and an empty download directory (``bench._transmission_leecher``), and
-   the benchmark waits for its first status line (its torrent runs);
 3. the seeder is told to dial it (Transmission 3.00 ignores loopback peers
    from a tracker) and reports the moment; the benchmark reads
    Transmission's status lines and log live, stamping each as it arrives,
@@ -95,25 +97,45 @@ def _cpu_delta(after: float | None, before: float | None) -> float | None:
     return None if after is None or before is None else after - before
 
 
+def start_transmission(work: str, torrent: str, pids: list[int],
+                       attempts: int = 3) -> TransmissionLeecher:
+    """A running transmission-cli (its first status line read) listening on
+    a port that was free; another port if it logs that it could not bind
+    its own (some other process took it meanwhile), up to ``attempts`` times."""
+    for _ in range(attempts):
+        leecher = TransmissionLeecher(os.path.join(work, "transmission"), torrent, free_port())
+        try:
+            leecher.start()
+            pids.append(leecher.pid)
+            running = leecher.follow("running", 60)
+        except BaseException:
+            leecher.stop()
+            raise
+        if running and leecher.timeline.bind_error is None:
+            return leecher
+        why = leecher.timeline.bind_error or f"Transmission did not start: {leecher.tail()}"
+        leecher.stop()
+        if leecher.timeline.bind_error is None:
+            raise ChildFailed(why)
+        shutil.rmtree(leecher.work, ignore_errors=True)
+    raise ChildFailed(f"Transmission could not listen ({attempts} ports tried): {why}")
+
+
 def run_one(seeder: str, args: argparse.Namespace, root: str, torrent: str, source_dir: str,
             digest: str, n: int) -> Result:
     """One transfer from ``seeder`` ("tx" or "lt") to a fresh Transmission: its raw moments."""
     work = os.path.join(root, f"{seeder}-{n}")
     os.makedirs(work)
     children = Children(work)
-    port = free_port()
-    leecher = TransmissionLeecher(os.path.join(work, "transmission"), torrent, port)
-    raw: Result = {"seeder": seeder}
+    leecher: TransmissionLeecher | None = None
+    raw: Result = {"seeder": seeder, "pids": []}
     try:
-        spec = {"torrent": torrent, "basedir": source_dir, "peer_port": port}
+        leecher = start_transmission(work, torrent, raw["pids"])
+        spec = {"torrent": torrent, "basedir": source_dir, "peer_port": leecher.peer_port}
         seed = children.start(f"{seeder}-seed", "bench.transmission",
                               ["--child", f"{seeder}-seed", "--spec", json.dumps(spec)])
-        raw["pids"] = [seed.pid]
+        raw["pids"].append(seed.pid)
         seed.expect("READY", args.timeout)
-        leecher.start()
-        raw["pids"].append(leecher.pid)
-        if not leecher.follow("running", 60):
-            raise ChildFailed(f"Transmission did not start: {leecher.tail()}")
         time.sleep(args.settle)
         busy0, own0 = machine_busy(), own_usage()["cpu"]
         seed_cpu0, tr_cpu0 = proc_cpu(seed.pid), proc_cpu(leecher.pid)
@@ -145,7 +167,8 @@ def run_one(seeder: str, args: argparse.Namespace, root: str, torrent: str, sour
     except ChildFailed as e:
         raw["note"] = str(e)
     finally:
-        leecher.stop()
+        if leecher is not None:
+            leecher.stop()
         children.finish_all(30)
         if args.keep_logs:
             os.makedirs(args.keep_logs, exist_ok=True)
@@ -153,12 +176,13 @@ def run_one(seeder: str, args: argparse.Namespace, root: str, torrent: str, sour
                 if name.endswith(".log"):
                     shutil.copy(os.path.join(work, name),
                                 os.path.join(args.keep_logs, f"run{n + 1}-{name}"))
-            if os.path.exists(leecher.log_path):
+            if leecher is not None and os.path.exists(leecher.log_path):
                 shutil.copy(leecher.log_path,
                             os.path.join(args.keep_logs, f"run{n + 1}-{seeder}-transmission.log"))
     try:
-        copy = os.path.join(leecher.download_dir, DATA_NAME)
-        raw["matched"] = raw.get("complete") is not None and sha1_file(copy) == digest
+        copy = None if leecher is None else os.path.join(leecher.download_dir, DATA_NAME)
+        raw["matched"] = (raw.get("complete") is not None and copy is not None
+                          and sha1_file(copy) == digest)
         if raw.get("complete") is not None and not raw["matched"] and not raw.get("note"):
             raw["note"] = "Transmission's copy differs from the source"
     finally:

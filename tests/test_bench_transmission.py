@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import socket
 from typing import Any
 
 from twisted.internet import defer
@@ -14,6 +15,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from bench import transmission
 from bench._common import environment
+from bench._common import free_port as _free_port
 from bench._transmission_leecher import (
     Status,
     Timeline,
@@ -78,6 +80,15 @@ class TimelineTests(SynchronousTestCase):
                           timeline.complete), (1.0, 3.0, 5.0, 5.3))
         self.assertEqual(timeline.complete_logged, "2026-12-05 05:07:54.606")
         self.assertEqual(timeline.lines, 6)
+
+    def test_bind_error(self) -> None:
+        """A log line saying it could not bind its port is kept."""
+        timeline = Timeline()
+        text = ("[2026-12-05 05:20:12.933] Couldn't bind port 48087 on 127.0.0.1: Address "
+                "already in use (Is another copy of Transmission already running?)")
+        timeline.log(text, 1.0)
+        self.assertEqual(timeline.bind_error, text)
+        self.assertIsNone(timeline.complete)
 
     def test_seeding_without_log(self) -> None:
         """Without the log line, the first Seeding line is the completion."""
@@ -265,6 +276,53 @@ class ParseArgsTests(SynchronousTestCase):
         with contextlib.redirect_stderr(io.StringIO()) as said:
             self.assertRaises(SystemExit, transmission.parse_args, ["--seeders", "tx,aria2"])
         self.assertIn("--seeders", said.getvalue())
+
+
+class StartTransmissionTests(SynchronousTestCase):
+    """``start_transmission`` against a real transmission-cli whose port is taken."""
+
+    def setUp(self) -> None:
+        missing = available()
+        if missing:
+            raise SkipTest(missing)
+        self.work = os.path.abspath(self.mktemp())
+        os.makedirs(self.work)
+        self.torrent = os.path.join(self.work, "t.torrent")
+        source = os.path.join(self.work, "source.bin")
+        with open(source, "wb") as f:
+            f.write(b"x" * 65536)
+        from txbittorrent.storage.create import create_torrent
+
+        with open(self.torrent, "wb") as f:
+            f.write(create_torrent(source, trackers=["http://127.0.0.1:9/announce"],
+                                   created_by=None))
+        self.taken = socket.socket()
+        self.addCleanup(self.taken.close)
+        self.taken.bind(("127.0.0.1", 0))
+        self.taken.listen()
+        self.ports: list[int] = []
+        self.patch(transmission, "free_port", lambda: self.ports.pop(0))
+
+    def test_another_port(self) -> None:
+        """Its port taken, Transmission is started again on another one."""
+        taken, free = self.taken.getsockname()[1], _free_port()
+        self.ports[:] = [taken, free]
+        pids: list[int] = []
+        leecher = transmission.start_transmission(self.work, self.torrent, pids)
+        self.addCleanup(leecher.stop)
+        self.assertEqual((leecher.peer_port, len(pids)), (free, 2))
+        self.assertIsNone(leecher.timeline.bind_error)
+        self.assertRaises(ProcessLookupError, os.kill, pids[0], 0)
+
+    def test_gives_up(self) -> None:
+        """Every port taken: a failure that says so, no process left."""
+        self.ports[:] = [self.taken.getsockname()[1]] * 2
+        pids: list[int] = []
+        error = self.assertRaises(transmission.ChildFailed, transmission.start_transmission,
+                                  self.work, self.torrent, pids, attempts=2)
+        self.assertIn("could not listen (2 ports tried)", str(error))
+        for pid in pids:
+            self.assertRaises(ProcessLookupError, os.kill, pid, 0)
 
 
 class BenchTransmissionTinyTests(BenchRunCase):
