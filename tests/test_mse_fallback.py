@@ -167,15 +167,16 @@ class ConnectionsTests(SynchronousTestCase):
     """The swarm's side: a retry reason is not a failure."""
 
     def test_retry_not_counted(self) -> None:
-        """The address is due again at once, with no failure counted."""
+        """The address is due again at once, with no failure counted, and
+        the swarm is asked to top up soon."""
         book = AddressBook(10, (10.0, 30.0), 10.0)
         book.add([ADDRESS], "tracker")
         connections = Connections(book, Any, OUR_ID, SwarmConfig(), {}, {})  # type: ignore[arg-type]
         book.connecting(ADDRESS, 0.0)
-        connections.failed(ADDRESS, f"{ENCRYPTION_RETRY}: dropped", 1.0)
+        self.assertTrue(connections.failed(ADDRESS, f"{ENCRYPTION_RETRY}: dropped", 1.0))
         self.assertEqual(list(book.due(1.0)), [ADDRESS])
         book.connecting(ADDRESS, 1.0)
-        connections.failed(ADDRESS, "dropped", 2.0)
+        self.assertFalse(connections.failed(ADDRESS, "dropped", 2.0))
         self.assertEqual(list(book.due(2.0)), [])
 
 

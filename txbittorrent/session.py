@@ -56,8 +56,14 @@ encrypted dial before its DH key (MSE step 2) is remembered the other way.
 The memory (``_dial_methods``) is an LRU of ``FALLBACK_MEMORY`` addresses.
 The attempt still ends in ``connect_failed``; when the address was not
 remembered before, the reason starts with ``peer.mse.ENCRYPTION_RETRY``,
-which tells the swarm to redial at its next top-up rather than after its
-backoff (once: a peer that drops both methods backs off as usual).
+which tells the swarm to redial on the next reactor turn rather than after
+its backoff (once: a peer that drops both methods backs off as usual).
+Measured against libtorrent 2.1 on loopback (from ``add_peers`` to the
+accepted handshake): plain first connects to a default libtorrent in
+1.0-1.4 ms (encrypted first: 2.0-3.0 ms, one more round trip and the DH
+work) and to one with encryption forced in 2.3-3.3 ms, the dropped dial
+included (encrypted first: 1.9-2.4 ms); most peers accept plain, hence
+plain first.  On a real network the difference is a round trip either way.
 
 Our own address: ``connect`` refuses an address whose port is one of ours
 and whose host is loopback, unspecified, or an interface we bound.  Our LAN

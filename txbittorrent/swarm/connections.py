@@ -19,7 +19,8 @@ each step of a connection's life:
   an outgoing attempt (``refused``, ``connected``, ``failed``) and of a
   connection that ends (``lost``; a failure whose reason starts with
   ``peer.mse.ENCRYPTION_RETRY`` is not counted: the session asks for a
-  redial with the other encryption method at the next top-up); an incoming peer's listening port from
+  redial with the other encryption method, which the swarm makes on the
+  next reactor turn); an incoming peer's listening port from
   its extension handshake goes into the book as connected (``listening``),
   so that we do not dial it as well.
 * Bans: a piece that fails its hash check charges its senders (``charge``):
@@ -91,17 +92,18 @@ class Connections:
             if room <= 0:
                 break
 
-    def failed(self, address: Address, reason: str, now: float) -> None:
-        """An outgoing attempt failed before the handshake."""
+    def failed(self, address: Address, reason: str, now: float) -> bool:
+        """An outgoing attempt failed before the handshake; whether to top up
+        soon (the session asks to redial with the other MSE method)."""
         if reason == SELF_CONNECTION:
             self._book.forget_own(address)
-            return
+            return False
         if reason.startswith(ENCRYPTION_RETRY):
-            # The session will dial the other MSE method: at the next top-up,
-            # not after a backoff (it says so once per address).
+            # Not a failure: due again at once (the session says so once per address).
             self._book.not_started(address)
-            return
+            return True
         self._book.failed(address, now)
+        return False
 
     # -- admission -------------------------------------------------------------------
 

@@ -593,7 +593,9 @@ class Swarm:
             self._rechoke()  # its upload slot is free now
 
     def connect_failed(self, address: Address, reason: str) -> None:
-        self._connections.failed(address, reason, self._clock.seconds())
+        if self._connections.failed(address, reason, self._clock.seconds()):
+            # Redial with the other MSE method now, once the link is gone.
+            self._clock.callLater(0, self._top_up)
 
     def peer_writable(self, link: PeerLink) -> None:
         """Optional, beyond ``PeerHost``: the link's unwritten bytes went down
