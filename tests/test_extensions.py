@@ -422,3 +422,26 @@ class ExtensionsTests(SynchronousTestCase):
         """A second plug-in of the same name is refused."""
         d = Dispatch()
         self.assertRaises(ValueError, d.extensions.register, FakePlugin(b"ut_pex"))
+
+
+class DeferredSetupTests(SynchronousTestCase):
+    """Extensions.defer: the plug-ins are made when first needed."""
+
+    def test_made_on_first_need(self) -> None:
+        """The setup runs once, when the handshake (or a plug-in) is first
+        asked for; ticks and lost peers before that need none."""
+        extensions = Extensions()
+        made: list[FakePlugin] = []
+
+        def setup() -> None:
+            plugin = FakePlugin(b"ut_fake", {b"x": 1})
+            made.append(plugin)
+            extensions.register(plugin)
+
+        extensions.defer(setup)
+        extensions.tick(1.0)
+        self.assertEqual(made, [])
+        self.assertEqual(extensions.handshake(), {b"m": {b"ut_fake": 1}, b"x": 1})
+        self.assertIn(b"ut_fake", extensions)
+        self.assertIs(extensions[b"ut_fake"], made[0])
+        self.assertEqual(len(made), 1)

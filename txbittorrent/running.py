@@ -156,21 +156,25 @@ class RunningTorrent:
         run = cls(host, session, own_session, clock, trackers, observer)
         swarm = run.swarm
         swarm.listen_port = session.port
-        context = PluginContext(
-            info_hash=host.info_hash,
-            config=host.config,
-            clock=clock,
-            rng=host.rng,
-            extensions=swarm.extensions,
-            live_peers=swarm.live_peers,
-            add_peers=swarm.add_peers,
-            info_bytes=host.info_bytes,
-            metadata_received=host.metadata_received,
-            private=lambda: host.private,
-            ban=swarm.ban,
-        )
-        for extension in host.make_extensions(context):
-            swarm.extensions.register(extension)
+
+        def plug_ins() -> None:
+            context = PluginContext(
+                info_hash=host.info_hash,
+                config=host.config,
+                clock=clock,
+                rng=host.rng,
+                extensions=swarm.extensions,
+                live_peers=swarm.live_peers,
+                add_peers=swarm.add_peers,
+                info_bytes=host.info_bytes,
+                metadata_received=host.metadata_received,
+                private=lambda: host.private,
+                ban=swarm.ban,
+            )
+            for extension in host.make_extensions(context):
+                swarm.extensions.register(extension)
+
+        swarm.extensions.defer(plug_ins)  # made with the first peer
         if data is not None:
             run.attach_data(data)
         run.use_dht()

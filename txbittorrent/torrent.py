@@ -516,7 +516,9 @@ class Torrent(TorrentAccessors, TorrentStreaming):
 
     def make_extensions(self, context: PluginContext) -> list[PeerExtension]:
         """The BEP 10 plug-ins of this torrent's swarm (override to add or
-        leave out some): ``swarm.plugins.builtin_extensions`` by default."""
+        leave out some): ``swarm.plugins.builtin_extensions`` by default.
+        Called when the running swarm first needs them (its first peer),
+        not at ``start``."""
         return builtin_extensions(context)
 
     def metadata_received(self, info_bytes: bytes) -> None:

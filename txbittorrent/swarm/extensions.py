@@ -129,19 +129,38 @@ class Extensions:
     """The plug-ins of one swarm and their dispatch; see the module docstring."""
 
     def __init__(self) -> None:
-        self.registry = ExtensionRegistry()
+        self._registry = ExtensionRegistry()
         self._plugins: dict[bytes, PeerExtension] = {}
         self._stopped = False
+        self._setup: Callable[[], object] | None = None
+
+    def defer(self, setup: Callable[[], object]) -> None:
+        """Have ``setup`` (which registers the plug-ins) run when they are
+        first needed: a peer's session is made, or someone asks after a
+        plug-in.  A swarm that never sees a peer (most of a big session's)
+        then never makes its plug-ins."""
+        self._setup = setup
+
+    def _ready(self) -> None:
+        setup, self._setup = self._setup, None
+        if setup is not None:
+            setup()
+
+    @property
+    def registry(self) -> ExtensionRegistry:
+        self._ready()
+        return self._registry
 
     def register(self, extension: PeerExtension) -> int:
         """Add a plug-in (before any connection is made: sessions built
         earlier announce the handshake of their time); return our id for it."""
         name = as_name(extension.name)
-        local_id = self.registry.register(name, extension.handshake_fields())
+        local_id = self._registry.register(name, extension.handshake_fields())
         self._plugins[name] = extension
         return local_id
 
     def __getitem__(self, name: bytes | str) -> PeerExtension:
+        self._ready()
         return self._plugins[as_name(name)]
 
     def __contains__(self, name: object) -> bool:
@@ -151,7 +170,7 @@ class Extensions:
         """Our extension handshake: ``m`` and each plug-in's current fields
         (bytes keys; typed as ``PeerSession``'s ``extension_handshake`` takes
         them, so the swarm can add ``"v"`` and the like to it)."""
-        registry = self.registry
+        registry = self.registry  # (the plug-ins are made now if they were not)
         for name, plugin in self._plugins.items():
             registry.set_fields(name, plugin.handshake_fields())
         payload: dict[bytes | str, Any] = {}
@@ -191,6 +210,7 @@ class Extensions:
         ``ExtensionError`` if one fails: close the peer."""
         if self._stopped or not peer.connected:
             return
+        self._ready()
         for name, plugin in list(self._plugins.items()):
             self._call(peer, name, plugin.on_handshake, payload)
 
@@ -201,6 +221,7 @@ class Extensions:
         name = event.name
         if name is None or self._stopped or not peer.connected:
             return
+        self._ready()
         plugin = self._plugins.get(name)
         if plugin is not None:
             self._call(peer, name, plugin.on_message, event.payload)
