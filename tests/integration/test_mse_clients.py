@@ -4,9 +4,10 @@
   handshake) downloads from our seeder, found through our tracker: with
   plaintext allowed after the handshake, and with ``--bt-min-crypto-level
   =arc4`` (RC4 only).  An aria2c seeder requiring encryption is dialled by
-  our leecher with encryption forced.
+  our leecher with encryption forced, and by our default ("enabled")
+  leecher, whose plain dial it drops: the encrypted redial follows at once.
 * Transmission (Debian's ``transmission-cli`` 3.00) with encryption
-  required seeds; our leecher with encryption forced dials it.
+  required seeds; our leechers with encryption forced and enabled dial it.
   Transmission never dials 127.x peers it hears of, so only this direction.
 
 Every child process is killed in cleanup, every wait has a deadline, and
@@ -147,9 +148,17 @@ class Aria2Tests(ClientsBase):
         seen = yield self.seed_to_aria2("enabled", ["--bt-min-crypto-level=arc4"])
         self.assertEqual(seen, {(CRYPTO_RC4, True)})
 
-    @inlineCallbacks
     def test_forced_leecher_from_aria2(self) -> Any:
         """Our forced leecher dials an aria2c seeder requiring encryption."""
+        return self.leech_from_aria2("forced")
+
+    def test_enabled_leecher_from_aria2(self) -> Any:
+        """Our default leecher reaches an aria2c seeder requiring encryption:
+        its plain dial is dropped, and it redials encrypted (RC4) at once."""
+        return self.leech_from_aria2("enabled")
+
+    @inlineCallbacks
+    def leech_from_aria2(self, mode: str) -> Any:
         raw, torrent_path = self.make_torrent()
         port = free_port()
         argv = aria2_command(torrent_path, self.path("seed"), port,
@@ -158,7 +167,7 @@ class Aria2Tests(ClientsBase):
         proc = start_process(self, argv, os.path.join(self.root, "aria2.log"))
         yield wait_until(lambda: "SEED" in self.log_tail("aria2.log") or self.listening(port),
                          WAIT, "aria2c to seed", lambda: self.log_tail("aria2.log"))
-        leecher, seen = self.our_torrent(raw, self.path("leech"), "forced")
+        leecher, seen = self.our_torrent(raw, self.path("leech"), mode)
         yield leecher.start()
         leecher.add_peers([(LOOPBACK, port)])
         yield wait_until(lambda: leecher.complete, WAIT, "our download",
@@ -175,16 +184,25 @@ class Aria2Tests(ClientsBase):
 
 
 class TransmissionTests(ClientsBase):
-    """Transmission with encryption required seeds to our forced leecher."""
+    """Transmission with encryption required seeds to our forced and our
+    default leechers."""
 
     def setUp(self) -> None:
         if TRANSMISSION is None:
             raise SkipTest("transmission-cli is not installed (apt-get install transmission-cli)")
         super().setUp()
 
-    @inlineCallbacks
     def test_forced_leecher_from_transmission(self) -> Any:
         """Our forced leecher downloads from Transmission requiring encryption, over RC4."""
+        return self.leech_from_transmission("forced")
+
+    def test_enabled_leecher_from_transmission(self) -> Any:
+        """Our default leecher downloads from Transmission requiring
+        encryption: plain dial dropped, encrypted redial (RC4)."""
+        return self.leech_from_transmission("enabled")
+
+    @inlineCallbacks
+    def leech_from_transmission(self, mode: str) -> Any:
         raw, torrent_path = self.make_torrent()
         config_dir = self.path("transmission")
         port = free_port()
@@ -206,7 +224,7 @@ class TransmissionTests(ClientsBase):
             os.path.join(self.root, "transmission.log"))
         yield wait_until(lambda: "Seeding" in self.log_tail("transmission.log"), WAIT,
                          "Transmission to seed", lambda: self.log_tail("transmission.log"))
-        leecher, seen = self.our_torrent(raw, self.path("leech"), "forced")
+        leecher, seen = self.our_torrent(raw, self.path("leech"), mode)
         yield leecher.start()
         leecher.add_peers([(LOOPBACK, port)])
         yield wait_until(lambda: leecher.complete, WAIT, "our download",
