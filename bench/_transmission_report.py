@@ -18,11 +18,16 @@ from bench._common import GiB, Result, median, ratio, spread
 SEEDERS = {"tx": "txbittorrent", "lt": "libtorrent"}
 FIGURES = (
     "mb_s", "data_seconds", "connect_seconds", "wait_seconds", "seeder_data_seconds",
-    "seeder_cpu", "cpu_s_per_gib", "transmission_cpu", "others_cpu_share",
+    "seeder_cpu", "seeder_data_cpu", "cpu_s_per_gib", "transmission_cpu", "others_cpu_share",
 )
 """The figures whose medians and spreads are reported."""
 VERDICTS = {"mb_s": "higher", "cpu_s_per_gib": "lower"}
 """The figures ours is judged on against libtorrent's, and which way is better."""
+STATUS_INTERVAL = 0.2
+"""Seconds between Transmission's status lines: how late the first-data
+moment may be seen, so the least difference in byte-done that counts."""
+CPU_TICK = 0.01
+"""The resolution of /proc's CPU seconds."""
 MIN_RUNS = 3
 """Verified runs each side needs before a verdict (a spread of one run says nothing)."""
 
@@ -50,7 +55,9 @@ def figures(raw: Result, size: int) -> Result:
         data_seconds=data,
         mb_s=size / 1e6 / data if data > 0 else None,
         seeder_cpu=raw.get("seeder_cpu"),
-        cpu_s_per_gib=None if raw.get("seeder_cpu") is None else raw["seeder_cpu"] / (size / GiB),
+        seeder_data_cpu=raw.get("seeder_data_cpu"),
+        cpu_s_per_gib=(None if raw.get("seeder_data_cpu") is None
+                       else raw["seeder_data_cpu"] / (size / GiB)),
         transmission_cpu=raw.get("transmission_cpu"),
         others_cpu_share=raw.get("others_cpu_share"),
     )
@@ -71,11 +78,28 @@ def spreads(results: dict[str, list[Result]]) -> dict[str, dict[str, tuple[float
             for name, runs in results.items()}
 
 
+def _resolution(figure: str, results: dict[str, list[Result]], a: str, b: str) -> float:
+    """The least difference in ``figure`` the measurement can tell: for MB/s
+    the status lines' interval on byte-done, for CPU s/GiB two /proc ticks
+    (at the medians of both sides' verified runs)."""
+    runs = [r for name in (a, b) for r in results.get(name, []) if r["verified"]]
+    if figure == "mb_s":
+        rates = [(r["mb_s"], r["data_seconds"]) for r in runs
+                 if r.get("mb_s") and r.get("data_seconds")]
+        return max((mb * STATUS_INTERVAL / seconds for mb, seconds in rates), default=0.0)
+    if figure == "cpu_s_per_gib":
+        per_gib = [r["cpu_s_per_gib"] / r["seeder_data_cpu"] for r in runs
+                   if r.get("cpu_s_per_gib") and r.get("seeder_data_cpu")]
+        return max((2 * CPU_TICK * k for k in per_gib), default=0.0)
+    return 0.0
+
+
 def verdicts(results: dict[str, list[Result]], a: str = "tx", b: str = "lt") -> dict[str, Any]:
     """Per figure of ``VERDICTS``: the ratio of the medians a / b, the
-    widest spread, and "better", "worse" or "no difference" (when the
-    wider of the two min-max spreads covers the difference of the medians;
-    no verdict with fewer than ``MIN_RUNS`` verified runs a side)."""
+    margin, and "better", "worse" or "no difference" (when the
+    wider of the two min-max spreads, or the measurement's resolution if
+    larger, covers the difference of the medians; no verdict with fewer
+    than ``MIN_RUNS`` verified runs a side)."""
     out: dict[str, Any] = {}
     for figure, better in VERDICTS.items():
         xs = [r[figure] for r in results.get(a, []) if r["verified"] and r.get(figure) is not None]
@@ -86,14 +110,15 @@ def verdicts(results: dict[str, list[Result]], a: str = "tx", b: str = "lt") -> 
         mx, my = median(xs), median(ys)
         sx, sy = spread(xs), spread(ys)
         assert mx is not None and my is not None and sx is not None and sy is not None
-        widest = max(sx[1] - sx[0], sy[1] - sy[0])
+        widest = max(sx[1] - sx[0], sy[1] - sy[0], _resolution(figure, results, a, b))
+        # (the margin: a difference within it is no difference)
         if min(len(xs), len(ys)) < MIN_RUNS:
             word = f"fewer than {MIN_RUNS} runs: no verdict"
         elif abs(mx - my) <= widest:
             word = "no difference"
         else:
             word = "better" if (mx > my) == (better == "higher") else "worse"
-        out[figure] = {"ratio": ratio(mx, my), "widest_spread": widest, "verdict": word}
+        out[figure] = {"ratio": ratio(mx, my), "margin": widest, "verdict": word}
     return out
 
 
@@ -176,7 +201,8 @@ def table(report: dict[str, Any]) -> str:
         "second) to its Complete log line; sbyte-done: the seeder's first payload byte sent to",
         "complete; conn-done: the seeder's dial to complete (wait: dial to first data; a new",
         "peer waits for Transmission's rechoke, every 10 s); CPU s: the seeder's, dial to",
-        "complete (/proc); Tr: Transmission's; others: the share of the machine's CPU that",
+        "complete (/proc); CPU s/GiB: the seeder's from its first byte to complete; Tr CPU s:",
+        "Transmission's, dial to complete; others: the share of the machine's CPU that",
         "processes not ours took meanwhile",
     ]
     return "\n".join(lines)

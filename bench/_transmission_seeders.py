@@ -11,7 +11,7 @@ pid, and waits.  On ``go`` it dials Transmission at ``spec["peer_port"]`` on
 the seeder must dial), says ``DIALLED`` with the moment (``time.monotonic()``:
 one clock for every process of the machine), then watches its own payload
 upload counter every 10 ms until it moves and says ``FIRST`` with that
-moment: the seeder's view of the first byte.  On ``stop`` (or end of file on
+moment and its own CPU seconds so far: the seeder's view of the first byte.  On ``stop`` (or end of file on
 stdin) it says ``STATUS`` with the payload bytes it sent and exits.
 
 Both seeders dial in plain text: ours with the default settings (encryption
@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 from bench._common import LOOPBACK, LT_LOCAL_SETTINGS, LineReader
-from bench._procs import Commands, emit, run_twisted_child
+from bench._procs import Commands, emit, own_cpu, run_twisted_child
 
 POLL = 0.01
 """Seconds between two looks at the seeder's upload counter, until it moves."""
@@ -63,7 +63,7 @@ async def _tx_seed(reactor: Any, spec: dict[str, Any]) -> None:
 
         def look() -> None:
             if torrent.uploaded > 0 and not first.called:
-                emit("FIRST", at=time.monotonic())
+                emit("FIRST", at=time.monotonic(), cpu=own_cpu())
                 first.callback(None)
 
         poller = LoopingCall(look)
@@ -120,7 +120,7 @@ def lt_seed(spec: dict[str, Any]) -> None:
             if line == b"stop" or commands.eof:
                 break
             if not first and handle.status().total_payload_upload > 0:
-                emit("FIRST", at=time.monotonic())
+                emit("FIRST", at=time.monotonic(), cpu=own_cpu())
                 first = True
         emit("STATUS", uploaded=handle.status().total_payload_upload)
         session.remove_torrent(handle)

@@ -159,9 +159,11 @@ def run_one(seeder: str, args: argparse.Namespace, root: str, torrent: str, sour
             raw["note"] = (f"Transmission did not complete in {args.timeout:.0f} s (last status: "
                            f"{last.percent if last else '?'}%)")
         try:
-            raw["seeder_first"] = seed.expect("FIRST", 2)["at"]
+            first = seed.expect("FIRST", 2)
         except ChildFailed:
-            raw["seeder_first"] = None
+            first = {}
+        raw["seeder_first"] = first.get("at")
+        raw["seeder_data_cpu"] = _cpu_delta(seed_cpu1, first.get("cpu"))
         seed.send("stop")
         raw["uploaded"] = seed.expect("STATUS", 30).get("uploaded")
     except ChildFailed as e:

@@ -162,7 +162,8 @@ def raw_run(seeder: str = "tx", **changes: Any) -> dict[str, Any]:
     """A run's raw moments: dialled at 10 s, data at 15 s, complete at 19 s."""
     raw: dict[str, Any] = {
         "seeder": seeder, "dialled": 10.0, "first_data": 15.0, "complete": 19.0,
-        "seeder_first": 14.5, "matched": True, "seeder_cpu": 1.0, "transmission_cpu": 2.0,
+        "seeder_first": 14.5, "matched": True, "seeder_cpu": 1.0, "seeder_data_cpu": 0.5,
+        "transmission_cpu": 2.0,
         "others_cpu_share": 0.05, "pids": [1, 2],
     }
     raw.update(changes)
@@ -173,7 +174,8 @@ class FiguresTests(SynchronousTestCase):
     """``figures``: a run's moments become its figures."""
 
     def test_verified(self) -> None:
-        """MB/s over first data to complete; the waits; CPU per GiB."""
+        """MB/s over first data to complete; the waits; CPU per GiB from
+        the seeder's first byte."""
         got = figures(raw_run(), 128 * MiB)
         self.assertTrue(got["verified"])
         self.assertAlmostEqual(got["data_seconds"], 4.0)
@@ -181,7 +183,8 @@ class FiguresTests(SynchronousTestCase):
         self.assertAlmostEqual(got["connect_seconds"], 9.0)
         self.assertAlmostEqual(got["wait_seconds"], 5.0)
         self.assertAlmostEqual(got["seeder_data_seconds"], 4.5)
-        self.assertAlmostEqual(got["cpu_s_per_gib"], 8.0)
+        self.assertAlmostEqual(got["seeder_cpu"], 1.0)
+        self.assertAlmostEqual(got["cpu_s_per_gib"], 4.0)
 
     def test_mismatch_fails(self) -> None:
         """A copy that differs from the source: not verified, no figures."""
@@ -224,6 +227,14 @@ class VerdictTests(SynchronousTestCase):
         got = verdicts(res)
         self.assertEqual(got["mb_s"]["verdict"], "better")
         self.assertEqual(got["cpu_s_per_gib"]["verdict"], "worse")
+
+    def test_within_resolution(self) -> None:
+        """Runs that agree to the hundredth but differ by less than a status
+        line's interval in byte-done: no difference."""
+        got = verdicts(results([18.0, 18.0, 18.0], [17.8, 17.8, 17.8]))
+        self.assertAlmostEqual(got["mb_s"]["ratio"], 18.0 / 17.8)
+        self.assertEqual(got["mb_s"]["verdict"], "no difference")
+        self.assertGreater(got["mb_s"]["margin"], 0.2)
 
     def test_too_few_runs(self) -> None:
         """Under three verified runs a side: a ratio, but no verdict."""
