@@ -91,6 +91,21 @@ class LinkHookTests(SynchronousTestCase):
         lost(link)
         self.assertEqual(self.asked, [(link, True)])
 
+    def test_plain_reply_to_encrypted(self) -> None:
+        """A plain handshake in reply to our encrypted one (a peer without
+        MSE that writes first) closes the link and asks the fallback, in
+        pieces too."""
+        link = self.encrypted()
+        reply = b"\x13BitTorrent protocol" + bytes(48)
+        link.dataReceived(reply[:7])
+        self.assertFalse(self.transport.disconnecting)
+        link.dataReceived(reply[7:])
+        self.assertTrue(self.transport.disconnecting)
+        self.assertEqual(self.asked, [(link, True)])
+        lost(link)
+        self.assertEqual(self.asked, [(link, True)])
+        self.assertTrue(self.host.calls[0][2].startswith(ENCRYPTION_RETRY))
+
     def test_encrypted_after_step_2(self) -> None:
         """A peer that sent its key took part in MSE: no fallback."""
         link = self.encrypted()

@@ -683,8 +683,8 @@ class Session:
             memory.popitem(last=False)
         tried = "encrypted" if encrypted else "plaintext"
         if first:
-            return f"{ENCRYPTION_RETRY}: dropped before answering our {tried} handshake"
-        return f"dropped before answering our {tried} handshake"
+            return f"{ENCRYPTION_RETRY}: the peer did not take our {tried} handshake"
+        return f"the peer did not take our {tried} handshake"
 
     def _dial_failed(self, dial: _Dial, reason: str) -> None:
         if dial.done:

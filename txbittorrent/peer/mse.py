@@ -49,8 +49,10 @@ back; an encrypted one: not even its DH key, MSE step 2), whether to try
 the other method next; the callback (the session's memory of such
 addresses) returns the ``connect_failed`` reason, which then starts with
 ``ENCRYPTION_RETRY`` when the swarm should redial soon rather than after
-its backoff.  ``PlainPeerProtocol`` is the plain dial with that hook and
-nothing else (no extra layer on its data path).
+its backoff.  An encrypted dial answered with a plain BitTorrent handshake
+(a peer without MSE that writes first) is closed and reported the same way.
+``PlainPeerProtocol`` is the plain dial with that hook and nothing else (no
+extra layer on its data path).
 """
 
 from __future__ import annotations
@@ -259,6 +261,9 @@ class MSEPeerProtocol(PeerProtocol):
         """The torrent an incoming peer named in its encrypted handshake."""
         self._new_initiator = new_initiator
         self._fallback = fallback
+        self._reply_head: bytes | None = (
+            b"" if fallback is not None and new_initiator is not None else None
+        )
         self._new_responder = new_responder
         self._accept_plain = accept_plain
         self._handshake: MSEInitiator | MSEResponder | None = None
@@ -347,6 +352,14 @@ class MSEPeerProtocol(PeerProtocol):
             return
         if self._closing:
             return
+        head = self._reply_head
+        if head is not None:  # an outgoing link with a fallback: a plain reply?
+            head = self._reply_head = (head + data)[: len(PLAIN_PREFIX)]
+            if head != PLAIN_PREFIX[: len(head)]:
+                self._reply_head = None
+            elif len(head) == len(PLAIN_PREFIX):
+                self._plain_reply()
+                return
         self.bytes_received += len(data)
         handshake = self._handshake
         if handshake is None:
@@ -392,6 +405,14 @@ class MSEPeerProtocol(PeerProtocol):
                 handle.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
             except OSError:
                 pass
+
+    def _plain_reply(self) -> None:
+        """Our encrypted dial was answered with a plain BitTorrent handshake
+        (a peer without MSE that writes first): tell the fallback, and close."""
+        self._reply_head = None
+        fallback = self._fallback
+        why = fallback(self, True) if fallback is not None else None
+        self.close(why or "a plain handshake in reply to our encrypted one")
 
     def _sniff(self, data: bytes) -> MSEResponder | None:
         """Plain or encrypted, from an incoming connection's first bytes:
