@@ -39,11 +39,15 @@ second) to complete ("byte-done"); the headline MB/s is 10**6 bytes over
 byte-done.  The seeder's own first payload byte (its upload counter, looked
 at every 10 ms) is in the JSON as ``seeder_data_seconds`` (its first byte to
 complete).  CPU: the seeder's user+system seconds from the dial to complete
-(``/proc/<pid>/stat``), also per GiB; Transmission's over the same span; the
-share of the machine's CPU that processes not ours took meanwhile.
-Medians over the verified runs with the min-max spread behind each, the
-ratios txbittorrent / libtorrent of MB/s and CPU s/GiB, and "no difference"
-where the wider spread covers the difference (``bench._transmission_report``).
+(``/proc/<pid>/stat``), and per GiB from its first payload byte to complete
+(its own ``getrusage`` at the first byte: the wait for Transmission's
+rechoke and the seeder's 10 ms looks at its counter left out);
+Transmission's from the dial to complete; the share of the machine's CPU
+that processes not ours took meanwhile.  Medians over the verified runs
+with the min-max spread behind each, the ratios txbittorrent / libtorrent
+of MB/s and CPU s/GiB, and "no difference" where the wider spread (or the
+measurement's resolution) covers the difference
+(``bench._transmission_report``).
 """
 
 from __future__ import annotations
