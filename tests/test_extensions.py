@@ -25,7 +25,7 @@ from txbittorrent.core.wire.extensions import (
     merge_peer_extensions,
     parse_extension_handshake,
 )
-from txbittorrent.core.wire.session import PeerSession
+from txbittorrent.core.wire.session import MAX_PEER_REQUESTS, PeerSession
 from txbittorrent.errors import LocalProtocolError, RemoteProtocolError
 from txbittorrent.swarm.extensions import ExtensionError, ExtensionPeer, Extensions
 
@@ -297,7 +297,7 @@ class ExtensionsTests(SynchronousTestCase):
     def test_handshake_to_every_plugin(self) -> None:
         """The peer's extension handshake reaches every plug-in with its payload."""
         d = Dispatch()
-        payload = {b"m": REMOTE_M, b"v": b"LT 2.0", b"reqq": 500}
+        payload = {b"m": REMOTE_M, b"v": b"LT 2.0", b"reqq": MAX_PEER_REQUESTS}
         self.assertEqual(d.conn.handshake_events, [ExtensionHandshake(payload)])
         self.assertEqual(d.metadata.calls, [("handshake", payload)])
         self.assertEqual(d.pex.calls, [("handshake", payload)])
