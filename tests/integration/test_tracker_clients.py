@@ -31,6 +31,7 @@ from txbittorrent.storage.create import create_torrent
 from txbittorrent.testing import make_files, same_files
 
 UDP_LOOPBACK = "127.0.0.31"
+UDP_HOSTS = {"test_aria2_udp": "127.0.0.32"}
 """This module's UDP tracker address (see ``TrackerChild``)."""
 
 class TrackerClientsTests(TestCase):
@@ -42,7 +43,12 @@ class TrackerClientsTests(TestCase):
         ltutil.skip_without_libtorrent()
         self.root = os.path.abspath(self.mktemp())
         os.makedirs(self.root)
-        self.tracker = TrackerChild(self, self.root, UDP_LOOPBACK)
+        # libtorrent keeps a UDP tracker's connection id per tracker IP for a
+        # minute across the sessions of this process: a test whose libtorrent
+        # seeder announces over UDP gets a loopback address of its own, or
+        # the next test's tracker (another secret) would refuse that id.
+        udp_host = UDP_HOSTS.get(self._testMethodName, UDP_LOOPBACK)
+        self.tracker = TrackerChild(self, self.root, udp_host)
         self.http_port = self.tracker.http_port
         self.http_url, self.udp_url = self.tracker.http_url, self.tracker.udp_url
 
