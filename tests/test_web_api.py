@@ -11,6 +11,7 @@ from collections.abc import Generator
 from typing import Any
 
 from twisted.internet.defer import inlineCallbacks
+from twisted.trial.unittest import SynchronousTestCase
 
 from tests.apicase import BASE32, HASH1, HASH2, MAGNET, ApiCase
 from txbittorrent.web.api import MAX_BODY
@@ -247,3 +248,19 @@ class StoreTests(ApiCase):
         response, _ = yield self.call("DELETE", f"/torrents/{ih}")
         self.assertEqual(response.code, 200)
         self.assertEqual(self.store.torrents(), [])
+
+
+class PeerViewTests(SynchronousTestCase):
+    """The native API's view of one connected peer."""
+
+    def test_encrypted_and_flags(self) -> None:
+        """A peer's view carries its address, flags and whether its link is encrypted."""
+        from txbittorrent.swarm.peerstate import PeerInfo
+        from txbittorrent.web.apiviews import peer_view
+
+        peer = PeerInfo(("127.0.0.1", 6881), b"-LT2010-" + b"a" * 12, "libtorrent 2.1", "DE",
+                        True, 0.5, 1000.0, 0.0, 10, 0, True, True, False, False, False, 3, 0,
+                        encrypted=True)
+        view = peer_view(peer)
+        self.assertEqual((view["host"], view["port"], view["flags"], view["encrypted"]),
+                         ("127.0.0.1", 6881, "DE", True))

@@ -156,6 +156,7 @@ def peer_view(peer: PeerInfo) -> dict[str, Any]:
         "client": peer.client,
         "flags": peer.flags,
         "outgoing": peer.outgoing,
+        "encrypted": peer.encrypted,
         "source": peer.source,
         "progress": peer.progress,
         "download_rate": int(peer.download_rate),
