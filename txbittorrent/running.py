@@ -13,6 +13,11 @@ rounds of get_peers and announce_peer, and the swarm's PORT messages), and
 its timers (resume saves, progress events: ``swarm.timers.PhasedTimer``s,
 which schedule nothing while they have nothing to do).
 
+The HTTP announces of a session's torrents share one
+``tracker.pacing.AnnouncePacer`` (a few dozen in flight, the rest queued),
+so a session starting thousands of torrents does not make thousands of HTTP
+requests in one reactor turn.
+
 It decides nothing about pieces, peers or trackers: the swarm, the
 announcer and the torrent's data do.  ``launch`` builds and starts
 everything; ``stop`` stops it in the reverse order and fires once every
@@ -22,6 +27,7 @@ connection, timer and socket it made is gone.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from weakref import WeakKeyDictionary
 from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred, fail, inlineCallbacks
@@ -35,6 +41,7 @@ from txbittorrent.swarm.plugins import PluginContext
 from txbittorrent.swarm.swarm import Swarm
 from txbittorrent.swarm.timers import PhasedTimer
 from txbittorrent.tracker.announcer import Announcer
+from txbittorrent.tracker.pacing import AnnouncePacer, PacedTracker
 from txbittorrent.core.tracker.announce import AnnounceRequest, AnnounceResponse
 from txbittorrent.tracker.client import HTTPTrackerClient, TrackerConnectionError
 
@@ -124,7 +131,10 @@ class RunningTorrent:
             self,
             clock,
             host.rng,
-            HTTPTrackerClient(reactor=clock, timeout=tracker_cfg.http_timeout),
+            PacedTracker(
+                HTTPTrackerClient(reactor=clock, timeout=tracker_cfg.http_timeout),
+                _pacer(session, clock),
+            ),
             _SessionUDPTracker(session, tracker_cfg.udp_max_n),
             tracker_cfg,
         )
@@ -271,6 +281,18 @@ class RunningTorrent:
         if self.own_session:
             yield self.session.stop()
         return None
+
+
+_PACERS: WeakKeyDictionary[Session, AnnouncePacer] = WeakKeyDictionary()
+"""Each session's HTTP announce pacer (``tracker.pacing``)."""
+
+
+def _pacer(session: Session, clock: Any) -> AnnouncePacer:
+    """The pacer the HTTP announces of ``session``'s torrents share."""
+    pacer = _PACERS.get(session)
+    if pacer is None:
+        pacer = _PACERS[session] = AnnouncePacer(clock)
+    return pacer
 
 
 def _always() -> bool:
