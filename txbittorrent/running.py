@@ -13,10 +13,11 @@ rounds of get_peers and announce_peer, and the swarm's PORT messages), and
 its timers (resume saves, progress events: ``swarm.timers.PhasedTimer``s,
 which schedule nothing while they have nothing to do).
 
-The HTTP announces of a session's torrents share one
-``tracker.pacing.AnnouncePacer`` (a few dozen in flight, the rest queued),
-so a session starting thousands of torrents does not make thousands of HTTP
-requests in one reactor turn.
+The HTTP announces of a session's torrents share one HTTP tracker client
+and one ``tracker.pacing.AnnouncePacer`` (a few dozen in flight, the rest
+queued), so a session starting thousands of torrents does not make
+thousands of web clients, nor thousands of HTTP requests in one reactor
+turn.
 
 It decides nothing about pieces, peers or trackers: the swarm, the
 announcer and the torrent's data do.  ``launch`` builds and starts
@@ -131,10 +132,7 @@ class RunningTorrent:
             self,
             clock,
             host.rng,
-            PacedTracker(
-                HTTPTrackerClient(reactor=clock, timeout=tracker_cfg.http_timeout),
-                _pacer(session, clock),
-            ),
+            _http_tracker(session, clock, tracker_cfg.http_timeout),
             _SessionUDPTracker(session, tracker_cfg.udp_max_n),
             tracker_cfg,
         )
@@ -283,16 +281,24 @@ class RunningTorrent:
         return None
 
 
-_PACERS: WeakKeyDictionary[Session, AnnouncePacer] = WeakKeyDictionary()
-"""Each session's HTTP announce pacer (``tracker.pacing``)."""
+_HTTP: WeakKeyDictionary[Session, dict[float, PacedTracker]] = WeakKeyDictionary()
+"""Each session's HTTP tracker clients, by time-out, behind its pacer."""
 
 
-def _pacer(session: Session, clock: Any) -> AnnouncePacer:
-    """The pacer the HTTP announces of ``session``'s torrents share."""
-    pacer = _PACERS.get(session)
-    if pacer is None:
-        pacer = _PACERS[session] = AnnouncePacer(clock)
-    return pacer
+def _http_tracker(session: Session, clock: Any, timeout: float) -> PacedTracker:
+    """The HTTP tracker client (one web client, not one per torrent) and
+    the announce pacer (``tracker.pacing``) that ``session``'s torrents
+    with this time-out share."""
+    clients = _HTTP.get(session)
+    if clients is None:
+        clients = _HTTP[session] = {}
+    client = clients.get(timeout)
+    if client is None:
+        pacer = next(iter(clients.values())).pacer if clients else AnnouncePacer(clock)
+        client = clients[timeout] = PacedTracker(
+            HTTPTrackerClient(reactor=clock, timeout=timeout), pacer
+        )
+    return client
 
 
 def _always() -> bool:
