@@ -8,6 +8,8 @@ Helpers that need no real client (``wait_until``, ``make_files``,
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import shutil
 import subprocess
@@ -16,6 +18,24 @@ from typing import Any
 from twisted.internet.protocol import Factory, Protocol
 
 ARIA2C = shutil.which("aria2c")
+
+
+def write_transmission_settings(config_dir: str, peer_port: int, encryption: int) -> None:
+    """A Transmission (transmission-cli) settings.json in ``config_dir``: on
+    127.0.0.1/::1 only, no DHT, LPD, PEX, uTP, port forwarding or blocklist,
+    no RPC, no limits; ``encryption`` 0 prefers plaintext, 1 prefers
+    encryption, 2 requires it."""
+    settings = {
+        "dht-enabled": False, "lpd-enabled": False, "pex-enabled": False,
+        "port-forwarding-enabled": False, "utp-enabled": False,
+        "bind-address-ipv4": "127.0.0.1", "bind-address-ipv6": "::1",
+        "peer-port": peer_port, "peer-port-random-on-start": False,
+        "blocklist-enabled": False, "rpc-enabled": False,
+        "speed-limit-up-enabled": False, "ratio-limit-enabled": False,
+        "encryption": encryption,
+    }
+    with open(os.path.join(config_dir, "settings.json"), "w") as f:
+        json.dump(settings, f)
 
 
 def aria2_command(torrent_path: str, directory: str, listen_port: int,

@@ -16,7 +16,6 @@ everything listens on 127.0.0.1.  A test skips when its client is missing.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -26,7 +25,12 @@ from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import SkipTest, TestCase
 
-from tests.integration.engine import ARIA2C, aria2_command, start_process
+from tests.integration.engine import (
+    ARIA2C,
+    aria2_command,
+    start_process,
+    write_transmission_settings,
+)
 from txbittorrent.core.wire.mse import CRYPTO_PLAINTEXT, CRYPTO_RC4
 from txbittorrent.observers import TorrentObserver
 from txbittorrent.session import Session, SessionConfig
@@ -206,17 +210,7 @@ class TransmissionTests(ClientsBase):
         raw, torrent_path = self.make_torrent()
         config_dir = self.path("transmission")
         port = free_port()
-        settings = {
-            "dht-enabled": False, "lpd-enabled": False, "pex-enabled": False,
-            "port-forwarding-enabled": False, "utp-enabled": False,
-            "bind-address-ipv4": LOOPBACK, "bind-address-ipv6": "::1",
-            "peer-port": port, "peer-port-random-on-start": False,
-            "blocklist-enabled": False, "rpc-enabled": False,
-            "speed-limit-up-enabled": False, "ratio-limit-enabled": False,
-            "encryption": 2,
-        }
-        with open(os.path.join(config_dir, "settings.json"), "w") as f:
-            json.dump(settings, f)
+        write_transmission_settings(config_dir, port, 2)
         assert TRANSMISSION is not None
         proc = start_process(
             self, [TRANSMISSION, "-g", config_dir, "-w", self.path("seed"), "-p", str(port),

@@ -27,7 +27,6 @@ binary or library is missing.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import shutil
 import socket
@@ -37,6 +36,7 @@ from typing import Any
 from twisted.trial.unittest import SkipTest, TestCase
 
 from tests.integration import ltutil
+from tests.integration.engine import write_transmission_settings
 from tests.integration.trackerproc import LOOPBACK, SIZES, TrackerChild, free_port
 from txbittorrent.core.bencoding import decode
 from txbittorrent.core.metainfo import parse
@@ -149,17 +149,7 @@ class TransmissionTrackerTests(InteropTestCase):
         config_dir = os.path.join(self.root, "transmission")
         os.makedirs(config_dir)
         port = free_port()
-        settings = {
-            "dht-enabled": False, "lpd-enabled": False, "pex-enabled": False,
-            "port-forwarding-enabled": False, "utp-enabled": False,
-            "bind-address-ipv4": LOOPBACK, "bind-address-ipv6": "::1",
-            "peer-port": port, "peer-port-random-on-start": False,
-            "blocklist-enabled": False, "rpc-enabled": False,
-            "speed-limit-up-enabled": False, "ratio-limit-enabled": False,
-            "encryption": 1,
-        }
-        with open(os.path.join(config_dir, "settings.json"), "w") as f:
-            json.dump(settings, f)
+        write_transmission_settings(config_dir, port, 1)
         assert TRANSMISSION is not None
         proc = self.start_process(
             [TRANSMISSION, "-g", config_dir, "-w", os.path.join(self.root, "seed"),
