@@ -82,9 +82,11 @@ class ChokeTests(SynchronousTestCase):
         self.assertEqual(choke(group, 2, False, optimistic="a"), {"a", "b"})
 
     def test_not_interested(self) -> None:
-        """Peers that are not interested take no slot, however fast."""
+        """Peers that are not interested are given no slot, however fast; one
+        unchoked already keeps its slot only while that slot is spare."""
         group = peers("A B! c d E", down="99119")
-        self.assertEqual(choke(group, 4, False), {"c", "d"})
+        self.assertEqual(choke(group, 4, False), {"b", "c", "d"})
+        self.assertEqual(choke(group, 2, False), {"c", "d"})
 
     def test_seeds_take_no_slot(self) -> None:
         """A peer that is a seed is not unchoked, even if it claims interest."""

@@ -144,7 +144,7 @@ class AcceptanceTests(SynchronousTestCase):
         self.assertEqual(info.address, link.address)
         self.assertEqual(info.client, "Remote 1.0")
         self.assertEqual(info.progress, 0.4)
-        self.assertEqual(info.flags, "DI")
+        self.assertEqual(info.flags, "D?I")  # unchoked at connect, not interested (yet)
         self.assertTrue(info.am_interested)
         self.assertFalse(info.peer_choking)
 
@@ -891,6 +891,33 @@ class ChokeTests(SynchronousTestCase):
         flags = {info.address: info.flags for info in self.h.swarm.peers()}
         for i in best:
             self.assertEqual(flags[self.links[i].address], "DU")
+
+    def test_unchoked_at_connect_while_slots_are_free(self) -> None:
+        """A peer that connects while a slot is free is unchoked at once, in the
+        same write as our bitfield, before it says it is interested; with the
+        slots taken, the next one is not."""
+        h = Harness(self, have=range(5), config=small(unchoke_slots=2))
+        h.swarm.start()
+        first, second, third = h.connect(), h.connect(), h.connect()
+        self.assertEqual([len(link.of(PeerUnchoked)) for link in (first, second, third)],
+                         [1, 1, 0])
+        self.assertEqual(first.sends, 1)
+
+    def test_interest_takes_a_slot_from_an_idle_peer(self) -> None:
+        """With every slot held by peers that are not interested, a peer that
+        becomes interested gets a slot at once and one idle peer is choked;
+        a rechoke leaves idle peers their slots only while they are spare."""
+        h = Harness(self, have=range(5), config=small(unchoke_slots=2))
+        h.swarm.start()
+        idle = [h.connect(), h.connect()]
+        late = h.connect()
+        late.has(Bitfield(5))
+        late.want()
+        self.assertEqual(len(late.of(PeerUnchoked)), 1)
+        self.assertEqual(sum(len(link.of(PeerChoked)) for link in idle), 1)
+        h.clock.advance(10)  # a rechoke: the interested peer and one idle one keep theirs
+        self.assertFalse(late.remote.peer_choking)
+        self.assertEqual(sum(not link.remote.peer_choking for link in idle), 1)
 
     def test_optimistic_rotation(self) -> None:
         """The optimistic unchoke lasts optimistic_interval (30 s), then changes."""

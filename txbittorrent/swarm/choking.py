@@ -8,8 +8,10 @@ a ``PeerStats`` snapshot of each live peer, asks ``OptimisticUnchoke`` for
 the optimistic peer and ``choke`` for the set to unchoke, and writes UNCHOKE
 or CHOKE through the link of each peer whose state changes; a peer choked
 now is no longer stalled in the uploader (its session dropped its queue).
-``interested`` gives a free upload slot at once to a peer that has just
-become interested, rather than at the next round.  While paused nobody is
+``unchoke_on_connect`` unchokes a peer that has just connected if a slot is free,
+and ``interested`` gives a free upload slot at once to a peer that has just
+become interested (a slot held by a peer not interested counts as free),
+rather than at the next round.  While paused nobody is
 unchoked, and a rechoke chokes everyone.
 
 It keeps the optimistic unchoke's state and nothing else: the peers, the
@@ -86,12 +88,34 @@ class Choking:
                 if uploader is not None:
                     uploader.forget(peer)
 
+    def unchoke_on_connect(self, peer: PeerState, peers: Iterable[PeerState], paused: bool) -> bytes:
+        """The UNCHOKE for ``peer``, which has just connected, if a slot is free
+        (counted over all ``peers``): before it says it is interested, as
+        libtorrent does, so a client that sends its requests only on a round
+        of its own (Transmission) sends them with its INTERESTED.  The caller
+        writes it (with the bitfield, in one write); b"" if no slot."""
+        if paused or not peer.session.am_choking:
+            return b""
+        if sum(not p.session.am_choking for p in peers) >= self._config.unchoke_slots:
+            return b""
+        peer.last_unchoked = self._clock.seconds()
+        return peer.session.unchoke()
+
     def interested(self, peer: PeerState, peers: Iterable[PeerState], paused: bool) -> None:
-        """``peer`` became interested: a free upload slot (counted over all
-        ``peers``) goes to it at once."""
+        """``peer`` became interested: a free upload slot goes to it at once.
+        A slot held by a peer that is not interested counts as free: that
+        peer is choked to make room (it asked for nothing)."""
         if paused or not peer.session.am_choking:
             return
-        unchoked = sum(not p.session.am_choking for p in peers)
-        if unchoked < self._config.unchoke_slots:
-            peer.link.send(peer.session.unchoke())
-            peer.last_unchoked = self._clock.seconds()
+        unchoked = [p for p in peers if not p.session.am_choking]
+        busy = sum(p.session.peer_interested for p in unchoked)
+        if busy >= self._config.unchoke_slots:
+            return
+        if len(unchoked) >= self._config.unchoke_slots:
+            idle = next(p for p in unchoked if not p.session.peer_interested)
+            idle.link.send(idle.session.choke())
+        self._unchoke(peer)
+
+    def _unchoke(self, peer: PeerState) -> None:
+        peer.link.send(peer.session.unchoke())
+        peer.last_unchoked = self._clock.seconds()

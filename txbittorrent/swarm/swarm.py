@@ -539,6 +539,8 @@ class Swarm:
             except ValueError:
                 pass
             data += session.send_extension_handshake()
+        if self._have is not None:
+            data += self._choking.unchoke_on_connect(peer, self._peers.values(), self._paused)
         if data:
             link.send(data)
         self._observer.peer_connected(peer.info(now, self.config.rate_window))

@@ -123,7 +123,14 @@ def choke(
     peers: Sequence[PeerStats[K]], slots: int, seeding: bool, optimistic: K | None = None
 ) -> set[K]:
     """The peers to unchoke: at most ``slots``, ``optimistic`` among them if it is
-    an interested peer in ``peers`` (it then takes one of the slots)."""
+    an interested peer in ``peers`` (it then takes one of the slots).
+
+    Slots go to interested peers first; a slot still spare is left to a peer
+    we unchoke already though it is not interested (yet): one unchoked when
+    it connected (``Choking.connected``) stays so until its interest arrives
+    or an interested peer needs the slot, so a client that asks only once it
+    sees an unchoke (Transmission decides its interests on a 10-s round) is
+    not choked again meanwhile."""
     if slots <= 0:
         return set()
     wanting = [p for p in peers if p.peer_interested and not p.is_seed]
@@ -135,6 +142,10 @@ def choke(
         key=lambda p: _rank(p, seeding),
     )
     unchoked.update(p.key for p in ranked[: slots - len(unchoked)])
+    if len(unchoked) < slots:
+        idle = [p.key for p in peers if not p.am_choking and not p.peer_interested
+                and not p.is_seed]
+        unchoked.update(idle[: slots - len(unchoked)])
     return unchoked
 
 
