@@ -19,7 +19,8 @@ from twisted.web.resource import Resource
 
 from tests.webcase import make_pool, open_store, serve, start_session
 from txbittorrent.storage.create import create_torrent
-from txbittorrent.testing import make_files
+from txbittorrent.state import TorrentState
+from txbittorrent.testing import make_files, wait_until
 from txbittorrent.web.auth import Guard
 from txbittorrent.web.manager import TorrentManager
 from txbittorrent.web.transmission import SESSION_ID_HEADER, TransmissionResource
@@ -124,4 +125,7 @@ class TransmissionCase(TestCase):
         added = result["torrent-added"]
         torrent = self.session.get(bytes.fromhex(added["hashString"]))
         yield torrent.when_complete()
+        # Complete can come a turn before the check ends and the state says seeding.
+        yield wait_until(lambda: torrent.state is TorrentState.SEEDING, 30,
+                         "the added torrent to be seeding", lambda: str(torrent.state))
         return added
