@@ -15,7 +15,8 @@ from twisted.web.resource import Resource
 from tests.webcase import WebCase, make_pool, open_store, serve
 from txbittorrent.daemon.store import StateStore
 from txbittorrent.storage.create import create_torrent
-from txbittorrent.testing import make_files
+from txbittorrent.state import TorrentState
+from txbittorrent.testing import make_files, wait_until
 from txbittorrent.web.api import ApiResource
 
 HASH1 = "0123456789abcdef0123456789abcdef01234567"
@@ -70,4 +71,7 @@ class ApiCase(WebCase):
         torrent = self.session.add(raw, basedir=root)
         yield torrent.start()
         yield torrent.when_complete()
+        # Complete can come a turn before the check ends and the state says seeding.
+        yield wait_until(lambda: torrent.state is TorrentState.SEEDING, 30,
+                         "the torrent to be seeding", lambda: str(torrent.state))
         return torrent

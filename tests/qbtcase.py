@@ -18,7 +18,8 @@ from twisted.web.resource import Resource
 
 from tests.webcase import WebCase, make_pool, open_store, serve
 from txbittorrent.storage.create import create_torrent
-from txbittorrent.testing import make_files
+from txbittorrent.state import TorrentState
+from txbittorrent.testing import make_files, wait_until
 from txbittorrent.web.auth import Guard
 from txbittorrent.web.qbt import QbtResource
 
@@ -121,4 +122,7 @@ class QbtCase(WebCase):
         self.assertEqual(text, "Ok.")
         torrent = self.session.torrents()[-1]
         yield torrent.when_complete()
+        # Complete can come a turn before the check ends and the state says seeding.
+        yield wait_until(lambda: torrent.state is TorrentState.SEEDING, 30,
+                         "the torrent to be seeding", lambda: str(torrent.state))
         return torrent
