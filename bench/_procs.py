@@ -382,6 +382,29 @@ async def tx_seed(reactor: Any, spec: dict[str, Any]) -> None:
             await session.stop()
 
 
+def lt_add_seeding(lt: Any, session: Any, torrent: str, basedir: str,
+                   timeout: float) -> tuple[Any, str | None]:
+    """Add the .torrent at ``torrent`` (data in ``basedir``) to a libtorrent
+    ``session``, not auto-managed, and wait until it seeds: (the handle,
+    None), or (the handle, why not) after an error or ``timeout`` s."""
+    params = lt.add_torrent_params()
+    with open(torrent, "rb") as f:
+        params.ti = lt.torrent_info(lt.bdecode(f.read()))
+    params.save_path = basedir
+    params.flags &= ~lt.torrent_flags.auto_managed
+    params.flags &= ~lt.torrent_flags.paused
+    handle = session.add_torrent(params)
+    deadline = time.monotonic() + timeout
+    while not handle.status().is_seeding:
+        status = handle.status()
+        if status.errc.value():
+            return handle, f"libtorrent: {status.errc.message()}"
+        if time.monotonic() > deadline:
+            return handle, f"the libtorrent seeder's data did not verify: {status.state}"
+        time.sleep(0.02)
+    return handle, None
+
+
 def lt_seed(spec: dict[str, Any]) -> None:
     """A libtorrent seeder: check the data, say READY (with the port) and
     seed until ``stop`` (or end of file) on stdin.
@@ -394,23 +417,11 @@ def lt_seed(spec: dict[str, Any]) -> None:
     settings["alert_mask"] = lt.alert_category.error | lt.alert_category.status
     session = lt.session(settings)
     try:
-        params = lt.add_torrent_params()
-        with open(spec["torrent"], "rb") as f:
-            params.ti = lt.torrent_info(lt.bdecode(f.read()))
-        params.save_path = spec["basedir"]
-        params.flags &= ~lt.torrent_flags.auto_managed
-        params.flags &= ~lt.torrent_flags.paused
-        handle = session.add_torrent(params)
-        deadline = time.monotonic() + float(spec.get("timeout", 120))
-        while not handle.status().is_seeding:
-            status = handle.status()
-            if status.errc.value():
-                emit("FAIL", reason=f"libtorrent: {status.errc.message()}")
-                return
-            if time.monotonic() > deadline:
-                emit("FAIL", reason=f"the libtorrent seeder's data did not verify: {status.state}")
-                return
-            time.sleep(0.02)
+        handle, failed = lt_add_seeding(lt, session, spec["torrent"], spec["basedir"],
+                                        float(spec.get("timeout", 120)))
+        if failed is not None:
+            emit("FAIL", reason=failed)
+            return
         deadline = time.monotonic() + 10
         while session.listen_port() == 0 and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 from bench._common import LOOPBACK, LT_LOCAL_SETTINGS, LineReader
-from bench._procs import Commands, emit, own_cpu, run_twisted_child
+from bench._procs import Commands, emit, lt_add_seeding, own_cpu, run_twisted_child
 
 POLL = 0.01
 """Seconds between two looks at the seeder's upload counter, until it moves."""
@@ -93,21 +93,10 @@ def lt_seed(spec: dict[str, Any]) -> None:
     session = lt.session(settings)
     commands = LineReader(sys.stdin.fileno())
     try:
-        params = lt.add_torrent_params()
-        with open(spec["torrent"], "rb") as f:
-            params.ti = lt.torrent_info(lt.bdecode(f.read()))
-        params.save_path = spec["basedir"]
-        params.flags &= ~lt.torrent_flags.auto_managed
-        params.flags &= ~lt.torrent_flags.paused
-        handle = session.add_torrent(params)
-        deadline = time.monotonic() + 300
-        while not handle.status().is_seeding:
-            status = handle.status()
-            if status.errc.value() or time.monotonic() > deadline:
-                emit("FAIL", reason=f"the libtorrent seeder's data did not verify: "
-                                    f"{status.errc.message() or status.state}")
-                return
-            time.sleep(0.02)
+        handle, failed = lt_add_seeding(lt, session, spec["torrent"], spec["basedir"], 300.0)
+        if failed is not None:
+            emit("FAIL", reason=failed)
+            return
         emit("READY", pid=os.getpid())
         if commands.readline(3600) != b"go":
             return
