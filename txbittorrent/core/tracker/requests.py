@@ -40,6 +40,7 @@ from urllib.parse import unquote_to_bytes
 
 from txbittorrent.core.bencoding import encode
 from txbittorrent.core.tracker.announce import AnnounceEvent, ScrapeStats
+from txbittorrent.core.tracker.swarmpeers import cached_compact_address
 from txbittorrent.core.tracker.swarms import (
     Announce,
     AnnounceResult,
@@ -222,7 +223,7 @@ def encode_http_announce(
         b"interval": result.interval,
         b"complete": result.complete,
         b"incomplete": result.incomplete,
-        b"external ip": _packed_ip(request.ip),
+        b"external ip": _external_ip(request),
     }
     if result.min_interval is not None:
         reply[b"min interval"] = result.min_interval
@@ -246,7 +247,7 @@ def _encode_compact_announce(
     """``encode_http_announce``'s compact reply, written out directly: the
     same bytes the bencoder gives for that dictionary (its keys in sorted
     order), without building it (the tracker's most frequent reply)."""
-    external = _packed_ip(request.ip)
+    external = _external_ip(request)
     peers = compact_peers(result.peers)
     peers6 = compact_peers(result.peers, ipv6=True)
     parts = [
@@ -264,9 +265,10 @@ def _encode_compact_announce(
     return b"".join(parts)
 
 
-@lru_cache(maxsize=16384)
-def _packed_ip(ip: str) -> bytes:
-    return ipaddress.ip_address(ip).packed
+def _external_ip(request: Announce) -> bytes:
+    """The requester's packed IP (BEP 24), from the compact address cache the
+    swarms filled for this very announce."""
+    return cached_compact_address(request.ip, request.port)[:-2]
 
 
 def encode_http_scrape(stats: Mapping[bytes, ScrapeStats]) -> bytes:

@@ -66,10 +66,6 @@ class PeerRecord:
     port), made once when the peer announces so that replies only join
     bytes; empty when not given (``compact_peers`` then makes it)."""
 
-    @property
-    def ipv6(self) -> bool:
-        return ":" in self.ip
-
 
 def compact_address(ip: str, port: int) -> bytes:
     """An address in compact form (``ValueError`` for a bad IP or port)."""
@@ -103,8 +99,6 @@ def join_compact(peers: Sequence[PeerRecord], *, ipv6: bool = False) -> bytes:
 
 
 _COMPACT = attrgetter("compact")
-
-
 
 
 class SwarmPeers:

@@ -132,7 +132,7 @@ class UDPTrackerResponder:
 
     def connection_id(self, host: str, port: int, now: float) -> int:
         """The id issued to ``host`` at ``now`` (``port`` is not part of it)."""
-        return int.from_bytes(self._id(canonical_ip(host), int(now // CONNECTION_EPOCH)), "big")
+        return self._issue(canonical_ip(host), now)
 
     def valid(self, connection_id: int, host: str, port: int, now: float) -> bool:
         """Whether ``connection_id`` was issued to ``host`` less than two epochs ago."""
@@ -170,9 +170,7 @@ class UDPTrackerResponder:
         if action == Action.CONNECT:
             if connection_id != PROTOCOL_ID:
                 return None
-            return encode_connect_response(
-                transaction_id, int.from_bytes(self._id(ip, int(now // CONNECTION_EPOCH)), "big")
-            )
+            return encode_connect_response(transaction_id, self._issue(ip, now))
         if action not in (Action.ANNOUNCE, Action.SCRAPE):
             return None
         if not self._valid(data[:8], ip, now):
@@ -186,6 +184,10 @@ class UDPTrackerResponder:
             return Checked(transaction_id, None, False, self._scrape(data))
         except RequestRefused as e:
             return encode_error(transaction_id, e.reason)
+
+    def _issue(self, ip: str, now: float) -> int:
+        """The id for canonical ``ip`` in the epoch of ``now``."""
+        return int.from_bytes(self._id(ip, int(now // CONNECTION_EPOCH)), "big")
 
     def _id(self, ip: str, epoch: int) -> bytes:
         """The 8 bytes of the id for canonical ``ip`` in ``epoch``."""
