@@ -123,8 +123,6 @@ class MSEInitiator(HandshakeBase):
         self._encryptor: StreamCipher | None = None
         self._decryptor: StreamCipher | None = None
         self._vc_pattern = b""
-        self._select = 0
-        self._pad_length = 0
 
     def start(self) -> bytes:
         """Step 1: Ya and PadA, the first bytes to send."""
@@ -186,10 +184,7 @@ class MSEInitiator(HandshakeBase):
             select = int.from_bytes(plain[:4], "big")
             if select not in (CRYPTO_PLAINTEXT, CRYPTO_RC4) or not select & self.crypto_provide:
                 raise MSEHandshakeError(f"crypto_select {select:#x} is not one we provided")
-            pad_length = int.from_bytes(plain[4:6], "big")
-            if pad_length > MAX_PAD:
-                raise MSEHandshakeError(f"PadD of {pad_length} bytes (the limit is {MAX_PAD})")
-            self._select, self._pad_length = select, pad_length
+            self._set_pad(select, plain[4:6], "PadD")
             self._state = "await PadD"
             return True
         if state == "await PadD":
@@ -245,8 +240,6 @@ class MSEResponder(HandshakeBase):
         self._req1 = b""
         self._encryptor: StreamCipher | None = None
         self._decryptor: StreamCipher | None = None
-        self._select = 0
-        self._pad_length = 0
         self._ia_length = 0
 
     def _step(self, events: list[MSEEvent]) -> bool:
@@ -297,10 +290,7 @@ class MSEResponder(HandshakeBase):
                 raise MSEHandshakeError(
                     f"crypto_provide {provided:#x} has no method we allow ({self.allowed:#x})"
                 )
-            pad_length = int.from_bytes(plain[12:14], "big")
-            if pad_length > MAX_PAD:
-                raise MSEHandshakeError(f"PadC of {pad_length} bytes (the limit is {MAX_PAD})")
-            self._select, self._pad_length = select, pad_length
+            self._set_pad(select, plain[12:14], "PadC")
             self._state = "await PadC"
             return True
         if state == "await PadC":

@@ -146,6 +146,10 @@ class HandshakeBase:
         self._buffer = bytearray()
         self._state = ""
         self._secret = b""
+        self._select = 0
+        """The crypto method chosen, once known."""
+        self._pad_length = 0
+        """The length of the pad being read (PadC or PadD)."""
 
     @property
     def done(self) -> bool:
@@ -194,6 +198,14 @@ class HandshakeBase:
         cipher = self._new_rc4(sha1_of(name, self._secret, info_hash))
         cipher.update(bytes(RC4_DISCARD))
         return cipher
+
+    def _set_pad(self, select: int, raw_length: bytes, name: str) -> None:
+        """The chosen method and the length of the pad that follows (two
+        bytes from the peer), at most ``MAX_PAD``."""
+        length = int.from_bytes(raw_length, "big")
+        if length > MAX_PAD:
+            raise MSEHandshakeError(f"{name} of {length} bytes (the limit is {MAX_PAD})")
+        self._select, self._pad_length = select, length
 
     def _pad(self) -> bytes:
         length = int.from_bytes(self._randbytes(2), "big") % (MAX_PAD + 1)
