@@ -88,8 +88,7 @@ class PhasedTimer:
         if self._stopped:
             return
         now = self._clock.seconds()
-        elapsed = (now - self._origin) / self._interval
-        slot = math.floor(elapsed + _EPSILON) + 1
+        slot = self._slot_at(now) + 1
         call = self._call
         if call is not None:
             if self._slot <= slot:
@@ -106,6 +105,10 @@ class PhasedTimer:
         call, self._call = self._call, None
         if call is not None and call.active():
             call.cancel()
+
+    def _slot_at(self, now: float) -> int:
+        """The last slot of the phase at or before ``now``."""
+        return math.floor((now - self._origin) / self._interval + _EPSILON)
 
     def _schedule(self, slot: int, now: float) -> None:
         self._slot = slot
@@ -136,6 +139,4 @@ class PhasedTimer:
             self.wake()
         elif self._idle_slots is not None:
             now = self._clock.seconds()
-            elapsed = (now - self._origin) / self._interval
-            slot = max(self._slot, math.floor(elapsed + _EPSILON)) + self._idle_slots
-            self._schedule(slot, now)
+            self._schedule(max(self._slot, self._slot_at(now)) + self._idle_slots, now)
