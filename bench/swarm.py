@@ -49,6 +49,7 @@ import tempfile
 import time
 from typing import Any
 
+from bench._common import thread_cpu, thread_cpu_delta
 from bench._procs import (
     GiB,
     LOOPBACK,
@@ -139,16 +140,29 @@ async def tx_leech(reactor: Any, spec: dict[str, Any]) -> None:
     try:
         if await commands.wait("go") != "go":
             return
-        cpu0 = own_cpu()
+        profiler = None
+        if spec.get("profile"):
+            import cProfile
+
+            # The main thread's CPU time, not the wall clock: five processes
+            # share two cores here, so a wall-clock profile charges a
+            # function for the time it sat preempted.
+            profiler = cProfile.Profile(time.thread_time)
+            profiler.enable()
+        cpu0, threads0 = own_cpu(), thread_cpu()
         t0 = time.monotonic()
         await torrent.start()
         await DeferredList([torrent.when_complete(), commands.wait("stop")], fireOnOneCallback=True)
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(spec["profile"])
         if torrent.complete:
             emit(
                 "DONE",
                 at=time.monotonic(),
                 seconds=time.monotonic() - t0,
                 cpu=own_cpu() - cpu0,
+                threads=thread_cpu_delta(threads0, thread_cpu()),
                 downloaded=torrent.downloaded,
                 uploaded=torrent.uploaded,
                 rss_mib=kib_to_mib(proc_status().get("VmRSS")),
@@ -262,6 +276,10 @@ def run_swarm(client: str, args: Any, root: str, source: str, digest: str, run: 
                 "timeout": timeout,
                 "settings": lt_settings,
             }
+            if args.profile_dir and client == "tx":
+                spec["profile"] = os.path.join(
+                    os.path.abspath(args.profile_dir), f"leech{n}-run{run}.pstats"
+                )
             leecher = children.start(
                 f"leech{n}",
                 "bench.swarm",
@@ -446,6 +464,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--lt-utp", action="store_true",
                    help="let libtorrent use uTP as well as TCP (its default; ours is TCP only)")
     p.add_argument("--tiny", action="store_true", help="4 MiB, one run (for the test suite)")
+    p.add_argument("--profile-dir", metavar="DIR",
+                   help="run txbittorrent's leechers under cProfile (main thread, go to "
+                        "complete) and save leech<N>-run<R>.pstats there; slower")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("spec", nargs="?", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

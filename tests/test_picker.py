@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection
+from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -123,6 +124,18 @@ class RarestFirstTests(SynchronousTestCase):
         got = pieces(picker.pick("x", bits("1111111"), 20, 0.0))
         self.assertEqual(got[:2], [6, 2])
         self.assertEqual(sorted(got[2:]), [3, 4, 5])
+
+    def test_partial_peer_scan(self) -> None:
+        """A partial peer's pieces are found past the pieces only seeds have
+        (bucket 0, looked at last for it), and a piece of a HAVE the picker
+        has not been told of yet is still found."""
+        picker = setup_picker("0" * 36 + "111112", random_first=0)
+        picker.peer_have_all("seed")
+        got = pieces(picker.pick("x", bits("0" * 36 + "1" * 6), 24, 0.0))
+        self.assertEqual(sorted(got[:5]), [36, 37, 38, 39, 40])
+        self.assertEqual(got[5], 41)
+        late = setup_picker("0" * 40, random_first=0)
+        self.assertIn(pieces(late.pick("y", bits("1" * 10 + "0" * 30), 1, 0.0))[0], range(10))
 
     def test_blocks(self) -> None:
         """Each block is (piece, begin, length), in order within the piece."""
@@ -539,6 +552,37 @@ class EndgameTests(SynchronousTestCase):
         self.assertEqual(states(picker), "rrrr")
         picker.peer_gone("a")
         self.assertEqual(states(picker), "....")
+
+    def test_endgame_remembers_a_dry_peer(self) -> None:
+        """A peer endgame found nothing for is not walked again until there
+        may be room: a request dropped, or a piece more on the peer."""
+        picker = setup_picker("11", have="00")
+        picker.pick("a", bits("11"), 8, 0.0)
+        picker.pick("b", bits("11"), 8, 0.0)  # every block has two requesters
+        walks = []
+        duplicate = picker._duplicate
+
+        def counting(*args: Any) -> int:
+            walks.append(1)
+            return duplicate(*args)
+
+        picker._duplicate = counting  # type: ignore[method-assign]
+        self.assertEqual(picker.pick("c", bits("11"), 4, 0.0), [])
+        self.assertEqual(len(walks), 2)
+        picker.block_arrived("a", 0, 0)  # a block arriving makes no room
+        self.assertEqual(picker.pick("c", bits("11"), 4, 0.0), [])
+        self.assertEqual(len(walks), 2)
+        picker.request_failed("b", 1, BS)  # a REJECT does
+        self.assertEqual(picker.pick("c", bits("11"), 4, 0.0), [(1, BS, BS)])
+        check_invariants(self, picker)
+        self.assertEqual(picker.pick("d", bits("01"), 4, 0.0), [])
+        walks.clear()
+        self.assertEqual(picker.pick("d", bits("01"), 4, 0.0), [])
+        self.assertEqual(walks, [])
+        picker.request_failed("a", 1, 0)
+        self.assertEqual(picker.pick("d", bits("01"), 4, 0.0), [(1, 0, BS)])
+        picker.peer_gone("d")
+        self.assertNotIn("d", picker._endgame_dry)
 
 
 def check_invariants(test: SynchronousTestCase, picker: PiecePicker[str]) -> None:

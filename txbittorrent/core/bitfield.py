@@ -67,6 +67,18 @@ class Bitfield:
             return False
         return bool(self._bits[index >> 3] & (0x80 >> (index & 7)))
 
+    def first_of(self, candidates: list[int], start: int = 0) -> int:
+        """The first of ``candidates`` (valid indexes) that is set, looking from
+        position ``start`` round to ``start - 1``; -1 if none is.  The picker's
+        inner loop: one call per bucket instead of a ``in`` test per piece."""
+        bits = self._bits
+        size = len(candidates)
+        for k in range(start, start + size):
+            index = candidates[k - size if k >= size else k]
+            if bits[index >> 3] & (0x80 >> (index & 7)):
+                return index
+        return -1
+
     def add(self, index: int) -> None:
         self._check(index)
         mask = 0x80 >> (index & 7)

@@ -98,15 +98,25 @@ class CandidateBuckets:
         """By priority then rarity, the first candidate the peer has, from a
         random point in each bucket; -1 if none.  O(L * A + s): L priority
         levels, A the highest availability (empty buckets are skipped), s the
-        pieces looked at."""
+        pieces looked at.
+
+        A partial peer's own pieces count in their availability, so what it
+        has is in bucket 1 or above once the picker has seen its messages:
+        bucket 0 (pieces only seeds have), often most of the candidates early
+        in a swarm, is looked through last for such a peer instead of first."""
+        partial = not peer_has.complete
         for priority in self.levels_desc:
             if not self.level_count[priority]:
                 continue
-            for bucket in self.levels[priority]:
-                size = len(bucket)
-                if size:
-                    start = rng.randrange(size)
-                    for k in range(start, start + size):
-                        if bucket[k % size] in peer_has:
-                            return bucket[k % size]
+            level = self.levels[priority]
+            for bucket in level[1:] if partial else level:
+                if bucket:
+                    found = peer_has.first_of(bucket, rng.randrange(len(bucket)))
+                    if found >= 0:
+                        return found
+            if partial and level and level[0]:
+                # A HAVE the session applied but the picker has not seen yet.
+                found = peer_has.first_of(level[0], rng.randrange(len(level[0])))
+                if found >= 0:
+                    return found
         return -1

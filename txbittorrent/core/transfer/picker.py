@@ -127,6 +127,9 @@ class PiecePicker(RequestBook[K]):
         self._peer_piece: dict[K, int] = {}  # the piece each peer was last given
         self._deadlines: dict[int, float] = {}
         self._deadline_order: list[int] | None = []
+        # Peers an endgame pick found nothing for, with what it looked at:
+        # (room generation, their piece count); see _pick_endgame.
+        self._endgame_dry: dict[K, tuple[int, int]] = {}
         self._rebuild()
 
     @classmethod
@@ -188,6 +191,7 @@ class PiecePicker(RequestBook[K]):
         """The connection closed: forget its pieces and free the blocks it owed us."""
         self._forget_pieces(peer)
         self._peer_piece.pop(peer, None)
+        self._endgame_dry.pop(peer, None)
         self._release_all(peer)
 
     def availability(self, index: int) -> int:
@@ -202,6 +206,7 @@ class PiecePicker(RequestBook[K]):
         if len(new) != self.piece_count or any(p < 0 for p in new):
             raise ValueError(f"need {self.piece_count} priorities, none negative")
         self._priority = new
+        self._room_generation += 1
         self._rebuild()
 
     def set_piece_priority(self, index: int, priority: int) -> None:
@@ -209,6 +214,7 @@ class PiecePicker(RequestBook[K]):
         if priority < 0:
             raise ValueError("priority must not be negative")
         old = self._priority[index]
+        self._room_generation += 1
         if index in self._have or old == priority:
             self._priority[index] = priority
             return
@@ -396,7 +402,17 @@ class PiecePicker(RequestBook[K]):
     def _pick_endgame(
         self, peer: K, peer_has: Bitfield, allowed: _Allowed, need: int, now: float, out: _Out
     ) -> None:
+        """Duplicate others' blocks for ``peer``.  This walks every block in
+        flight, and the swarm asks again after each block that arrives while
+        the peer's pipeline is low: a peer it found nothing for is remembered
+        with the room generation and its piece count, and skipped until one
+        of them changes (a block arriving or duplicated makes no new room)."""
+        if allowed is None:
+            mark = (self._room_generation, peer_has.count)
+            if self._endgame_dry.get(peer) == mark:
+                return
         mine = self._peer_requests.setdefault(peer, set())
+        wanted = need
         for index, piece in self._progress.items():
             ok = index in peer_has and (allowed is None or index in allowed)
             if not ok or not self._priority[index]:
@@ -404,6 +420,8 @@ class PiecePicker(RequestBook[K]):
             need = self._duplicate(piece, peer, need, now, out, mine)
             if not need:
                 return
+        if need == wanted and allowed is None:
+            self._endgame_dry[peer] = mark
 
     # -- whole pieces ----------------------------------------------------
 

@@ -78,6 +78,11 @@ class RequestBook(Generic[K]):
         self._progress: dict[int, PieceInProgress[K]] = {}
         self._open: dict[int, None] = {}  # an ordered set
         self._peer_requests: dict[K, set[int]] = {}  # piece * blocks_per_piece + block
+        self._room_generation = 0
+        """Counts the changes that may let a peer duplicate a block it could
+        not before (a block newly requested, a requester dropped, a priority
+        changed); a block arriving or a duplicate made is not one.  Endgame
+        remembers by it which peers it found nothing for."""
 
     def piece_size(self, index: int) -> int:
         return piece_size(index, self.piece_length, self.total_length)
@@ -125,6 +130,7 @@ class RequestBook(Generic[K]):
         piece.free = free
         if not free:
             self._open.pop(index, None)
+        self._room_generation += 1
         return need
 
     def _duplicate(
@@ -218,7 +224,10 @@ class RequestBook(Generic[K]):
     def _release(self, peer: K, piece: PieceInProgress[K], block: int) -> None:
         """Drop ``peer``'s request for ``block``; with no requester left it is free."""
         requesters = piece.requests.get(block)
-        if requesters is None or requesters.pop(peer, None) is None or requesters:
+        if requesters is None or requesters.pop(peer, None) is None:
+            return
+        self._room_generation += 1
+        if requesters:
             return
         del piece.requests[block]
         piece.state[block] = _FREE
