@@ -995,3 +995,82 @@ class WriteBehindTests(StorageTestMixin, SynchronousTestCase):
         storage = self.storage(self.meta, self.basedir())
         write_all(storage, self.data)
         self.assertEqual(b"".join(storage.read_piece(i) for i in range(4)), self.data)
+
+
+def nowait_reads_work(directory: str) -> bool:
+    """Whether ``preadv2(RWF_NOWAIT)`` answers on this filesystem."""
+    flag = getattr(os, "RWF_NOWAIT", None)
+    if flag is None:
+        return False
+    path = os.path.join(directory, "probe")
+    with open(path, "wb") as f:
+        f.write(b"x" * 16)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.preadv(fd, [bytearray(16)], 0, flag) == 16
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+class CachedReadTests(StorageTestMixin, SynchronousTestCase):
+    """read_piece_cached: the page cache's bytes on the calling thread, or None."""
+
+    def setUp(self) -> None:
+        # Pieces of 32: piece 0 = want[0:20] + skip[0:12]; piece 1 = skip[12:44];
+        # piece 2 = skip[44:50] + want2[0:26].
+        self.meta = make_metainfo([("want", 20), ("skip", 50), ("want2", 26)], 32)
+        self.base = self.basedir()
+        if not nowait_reads_work(self.base):
+            raise self.skipTest("no preadv2(RWF_NOWAIT) here")  # type: ignore[misc]
+        self.data = payload(96)
+
+    def test_same_bytes_as_read_piece(self) -> None:
+        """Pieces across files and in the part file read the same both ways."""
+        for priorities in ([1, 1, 1], [1, 0, 1]):
+            base = self.basedir()
+            storage = self.storage(self.meta, base, priorities=priorities)
+            write_all(storage, self.data)
+            for index in range(3):
+                self.assertEqual(storage.read_piece_cached(index), storage.read_piece(index))
+
+    def test_pad_files_are_zeros(self) -> None:
+        """A pad file's bytes are zeros, never read."""
+        meta = make_metainfo([("a", 20), ("-", 12, b"p"), ("b", 32)], 32)
+        storage = self.storage(meta, self.base)
+        storage.write(0, 0, self.data[:20] + bytes(12))
+        storage.write(1, 0, self.data[:32])
+        self.assertEqual(storage.read_piece_cached(0), self.data[:20] + bytes(12))
+
+    def test_nothing_that_would_wait(self) -> None:
+        """None (read in the pool instead) when a file is not open, when the
+        lock is taken, when reads are injected, or when the file was removed."""
+        storage = self.storage(self.meta, self.base)
+        write_all(storage, self.data)
+        fresh = self.storage(self.meta, self.base)
+        self.assertIsNone(fresh.read_piece_cached(0))  # no handle: opening is I/O
+        fresh.read_piece(0)
+        self.assertEqual(fresh.read_piece_cached(0), self.data[:32])
+        held, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with storage._lock:
+                held.set()
+                release.wait(10)
+
+        thread = threading.Thread(target=hold)
+        thread.start()
+        held.wait(10)
+        try:
+            self.assertIsNone(storage.read_piece_cached(1))
+        finally:
+            release.set()
+            thread.join(10)
+        self.assertEqual(storage.read_piece_cached(1), self.data[32:64])
+        self.patch(storage, "_pread", lambda fd, n, offset: os.pread(fd, n, offset))
+        self.assertIsNone(storage.read_piece_cached(1))
+        os.unlink(fresh.file_path(0))
+        self.assertIsNone(fresh.read_piece_cached(0))
+        self.assertRaises(MissingDataError, fresh.read_piece, 0)

@@ -15,6 +15,7 @@ from txbittorrent.storage import store as store_module
 from txbittorrent.errors import LocalProtocolError, MissingDataError
 from txbittorrent.storage.files import FileStorage
 from txbittorrent.storage.store import Store
+from tests.test_storage import nowait_reads_work
 from txbittorrent.testing import FakeReactor, ManualPool, make_metainfo, nonzero_bytes
 
 
@@ -103,6 +104,33 @@ class StoreLifeCycleTests(SynchronousTestCase):
             self.assertIsNone(self.successResultOf(d))
         names = [c[0] for c in storage.calls]  # type: ignore[attr-defined]
         self.assertEqual(names, ["write", "write", "close"])
+
+    def test_cached_reads(self) -> None:
+        """With cached_reads, a piece the page cache holds is read at once on
+        the caller's thread; one it cannot answer (no open file) goes to the
+        pool.  Without it every read is a pool job."""
+        storage = storage_in(self)
+        if not nowait_reads_work(storage._basedir):
+            raise self.skipTest("no preadv2(RWF_NOWAIT) here")
+        data = nonzero_bytes(48)
+        for index in range(3):
+            storage.write(index, 0, data[index * 16 : index * 16 + 16])
+        pool = ManualPool()
+        store = Store(storage, FakeReactor(), pool, cached_reads=True)  # type: ignore[arg-type]
+        store.start()
+        self.assertEqual(self.successResultOf(store.read_piece(1)), data[16:32])
+        self.assertEqual(pool.queue, [])
+        plain = Store(storage, FakeReactor(), pool)  # type: ignore[arg-type]
+        plain.start()
+        d = plain.read_piece(1)
+        self.assertNoResult(d)
+        pool.run_all()
+        self.assertEqual(self.successResultOf(d), data[16:32])
+        storage.close()  # no handle open now: the cached read must not open one
+        d = store.read_piece(2)
+        self.assertNoResult(d)
+        pool.run_all()
+        self.assertEqual(self.successResultOf(d), data[32:48])
 
     def test_injected_pool_left_alone(self) -> None:
         """An injected pool is neither started nor stopped, and no shutdown trigger is added."""

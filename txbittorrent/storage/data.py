@@ -169,6 +169,7 @@ class TorrentData:
                 reactor=self._reactor,
                 threadpool=self._threadpool() if self._threadpool is not None else None,
                 threads=self._threads,
+                cached_reads=True,
             )
             self.store.start()
         return self.store

@@ -152,6 +152,10 @@ def start_writeback(fd: int, offset: int, length: int) -> bool:
     return True
 
 
+_RWF_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
+"""``preadv2``'s flag for "only what the page cache holds" (Linux 4.14)."""
+
+
 class _Handle:
     __slots__ = ("key", "fd", "writable", "dirty", "users", "retired", "where", "behind")
 
@@ -441,6 +445,53 @@ class FileStorage:
 
     def read_piece(self, index: int) -> bytes:
         return self.read(index, 0, self.layout.piece_size(index))
+
+    def read_piece_cached(self, index: int) -> bytearray | None:
+        """Piece ``index`` if the page cache holds all of it and nothing on
+        the way would wait; ``None`` otherwise (read it with ``read_piece``,
+        in a thread).  Safe on the reactor thread: it opens no file, looks up
+        no path, takes ``_lock`` only if it is free, and reads with
+        ``preadv2(RWF_NOWAIT)``, which fails instead of waiting for the disk.
+        Errors are not reported here either: the thread's read reports them."""
+        if _RWF_NOWAIT is None or self._pread is not os.pread:
+            return None  # no such flag here, or a test's injected reads
+        size = self.layout.piece_size(index)
+        spans = self.layout.spans(index, 0, size)
+        out = bytearray(size)
+        view = memoryview(out)
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:  # holding _lock: no handle closes, set_priorities and close wait
+            for span in spans:
+                if self._pad[span.file_index]:
+                    continue  # zeros already
+                f = span.file_index
+                routed = self._route.get(f) if self.priorities[f] == 0 else False
+                if routed is None:
+                    return None  # not known yet: finding out is an lstat
+                if routed:
+                    slot = self._slots.get(index)
+                    if slot is None:
+                        return None
+                    key, position = _PART, slot + span.piece_offset
+                else:
+                    key, position = f, span.file_offset
+                handle = self._handles.get(key)
+                if handle is None or handle.retired:
+                    return None
+                part = view[span.piece_offset : span.piece_offset + span.length]
+                try:
+                    if not os.fstat(handle.fd).st_nlink:
+                        return None
+                    got = os.preadv(handle.fd, [part], position, _RWF_NOWAIT)
+                except OSError:
+                    return None  # EAGAIN: not all in memory; or an error the pool will report
+                if got != span.length:
+                    return None
+                self._handles.move_to_end(key)
+            return out
+        finally:
+            self._lock.release()
 
     def write(self, index: int, offset: int, data: bytes | bytearray | memoryview) -> None:
         """Store ``data`` at ``offset`` of piece ``index``."""

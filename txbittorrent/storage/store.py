@@ -16,6 +16,13 @@ the files in the pool, then stops its own pool; an injected pool belongs to
 the caller, who starts and stops it.  Any call outside ``running`` raises
 ``LocalProtocolError`` synchronously: it is a bug in the caller.
 
+One exception, with ``cached_reads``: ``read_piece`` first tries
+``FileStorage.read_piece_cached``, which reads on the calling thread only
+what the page cache holds (``preadv2`` with ``RWF_NOWAIT``) and never waits:
+a seeder's pieces are nearly always there, and a pool job costs two thread
+wake-ups (about 80 us of CPU here, more than the read), so a piece read
+inline saves most of its cost.  Anything else goes to the pool as before.
+
 ``write`` copies a ``bytearray`` or ``memoryview`` into ``bytes`` before
 handing it to a thread, so the caller may reuse its buffer at once.  ``call``
 runs any other blocking function in the same pool (counted by ``stop()``);
@@ -53,6 +60,7 @@ class Store:
         reactor: Any = None,
         threadpool: ThreadPool | None = None,
         threads: int = 4,
+        cached_reads: bool = False,
     ) -> None:
         if threads < 1:
             raise ValueError("threads must be at least 1")
@@ -62,6 +70,9 @@ class Store:
         self._pool = threadpool
         self._own_pool = threadpool is None
         self._threads = threads
+        self.cached_reads = cached_reads
+        """Let ``read_piece`` answer from the page cache on the calling
+        thread when it can (see the module docstring)."""
         self._state = _NEW
         self._outstanding = 0
         self._idle: list[Deferred[None]] = []
@@ -173,7 +184,11 @@ class Store:
     def read(self, index: int, offset: int, length: int) -> Deferred[bytes]:
         return self._call("read", self.storage.read, index, offset, length)
 
-    def read_piece(self, index: int) -> Deferred[bytes]:
+    def read_piece(self, index: int) -> Deferred[bytes | bytearray]:
+        if self.cached_reads and self._state == _RUNNING:
+            data = self.storage.read_piece_cached(index)
+            if data is not None:
+                return succeed(data)
         return self._call("read_piece", self.storage.read_piece, index)
 
     def write(

@@ -35,7 +35,7 @@ PieceData = bytes | bytearray
 class UploadCache:
     """An LRU cache of whole pieces with coalesced reads (see the module docstring)."""
 
-    def __init__(self, read_piece: Callable[[int], Deferred[bytes]], max_bytes: int) -> None:
+    def __init__(self, read_piece: Callable[[int], Deferred[PieceData]], max_bytes: int) -> None:
         if max_bytes < 0:
             raise ValueError("max_bytes must not be negative")
         self.max_bytes = max_bytes
@@ -105,7 +105,7 @@ class UploadCache:
         read.addCallbacks(self._arrived, self._failed, callbackArgs=(index,), errbackArgs=(index,))
         return d
 
-    def _arrived(self, data: bytes, index: int) -> None:
+    def _arrived(self, data: PieceData, index: int) -> None:
         self.put(index, data)
         self._fire(index, data)
 
