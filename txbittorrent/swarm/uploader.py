@@ -86,6 +86,8 @@ class Uploader:
         self._on_disk_error = on_disk_error
         self._stalled: set[PeerState] = set()
         self._waiting: dict[int, set[PeerState]] = {}
+        self._serving: set[PeerState] = set()
+        self._again: set[PeerState] = set()
 
     def forget(self, peer: PeerState) -> None:
         """The peer is gone or choked: nothing of it is stalled any more."""
@@ -97,7 +99,26 @@ class Uploader:
 
     def serve(self, peer: PeerState) -> None:
         """Send the peer's pending requests, in order, while the cache has the
-        piece and the link is not backed up."""
+        piece and the link is not backed up.
+
+        A read may complete at once (``Store.read_piece`` answers from the
+        page cache when it can) and serve its waiters: a call for a peer
+        already being served only asks the running call to go round again,
+        so the stack does not grow by a level per piece read."""
+        if peer in self._serving:
+            self._again.add(peer)
+            return
+        self._serving.add(peer)
+        try:
+            while True:
+                self._serve_once(peer)
+                if peer not in self._again:
+                    break
+                self._again.discard(peer)
+        finally:
+            self._serving.discard(peer)
+
+    def _serve_once(self, peer: PeerState) -> None:
         session, link = peer.session, peer.link
         pending = session.pending_peer_requests
         if not pending or not peer.connected or session.dead or self.stopped:
