@@ -627,6 +627,25 @@ class UploadTests(SynchronousTestCase):
         self.assertEqual(self.h.swarm.uploaded, 4 * K16 + 100)
         self.assertEqual(self.h.swarm.peers()[0].uploaded, 4 * K16 + 100)
 
+    def test_reads_answered_at_once_do_not_recurse(self) -> None:
+        """With reads from the page cache answered at once, a peer asking for
+        a block of each of many pieces is served them all, in order, without
+        the stack growing per piece (it did, past Python's limit)."""
+        count = 400
+        h = Harness(self, pieces=count, have=range(count), last=PIECE,
+                    config=SwarmConfig(upload_cache_bytes=4 * PIECE))
+        h.store.cached_reads = True
+        h.swarm.start()
+        link = h.connect()
+        link.has(Bitfield(count))
+        link.want()
+        keys = [(index, K16, K16) for index in range(count)]
+        self.request(link, *keys)
+        blocks = link.of(BlockReceived)
+        self.assertEqual([(b.piece_index, b.begin, len(b.block)) for b in blocks], keys)
+        if h.reads:  # no RWF_NOWAIT here: read in the (synchronous) pool
+            self.assertEqual(h.reads, list(range(count)))
+
     def test_one_read_for_many_peers(self) -> None:
         """Two peers asking for the same piece while it is read cost one read."""
         pool = ManualPool()
@@ -1076,6 +1095,22 @@ class LifeCycleTests(SynchronousTestCase):
         self.assertEqual(fired, [None])
         self.assertEqual(h.passed, [0])
         self.assertEqual(h.on_disk(0), h.piece(0))
+
+    def test_verify_jobs_batch_while_busy(self) -> None:
+        """Two hash-and-write jobs run at most; pieces that finish meanwhile
+        leave together in the next, and each passes on its own."""
+        pool = ManualPool()
+        h = Harness(self, pieces=5, pool=pool)
+        h.swarm.start()
+        seed = h.seed()
+        seed.serve(h.data)
+        self.assertEqual(len(pool.queue), 2)
+        pool.run_one()
+        self.assertEqual(len(pool.queue), 2)  # the other three, as one job
+        pool.run_all()
+        self.assertEqual(sorted(h.passed), [0, 1, 2, 3, 4])
+        for index in range(5):
+            self.assertEqual(h.on_disk(index), h.piece(index))
 
 
 class BeforeWriteTests(SynchronousTestCase):
