@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from txbittorrent.errors import StorageError
@@ -101,6 +102,44 @@ class JobBatcherTests(SynchronousTestCase):
         self.assertRaises(ValueError, JobBatcher, self.reactor, lambda: self.pool, max_batch=0)
         self.assertRaises(ValueError, JobBatcher, self.reactor, lambda: self.pool,
                           max_running=0)
+        self.assertRaises(ValueError, JobBatcher, max_batch=2)  # no pool and no call
+
+    def test_through_a_call(self) -> None:
+        """With ``call`` (Store.call) each batch goes through it: the same
+        batching and results, and a batch it refuses fails its jobs, after
+        which the next batch is tried."""
+        calls: list[Deferred[Any]] = []
+        refuse = []
+
+        def call(f: Any, *args: Any) -> Deferred[Any]:
+            if refuse:
+                raise RuntimeError("stopped")
+            d: Deferred[Any] = Deferred()
+            calls.append(d)
+            d.callback(f(*args))
+            return d
+
+        running: list[Deferred[Any]] = []
+
+        def held(f: Any, *args: Any) -> Deferred[Any]:
+            d: Deferred[Any] = Deferred()
+            running.append(d)
+            d.addCallback(lambda _: f(*args))
+            return d
+
+        batcher = JobBatcher(call=held, max_batch=8, max_running=1)
+        ds = [batcher.submit(lambda n=n: n) for n in range(5)]
+        self.assertEqual(len(running), 1)  # the first alone, the rest wait
+        running[0].callback(None)
+        self.assertEqual(len(running), 2)
+        running[1].callback(None)
+        self.assertEqual([self.successResultOf(d) for d in ds], list(range(5)))
+        self.assertEqual(batcher.batches, 2)
+        plain = JobBatcher(call=call, max_running=1)
+        self.assertEqual(self.successResultOf(plain.submit(lambda: 7)), 7)
+        refuse.append(True)
+        self.failureResultOf(plain.submit(lambda: 8), RuntimeError)
+        self.assertEqual(plain.pending, 0)
 
 
 class DirSyncsTests(SynchronousTestCase):

@@ -11,7 +11,8 @@ GIL passed to and fro.
 
 A ``JobBatcher`` queues jobs (``submit``) and runs them in pool jobs of up to
 ``max_batch`` at a time, one after another in the thread, then hands all
-their results back with one ``callFromThread``.  At most ``max_running``
+their results back with one ``callFromThread`` (or through ``call``, say
+``Store.call``, which then runs each batch).  At most ``max_running``
 pool jobs of the batcher run at once; a job submitted while none is free
 waits in the queue and leaves with the next batch.  So a lone job goes out
 at once (no added latency), and a burst of ten thousand leaves in batches
@@ -53,15 +54,21 @@ class JobBatcher:
 
     def __init__(
         self,
-        reactor: Any,
-        pool: Callable[[], Any],
+        reactor: Any = None,
+        pool: Callable[[], Any] | None = None,
         max_batch: int = 64,
         max_running: int = 2,
+        call: Callable[..., Deferred[Any]] | None = None,
     ) -> None:
         if max_batch < 1 or max_running < 1:
             raise ValueError("max_batch and max_running must be at least 1")
+        if call is None and (reactor is None or pool is None):
+            raise ValueError("give a reactor and a pool, or call")
         self._reactor = reactor
         self._pool = pool
+        self._call = call
+        """Runs a batch instead of the pool (``Store.call``: counted by the
+        store's ``stop``, refused, with an exception, once it stopped)."""
         self.max_batch = max_batch
         self.max_running = max_running
         self._queue: deque[_Job] = deque()
@@ -93,6 +100,10 @@ class JobBatcher:
             self.batches += 1
             work = [(f, args, syncs) for f, args, syncs, _ in batch]
             waiting = [d for _, _, _, d in batch]
+            if self._call is not None:
+                self._call_batch(work, waiting)
+                continue
+            assert self._pool is not None
             pool = self._pool()
             pool.callInThreadWithCallback(
                 lambda ok, result, waiting=waiting: self._reactor.callFromThread(
@@ -100,6 +111,18 @@ class JobBatcher:
                 ),
                 _run_batch, work,
             )
+
+    def _call_batch(self, work: list[Any], waiting: list[Deferred[Any]]) -> None:
+        assert self._call is not None
+        try:
+            d = self._call(_run_batch, work)
+        except Exception:  # e.g. the store stopped: the batch fails
+            self._done(waiting, False, Failure())  # type: ignore[no-untyped-call]
+            return
+        d.addCallbacks(
+            lambda result: self._done(waiting, True, result),
+            lambda failure: self._done(waiting, False, failure),
+        )
 
     def _done(self, waiting: list[Deferred[Any]], ok: bool, result: Any) -> None:
         self._running -= 1

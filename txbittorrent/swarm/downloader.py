@@ -40,7 +40,8 @@ was.
 Blocks.  A wanted block is copied into its piece's buffer; the picker names
 the other peers asked for it in endgame, which get a CANCEL.  A late copy is
 dropped (and counted as ``wasted``).  A complete piece goes to the pool in
-one job that hashes it and writes it only if it is good (``verify_and_write``).
+a job that hashes it and writes it only if it is good (``verify_and_write``),
+batched with other pieces while the pool is busy (see ``_verify``).
 
 Timeouts.  ``check_requests(now)`` cancels what has been outstanding for
 ``block_timeout``, marks those peers snubbed and refills every pipeline, so
@@ -59,7 +60,7 @@ from collections.abc import Collection
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -67,6 +68,7 @@ from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.layout import BLOCK_SIZE
 from txbittorrent.core.transfer.choker import SNUB_TIMEOUT, is_snubbed
 from txbittorrent.core.transfer.picker import PiecePicker, RandomSource
+from txbittorrent.storage.batch import JobBatcher
 from txbittorrent.swarm.piecebuffer import PieceBuffers, verify_and_write
 
 from txbittorrent.core.transfer.completion import (
@@ -147,6 +149,9 @@ class Downloader:
         self._metainfo = metainfo
         self._layout = layout
         self._store = store
+        self._verifier = JobBatcher(call=store.call, max_batch=8, max_running=2)
+        """Hash-and-write jobs: at most two in the pool; pieces that finish
+        while both run leave together in the next (see ``_verify``)."""
         self._completion = completion
         self._config = config
         self._clock = clock
@@ -436,23 +441,27 @@ class Downloader:
             peer.link.send(session.cancel(index, begin, length))
 
     def _verify(self, index: int) -> None:
-        """Hash the complete piece and, if it is good, write it: one pool job."""
+        """Hash the complete piece and, if it is good, write it, in the pool.
+        A pool job costs two thread wake-ups (about 80 us of CPU here, a third
+        of the work for a 256 KiB piece), and on a busy machine pieces finish
+        faster than the pool gets the CPU: in bench.swarm a third of them found
+        five jobs or more ahead.  So at most two jobs run, and the pieces that
+        finish meanwhile go together in the next (``JobBatcher``)."""
         buffer = self.buffers.take(index)
         assert buffer is not None
         self._jobs += 1
         expected = self._metainfo.piece_hash(index)
-        store = self._store
+        submit, storage = self._verifier.submit, self._store.storage
         try:
             first = self._host.before_write()
-            if first is None:
-                d = store.call(verify_and_write, store.storage, index, expected, buffer)
-            else:
-                d = first.addCallback(
-                    lambda _: store.call(verify_and_write, store.storage, index, expected, buffer)
-                )
-        except Exception:  # the store is stopped
-            d = Deferred()
-            d.errback()
+        except Exception:
+            first = fail()
+        if first is None:
+            d = submit(verify_and_write, storage, index, expected, buffer)
+        else:
+            d = first.addCallback(
+                lambda _: submit(verify_and_write, storage, index, expected, buffer)
+            )
         d.addCallbacks(self._verified, self._write_failed,
                        callbackArgs=(index, buffer), errbackArgs=(index, len(buffer)))
         d.addBoth(self._job_done)
