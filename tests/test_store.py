@@ -105,6 +105,29 @@ class StoreLifeCycleTests(SynchronousTestCase):
         names = [c[0] for c in storage.calls]  # type: ignore[attr-defined]
         self.assertEqual(names, ["write", "write", "close"])
 
+    def test_close_via(self) -> None:
+        """With close_via, stop() closes the files through it (a session's
+        batcher), not with a pool job of its own."""
+        pool = ManualPool()
+        storage = storage_in(self, RecordingStorage)
+        closes: list[Any] = []
+
+        def close_via(close: Any) -> defer.Deferred[None]:
+            closes.append(close)
+            close()
+            return defer.succeed(None)
+
+        store = Store(storage, FakeReactor(), pool, close_via=close_via)  # type: ignore[arg-type]
+        store.start()
+        written = store.write(0, 0, nonzero_bytes(16))
+        pool.run_all()
+        self.assertIsNone(self.successResultOf(written))
+        stopped = store.stop()
+        self.assertEqual(pool.queue, [])
+        self.assertIsNone(self.successResultOf(stopped))
+        self.assertEqual(len(closes), 1)
+        self.assertEqual([c[0] for c in storage.calls], ["write", "close"])  # type: ignore[attr-defined]
+
     def test_cached_reads(self) -> None:
         """With cached_reads, a piece the page cache holds is read at once on
         the caller's thread; one it cannot answer (no open file) goes to the

@@ -164,12 +164,14 @@ class TorrentData:
     def ensure_store(self) -> Store:
         """The running store, started (anew after a stop) when needed."""
         if self.store is None:
+            batcher = self._batcher
             self.store = Store(
                 self.storage,
                 reactor=self._reactor,
                 threadpool=self._threadpool() if self._threadpool is not None else None,
                 threads=self._threads,
                 cached_reads=True,
+                close_via=(lambda close: batcher().submit(close)) if batcher is not None else None,
             )
             self.store.start()
         return self.store

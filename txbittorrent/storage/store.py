@@ -12,7 +12,9 @@ The constructor does nothing observable.  ``start()`` resolves the reactor
 (the global one only if none was given) and, unless a pool was injected,
 starts a pool of its own and arranges for it to stop at reactor shutdown.
 ``stop()`` refuses new calls at once, waits for the calls already made, closes
-the files in the pool, then stops its own pool; an injected pool belongs to
+the files in the pool (through ``close_via``, a session's batcher, if given:
+10,000 torrents stopping together then make a few pool jobs, not 10,000),
+then stops its own pool; an injected pool belongs to
 the caller, who starts and stops it.  Any call outside ``running`` raises
 ``LocalProtocolError`` synchronously: it is a bug in the caller.
 
@@ -61,6 +63,7 @@ class Store:
         threadpool: ThreadPool | None = None,
         threads: int = 4,
         cached_reads: bool = False,
+        close_via: Callable[[Callable[[], None]], Deferred[None]] | None = None,
     ) -> None:
         if threads < 1:
             raise ValueError("threads must be at least 1")
@@ -71,6 +74,10 @@ class Store:
         self._own_pool = threadpool is None
         self._threads = threads
         self.cached_reads = cached_reads
+        self._close_via = close_via
+        """Runs ``stop()``'s close of the files instead of a pool job of its
+        own (a session's ``JobBatcher``: thousands of torrents stopping
+        together then close their files in a few pool jobs)."""
         """Let ``read_piece`` answer from the page cache on the calling
         thread when it can (see the module docstring)."""
         self._state = _NEW
@@ -103,6 +110,8 @@ class Store:
 
     def _close_files(self, _: None) -> Deferred[None]:
         assert self._pool is not None
+        if self._close_via is not None:
+            return self._close_via(self.storage.close)
         return deferToThreadPool(self._reactor, self._pool, self.storage.close)
 
     def _stopped(self, result: object) -> Failure | None:
