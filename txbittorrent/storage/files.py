@@ -407,12 +407,14 @@ class FileStorage:
         except StorageError:
             return True  # something odd is there: the I/O will report it
 
-    def _in_part(self, f: int) -> bool:
-        """Whether file ``f``'s bytes live in the part file (call with _lock)."""
+    def _in_part(self, f: int, may_stat: bool = True) -> bool | None:
+        """Whether file ``f``'s bytes live in the part file (call with _lock);
+        ``None`` if that is not known yet and ``may_stat`` is false (finding
+        out is an lstat)."""
         if self.priorities[f] > 0 or self._pad[f]:
             return False
         routed = self._route.get(f)
-        if routed is None:
+        if routed is None and may_stat:
             routed = self._route[f] = not self._on_disk(f)
         return routed
 
@@ -455,21 +457,20 @@ class FileStorage:
         Errors are not reported here either: the thread's read reports them."""
         if _RWF_NOWAIT is None or self._pread is not os.pread:
             return None  # no such flag here, or a test's injected reads
-        size = self.layout.piece_size(index)
-        spans = self.layout.spans(index, 0, size)
-        out = bytearray(size)
-        view = memoryview(out)
         if not self._lock.acquire(blocking=False):
             return None
         try:  # holding _lock: no handle closes, set_priorities and close wait
-            for span in spans:
-                if self._pad[span.file_index]:
-                    continue  # zeros already
+            size = self.layout.piece_size(index)
+            out = bytearray(size)
+            view = memoryview(out)
+            for span in self.layout.spans(index, 0, size):
                 f = span.file_index
-                routed = self._route.get(f) if self.priorities[f] == 0 else False
-                if routed is None:
-                    return None  # not known yet: finding out is an lstat
-                if routed:
+                if self._pad[f]:
+                    continue  # zeros already
+                in_part = self._in_part(f, may_stat=False)
+                if in_part is None:
+                    return None
+                if in_part:
                     slot = self._slots.get(index)
                     if slot is None:
                         return None

@@ -74,12 +74,12 @@ class Store:
         self._own_pool = threadpool is None
         self._threads = threads
         self.cached_reads = cached_reads
+        """Let ``read_piece`` answer from the page cache on the calling
+        thread when it can (see the module docstring)."""
         self._close_via = close_via
         """Runs ``stop()``'s close of the files instead of a pool job of its
         own (a session's ``JobBatcher``: thousands of torrents stopping
         together then close their files in a few pool jobs)."""
-        """Let ``read_piece`` answer from the page cache on the calling
-        thread when it can (see the module docstring)."""
         self._state = _NEW
         self._outstanding = 0
         self._idle: list[Deferred[None]] = []
