@@ -5,7 +5,7 @@ holds everything the other tests imported) and reports the modules it found
 loaded that a download from peers has no use for: the HTTP client stack
 (treq, twisted.web, hyperlink: loaded once an HTTP tracker is asked), the
 daemon, the web API, the tracker server, the daemon's client commands,
-``create``'s hashing and SQLite.
+``create``'s hashing and SQLite; and, with ``--no-dht``, the DHT node.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ UNWANTED = (
     "txbittorrent.web", "txbittorrent.daemon", "txbittorrent.tracker.server",
     "txbittorrent.tracker.service", "txbittorrent.share", "txbittorrent.commands.cmds",
     "txbittorrent.storage.create",
+    # --no-dht (as every check here): no node, no KRPC (about 20 ms).
+    "txbittorrent.dht.node", "txbittorrent.dht.torrent", "txbittorrent.core.dht.krpc",
 )
 """Packages and modules (with their submodules) a download must not import."""
 

@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.defer import Deferred, fail, inlineCallbacks
 
-from txbittorrent.dht.torrent import TorrentDHT
 from txbittorrent.interfaces import Address
 from txbittorrent.peer.throttle import Throttle
 from txbittorrent.session import Session
@@ -47,6 +46,7 @@ from txbittorrent.core.tracker.announce import AnnounceRequest, AnnounceResponse
 from txbittorrent.tracker.client import HTTPTrackerClient, TrackerConnectionError
 
 if TYPE_CHECKING:
+    from txbittorrent.dht.torrent import TorrentDHT
     from txbittorrent.config import TorrentConfig
     from txbittorrent.storage.data import TorrentData
     from txbittorrent.swarm.extensions import PeerExtension
@@ -199,6 +199,8 @@ class RunningTorrent:
         node, host = self.session.dht, self.host
         if node is None or not node.running or not host.config.dht or host.private:
             return
+        from txbittorrent.dht.torrent import TorrentDHT  # (only with a DHT node)
+
         swarm, session = self.swarm, self.session
         swarm.dht_port = node.port
         swarm.on_dht_port = node.add_node

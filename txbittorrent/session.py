@@ -101,9 +101,7 @@ from txbittorrent.peer.mse import (
     Req2Map,
 )
 from txbittorrent.peer.protocol import PeerProtocol
-from txbittorrent.dht.bootstrap import resolve_with_reactor
 from txbittorrent.dht.config import DHTConfig
-from txbittorrent.dht.node import DHTNode
 from txbittorrent.eventtypes import TorrentAdded, TorrentRemoved
 from txbittorrent.events import EventBus
 from txbittorrent.net.tcp import (
@@ -118,6 +116,7 @@ from txbittorrent.tracker.client import UDPTrackerClient
 from txbittorrent.peer.throttle import Throttle
 
 if TYPE_CHECKING:
+    from txbittorrent.dht.node import DHTNode
     from txbittorrent.torrent import Torrent
 
 __all__ = ["Session", "SessionConfig", "DEFAULT_INTERFACES", "v6only_listening_socket"]
@@ -379,6 +378,10 @@ class Session:
         except Exception as e:  # the DHT is an extra: the session goes on without
             _log.warn("no DHT: its UDP socket could not be bound ({error})", error=e)
             return
+        # Imported here: a session without a DHT (--no-dht) never pays for it.
+        from txbittorrent.dht.bootstrap import resolve_with_reactor
+        from txbittorrent.dht.node import DHTNode
+
         resolver = getattr(self._reactor, "nameResolver", None)
         node = DHTNode(
             mux, cfg, reactor=self._reactor, events=self.events,
