@@ -48,6 +48,7 @@ async def tx_load(reactor: Any, spec: dict[str, Any]) -> None:
     from twisted.internet.defer import DeferredList
     from twisted.internet.task import deferLater
 
+    from txbittorrent.collector import BulkLoad
     from txbittorrent.session import Session
     from txbittorrent.torrent import Torrent
 
@@ -63,7 +64,11 @@ async def tx_load(reactor: Any, spec: dict[str, Any]) -> None:
     cpu0 = own_cpu()
     if profiler is not None:
         profiler.enable()
+    # As `txbittorrent serve` restores its torrents (unless --collector plain).
+    bulk = BulkLoad() if spec.get("collector", "daemon") == "daemon" else None
     t0 = time.perf_counter()
+    if bulk is not None:
+        bulk.start()
     session = Session(reactor=reactor, listen_interfaces=(LOOPBACK,))
     await session.start()
     torrents = [
@@ -79,7 +84,10 @@ async def tx_load(reactor: Any, spec: dict[str, Any]) -> None:
         for name in names
     ]
     t_made = time.perf_counter()
-    results = await DeferredList([t.start() for t in torrents], consumeErrors=True)
+    starts = [t.start() for t in torrents]
+    if bulk is not None:
+        bulk.finish()
+    results = await DeferredList(starts, consumeErrors=True)
     t1 = time.perf_counter()
     if profiler is not None:
         profiler.disable()

@@ -188,7 +188,7 @@ def copy_records(source: str, target: str) -> None:
 
 def run_load(
     client: str, prep: dict[str, Any], root: str, run: int, timeout: float, profile: str | None,
-    idle_seconds: float = 1.0,
+    idle_seconds: float = 1.0, collector: str = "daemon",
 ) -> Result:
     """Part a for one client in a fresh child process."""
     resume_dir = os.path.join(root, f"resume-{client}-{run}")
@@ -200,6 +200,7 @@ def run_load(
         "timeout": timeout,
         "profile": profile,
         "idle_seconds": idle_seconds,
+        "collector": collector,
     }
     children = Children(root)
     try:
@@ -370,6 +371,15 @@ def table(report: dict[str, Any]) -> str:
             f"({cfg['data_mib']:.0f} MiB, {cfg['pieces']} pieces) started from resume data "
             "in one session, a fresh child process per client and run"
         )
+        if cfg.get("collector") == "daemon":
+            lines.append(
+                "txbittorrent's loader pauses the cycle collector until every start() is "
+                "called and then freezes the heap, as `txbittorrent serve` does "
+                "(txbittorrent.collector; --collector plain: untouched)"
+            )
+        else:
+            lines.append("txbittorrent's loader leaves the cycle collector as it is "
+                         "(--collector plain)")
         for count, (seconds, mib, stop) in TARGETS_BY_COUNT.items():
             lines.append(
                 f"targets ({count} torrents): all started in under {seconds:.0f} s, "
@@ -464,14 +474,16 @@ def run(args: argparse.Namespace) -> int:
             if "load" in args.parts:
                 for client in order:
                     results[f"{client}-load"].append(
-                        run_load(client, prep, root, n, args.timeout, None, args.idle_seconds)
+                        run_load(client, prep, root, n, args.timeout, None, args.idle_seconds,
+                                 args.collector)
                     )
             if "peers" in args.parts:
                 for client in order:
                     results[f"{client}-peers"].append(run_peers(client, one, root, n, args))
             print(f"run {n + 1}/{args.runs} done", file=sys.stderr)
         if args.profile and "load" in args.parts:
-            profiled = run_load("tx", prep, root, args.runs, args.timeout, args.profile)
+            profiled = run_load("tx", prep, root, args.runs, args.timeout, args.profile,
+                                collector=args.collector)
             if profiled.get("ok") or os.path.exists(args.profile):
                 profile_text["tx-load"] = profile_summary(args.profile)
     finally:
@@ -488,6 +500,7 @@ def run(args: argparse.Namespace) -> int:
             "depth": args.depth,
             "seconds": args.seconds,
             "idle_seconds": args.idle_seconds,
+            "collector": args.collector,
             "runs": args.runs,
             "seed": args.seed,
             "parts": list(args.parts),
@@ -534,6 +547,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--profile", metavar="PATH",
                    help="also run txbittorrent's load once under cProfile, save and summarise it")
     p.add_argument("--no-libtorrent", action="store_true")
+    p.add_argument("--collector", choices=("daemon", "plain"), default="daemon",
+                   help="daemon (default): our loader handles the cycle collector as "
+                        "`txbittorrent serve` does (txbittorrent.collector.BulkLoad); "
+                        "plain: leaves it alone")
     p.add_argument("--tiny", action="store_true",
                    help="20 torrents, 10 peers, a 2 s window (for the test suite)")
     p.add_argument("--child", help=argparse.SUPPRESS)
