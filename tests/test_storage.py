@@ -1074,3 +1074,44 @@ class CachedReadTests(StorageTestMixin, SynchronousTestCase):
         os.unlink(fresh.file_path(0))
         self.assertIsNone(fresh.read_piece_cached(0))
         self.assertRaises(MissingDataError, fresh.read_piece, 0)
+
+
+class SafeDirectoryLstatTests(SynchronousTestCase):
+    """SafeDirectory.lstat, right under the root (one lstat) and deeper
+    (the descriptor walk): the same answers."""
+
+    def setUp(self) -> None:
+        self.root = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(self.root, "d"))
+        self.outside = os.path.abspath(self.mktemp())
+        with open(self.outside, "wb") as f:
+            f.write(b"outside")
+        self.safe = SafeDirectory(self.root)
+
+    def check(self, *prefix: str) -> None:
+        base = os.path.join(self.root, *prefix)
+        with open(os.path.join(base, "file"), "wb") as f:
+            f.write(b"12345")
+        os.symlink(self.outside, os.path.join(base, "link"))
+        os.mkdir(os.path.join(base, "dir"))
+        st = self.safe.lstat((*prefix, "file"))
+        assert st is not None
+        self.assertEqual(st.st_size, 5)
+        self.assertIsNone(self.safe.lstat((*prefix, "missing")))
+        self.assertRaises(UnsafePathError, self.safe.lstat, (*prefix, "link"))
+        self.assertRaises(StorageError, self.safe.lstat, (*prefix, "dir"))
+
+    def test_under_the_root(self) -> None:
+        """A file right under the root: its stat, None if missing, a symlink
+        or a directory refused."""
+        self.check()
+
+    def test_deeper(self) -> None:
+        """The same one directory down."""
+        self.check("d")
+
+    def test_missing_root(self) -> None:
+        """A missing root is a missing file, at any depth."""
+        safe = SafeDirectory(os.path.join(self.root, "nowhere"))
+        self.assertIsNone(safe.lstat(("file",)))
+        self.assertIsNone(safe.lstat(("d", "file")))

@@ -72,7 +72,7 @@ from txbittorrent.source import Source, TorrentSource, load_source
 from txbittorrent.state import TorrentState
 from txbittorrent.storage.data import TorrentData
 from txbittorrent.storage.files import FileStorage
-from txbittorrent.storage.hashcheck import OnProgress
+from txbittorrent.storage.hashcheck import OnProgress, default_workers
 from txbittorrent.storage.store import Store
 from txbittorrent.swarm.extensions import PeerExtension
 from txbittorrent.swarm.plugins import PluginContext, builtin_extensions
@@ -186,7 +186,7 @@ class Torrent(TorrentAccessors, TorrentStreaming):
 
     def _make_data(self, metainfo: Metainfo) -> TorrentData:
         cfg = self.config
-        hash_workers = cfg.hash_workers if cfg.hash_workers is not None else os.cpu_count() or 2
+        hash_workers = cfg.hash_workers if cfg.hash_workers is not None else default_workers()
         shared = self._shared_session
         self.metainfo = metainfo
         return TorrentData(

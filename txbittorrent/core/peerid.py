@@ -45,9 +45,16 @@ def make_peer_id(rng: RandomSource, prefix: bytes = DEFAULT_PREFIX) -> bytes:
     """A 20-byte peer id: ``prefix`` then random letters and digits."""
     if len(prefix) > PEER_ID_LENGTH:
         raise ValueError(f"a peer id prefix has at most {PEER_ID_LENGTH} bytes")
-    size = len(_ALPHABET)
-    tail = bytes(_ALPHABET[rng.randrange(size)] for _ in range(PEER_ID_LENGTH - len(prefix)))
-    return prefix + tail
+    size, count = len(_ALPHABET), PEER_ID_LENGTH - len(prefix)
+    # One draw for the whole tail, read as ``count`` base-62 digits: as
+    # uniform as a draw per letter, and a session of thousands of torrents
+    # makes one id each.
+    value = rng.randrange(size**count) if count else 0
+    tail = bytearray(count)
+    for i in range(count):
+        value, digit = divmod(value, size)
+        tail[i] = _ALPHABET[digit]
+    return prefix + bytes(tail)
 
 
 # Azureus-style client codes (BEP 20 and the clients' own documentation).

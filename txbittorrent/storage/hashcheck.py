@@ -41,6 +41,7 @@ whatever order the jobs finished in.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -56,7 +57,7 @@ from txbittorrent.core.bitfield import Bitfield
 from txbittorrent.core.metainfo import Metainfo
 from txbittorrent.errors import MissingDataError
 
-__all__ = ["HashChecker", "check_blocking", "verify_piece"]
+__all__ = ["HashChecker", "check_blocking", "default_workers", "verify_piece"]
 
 ReadPiece = Callable[[int], bytes]
 OnPiece = Callable[[int], object]
@@ -74,7 +75,10 @@ def verify_piece(metainfo: Metainfo, read_piece: ReadPiece, index: int) -> bool:
     return hashlib.sha1(data).digest() == metainfo.piece_hash(index)
 
 
-def _default_workers() -> int:
+@functools.cache
+def default_workers() -> int:
+    """Hashing threads when not configured: one per CPU (asked once per
+    process: a session starting thousands of torrents asks for each)."""
     return os.cpu_count() or 2
 
 
@@ -112,7 +116,7 @@ class HashChecker:
         self._read_piece = read_piece
         self._reactor = reactor
         self._threadpool = threadpool
-        self.workers = workers if workers is not None else _default_workers()
+        self.workers = workers if workers is not None else default_workers()
         self._lanes = 0
         self._idle_waiters: list[Deferred[None]] = []
 
@@ -299,7 +303,7 @@ def check_blocking(
     exception other than ``MissingDataError`` propagates after the jobs in
     flight finish."""
     order = _indexes(metainfo, indexes)
-    workers = workers if workers is not None else _default_workers()
+    workers = workers if workers is not None else default_workers()
     total_bytes = sum(metainfo.piece_size(i) for i in order)
     passed = Bitfield(metainfo.piece_count)
     done_pieces = done_bytes = 0

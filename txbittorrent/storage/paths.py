@@ -107,6 +107,13 @@ class SafeDirectory:
 
     def lstat(self, path: tuple[str, ...]) -> os.stat_result | None:
         """A regular file's lstat, ``None`` if it (or a directory above) is missing."""
+        if len(path) == 1:
+            # Right under the root: lstat of root/name checks what opening the
+            # root and an fstatat without following would (the root is reached
+            # by its path either way), in one system call instead of three;
+            # resuming thousands of single-file torrents makes one each.
+            where = self.where(path)
+            return self._refuse_odd(None, where, where, want_dir=False)
         try:
             dfd = self.open_parent(path, create=False)
         except MissingDataError:
@@ -180,9 +187,12 @@ class SafeDirectory:
                 raise StorageError(failure_reason("opening a directory", e), where) from e
         raise StorageError("directory vanished while being created", where)
 
-    def _refuse_odd(self, dfd: int, name: str, where: str, want_dir: bool) -> os.stat_result | None:
-        """lstat ``name`` (``None`` if absent); raise for a symlink, or for
-        something other than a directory (``want_dir``) or a regular file."""
+    def _refuse_odd(
+        self, dfd: int | None, name: str, where: str, want_dir: bool
+    ) -> os.stat_result | None:
+        """lstat ``name`` (in directory ``dfd``; a whole path if None) (``None``
+        if absent); raise for a symlink, or for something other than a
+        directory (``want_dir``) or a regular file."""
         try:
             st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
         except FileNotFoundError:
