@@ -393,6 +393,23 @@ class DownloadTests(SynchronousTestCase):
         seed.serve(h.data)
         self.assertEqual(len(h.passed), 10)
 
+    def test_budget_room_goes_to_peers_in_turn(self) -> None:
+        """Room freed by a verified piece is offered to the peers in turn:
+        with one piece's budget and two seeds, the next piece goes to the
+        other seed each time (not always to the first connected)."""
+        h = Harness(self, pieces=10, config=small(min_queue_depth=8, max_buffer_bytes=PIECE))
+        h.swarm.start()
+        seeds = [h.seed(), h.seed()]
+        takers = []
+        for _ in range(4):
+            asking = [n for n, seed in enumerate(seeds) if seed.asked]
+            self.assertEqual(len(asking), 1, "one piece in progress, from one seed")
+            takers.append(asking[0])
+            seeds[asking[0]].serve(h.data, count=2)
+            self.assertLessEqual(h.swarm._downloader.buffers.used, PIECE)
+        self.assertEqual(len(h.passed), 4)
+        self.assertEqual(takers[1:], [1, 0, 1])
+
     def test_unrequested_late_block_dropped(self) -> None:
         """A block arriving after we cancelled it is dropped without harm."""
         h = Harness(self, pieces=2, config=small())

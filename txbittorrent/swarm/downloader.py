@@ -158,6 +158,7 @@ class Downloader:
         self._host = host
         self._jobs = 0
         self._idle: list[Deferred[None]] = []
+        self._fill_turn = 0
 
     @property
     def seeding(self) -> bool:
@@ -488,8 +489,20 @@ class Downloader:
         else:
             self._host.piece_failed(index, self.picker.piece_failed(index))
         if was_over and not self.buffers.over_budget:
-            for peer in self._host.live_peers():
-                self.fill(peer)
+            self._fill_until_spent()
+
+    def _fill_until_spent(self) -> None:
+        """The budget has room again (a piece's worth, usually): top
+        pipelines up until a new piece has taken it, each time starting one
+        peer further on, so that no peer is always first to the room."""
+        peers = self._host.live_peers()
+        if not peers:
+            return
+        turn = self._fill_turn = (self._fill_turn + 1) % len(peers)
+        for peer in peers[turn:] + peers[:turn]:
+            self.fill(peer)
+            if self.buffers.over_budget:
+                break
 
     def _passed(self, index: int, buffer: bytearray) -> None:
         self.picker.piece_passed(index)
