@@ -10,8 +10,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from txbittorrent.collector import BulkLoad
-from txbittorrent.commands.serve import follow_restore
+from txbittorrent.collector import BulkLoad, follow_restore
 from txbittorrent.events import EventBus
 from txbittorrent.eventtypes import TorrentAdded, TorrentRemoved
 

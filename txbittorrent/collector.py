@@ -20,9 +20,10 @@ gives the frozen objects back to the collector, once: the daemon calls it
 when a torrent is removed, after which the process collects as any other.
 
 The collector belongs to the process, not to a library: ``Session`` and
-``Torrent`` never touch it.  Programs decide: ``txbittorrent serve`` uses a
-``BulkLoad`` around its restore, and bench.scale's loader does the same to
-measure what the daemon does.  The ``gc`` module is injected for tests.
+``Torrent`` never touch it.  Programs decide: ``txbittorrent serve`` and
+``twist txbittorrent`` run the daemon's start under a ``BulkLoad``
+(``follow_restore``), and bench.scale's loader does the same to measure
+what the daemon does.  The ``gc`` module is injected for tests.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from __future__ import annotations
 import gc as _gc
 from typing import Any
 
-__all__ = ["BulkLoad"]
+__all__ = ["BulkLoad", "follow_restore"]
 
 
 class BulkLoad:
@@ -75,3 +76,19 @@ class BulkLoad:
         if self.frozen:
             self.frozen = False
             self._gc.unfreeze()
+
+
+def follow_restore(service: Any, bulk: BulkLoad) -> None:
+    """The daemon's start, restore included, ran under ``bulk`` (started):
+    once ``service.started`` fires, finish it (freeze what the restore made)
+    and thaw at the first torrent removed (see ``txbittorrent.collector``:
+    a seedbox's worth of torrents restored without the cycle collector's
+    full passes: bench/README, bench.scale)."""
+
+    def restored(result: Any) -> Any:
+        bulk.finish()
+        if service.session is not None:
+            service.session.events.subscribe(bulk.thaw, kinds="torrent_removed")
+        return result
+
+    service.started.addBoth(restored)

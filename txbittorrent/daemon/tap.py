@@ -7,7 +7,9 @@ naming this module; ``Options`` mirrors ``txbittorrent serve``'s options
 (logging is twist's own: ``twist --log-format json txbittorrent ...``) and
 ``makeService`` returns the same ``DaemonService``.  If the daemon cannot
 start (a port taken, the state directory in use) the failure is logged and
-the reactor stopped, so twist does not linger with nothing to serve.
+the reactor stopped, so twist does not linger with nothing to serve.  As
+with ``txbittorrent serve``, the restore runs with the cycle collector
+paused and its objects frozen afterwards (``txbittorrent.collector``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
 
+from txbittorrent.collector import BulkLoad, follow_restore
 from txbittorrent.daemon.config import DaemonConfig, config_from, normalize_host, parse_size
 from txbittorrent.daemon.service import DaemonService
 
@@ -110,11 +113,15 @@ class Options(usage.Options):
 
 
 class TwistDaemonService(DaemonService):
-    """A ``DaemonService`` that stops the reactor when it cannot start."""
+    """A ``DaemonService`` that stops the reactor when it cannot start, and
+    starts under a ``BulkLoad``."""
 
     def startService(self) -> None:
+        bulk = BulkLoad()
+        bulk.start()
         super().startService()
         assert self.started is not None
+        follow_restore(self, bulk)
         self.started.addErrback(self._give_up)
 
     def _give_up(self, failure: Failure) -> None:
