@@ -17,6 +17,7 @@ from txbittorrent.core.metainfo import Metainfo, parse
 from txbittorrent.errors import MissingDataError, StorageError, UnsafePathError
 from txbittorrent.storage import files as storage_module
 from txbittorrent.storage.files import FileStorage
+from txbittorrent.storage import writeback as writeback_module
 from txbittorrent.storage.paths import SafeDirectory
 
 PieceFiles = Sequence[tuple[str, int] | tuple[str, int, bytes]]
@@ -983,15 +984,15 @@ class WriteBehindTests(StorageTestMixin, SynchronousTestCase):
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         self.addCleanup(os.close, fd)
         os.pwrite(fd, b"x" * 4096, 0)
-        self.assertEqual(storage_module.start_writeback(fd, 0, 4096),
+        self.assertEqual(writeback_module.start_writeback(fd, 0, 4096),
                          sys.platform.startswith("linux"))
-        self.assertFalse(storage_module.start_writeback(-1, 0, 4096))
+        self.assertFalse(writeback_module.start_writeback(-1, 0, 4096))
 
     def test_no_writeback_where_missing(self) -> None:
         """Without the call (not Linux) writes go as before."""
-        self.patch(storage_module, "_writeback", None)
-        self.patch(storage_module, "_writeback_known", True)
-        self.assertFalse(storage_module.start_writeback(0, 0, 1))
+        self.patch(writeback_module, "_writeback", None)
+        self.patch(writeback_module, "_writeback_known", True)
+        self.assertFalse(writeback_module.start_writeback(0, 0, 1))
         storage = self.storage(self.meta, self.basedir())
         write_all(storage, self.data)
         self.assertEqual(b"".join(storage.read_piece(i) for i in range(4)), self.data)

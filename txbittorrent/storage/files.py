@@ -72,25 +72,25 @@ Invariants and decisions:
   record) would write all of it while the user waits: 512 MiB took 0.29 s
   here, 2 ms after write-behind, and the wait grows with the download.  It
   makes nothing durable (no metadata, no device cache flush): ``sync()`` is
-  still what the resume record waits for.  Linux only (through libc: Python
-  has no binding); elsewhere, or if the call fails, writes go as before.
+  still what the resume record waits for.  The call is
+  ``writeback.start_writeback``.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from txbittorrent.core.layout import Layout, Span
 from txbittorrent.core.metainfo import Metainfo
 from txbittorrent.errors import MissingDataError, StorageError, UnsafePathError
 from txbittorrent.storage.gate import Gate
 from txbittorrent.storage.paths import SafeDirectory, failure_reason
+from txbittorrent.storage.writeback import WRITEBACK_BATCH, start_writeback
 
-__all__ = ["FileStorage", "start_writeback"]
+__all__ = ["FileStorage"]
 
 _PART = -1
 """The part file's key in the handle cache (files use their index)."""
@@ -99,58 +99,6 @@ _fadvise = getattr(os, "posix_fadvise", None)  # not on macOS: writes go without
 _WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", 3)
 
 _COPY_CHUNK = 1 << 20
-
-WRITEBACK_BATCH = 1 << 20
-"""Bytes written to a file between two starts of its write-back (one
-system call per megabyte, whatever the piece size)."""
-
-_SYNC_FILE_RANGE_WRITE = getattr(os, "SYNC_FILE_RANGE_WRITE", 2)
-_writeback: Callable[[int, int, int], None] | None = None
-_writeback_known = False
-
-
-def _find_writeback() -> Callable[[int, int, int], None] | None:
-    """``sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)`` as a
-    function raising ``OSError``; None where there is none (not Linux)."""
-    native = getattr(os, "sync_file_range", None)  # no Python has it yet
-    if native is not None:
-        return lambda fd, offset, length: native(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        call = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    call.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-    call.restype = ctypes.c_int
-
-    def writeback(fd: int, offset: int, length: int) -> None:
-        if call(fd, offset, length, _SYNC_FILE_RANGE_WRITE) != 0:
-            errno = ctypes.get_errno()
-            raise OSError(errno, os.strerror(errno))
-
-    return writeback
-
-
-def start_writeback(fd: int, offset: int, length: int) -> bool:
-    """Ask the kernel to start writing ``length`` bytes of ``fd`` at
-    ``offset`` back to the disk, without waiting; False where it cannot
-    (not Linux, or the call failed: only a hint, ``fsync`` tells errors)."""
-    global _writeback, _writeback_known
-    if not _writeback_known:
-        _writeback = _find_writeback()  # the same answer in every thread
-        _writeback_known = True
-    if _writeback is None:
-        return False
-    try:
-        _writeback(fd, offset, length)
-    except OSError:
-        return False
-    return True
-
 
 _RWF_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 """``preadv2``'s flag for "only what the page cache holds" (Linux 4.14)."""
