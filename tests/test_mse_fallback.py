@@ -15,7 +15,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from txbittorrent.core.wire.mse import CRYPTO_RC4
 from txbittorrent.interfaces import PeerLink
 from txbittorrent.peer.links import LinkConfig, LinkGroup
-from txbittorrent.peer.mse import ENCRYPTION_RETRY, MSEPeerProtocol, PlainPeerProtocol
+from txbittorrent.peer.mse import MSEPeerProtocol, PlainPeerProtocol
+from txbittorrent.peer.msepolicy import ENCRYPTION_RETRY
 from txbittorrent.session import FALLBACK_MEMORY, Session, SessionConfig
 from txbittorrent.swarm.addressbook import AddressBook
 from txbittorrent.swarm.config import SwarmConfig

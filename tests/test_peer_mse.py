@@ -25,7 +25,8 @@ from txbittorrent.core.wire.mse import (
 )
 from txbittorrent.interfaces import PeerLink
 from txbittorrent.peer.links import LinkConfig, LinkGroup
-from txbittorrent.peer.mse import MSEPeerProtocol, Req2Map, policy
+from txbittorrent.peer.mse import MSEPeerProtocol
+from txbittorrent.peer.msepolicy import Req2Map, policy
 from txbittorrent.peer.mse_crypto import new_rc4
 from txbittorrent.session import Session, SessionConfig
 from txbittorrent.testing import FakePeerHost, wait_until

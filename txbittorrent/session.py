@@ -55,7 +55,7 @@ remembered, and the next dial to it goes encrypted; one that drops an
 encrypted dial before its DH key (MSE step 2) is remembered the other way.
 The memory (``_dial_methods``) is an LRU of ``FALLBACK_MEMORY`` addresses.
 The attempt still ends in ``connect_failed``; when the address was not
-remembered before, the reason starts with ``peer.mse.ENCRYPTION_RETRY``,
+remembered before, the reason starts with ``peer.msepolicy.ENCRYPTION_RETRY``,
 which tells the swarm to redial on the next reactor turn rather than after
 its backoff (once: a peer that drops both methods backs off as usual).
 Measured against libtorrent 2.1 on loopback (from ``add_peers`` to the
@@ -93,13 +93,8 @@ from txbittorrent.core.metainfo import MetainfoLimits
 from txbittorrent.errors import LocalProtocolError
 from txbittorrent.interfaces import Address, PeerHost
 from txbittorrent.peer.links import LinkConfig, LinkGroup, normalize_host
-from txbittorrent.peer.mse import (
-    ENCRYPTION_MODES,
-    ENCRYPTION_RETRY,
-    MSEPeerProtocol,
-    PlainPeerProtocol,
-    Req2Map,
-)
+from txbittorrent.peer.mse import MSEPeerProtocol, PlainPeerProtocol
+from txbittorrent.peer.msepolicy import ENCRYPTION_MODES, ENCRYPTION_RETRY, Req2Map
 from txbittorrent.peer.protocol import PeerProtocol
 from txbittorrent.dht.config import DHTConfig
 from txbittorrent.eventtypes import TorrentAdded, TorrentRemoved

@@ -110,7 +110,7 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
 
 
 ENCRYPTION_CHOICES = ("disabled", "enabled", "forced")
-"""``SessionConfig.encryption``'s values (``peer.mse.ENCRYPTION_MODES``,
+"""``SessionConfig.encryption``'s values (``peer.msepolicy.ENCRYPTION_MODES``,
 not imported here: the CLI's start-up imports only what it needs)."""
 
 

@@ -25,7 +25,8 @@ the link writes before the handshake is done is held back; an outgoing
 link's first write (its BitTorrent handshake) travels as the handshake's
 initial payload (IA), costing no round trip.
 
-Outgoing (``make_outgoing``): we are side A, offering ``policy(mode)``'s methods.
+Outgoing (``make_outgoing``): we are side A, offering ``policy(mode)``'s
+methods (``peer.msepolicy``, with ``Req2Map`` and the setting's values).
 Incoming (``make_incoming``): the first bytes decide.  A plain handshake starts
 with ``\\x13BitTorrent protocol``: while the bytes so far agree with that
 (at most 20 bytes) we wait, then pass them on untouched, unless plaintext is
@@ -48,8 +49,8 @@ before a sign of life in the method we tried (a plain dial: not one byte
 back; an encrypted one: not even its DH key, MSE step 2), whether to try
 the other method next; the callback (the session's memory of such
 addresses) returns the ``connect_failed`` reason, which then starts with
-``ENCRYPTION_RETRY`` when the swarm should redial soon rather than after
-its backoff.  An encrypted dial answered with a plain BitTorrent handshake
+``msepolicy.ENCRYPTION_RETRY`` when the swarm should redial soon rather
+than after its backoff.  An encrypted dial answered with a plain BitTorrent handshake
 (a peer without MSE that writes first) is closed and reported the same way.
 ``PlainPeerProtocol`` is the plain dial with that hook and nothing else (no
 extra layer on its data path).
@@ -66,7 +67,6 @@ from twisted.python.failure import Failure
 
 from txbittorrent.core.wire.mse import (
     CRYPTO_PLAINTEXT,
-    CRYPTO_RC4,
     Established,
     MSEInitiator,
     MSEResponder,
@@ -74,34 +74,18 @@ from txbittorrent.core.wire.mse import (
     KEY_BYTES,
     RC4Factory,
     StreamCipher,
-    req2_hash,
 )
 from txbittorrent.errors import MSEHandshakeError
 from txbittorrent.interfaces import Address, PeerHost
 from txbittorrent.peer import mse_crypto
 from txbittorrent.peer.links import LinkGroup
+from txbittorrent.peer.msepolicy import policy
 from txbittorrent.peer.protocol import PeerProtocol
 
-__all__ = [
-    "ENCRYPTION_MODES",
-    "ENCRYPTION_RETRY",
-    "Fallback",
-    "MSEPeerProtocol",
-    "PLAIN_PREFIX",
-    "PlainPeerProtocol",
-    "Req2Map",
-    "policy",
-]
+__all__ = ["Fallback", "MSEPeerProtocol", "PLAIN_PREFIX", "PlainPeerProtocol"]
 
 PLAIN_PREFIX = b"\x13BitTorrent protocol"
 """How a plain BitTorrent handshake starts."""
-
-ENCRYPTION_MODES = ("disabled", "enabled", "forced")
-"""The values of ``SessionConfig.encryption``."""
-
-ENCRYPTION_RETRY = "retry with the other encryption method"
-"""How a ``connect_failed`` reason starts when the address should be
-dialled again soon, with the other method (see "Fallback" above)."""
 
 Fallback = Callable[[PeerProtocol, bool], "str | None"]
 """``(link, encrypted) -> connect_failed reason or None``: called by an
@@ -112,46 +96,6 @@ _MAX_INITIAL_PAYLOAD = 0xFFFF
 
 _TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 """Linux's option to send the pending ACK now (see ``_ack_now``)."""
-
-
-def policy(mode: str) -> tuple[int, int, bool]:
-    """For an encryption setting: (the methods we offer and accept, the one
-    we select when offered several, whether plain incoming is accepted).
-    ``enabled`` accepts both and selects plaintext (the payload costs no
-    cipher work; the handshake is obfuscated either way), as libtorrent's
-    defaults do; ``forced`` is RC4 only."""
-    if mode == "enabled":
-        return CRYPTO_PLAINTEXT | CRYPTO_RC4, CRYPTO_PLAINTEXT, True
-    if mode == "forced":
-        return CRYPTO_RC4, CRYPTO_RC4, False
-    raise ValueError(f"no MSE policy for encryption mode {mode!r}")
-
-
-class Req2Map:
-    """HASH('req2', info hash) -> info hash over a live mapping keyed by info
-    hash (the session's registry): a responder's ``skey_for_req2``.  Each
-    info hash is hashed once, lazily: a miss hashes only the info hashes
-    added since, and a hit is checked against the mapping (a removed
-    torrent is not found)."""
-
-    def __init__(self, registry: Any) -> None:
-        """``registry``: a mapping whose keys are the info hashes."""
-        self._registry = registry
-        self._by_req2: dict[bytes, bytes] = {}
-        self._hashed: set[bytes] = set()
-
-    def __call__(self, req2: bytes) -> bytes | None:
-        info_hash = self._by_req2.get(req2)
-        if info_hash is None:
-            new = self._registry.keys() - self._hashed
-            if new:
-                for added in new:
-                    self._by_req2[req2_hash(added)] = added
-                self._hashed |= new
-                info_hash = self._by_req2.get(req2)
-        if info_hash is None or info_hash not in self._registry:
-            return None
-        return info_hash
 
 
 def _dropped_early(link: PeerProtocol, encrypted: bool, reason: Failure) -> None:

@@ -18,7 +18,7 @@ each step of a connection's life:
   sides agree; the swarm closes the other.  The book hears what became of
   an outgoing attempt (``refused``, ``connected``, ``failed``) and of a
   connection that ends (``lost``; a failure whose reason starts with
-  ``peer.mse.ENCRYPTION_RETRY`` is not counted: the session asks for a
+  ``peer.msepolicy.ENCRYPTION_RETRY`` is not counted: the session asks for a
   redial with the other encryption method, which the swarm makes on the
   next reactor turn); an incoming peer's listening port from
   its extension handshake goes into the book as connected (``listening``),
@@ -39,7 +39,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from txbittorrent.interfaces import SELF_CONNECTION
-from txbittorrent.peer.mse import ENCRYPTION_RETRY
+from txbittorrent.peer.msepolicy import ENCRYPTION_RETRY
 from txbittorrent.swarm.addressbook import ban_key
 
 if TYPE_CHECKING:
