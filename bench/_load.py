@@ -102,6 +102,8 @@ async def tx_load(reactor: Any, spec: dict[str, Any]) -> None:
     idle_cpu = (own_cpu() - idle0) / (time.perf_counter() - wall0)
     settled = proc_status()
     t2 = time.perf_counter()
+    if bulk is not None:
+        bulk.for_exit()  # as `txbittorrent serve` stops
     stops = await DeferredList([t.stop() for t in torrents], consumeErrors=True)
     await session.stop()
     t3 = time.perf_counter()

@@ -374,8 +374,9 @@ def table(report: dict[str, Any]) -> str:
         if cfg.get("collector") == "daemon":
             lines.append(
                 "txbittorrent's loader pauses the cycle collector until every start() is "
-                "called and then freezes the heap, as `txbittorrent serve` does "
-                "(txbittorrent.collector; --collector plain: untouched)"
+                "called and then freezes the heap, and pauses it again for the stop, as "
+                "`txbittorrent serve` does (txbittorrent.collector; --collector plain: "
+                "untouched)"
             )
         else:
             lines.append("txbittorrent's loader leaves the cycle collector as it is "

@@ -103,6 +103,23 @@ class BulkLoadTests(SynchronousTestCase):
         self.assertEqual(fake.calls, ["disable", "freeze", "enable", "unfreeze"])
         self.assertFalse(load.frozen)
 
+    def test_for_exit(self) -> None:
+        """for_exit pauses collection for good: a pending finish freezes
+        nothing and turns nothing back on."""
+        fake = FakeGC()
+        load = BulkLoad(fake)
+        load.start()
+        load.for_exit()
+        load.finish()
+        self.assertFalse(fake.enabled)
+        self.assertEqual(fake.calls, ["disable", "disable"])
+        self.assertFalse(load.frozen)
+        after = BulkLoad(FakeGC())
+        after.start()
+        after.finish()
+        after.for_exit()
+        self.assertFalse(after._gc.enabled)
+
     def test_real_gc(self) -> None:
         """On the real collector: objects made during the load are frozen at
         finish and given back by thaw; collection is on again after finish."""

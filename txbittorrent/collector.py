@@ -18,6 +18,9 @@ as it was.  The price: a frozen object that later becomes garbage in a
 cycle is not collected while it stays frozen.  So ``thaw`` (``gc.unfreeze``)
 gives the frozen objects back to the collector, once: the daemon calls it
 when a torrent is removed, after which the process collects as any other.
+And when the daemon stops, ``for_exit`` pauses collection for good: the
+process ends after the stop, and stopping 10,000 torrents took 1.2-1.5 s
+with the collector's passes and 0.4 s without.
 
 The collector belongs to the process, not to a library: ``Session`` and
 ``Torrent`` never touch it.  Programs decide: ``txbittorrent serve`` and
@@ -68,6 +71,14 @@ class BulkLoad:
         self.frozen = True
         if was_enabled:
             gc.enable()
+
+    def for_exit(self) -> None:
+        """The process is about to end: pause automatic collection for good
+        (nothing is frozen, and a pending ``finish`` does nothing).  Its
+        cycles do not need collecting, and the passes were most of the time
+        the daemon took to stop 10,000 torrents (bench/README, bench.scale)."""
+        self._was_enabled = None
+        self._gc.disable()
 
     def thaw(self, *_: object) -> None:
         """Give the frozen objects back to the collector (once; later calls

@@ -154,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         service.started.addErrback(failed)
 
     def stop() -> Any:
+        bulk.for_exit()  # the process ends after the stop (collector.py)
         d = service.stopService()
 
         def stop_failed(failure: Any) -> None:

@@ -114,15 +114,22 @@ class Options(usage.Options):
 
 class TwistDaemonService(DaemonService):
     """A ``DaemonService`` that stops the reactor when it cannot start, and
-    starts under a ``BulkLoad``."""
+    starts under a ``BulkLoad`` (and stops with collection paused)."""
+
+    _bulk: BulkLoad | None = None  # made by startService
 
     def startService(self) -> None:
-        bulk = BulkLoad()
+        bulk = self._bulk = BulkLoad()
         bulk.start()
         super().startService()
         assert self.started is not None
         follow_restore(self, bulk)
         self.started.addErrback(self._give_up)
+
+    def stopService(self) -> Any:
+        if self._bulk is not None:
+            self._bulk.for_exit()  # twist ends after the stop (collector.py)
+        return super().stopService()
 
     def _give_up(self, failure: Failure) -> None:
         _log.critical("txbittorrent: cannot start: {message}",
