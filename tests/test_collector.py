@@ -114,11 +114,12 @@ class BulkLoadTests(SynchronousTestCase):
         self.assertFalse(fake.enabled)
         self.assertEqual(fake.calls, ["disable", "disable"])
         self.assertFalse(load.frozen)
-        after = BulkLoad(FakeGC())
+        later = FakeGC()
+        after = BulkLoad(later)
         after.start()
         after.finish()
         after.for_exit()
-        self.assertFalse(after._gc.enabled)
+        self.assertFalse(later.enabled)
 
     def test_real_gc(self) -> None:
         """On the real collector: objects made during the load are frozen at

@@ -50,8 +50,9 @@ back; an encrypted one: not even its DH key, MSE step 2), whether to try
 the other method next; the callback (the session's memory of such
 addresses) returns the ``connect_failed`` reason, which then starts with
 ``msepolicy.ENCRYPTION_RETRY`` when the swarm should redial soon rather
-than after its backoff.  An encrypted dial answered with a plain BitTorrent handshake
-(a peer without MSE that writes first) is closed and reported the same way.
+than after its backoff.  An encrypted dial answered with a plain BitTorrent
+handshake (a peer without MSE that writes first) is closed and reported
+the same way.
 ``PlainPeerProtocol`` is the plain dial with that hook and nothing else (no
 extra layer on its data path).
 """
