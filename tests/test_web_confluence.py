@@ -352,6 +352,12 @@ class InfoTests(ConfluenceCase):
         meta = parse(raw)
         magnet = quote(f"magnet:?xt=urn:btih:{meta.info_hash.hex()}", safe="")
         d = self.fetch("GET", f"/info?magnet={magnet}")
+        # The GET adds the torrent; the POST, on another connection, must not
+        # overtake it.
+        for _ in range(200):
+            if self.session.get(meta.info_hash) is not None:
+                break
+            yield deferLater(reactor, 0.01, lambda: None)
         response, _ = yield self.fetch("POST", f"/metainfo?ih={meta.info_hash.hex()}",
                                        data=encode({b"info": decode(meta.info_bytes)}))
         self.assertEqual(response.code, 200)

@@ -152,6 +152,21 @@ def wait_until_seeding(handle: Any, timeout: float = DEFAULT_TIMEOUT) -> float:
     return wait_for(seeding, timeout, "the torrent to seed", lambda: describe(handle))
 
 
+def wait_for_files(seed_root: str, lt_root: str, names: Any,
+                   timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Wait until libtorrent's files under ``lt_root`` match ``seed_root``'s.
+
+    libtorrent 2 can count a piece as passed (it hashes from its store buffer)
+    before the write reaches the file, so ``is_seeding`` does not yet mean the
+    bytes are on disk; fail, naming the files that differ, at the deadline."""
+    from txbittorrent.testing import same_files
+
+    names = list(names)
+    wait_for(lambda: not same_files(seed_root, lt_root, names), timeout,
+             "libtorrent's files to match the seed's",
+             lambda: repr(same_files(seed_root, lt_root, names)))
+
+
 def file_list(files: Any) -> list[tuple[str, int, bool]]:
     """``(path joined with '/', size, is pad file)`` for each file of a
     libtorrent ``file_storage`` (``torrent_info.layout()``)."""

@@ -313,8 +313,7 @@ class SeedTests(CommandTestBase):
         assert listening is not None, command.describe()
         handle = self.leech(raw, listening["port"])
         ltutil.wait_until_seeding(handle, RUN_TIMEOUT)
-        self.assertEqual(same_files(self.path("seed", "tree"), self.path("lt", "tree"),
-                                    list(TREE)), [])
+        ltutil.wait_for_files(self.path("seed", "tree"), self.path("lt", "tree"), TREE)
         self.assertIsNone(command.proc.poll(), "seed without a goal keeps running")
         command.interrupt()
         self.assertEqual(command.wait(STOP_TIMEOUT), 130, command.describe())
@@ -342,8 +341,7 @@ class SeedTests(CommandTestBase):
         ltutil.wait_until_seeding(handle, RUN_TIMEOUT)
         self.assert_clean_exit(command, 0)
         self.assertGreaterEqual(time.monotonic() - command.started, 5)
-        self.assertEqual(same_files(self.path("seed", "tree"), self.path("lt", "tree"),
-                                    list(TREE)), [])
+        ltutil.wait_for_files(self.path("seed", "tree"), self.path("lt", "tree"), TREE)
         err = command.stderr()
         count = parse(raw).piece_count
         self.assertIn(f"{count}/{count} pieces verified\n", err)

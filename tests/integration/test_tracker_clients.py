@@ -92,8 +92,8 @@ class TrackerClientsTests(TestCase):
         leecher = ltutil.make_session(self)
         leech = ltutil.add_torrent(leecher, raw, os.path.join(self.root, "leech"))
         ltutil.wait_until_seeding(leech, 90)
-        self.assertEqual(same_files(os.path.join(self.root, "seed", "tree"),
-                                    os.path.join(self.root, "leech", "tree"), list(SIZES)), [])
+        ltutil.wait_for_files(os.path.join(self.root, "seed", "tree"),
+                              os.path.join(self.root, "leech", "tree"), SIZES)
         self.wait_scrape(info_hash, (2, 1, 0))
         leecher.remove_torrent(leech)
         self.wait_scrape(info_hash, (1, 1, 0))
