@@ -9,10 +9,11 @@ import os
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.trial.unittest import FailTest, TestCase
+from twisted.trial.unittest import FailTest
 
 from tests.integration import children, ltutil
 from tests.integration.children import ROOT, spawn_child
+from tests.integration.temproot import TempRootCase
 from txbittorrent.core.metainfo import parse
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.testing import make_files, same_files
@@ -60,16 +61,12 @@ class Child(children.Child):
         return found[-1] if found else None
 
 
-class CLITestBase(TestCase):
+class CLITestBase(TempRootCase):
     timeout = 120
 
     def setUp(self) -> None:
         ltutil.skip_without_libtorrent()
-        self.root = os.path.abspath(self.mktemp())
-        os.makedirs(self.root)
-
-    def path(self, *parts: str) -> str:
-        return os.path.join(self.root, *parts)
+        self.make_root()
 
     def make_torrent(self, sizes: dict[str, int] = TREE,
                      piece_length: int = 16 * KiB) -> bytes:

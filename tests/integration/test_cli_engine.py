@@ -25,6 +25,7 @@ from typing import Any
 from twisted.trial.unittest import FailTest, TestCase
 
 from tests.integration import ltutil
+from tests.integration.temproot import TempRootCase
 from txbittorrent.core.metainfo import parse
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.testing import make_files, same_files
@@ -123,17 +124,14 @@ class Command:
         return f"exit={self.proc.poll()} stderr={self.stderr()[-1000:]!r}"
 
 
-class CommandTestBase(TestCase):
+class CommandTestBase(TempRootCase):
     timeout = 120
 
     def setUp(self) -> None:
         ltutil.skip_without_libtorrent()
-        self.root = os.path.abspath(self.mktemp())
+        self.make_root()
         self.logs = os.path.join(self.root, "logs")
         os.makedirs(self.logs)
-
-    def path(self, *parts: str) -> str:
-        return os.path.join(self.root, *parts)
 
     def make_torrent(self, sizes: dict[str, int] = TREE,
                      piece_length: int = 32 * KiB) -> tuple[str, bytes]:

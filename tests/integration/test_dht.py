@@ -41,6 +41,7 @@ from twisted.trial.unittest import TestCase
 
 from tests.integration import ltutil
 from tests.integration.clibase import TREE, CLITestBase
+from tests.integration.temproot import TempRootCase
 from txbittorrent import Torrent
 from txbittorrent.core.metainfo import parse
 from txbittorrent.dht.config import DHTConfig
@@ -149,23 +150,20 @@ def ours_config(bootstrap: list[tuple[str, int]], **fields: Any) -> SessionConfi
     return SessionConfig(dht=dht)
 
 
-class DHTTests(TestCase):
+class DHTTests(TempRootCase):
     """Peers found through the DHT, with libtorrent on 127.0.0.1."""
 
     timeout = 90
 
     def setUp(self) -> None:
         ltutil.skip_without_libtorrent()
-        self.root = os.path.abspath(self.mktemp())
+        self.make_root()
         self.files = make_files(os.path.join(self.root, "seed", "tree"),
                                 {"a.bin": 700_000, "sub/b.bin": 300_001})
         self.raw = create_torrent(os.path.join(self.root, "seed", "tree"),
                                   piece_length=64 * 1024)
         self.metainfo = parse(self.raw)
         self.nodes = [lt_dht_session(self) for _ in range(LT_NODES)]
-
-    def path(self, *parts: str) -> str:
-        return os.path.join(self.root, *parts)
 
     def ours(self, source: Any, basedir: str, bootstrap_port: int,
              upload_limit: float | None = None, **fields: Any) -> Torrent:

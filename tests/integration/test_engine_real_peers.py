@@ -12,10 +12,11 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import SkipTest
 
 from tests.integration import ltutil
 from tests.integration.engine import ARIA2C, LiarFactory, aria2_command, start_process
+from tests.integration.temproot import TempRootCase
 from txbittorrent.core.metainfo import parse
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.observers import TorrentObserver
@@ -54,18 +55,13 @@ class Banned(TorrentObserver):
         self.lost.append((peer.address, reason))
 
 
-class EngineTestBase(TestCase):
+class EngineTestBase(TempRootCase):
+    make_dirs = True
     timeout = 240
 
     def setUp(self) -> None:
         ltutil.skip_without_libtorrent()
-        self.root = os.path.abspath(self.mktemp())
-        os.makedirs(self.root)
-
-    def path(self, *parts: str) -> str:
-        p = os.path.join(self.root, *parts)
-        os.makedirs(p, exist_ok=True)
-        return p
+        self.make_root()
 
     def make_torrent(self, sizes: dict[str, int] = TREE, piece_length: int = 64 * KiB,
                      trackers: list[str] | None = None, seed: int = 1) -> tuple[bytes, dict]:

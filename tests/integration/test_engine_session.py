@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import socket
 from typing import Any
 from urllib.parse import parse_qs
@@ -21,11 +20,12 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.protocols.portforward import ProxyFactory
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import SkipTest
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from tests.integration import ltutil
+from tests.integration.temproot import TempRootCase
 from txbittorrent.core.metainfo import parse
 from txbittorrent.core.tracker.registry import TrackerState
 from txbittorrent.storage.create import create_torrent
@@ -121,21 +121,14 @@ class EventLog(Resource):
         return self.inner.render_GET(request)
 
 
-class SessionTestBase(TestCase):
+class SessionTestBase(TempRootCase):
     """Temp dirs, torrents made from seeded random files, cleanup of everything."""
 
     timeout = 60
+    make_dirs = True
 
     def setUp(self) -> None:
-        self.root = os.path.abspath(self.mktemp())
-        os.makedirs(self.root)
-        # Registered first, so it runs last: after every torrent and session closed.
-        self.addCleanup(shutil.rmtree, self.root, ignore_errors=True)
-
-    def path(self, *parts: str) -> str:
-        p = os.path.join(self.root, *parts)
-        os.makedirs(p, exist_ok=True)
-        return p
+        self.make_root(remove=True)
 
     def make_torrent(self, name: str, sizes: dict[str, int], piece_length: int = 64 * KiB,
                      trackers: list[str] | None = None, seed: int = 1) -> bytes:

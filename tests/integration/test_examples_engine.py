@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import FailTest, TestCase
 
 from tests.integration import ltutil
+from tests.integration.temproot import TempRootCase
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.testing import make_files, same_files
 from txbittorrent.tracker.server import start_tracker
@@ -106,16 +107,12 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-class ExampleTestBase(TestCase):
+class ExampleTestBase(TempRootCase):
     timeout = 90
 
     def setUp(self) -> None:
         ltutil.skip_without_libtorrent()
-        self.root = os.path.abspath(self.mktemp())
-        os.makedirs(self.root)
-
-    def path(self, *parts: str) -> str:
-        return os.path.join(self.root, *parts)
+        self.make_root()
 
     def make_torrent(self, trackers: list[str] | None = None) -> tuple[str, bytes]:
         make_files(self.path("seed", "tree"), TREE)

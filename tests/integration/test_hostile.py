@@ -42,9 +42,10 @@ from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks
 from twisted.internet.task import Clock, LoopingCall
 from twisted.internet.testing import StringTransport
 from twisted.logger import Logger
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from tests.integration import ltutil
+from tests.integration.temproot import TempRootCase
 from txbittorrent import Torrent
 from txbittorrent.core.bencoding import decode, encode as bencode
 from txbittorrent.core.magnet import Magnet
@@ -246,14 +247,14 @@ class Run:
     """For each hostile peer, whether each of its connections was up at completion."""
 
 
-class HostilePeerTests(TestCase):
+class HostilePeerTests(TempRootCase):
     """A magnet download from libtorrent with hostile peers in the swarm."""
 
     timeout = 120
 
     def setUp(self) -> None:
         ltutil.skip_without_libtorrent()
-        self.root = os.path.abspath(self.mktemp())
+        self.make_root()
         tree = os.path.join(self.root, "seed", "tree")
         self.data = make_files(tree, torrent_files())
         self.raw = create_torrent(tree, piece_length=32 * KiB)

@@ -10,9 +10,9 @@ from urllib.parse import quote
 
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
-from twisted.trial.unittest import TestCase
 
 from tests.integration import ltutil
+from tests.integration.temproot import TempRootCase
 from txbittorrent import Torrent
 from txbittorrent.core.metainfo import parse
 from txbittorrent.state import TorrentState
@@ -32,14 +32,14 @@ class NoPluginTorrent(Torrent):
         return []
 
 
-class MagnetTests(TestCase):
+class MagnetTests(TempRootCase):
     """Torrents without their metadata, against libtorrent."""
 
     timeout = 60
 
     def setUp(self) -> None:
         ltutil.skip_without_libtorrent()
-        self.root = os.path.abspath(self.mktemp())
+        self.make_root()
         self.data = make_files(os.path.join(self.root, "seed", "tree"), SIZES)
         self.raw = create_torrent(os.path.join(self.root, "seed", "tree"), piece_length=16384)
         self.info_hash = parse(self.raw).info_hash

@@ -13,9 +13,9 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
-from twisted.trial.unittest import TestCase
 
 from tests.integration import ltutil
+from tests.integration.temproot import TempRootCase
 from txbittorrent import Torrent
 from txbittorrent.core.metainfo import parse
 from txbittorrent.core.wire.metadata import METADATA_PIECE_SIZE
@@ -39,17 +39,14 @@ def many_files(count: int) -> dict[str, int]:
     }
 
 
-class MetadataExchangeTests(TestCase):
+class MetadataExchangeTests(TempRootCase):
     """Magnets end to end on 127.0.0.1, byte for byte."""
 
     timeout = 120
 
     def setUp(self) -> None:
         ltutil.skip_without_libtorrent()
-        self.root = os.path.abspath(self.mktemp())
-
-    def path(self, *parts: str) -> str:
-        return os.path.join(self.root, *parts)
+        self.make_root()
 
     def make(self, sizes: dict[str, int], piece_length: int) -> tuple[bytes, dict[str, bytes]]:
         """Files under seed/tree and their .torrent."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import SkipTest
 
 from tests.integration.engine import (
     ARIA2C,
@@ -31,6 +31,7 @@ from tests.integration.engine import (
     start_process,
     write_transmission_settings,
 )
+from tests.integration.temproot import TempRootCase
 from txbittorrent.core.wire.mse import CRYPTO_PLAINTEXT, CRYPTO_RC4
 from txbittorrent.observers import TorrentObserver
 from txbittorrent.session import Session, SessionConfig
@@ -66,18 +67,12 @@ class LinkCrypto(TorrentObserver):
                                getattr(link, "encrypted_handshake", False)))
 
 
-class ClientsBase(TestCase):
+class ClientsBase(TempRootCase):
+    make_dirs = True
     timeout = 180
 
     def setUp(self) -> None:
-        self.root = os.path.abspath(self.mktemp())
-        os.makedirs(self.root)
-        self.addCleanup(shutil.rmtree, self.root, ignore_errors=True)
-
-    def path(self, *parts: str) -> str:
-        p = os.path.join(self.root, *parts)
-        os.makedirs(p, exist_ok=True)
-        return p
+        self.make_root(remove=True)
 
     def make_torrent(self, trackers: list[str] | None = None) -> tuple[bytes, str]:
         """The torrent's bytes and a .torrent file of it."""

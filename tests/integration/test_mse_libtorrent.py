@@ -9,14 +9,13 @@ Everything listens on loopback only and is bounded in time.
 from __future__ import annotations
 
 import os
-import shutil
 from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
-from twisted.trial.unittest import TestCase
 
 from tests.integration import ltutil
+from tests.integration.temproot import TempRootCase
 from txbittorrent.core.wire.mse import CRYPTO_PLAINTEXT, CRYPTO_RC4
 from txbittorrent.observers import TorrentObserver
 from txbittorrent.session import Session, SessionConfig
@@ -62,24 +61,18 @@ class FirstPeer(TorrentObserver):
                     self.encrypted.add(getattr(link, "encrypted_handshake", False))
 
 
-class MSELibtorrentTests(TestCase):
+class MSELibtorrentTests(TempRootCase):
     """Our Session with each encryption mode against libtorrent."""
 
     timeout = 60
+    make_dirs = True
 
     def setUp(self) -> None:
         ltutil.skip_without_libtorrent()
-        self.root = os.path.abspath(self.mktemp())
-        os.makedirs(self.root)
-        self.addCleanup(shutil.rmtree, self.root, ignore_errors=True)
+        self.make_root(remove=True)
         source = os.path.join(self.path("seed"), "mse")
         make_files(source, SIZES, seed=13)
         self.raw = create_torrent(source, piece_length=256 * 1024, trackers=[])
-
-    def path(self, *parts: str) -> str:
-        p = os.path.join(self.root, *parts)
-        os.makedirs(p, exist_ok=True)
-        return p
 
     def session(self, mode: str) -> Session:
         s = Session(reactor=reactor, listen_interfaces=(LOOPBACK,),

@@ -26,9 +26,9 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
-from twisted.trial.unittest import TestCase
 
 from tests.integration import ltutil
+from tests.integration.temproot import TempRootCase
 from txbittorrent import Torrent
 from txbittorrent.storage.create import create_torrent
 from txbittorrent.testing import make_files, wait_until
@@ -58,14 +58,14 @@ def lt_describe(handle: Any) -> str:
     return "; ".join(f"{p.ip} source={p.source} flags={p.flags}" for p in lt_peers(handle))
 
 
-class PexTests(TestCase):
+class PexTests(TempRootCase):
     """PEX between our engine and libtorrent."""
 
     timeout = 120
 
     def setUp(self) -> None:
         ltutil.skip_without_libtorrent()
-        self.root = os.path.abspath(self.mktemp())
+        self.make_root()
         seed_dir = os.path.join(self.root, "seed")
         self.data = make_files(os.path.join(seed_dir, "tree"), SIZES)
         self.raw = create_torrent(os.path.join(seed_dir, "tree"), piece_length=16384)

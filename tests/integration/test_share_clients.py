@@ -18,12 +18,13 @@ from urllib.parse import quote_from_bytes
 import treq
 from twisted.internet import reactor, task
 from twisted.internet.defer import inlineCallbacks
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import SkipTest
 from twisted.web.client import HTTPConnectionPool
 
 from tests.integration import ltutil
 from tests.integration.children import spawn_child
 from tests.integration.engine import ARIA2C, aria2_command, start_process
+from tests.integration.temproot import TempRootCase
 from txbittorrent.core.bencoding import decode
 from txbittorrent.core.metainfo import parse
 from txbittorrent.share.service import ShareConfig, ShareService
@@ -54,20 +55,16 @@ def sha1_of(path: str) -> str:
         return hashlib.sha1(f.read()).hexdigest()
 
 
-class ShareClientsBase(TestCase):
+class ShareClientsBase(TempRootCase):
+    make_dirs = True
     timeout = 180
 
     def setUp(self) -> None:
-        self.root = os.path.abspath(self.mktemp())
+        self.make_root()
         self.shared = os.path.join(self.root, "shared")
         self.data = make_files(self.shared, TREE)
         self.pool = HTTPConnectionPool(reactor, persistent=False)
         self.addCleanup(self.pool.closeCachedConnections)
-
-    def path(self, *parts: str) -> str:
-        p = os.path.join(self.root, *parts)
-        os.makedirs(p, exist_ok=True)
-        return p
 
     @inlineCallbacks
     def start_service(self) -> Generator[Any, Any, ShareService]:

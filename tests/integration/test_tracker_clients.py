@@ -25,6 +25,7 @@ from tests.integration import ltutil
 from tests.integration.children import ROOT
 from tests.integration.trackerproc import KiB, LOOPBACK, SIZES, TrackerChild, free_port
 from tests.integration.engine import ARIA2C, aria2_command, start_process
+from tests.integration.temproot import TempRootCase
 from txbittorrent.core.bencoding import decode
 from txbittorrent.core.metainfo import parse
 from txbittorrent.storage.create import create_torrent
@@ -34,15 +35,14 @@ UDP_LOOPBACK = "127.0.0.31"
 UDP_HOSTS = {"test_aria2_udp": "127.0.0.32"}
 """This module's UDP tracker address (see ``TrackerChild``)."""
 
-class TrackerClientsTests(TestCase):
+class TrackerClientsTests(TempRootCase):
     """Our tracker as a child process, real clients announcing to it."""
 
     timeout = 180
 
     def setUp(self) -> None:
         ltutil.skip_without_libtorrent()
-        self.root = os.path.abspath(self.mktemp())
-        os.makedirs(self.root)
+        self.make_root()
         # libtorrent keeps a UDP tracker's connection id per tracker IP for a
         # minute across the sessions of this process: a test whose libtorrent
         # seeder announces over UDP gets a loopback address of its own, or

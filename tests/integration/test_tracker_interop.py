@@ -33,11 +33,12 @@ import socket
 import subprocess
 from typing import Any
 
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import SkipTest
 
 from tests.integration import ltutil
 from tests.integration.engine import write_transmission_settings
 from tests.integration.trackerproc import LOOPBACK, SIZES, TrackerChild, free_port
+from tests.integration.temproot import TempRootCase
 from txbittorrent.core.bencoding import decode
 from txbittorrent.core.metainfo import parse
 from txbittorrent.storage.create import create_torrent
@@ -57,15 +58,14 @@ _UDP_HOSTS = itertools.count(11)
 """The last byte of each test's UDP tracker address (127.0.0.N)."""
 
 
-class InteropTestCase(TestCase):
+class InteropTestCase(TempRootCase):
     """Our tracker as a child process; helpers shared by the client tests."""
 
     timeout = 240
 
     def setUp(self) -> None:
         ltutil.skip_without_libtorrent()
-        self.root = os.path.abspath(self.mktemp())
-        os.makedirs(self.root)
+        self.make_root()
         self.tracker = TrackerChild(self, self.root, f"127.0.0.{next(_UDP_HOSTS)}")
         self.http_port = self.tracker.http_port
         self.http_url, self.udp_url = self.tracker.http_url, self.tracker.udp_url
