@@ -219,7 +219,7 @@ class SessionFallbackTests(TestCase):
         a, b = self.start_session("enabled"), self.start_session(listener)
         address = ("127.0.0.1", b.port)
         if encrypted_first:
-            a._dial_methods[address] = True
+            a._dial_methods.remember(address, True)
         a_host = FakePeerHost(reactor, INFO_HASH, OUR_ID)
         b_host = FakePeerHost(reactor, INFO_HASH, THEIR_ID)
         a.add_host(a_host)

@@ -8,7 +8,7 @@ A ``Session`` owns what the torrents of one client share:
 * the registry of torrents (``PeerHost``, keyed by ``info_hash``), which
   routes an incoming connection to its torrent once the first 48 bytes of
   the peer's handshake name the info hash (``route``, the links' router);
-* outgoing connection attempts (``connect``, the ``Dialer``), under the
+* outgoing connection attempts (``connect``, a ``peer.dialer.Dialer``), under the
   global limits: ``max_connections`` (live links plus attempts in progress)
   and ``max_half_open`` (attempts whose TCP connect has not completed);
 * the global rate limits, ``upload_throttle`` and ``download_throttle``,
@@ -53,7 +53,7 @@ plain first (``DIAL_ENCRYPTED_FIRST``).  A peer that drops our plain
 dial before sending a byte (a client with encryption required) is
 remembered, and the next dial to it goes encrypted; one that drops an
 encrypted dial before its DH key (MSE step 2) is remembered the other way.
-The memory (``_dial_methods``) is an LRU of ``FALLBACK_MEMORY`` addresses.
+The memory (``peer.dialer.DialMethods``) is an LRU of ``FALLBACK_MEMORY`` addresses.
 The attempt still ends in ``connect_failed``; when the address was not
 remembered before, the reason starts with ``peer.msepolicy.ENCRYPTION_RETRY``,
 which tells the swarm to redial on the next reactor turn rather than after
@@ -77,14 +77,13 @@ import dataclasses
 import ipaddress
 import os
 import random
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.internet.error import CannotListenError
-from twisted.internet.protocol import Factory, ServerFactory
+from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
@@ -92,9 +91,10 @@ from txbittorrent._reactor import resolve_reactor
 from txbittorrent.core.metainfo import MetainfoLimits
 from txbittorrent.errors import LocalProtocolError
 from txbittorrent.interfaces import Address, PeerHost
+from txbittorrent.peer.dialer import DIAL_ENCRYPTED_FIRST, FALLBACK_MEMORY, Dial, Dialer, DialMethods
 from txbittorrent.peer.links import LinkConfig, LinkGroup, normalize_host
 from txbittorrent.peer.mse import MSEPeerProtocol, PlainPeerProtocol
-from txbittorrent.peer.msepolicy import ENCRYPTION_MODES, ENCRYPTION_RETRY, Req2Map
+from txbittorrent.peer.msepolicy import ENCRYPTION_MODES, Req2Map
 from txbittorrent.peer.protocol import PeerProtocol
 from txbittorrent.dht.config import DHTConfig
 from txbittorrent.eventtypes import TorrentAdded, TorrentRemoved
@@ -114,7 +114,8 @@ if TYPE_CHECKING:
     from txbittorrent.dht.node import DHTNode
     from txbittorrent.torrent import Torrent
 
-__all__ = ["Session", "SessionConfig", "DEFAULT_INTERFACES", "v6only_listening_socket"]
+__all__ = ["Session", "SessionConfig", "DEFAULT_INTERFACES", "DIAL_ENCRYPTED_FIRST",
+           "FALLBACK_MEMORY", "v6only_listening_socket"]
 
 _log = Logger()
 
@@ -122,14 +123,6 @@ DEFAULT_INTERFACES = ("0.0.0.0", "::")
 """Every IPv4 and IPv6 address of the host."""
 
 _NEW, _RUNNING, _STOPPED = "new", "running", "stopped"
-
-DIAL_ENCRYPTED_FIRST = False
-"""Whether an "enabled" session dials an address it knows nothing of
-encrypted (else plain; the other method is the fallback)."""
-
-FALLBACK_MEMORY = 4096
-"""Addresses whose dial method the session remembers (LRU)."""
-
 
 @dataclass(frozen=True)
 class SessionConfig:
@@ -183,25 +176,6 @@ class _Listener(ServerFactory):
         return self._session._incoming(self.req2)
 
 
-class _Dial(Factory):
-    """One outgoing attempt: its host, address, endpoint Deferred and state.
-    It is the factory given to the endpoint, and lives until the TCP
-    connect succeeds (the link then takes over) or fails."""
-
-    noisy = False
-
-    def __init__(self, session: Session, host: PeerHost, address: Address) -> None:
-        self.session = session
-        self.host = host
-        self.address = address
-        self.deferred: Deferred[Any] | None = None
-        self.connected = False
-        self.done = False
-
-    def buildProtocol(self, addr: Any) -> PeerProtocol | None:
-        return self.session._dial_connected(self)
-
-
 class Session:
     """The listening port, outgoing connections and global limits of a client."""
 
@@ -234,10 +208,9 @@ class Session:
         self._state = _NEW
         self._tcp: TCPListeners | None = None
         self._hosts: dict[bytes, PeerHost] = {}
-        self._dials: dict[tuple[bytes, Address], _Dial] = {}
-        self._dial_methods: OrderedDict[Address, bool] = OrderedDict()
-        """Encryption fallback: address -> dial encrypted (see the module docstring)."""
-        self._half_open = 0
+        self._dialer = Dialer(self._dial_connected)
+        self._dial_methods = DialMethods()
+        """Encryption fallback: how to dial each address (see the module docstring)."""
         self._links: LinkGroup | None = None
         self._v6only_socket: Callable[[str, int, int], Any] = v6only_listening_socket
         self.client_endpoint: ClientEndpointFactory = tcp_client_endpoint
@@ -302,8 +275,7 @@ class Session:
         udp, self._udp = self._udp, None
         if udp is not None:
             waits.append(udp.stop())
-        for dial in list(self._dials.values()):
-            self._cancel_dial(dial, "session stopped")
+        self._dialer.cancel_all("session stopped")
         if self._links is not None:
             for link in self._links:
                 link.abort("session stopped")
@@ -507,9 +479,7 @@ class Session:
         if self._hosts.get(host.info_hash) is not host:
             return
         del self._hosts[host.info_hash]
-        for dial in list(self._dials.values()):
-            if dial.host is host and not dial.connected:
-                self._cancel_dial(dial, "torrent removed")
+        self._dialer.cancel_host(host, "torrent removed")
         if self._links is not None:
             for link in self._links:
                 if link.host is host and not link.accepted:
@@ -526,14 +496,14 @@ class Session:
     @property
     def half_open(self) -> int:
         """Outgoing attempts whose TCP connect has not completed."""
-        return self._half_open
+        return self._dialer.half_open
 
     def connection_count(self, host: PeerHost | None = None) -> int:
         """Live links plus attempts in progress, for one host or all."""
         links = self._links
         if host is None:
-            return (len(links) if links is not None else 0) + self._half_open
-        count = sum(1 for dial in self._dials.values() if dial.host is host and not dial.connected)
+            return (len(links) if links is not None else 0) + self._dialer.half_open
+        count = self._dialer.pending(host)
         if links is not None:
             count += sum(1 for link in links if link.host is host)
         return count
@@ -555,10 +525,10 @@ class Session:
             raise LocalProtocolError("connect() for a host that was not added with add_host()")
         address = (normalize_host(address[0]), address[1])
         key = (host.info_hash, address)
-        if key in self._dials or self.is_own_address(address):
+        if key in self._dialer or self.is_own_address(address):
             return False
         config = self.config
-        if self._half_open >= config.max_half_open:
+        if self._dialer.half_open >= config.max_half_open:
             return False
         if self.connection_count() >= config.max_connections:
             return False
@@ -566,15 +536,8 @@ class Session:
         assert links is not None
         if any(link.host is host and link.address == address for link in links):
             return False
-        dial = _Dial(self, host, address)
-        self._dials[key] = dial
-        self._half_open += 1
         endpoint = self.client_endpoint(self._reactor, address, config.connect_timeout)
-        d = dial.deferred = endpoint.connect(dial)
-        d.addCallbacks(
-            lambda _: self._dial_ended(dial),
-            lambda f: self._dial_failed(dial, f"connect failed: {f.getErrorMessage()}"),
-        )
+        self._dialer.dial(host, address, endpoint)
         return True
 
     def is_own_address(self, address: Address) -> bool:
@@ -620,14 +583,10 @@ class Session:
             **self._link_options(),
         )
 
-    def _dial_connected(self, dial: _Dial) -> PeerProtocol | None:
+    def _dial_connected(self, dial: Dial) -> PeerProtocol | None:
         """The link of a connection we dialled: encrypted when encryption is
         forced, plain when disabled, else as ``dials_encrypted`` says, with
         the fallback hook (see ``SessionConfig.encryption``)."""
-        if dial.done or dial.connected:
-            return None
-        dial.connected = True
-        self._half_open -= 1
         assert self._links is not None
         mode = self.config.encryption
         if mode == "disabled":
@@ -664,47 +623,10 @@ class Session:
         mode = self.config.encryption
         if mode != "enabled":
             return mode == "forced"
-        return self._dial_methods.get(address, DIAL_ENCRYPTED_FIRST)
+        return self._dial_methods.encrypted(address)
 
     def _fell_back(self, link: PeerProtocol, encrypted: bool) -> str | None:
         """An outgoing link the peer dropped before a sign of life, dialled
         ``encrypted`` or not: remember to dial the other way next time; the
         reason its host hears (see "Encryption fallback")."""
-        address = link.address
-        memory = self._dial_methods
-        first = address not in memory
-        memory[address] = not encrypted
-        memory.move_to_end(address)
-        while len(memory) > FALLBACK_MEMORY:
-            memory.popitem(last=False)
-        tried = "encrypted" if encrypted else "plaintext"
-        if first:
-            return f"{ENCRYPTION_RETRY}: the peer did not take our {tried} handshake"
-        return f"the peer did not take our {tried} handshake"
-
-    def _dial_failed(self, dial: _Dial, reason: str) -> None:
-        if dial.done:
-            return
-        self._forget_dial(dial)
-        dial.host.connect_failed(dial.address, reason)
-
-    def _dial_ended(self, dial: _Dial) -> None:
-        if not dial.done:
-            self._forget_dial(dial)
-
-    def _forget_dial(self, dial: _Dial) -> None:
-        dial.done = True
-        if not dial.connected:
-            self._half_open -= 1
-        key = (dial.host.info_hash, dial.address)
-        if self._dials.get(key) is dial:
-            del self._dials[key]
-
-    def _cancel_dial(self, dial: _Dial, reason: str) -> None:
-        if dial.connected:
-            # Its link is in the group; closing the link ends the attempt.
-            return
-        self._forget_dial(dial)
-        if dial.deferred is not None:
-            dial.deferred.cancel()  # the endpoint stops connecting
-        dial.host.connect_failed(dial.address, reason)
+        return self._dial_methods.fell_back(link.address, encrypted)
