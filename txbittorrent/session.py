@@ -91,7 +91,13 @@ from txbittorrent._reactor import resolve_reactor
 from txbittorrent.core.metainfo import MetainfoLimits
 from txbittorrent.errors import LocalProtocolError
 from txbittorrent.interfaces import Address, PeerHost
-from txbittorrent.peer.dialer import DIAL_ENCRYPTED_FIRST, FALLBACK_MEMORY, Dial, Dialer, DialMethods
+from txbittorrent.peer.dialer import (
+    DIAL_ENCRYPTED_FIRST,
+    FALLBACK_MEMORY,
+    Dial,
+    Dialer,
+    DialMethods,
+)
 from txbittorrent.peer.links import LinkConfig, LinkGroup, normalize_host
 from txbittorrent.peer.mse import MSEPeerProtocol, PlainPeerProtocol
 from txbittorrent.peer.msepolicy import ENCRYPTION_MODES, Req2Map
