@@ -175,9 +175,12 @@ class TransmissionLeecher:
         os.makedirs(self.download_dir)
         with open(os.path.join(self.config_dir, "settings.json"), "w") as f:
             json.dump(settings(self.peer_port), f, indent=1)
+        # No -v: Transmission checks a new torrent's files when it adds it,
+        # and a second check asked for meanwhile can leave the torrent
+        # stopped, which ends transmission-cli at once (seen once in CI).
         self.proc = subprocess.Popen(
             ["stdbuf", "-o0", EXECUTABLE, "-g", self.config_dir, "-w", self.download_dir,
-             "-p", str(self.peer_port), "-v", self.torrent],
+             "-p", str(self.peer_port), self.torrent],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             preexec_fn=_die_with_parent)
         assert self.proc.stdout is not None and self.proc.stderr is not None
