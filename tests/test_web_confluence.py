@@ -27,7 +27,7 @@ from txbittorrent.daemon.ondemand import OnDemand
 from txbittorrent.eventtypes import PiecePassed, StateChanged
 from txbittorrent.state import TorrentState
 from txbittorrent.storage.create import create_torrent
-from txbittorrent.testing import make_files
+from txbittorrent.testing import make_files, wait_until
 from txbittorrent.web.confluence import confluence_resources
 from txbittorrent.web.events import websocket_available
 
@@ -354,10 +354,8 @@ class InfoTests(ConfluenceCase):
         d = self.fetch("GET", f"/info?magnet={magnet}")
         # The GET adds the torrent; the POST, on another connection, must not
         # overtake it.
-        for _ in range(200):
-            if self.session.get(meta.info_hash) is not None:
-                break
-            yield deferLater(reactor, 0.01, lambda: None)
+        yield wait_until(lambda: self.session.get(meta.info_hash) is not None, 2,
+                         "the GET to add the torrent", interval=0.01)
         response, _ = yield self.fetch("POST", f"/metainfo?ih={meta.info_hash.hex()}",
                                        data=encode({b"info": decode(meta.info_bytes)}))
         self.assertEqual(response.code, 200)

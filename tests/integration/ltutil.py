@@ -158,13 +158,26 @@ def wait_for_files(seed_root: str, lt_root: str, names: Any,
 
     libtorrent 2 can count a piece as passed (it hashes from its store buffer)
     before the write reaches the file, so ``is_seeding`` does not yet mean the
-    bytes are on disk; fail, naming the files that differ, at the deadline."""
+    bytes are on disk; fail, naming the files that differ, at the deadline.
+    A test on the running reactor waits with ``files_landed`` instead."""
+    wait_for(*_files_wait(seed_root, lt_root, names, timeout))
+
+
+def files_landed(seed_root: str, lt_root: str, names: Any,
+                 timeout: float = DEFAULT_TIMEOUT) -> Any:
+    """``wait_for_files`` without blocking the reactor: a Deferred."""
+    from txbittorrent.testing import wait_until
+
+    return wait_until(*_files_wait(seed_root, lt_root, names, timeout))
+
+
+def _files_wait(seed_root: str, lt_root: str, names: Any, timeout: float) -> tuple[Any, ...]:
     from txbittorrent.testing import same_files
 
     names = list(names)
-    wait_for(lambda: not same_files(seed_root, lt_root, names), timeout,
-             "libtorrent's files to match the seed's",
-             lambda: repr(same_files(seed_root, lt_root, names)))
+    return (lambda: not same_files(seed_root, lt_root, names), timeout,
+            "libtorrent's files to match the seed's",
+            lambda: repr(same_files(seed_root, lt_root, names)))
 
 
 def file_list(files: Any) -> list[tuple[str, int, bool]]:

@@ -267,11 +267,8 @@ class DHTTests(TempRootCase):
         self.assertTrue(sources[(LOOPBACK, t.port)] & lt.peer_info.dht, sources)
         self.report("libtorrent's leecher found our seeder", t, announce=announced,
                     leecher_connected=connected[0], leecher_complete=found_and_done)
-        # libtorrent can count a piece as passed (hashed from its store buffer)
-        # before its write reaches the file.
-        yield wait_until(lambda: not same_files(self.path("seed", "tree"), self.path("lt", "tree"),
-                                                self.files),
-                         DEADLINE, "libtorrent's files on disk", interval=POLL)
+        yield ltutil.files_landed(self.path("seed", "tree"), self.path("lt", "tree"), self.files,
+                                  DEADLINE)
         self.assertEqual(same_files(self.path("seed", "tree"), self.path("lt", "tree"),
                                     self.files), [])
         yield t.stop()

@@ -120,10 +120,8 @@ class LibtorrentTests(EngineTestBase):
         yield wait_until(lambda: handle.status().is_seeding, 60, "libtorrent to finish",
                          lambda: ltutil.describe(handle))
         self.assertGreaterEqual(t.uploaded, sum(TREE.values()))
-        # Seeding can come before libtorrent's last write reaches the file.
-        yield wait_until(lambda: not same_files(os.path.join(self.root, "seed", "tree"),
-                                                os.path.join(self.root, "lt", "tree"), TREE),
-                         10, "libtorrent's files on disk")
+        yield ltutil.files_landed(os.path.join(self.root, "seed", "tree"),
+                                  os.path.join(self.root, "lt", "tree"), TREE, 10)
         bad = same_files(os.path.join(self.root, "seed", "tree"),
                          os.path.join(self.root, "lt", "tree"), list(TREE))
         self.assertEqual(bad, [])

@@ -112,10 +112,8 @@ class MSELibtorrentTests(TempRootCase):
         self.assertEqual({info.encrypted for info in first.infos}, encrypted)
         yield wait_until(lambda: handle.status().is_seeding, 40, "libtorrent to finish",
                          lambda: ltutil.describe(handle))
-        # Seeding can come before libtorrent's last write reaches the file.
-        yield wait_until(lambda: not same_files(os.path.join(self.root, "seed", "mse"),
-                                                os.path.join(self.path("lt"), "mse"), SIZES),
-                         10, "libtorrent's files on disk")
+        yield ltutil.files_landed(os.path.join(self.root, "seed", "mse"),
+                                  os.path.join(self.path("lt"), "mse"), SIZES, 10)
         self.assert_same(self.path("lt"))
         yield seeder.stop()
         assert first.at is not None
